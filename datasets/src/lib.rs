@@ -1,0 +1,198 @@
+//! Datasets for nas-host: readers for the official MNIST (IDX) and CIFAR-10 (binary) files, downloads
+//! verified by checksum, and a small synthetic image dataset generated in code.
+//!
+//! This crate has no libtorch dependency: it hands the host plain `u8` images in NCHW order.
+
+mod cifar;
+mod download;
+mod error;
+mod mnist;
+mod synthetic;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use download::{download_verified, Checksum, RemoteFile};
+pub use error::DataError;
+pub use synthetic::SyntheticOptions;
+
+/// Images of one split, stored as bytes in NCHW order (one byte per pixel and channel).
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Keeps only the images whose label is below `num_classes`.
+    fn keep_classes_below(self, num_classes: u8, image_len: usize) -> Split {
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for (i, &label) in self.labels.iter().enumerate() {
+            if label < num_classes {
+                labels.push(label);
+                images.extend_from_slice(&self.images[i * image_len..(i + 1) * image_len]);
+            }
+        }
+        Split { images, labels }
+    }
+}
+
+/// A loaded dataset: train and test splits of same-shaped images.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: DatasetName,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub num_classes: usize,
+    pub train: Split,
+    pub test: Split,
+}
+
+impl Dataset {
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// The named datasets nas-host knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatasetName {
+    /// MNIST digits 0–2 (18623 train / 3147 test), the seed's MNIST-3.
+    Mnist3,
+    /// All ten MNIST digits.
+    Mnist,
+    /// CIFAR-10 classes 0–4 (25000 / 5000), the seed's CIFAR-5.
+    Cifar5,
+    /// All of CIFAR-10 (50000 / 10000).
+    Cifar10,
+    /// Generated shapes in three classes; no files needed.
+    Synthetic,
+}
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 5] = [
+        DatasetName::Mnist3,
+        DatasetName::Mnist,
+        DatasetName::Cifar5,
+        DatasetName::Cifar10,
+        DatasetName::Synthetic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Mnist3 => "mnist3",
+            DatasetName::Mnist => "mnist",
+            DatasetName::Cifar5 => "cifar5",
+            DatasetName::Cifar10 => "cifar10",
+            DatasetName::Synthetic => "synthetic",
+        }
+    }
+
+    /// (channels, height, width) of the images, known without loading anything.
+    pub fn image_shape(self) -> (usize, usize, usize) {
+        match self {
+            DatasetName::Mnist3 | DatasetName::Mnist => (1, 28, 28),
+            DatasetName::Cifar5 | DatasetName::Cifar10 => (3, 32, 32),
+            DatasetName::Synthetic => synthetic::IMAGE_SHAPE,
+        }
+    }
+
+    pub fn num_classes(self) -> usize {
+        match self {
+            DatasetName::Mnist3 => 3,
+            DatasetName::Mnist | DatasetName::Cifar10 => 10,
+            DatasetName::Cifar5 => 5,
+            DatasetName::Synthetic => synthetic::NUM_CLASSES,
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DatasetName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        DatasetName::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s.to_ascii_lowercase())
+            .ok_or_else(|| {
+                format!(
+                    "unknown dataset '{s}'; expected one of: {}",
+                    DatasetName::ALL.map(|d| d.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// Where data files live and whether missing ones may be downloaded.
+#[derive(Debug, Clone)]
+pub struct DataSource {
+    pub data_dir: PathBuf,
+    /// Download missing files from the official sources (verified by checksum) when true.
+    pub download: bool,
+    /// Overrides the official base URLs (for mirrors and tests): files are fetched from `BASE/NAME`.
+    pub mirror: Option<String>,
+}
+
+impl DataSource {
+    /// `--data-dir`, else `NAS_DATA_DIR`, else `./data`; downloads allowed unless `NAS_OFFLINE=1`.
+    pub fn resolve(data_dir: Option<&Path>) -> DataSource {
+        let data_dir = data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("NAS_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("data"));
+        DataSource {
+            data_dir,
+            download: std::env::var("NAS_OFFLINE").map_or(true, |v| v != "1"),
+            mirror: std::env::var("NAS_DATA_MIRROR").ok(),
+        }
+    }
+}
+
+/// Loads a named dataset, downloading missing official files when the source allows it.
+pub fn load(name: DatasetName, source: &DataSource) -> Result<Dataset, DataError> {
+    let (channels, height, width) = name.image_shape();
+    let image_len = channels * height * width;
+    let (train, test) = match name {
+        DatasetName::Mnist | DatasetName::Mnist3 => mnist::load(source)?,
+        DatasetName::Cifar10 | DatasetName::Cifar5 => cifar::load(source)?,
+        DatasetName::Synthetic => {
+            let data = synthetic::generate(&SyntheticOptions::default());
+            return Ok(data);
+        }
+    };
+    let num_classes = name.num_classes();
+    let (train, test) = if num_classes < 10 {
+        (
+            train.keep_classes_below(num_classes as u8, image_len),
+            test.keep_classes_below(num_classes as u8, image_len),
+        )
+    } else {
+        (train, test)
+    };
+    Ok(Dataset {
+        name,
+        channels,
+        height,
+        width,
+        num_classes,
+        train,
+        test,
+    })
+}
+
+pub use synthetic::generate as generate_synthetic;

@@ -1,0 +1,11 @@
+//! nas-host: neural architecture search by reinforcement learning. The host owns the MDP, the masks
+//! and child-network training (libtorch); agents and reward shapers are sandboxed WebAssembly plugins.
+//!
+//! Data flows one way: CLI → search loop → (agent plugin, env, evaluator) → store → report.
+
+pub mod arch;
+pub mod cli;
+pub mod device;
+pub mod mdp;
+pub mod model;
+pub mod train;

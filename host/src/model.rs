@@ -1,0 +1,70 @@
+//! Builds the libtorch network for an architecture: conv → activation, max-pool, fc → activation,
+//! and a final linear classifier.
+
+use tch::nn;
+
+use crate::arch::{Architecture, Layer};
+
+/// The nonlinearity after conv and fc layers. `None` reproduces the seed exactly (it had none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    None,
+}
+
+/// Builds the network under `vs`. `input` is (channels, height, width).
+pub fn build(
+    vs: &nn::Path,
+    arch: &Architecture,
+    input: (usize, usize, usize),
+    num_classes: usize,
+    activation: Activation,
+) -> nn::Sequential {
+    let (mut channels, mut side, _) = (input.0 as i64, input.1 as i64, input.2);
+    let mut features: Option<i64> = None;
+    let mut net = nn::seq();
+    let relu = activation == Activation::Relu;
+    for (i, layer) in arch.layers.iter().enumerate() {
+        let name = format!("l{i}");
+        match *layer {
+            Layer::Conv { filters, kernel } => {
+                let conv = nn::conv2d(vs / name, channels, i64::from(filters), i64::from(kernel), Default::default());
+                net = net.add(conv);
+                if relu {
+                    net = net.add_fn(|x| x.relu());
+                }
+                channels = i64::from(filters);
+                side = side - i64::from(kernel) + 1;
+            }
+            Layer::Pool { size, stride } => {
+                let (k, s) = (i64::from(size), i64::from(stride));
+                net = net.add_fn(move |x| x.max_pool2d([k, k], [s, s], [0, 0], [1, 1], false));
+                side = (side - k) / s + 1;
+            }
+            Layer::Fc { units } => {
+                let inputs = match features {
+                    Some(f) => f,
+                    None => {
+                        net = net.add_fn(|x| x.flatten(1, -1));
+                        channels * side * side
+                    }
+                };
+                net = net.add(nn::linear(vs / name, inputs, i64::from(units), Default::default()));
+                if relu {
+                    net = net.add_fn(|x| x.relu());
+                }
+                features = Some(i64::from(units));
+            }
+        }
+    }
+    let inputs = match features {
+        Some(f) => f,
+        None => {
+            net = net.add_fn(|x| x.flatten(1, -1));
+            channels * side * side
+        }
+    };
+    net.add(nn::linear(vs / "classifier", inputs, num_classes as i64, Default::default()))
+}

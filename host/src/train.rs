@@ -1,0 +1,237 @@
+//! Child-network training with libtorch: the seed's protocol (Table 3) by default — Adam lr 0.01,
+//! cross entropy, batch 100, 5 epochs, reshuffled every epoch — and the reward is the accuracy on the
+//! evaluation split.
+//!
+//! The dataset is converted to float tensors on the device once; each epoch shuffles it with one
+//! gather and then slices batches as views, so no per-batch copying or host↔device traffic happens.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use nas_datasets::{Dataset, Split};
+use serde::{Deserialize, Serialize};
+use tch::nn::{Module, OptimizerConfig};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::arch::Architecture;
+use crate::model::{self, Activation};
+
+/// Which images measure the reward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "images")]
+pub enum Validation {
+    /// The dataset's test split (the seed's protocol).
+    #[default]
+    Test,
+    /// The last N images of a seeded shuffle of the training split; training uses the rest.
+    Holdout(usize),
+}
+
+impl std::str::FromStr for Validation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Validation, String> {
+        match s.split_once(':') {
+            None if s == "test" => Ok(Validation::Test),
+            Some(("holdout", n)) => n
+                .parse()
+                .ok()
+                .filter(|&n: &usize| n > 0)
+                .map(Validation::Holdout)
+                .ok_or_else(|| format!("`{s}`: holdout needs a positive image count, e.g. holdout:5000")),
+            _ => Err(format!("`{s}`: expected `test` or `holdout:N`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Validation::Test => f.write_str("test"),
+            Validation::Holdout(n) => write!(f, "holdout:{n}"),
+        }
+    }
+}
+
+/// The training protocol; part of the architecture cache key, so every field that changes the
+/// result belongs here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub activation: Activation,
+    pub validation: Validation,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 5,
+            batch_size: 100,
+            learning_rate: 0.01,
+            activation: Activation::Relu,
+            validation: Validation::Test,
+            seed: 0,
+        }
+    }
+}
+
+/// The result of training one child network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOutcome {
+    /// Accuracy on the evaluation split in [0, 1]; 0 when the child failed.
+    pub accuracy: f64,
+    pub params: u64,
+    /// Wall time of training and evaluation.
+    pub seconds: f64,
+    pub seconds_per_epoch: f64,
+    /// Why the child failed (diverged, out of memory…); `None` on success.
+    pub failure: Option<String>,
+}
+
+/// A dataset as float tensors on the training device, normalised per channel with the training
+/// split's statistics.
+pub struct TensorData {
+    pub train_x: Tensor,
+    pub train_y: Tensor,
+    pub eval_x: Tensor,
+    pub eval_y: Tensor,
+    pub input: (usize, usize, usize),
+    pub num_classes: usize,
+    pub device: Device,
+}
+
+fn to_tensors(split: &Split, input: (usize, usize, usize)) -> (Tensor, Tensor) {
+    let (c, h, w) = input;
+    let x = Tensor::from_slice(&split.images)
+        .view([split.len() as i64, c as i64, h as i64, w as i64])
+        .to_kind(Kind::Float)
+        / 255.0;
+    let y = Tensor::from_slice(&split.labels).to_kind(Kind::Int64);
+    (x, y)
+}
+
+impl TensorData {
+    pub fn new(dataset: &Dataset, validation: Validation, seed: u64, device: Device) -> anyhow::Result<TensorData> {
+        let input = (dataset.channels, dataset.height, dataset.width);
+        let (mut train_x, mut train_y) = to_tensors(&dataset.train, input);
+        let (mut eval_x, mut eval_y) = to_tensors(&dataset.test, input);
+        if let Validation::Holdout(n) = validation {
+            let total = dataset.train.len();
+            anyhow::ensure!(n < total, "--validation holdout:{n} holds out every training image ({total}); use fewer");
+            let _guard = tch::no_grad_guard();
+            tch::manual_seed(seed as i64);
+            let perm = Tensor::randperm(total as i64, (Kind::Int64, Device::Cpu));
+            let (keep, held) = (perm.narrow(0, 0, (total - n) as i64), perm.narrow(0, (total - n) as i64, n as i64));
+            eval_x = train_x.index_select(0, &held);
+            eval_y = train_y.index_select(0, &held);
+            train_x = train_x.index_select(0, &keep);
+            train_y = train_y.index_select(0, &keep);
+        }
+        let mean = train_x.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float);
+        let std = train_x.std_dim([0i64, 2, 3].as_slice(), false, true).clamp_min(1e-6);
+        let normalise = |x: &Tensor| ((x - &mean) / &std).to_device(device).contiguous();
+        Ok(TensorData {
+            train_x: normalise(&train_x),
+            train_y: train_y.to_device(device),
+            eval_x: normalise(&eval_x),
+            eval_y: eval_y.to_device(device),
+            input,
+            num_classes: dataset.num_classes,
+            device,
+        })
+    }
+}
+
+/// Trains `arch` on `data` and measures its accuracy. Never panics: a diverging or out-of-memory
+/// child comes back as a failed outcome with its reason.
+pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> TrainOutcome {
+    let params = arch.param_count(data.input, data.num_classes);
+    let started = Instant::now();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config)));
+    let seconds = started.elapsed().as_secs_f64();
+    let epochs = config.epochs.max(1) as f64;
+    let failed = |reason: String| TrainOutcome {
+        accuracy: 0.0,
+        params,
+        seconds,
+        seconds_per_epoch: seconds / epochs,
+        failure: Some(reason),
+    };
+    match result {
+        Ok(Ok(accuracy)) => TrainOutcome { accuracy, params, seconds, seconds_per_epoch: seconds / epochs, failure: None },
+        Ok(Err(reason)) => failed(reason),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown libtorch error".into());
+            let reason = if message.contains("out of memory") {
+                format!("out of memory: {}", first_line(&message))
+            } else {
+                format!("libtorch error: {}", first_line(&message))
+            };
+            failed(reason)
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn train_inner(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Result<f64, String> {
+    tch::manual_seed(config.seed as i64);
+    let vs = nn::VarStore::new(data.device);
+    let net = model::build(&vs.root(), arch, data.input, data.num_classes, config.activation);
+    let mut opt = nn::Adam::default()
+        .build(&vs, config.learning_rate)
+        .map_err(|e| format!("cannot build the optimizer: {e}"))?;
+    let n = data.train_y.size()[0];
+    let batch = config.batch_size.max(1) as i64;
+    for epoch in 0..config.epochs {
+        let (xs, ys) = {
+            let _guard = tch::no_grad_guard();
+            let perm = Tensor::randperm(n, (Kind::Int64, data.device));
+            (data.train_x.index_select(0, &perm), data.train_y.index_select(0, &perm))
+        };
+        // Losses are summed on the device and checked once per epoch, so the hot loop never syncs.
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, data.device));
+        let mut start = 0;
+        while start < n {
+            let len = batch.min(n - start);
+            let loss = net
+                .forward(&xs.narrow(0, start, len))
+                .cross_entropy_for_logits(&ys.narrow(0, start, len));
+            opt.backward_step(&loss);
+            loss_sum += loss.detach();
+            start += len;
+        }
+        let total = loss_sum.double_value(&[]);
+        if !total.is_finite() {
+            return Err(format!("diverged: the training loss became {total} in epoch {}", epoch + 1));
+        }
+    }
+    Ok(accuracy(&net, &data.eval_x, &data.eval_y))
+}
+
+/// Accuracy of `net` on (x, y), evaluated without gradients in large batches.
+pub fn accuracy(net: &impl Module, x: &Tensor, y: &Tensor) -> f64 {
+    let _guard = tch::no_grad_guard();
+    let n = y.size()[0];
+    if n == 0 {
+        return 0.0;
+    }
+    let mut correct = 0i64;
+    let mut start = 0;
+    while start < n {
+        let len = 1000.min(n - start);
+        let predicted = net.forward(&x.narrow(0, start, len)).argmax(-1, false);
+        correct += predicted.eq_tensor(&y.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
+        start += len;
+    }
+    correct as f64 / n as f64
+}

@@ -1,0 +1,202 @@
+//! Plain Rust types for plugin authors, converted from and to the WIT-generated ones.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Layer {
+    Conv { filters: u32, kernel: u32 },
+    Pool { size: u32, stride: u32 },
+    Fc { units: u32 },
+}
+
+/// One entry of the flat action list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ActionSpec {
+    pub layer: Layer,
+    pub terminate: bool,
+}
+
+/// The search space: the flat action list and the observation layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Space {
+    pub actions: Vec<ActionSpec>,
+    pub observation_len: usize,
+    pub tuple_field_sizes: Vec<usize>,
+    pub max_depth: usize,
+}
+
+/// One environment's current state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// One-hot encoding of the state tuple.
+    pub features: Vec<f32>,
+    /// The seed's 7-field tuple (depth, type, filter depth, filter size, pool, fc size, terminate).
+    pub tuple: Vec<u32>,
+    pub depth: usize,
+    pub image_size: u32,
+}
+
+/// A finished child network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub accuracy: f64,
+    pub params: u64,
+    pub depth: usize,
+    pub architecture: String,
+    pub layers: Vec<Layer>,
+    pub train_seconds: f64,
+    pub failure: Option<String>,
+}
+
+/// A seeded, serializable random generator (ChaCha8): save it with the agent's state so a resumed
+/// run draws the same numbers as an uninterrupted one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRng(ChaCha8Rng);
+
+impl PluginRng {
+    pub fn new(seed: u64) -> PluginRng {
+        PluginRng(ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// A uniform float in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.0.random::<f64>()
+    }
+
+    /// A uniform index below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0.random_range(0..n)
+    }
+
+    /// A uniformly chosen index among those where `mask` is true; `None` if none is.
+    pub fn uniform_valid(&mut self, mask: &[bool]) -> Option<usize> {
+        let count = mask.iter().filter(|&&v| v).count();
+        if count == 0 {
+            return None;
+        }
+        let pick = self.below(count);
+        mask.iter().enumerate().filter(|(_, &v)| v).nth(pick).map(|(i, _)| i)
+    }
+
+    /// Samples an index from unnormalised probabilities `weights` (≥ 0); `None` if they sum to 0.
+    pub fn weighted(&mut self, weights: &[f64]) -> Option<usize> {
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 || !total.is_finite() {
+            return None;
+        }
+        let mut target = self.uniform() * total;
+        for (i, &w) in weights.iter().enumerate() {
+            if target < w {
+                return Some(i);
+            }
+            target -= w;
+        }
+        weights.iter().rposition(|&w| w > 0.0)
+    }
+
+    /// The underlying generator, for `rand` APIs.
+    pub fn inner(&mut self) -> &mut ChaCha8Rng {
+        &mut self.0
+    }
+}
+
+/// Index of the largest `values[i]` with `mask[i]`; ties go to the lowest index.
+pub fn argmax_valid(values: &[f64], mask: &[bool]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, (&v, &ok)) in values.iter().zip(mask).enumerate() {
+        if ok && best.is_none_or(|b| v > values[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// Conversions from one generated bindings module (the agent and reward worlds each have their
+/// own copy of the WIT types).
+macro_rules! conversions {
+    ($types:path) => {
+        const _: () = {
+            use $types as w;
+
+            impl From<w::Layer> for Layer {
+                fn from(layer: w::Layer) -> Layer {
+                    match layer {
+                        w::Layer::Conv(c) => Layer::Conv { filters: c.filters, kernel: c.kernel },
+                        w::Layer::Pool(p) => Layer::Pool { size: p.size, stride: p.stride },
+                        w::Layer::Fc(units) => Layer::Fc { units },
+                    }
+                }
+            }
+        };
+    };
+}
+
+conversions!(crate::agent_bindings::nas::plugin::types);
+conversions!(crate::reward_bindings::nas::plugin::types);
+
+impl From<crate::agent_bindings::nas::plugin::types::Space> for Space {
+    fn from(s: crate::agent_bindings::nas::plugin::types::Space) -> Space {
+        Space {
+            actions: s
+                .actions
+                .into_iter()
+                .map(|a| ActionSpec { layer: a.layer.into(), terminate: a.terminate })
+                .collect(),
+            observation_len: s.observation_len as usize,
+            tuple_field_sizes: s.tuple_field_sizes.into_iter().map(|x| x as usize).collect(),
+            max_depth: s.max_depth as usize,
+        }
+    }
+}
+
+impl From<crate::agent_bindings::nas::plugin::types::Observation> for Observation {
+    fn from(o: crate::agent_bindings::nas::plugin::types::Observation) -> Observation {
+        Observation { features: o.features, tuple: o.tuple, depth: o.depth as usize, image_size: o.image_size }
+    }
+}
+
+impl From<crate::reward_bindings::nas::plugin::types::Evaluation> for Evaluation {
+    fn from(e: crate::reward_bindings::nas::plugin::types::Evaluation) -> Evaluation {
+        Evaluation {
+            accuracy: e.accuracy,
+            params: e.params,
+            depth: e.depth as usize,
+            architecture: e.architecture,
+            layers: e.layers.into_iter().map(Layer::from).collect(),
+            train_seconds: e.train_seconds,
+            failure: e.failure,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_valid_only_picks_valid_indices() {
+        let mut rng = PluginRng::new(3);
+        let mask = [false, true, false, true, false];
+        for _ in 0..200 {
+            let i = rng.uniform_valid(&mask).unwrap();
+            assert!(mask[i]);
+        }
+        assert_eq!(rng.uniform_valid(&[false, false]), None);
+    }
+
+    #[test]
+    fn rng_state_round_trips_through_bytes() {
+        let mut a = PluginRng::new(9);
+        a.uniform();
+        let mut b: PluginRng = crate::from_bytes(&crate::to_bytes(&a).unwrap()).unwrap();
+        assert_eq!(a.below(1000), b.below(1000));
+    }
+
+    #[test]
+    fn argmax_respects_mask() {
+        assert_eq!(argmax_valid(&[5.0, 1.0, 3.0], &[false, true, true]), Some(2));
+        assert_eq!(argmax_valid(&[1.0], &[false]), None);
+    }
+}
