@@ -5,7 +5,14 @@
 
 pub mod arch;
 pub mod cli;
+pub mod config;
 pub mod device;
+pub mod eval;
+pub mod evaluator;
 pub mod mdp;
 pub mod model;
+pub mod plugin;
+pub mod report;
+pub mod search;
+pub mod store;
 pub mod train;

@@ -1,0 +1,64 @@
+# nas-host — every target installs what it needs on a fresh machine (PyTorch 2.11.0 for libtorch in a
+# venv under ~/.cache, the wasm32-wasip2 target). Caches live outside the clone, so reruns are fast.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+CACHE_DIR ?= $(HOME)/.cache/nas-host
+VENV := $(CACHE_DIR)/torch-venv
+TORCH_VERSION := 2.11.0
+PYTHON ?= python3
+export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(VENV)/bin:$(PATH)
+
+PLUGINS := random qlearning ppo accuracy size_penalty
+TEST_PLUGINS := hostile
+WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
+
+.PHONY: build test demo bench setup plugins lint clean
+
+$(VENV)/.torch-$(TORCH_VERSION):
+	@echo "setting up PyTorch $(TORCH_VERSION) (libtorch for tch) in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy
+	touch $@
+
+$(CACHE_DIR)/.wasm32-wasip2:
+	rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	mkdir -p $(CACHE_DIR) && touch $@
+
+setup: $(VENV)/.torch-$(TORCH_VERSION) $(CACHE_DIR)/.wasm32-wasip2
+
+plugins: $(CACHE_DIR)/.wasm32-wasip2
+	cargo build --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS))
+	@for p in $(PLUGINS); do cp -f $(WASM_DIR)/$$p.wasm plugins/$$p.wasm; done
+	@for p in $(TEST_PLUGINS); do cp -f $(WASM_DIR)/$$p.wasm tests/plugins/$$p.wasm; done
+	@echo "plugins: $(addsuffix .wasm,$(addprefix plugins/,$(PLUGINS)))"
+
+build: setup plugins
+	cargo build --release -p nas-host
+	@mkdir -p target/release
+	@if [ "$$(realpath -m $(CARGO_TARGET_DIR))" != "$$(realpath -m target)" ]; then cp -f $(CARGO_TARGET_DIR)/release/nas-host target/release/nas-host; fi
+	@echo "built target/release/nas-host"
+
+# Tests run in the release profile so they share the (slow to build) wasmtime and libtorch
+# artifacts with `make build`.
+test: build
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --exclude ppo --exclude qlearning --exclude random --exclude accuracy --exclude size_penalty --exclude hostile --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS)) -- -D warnings
+	cargo test --release --workspace --exclude ppo --exclude qlearning --exclude random --exclude accuracy --exclude hostile
+	cargo test --release -p size_penalty
+
+demo: build
+	bash scripts/demo.sh
+
+bench: build
+	bash scripts/bench.sh
+
+lint:
+	cargo fmt --all
+	cargo clippy --release --all-targets -- -D warnings
+
+clean:
+	rm -rf target plugins/*.wasm tests/plugins/*.wasm

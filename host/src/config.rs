@@ -1,0 +1,168 @@
+//! The run configuration: a TOML file (see `configs/`) whose values command-line flags override.
+//! Each plugin's section `[plugins.NAME]` is handed to that plugin as JSON.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use nas_datasets::DatasetName;
+use serde::{Deserialize, Serialize};
+
+use crate::evaluator::{EvaluatorKind, SyntheticConfig};
+use crate::mdp::MdpConfig;
+use crate::plugin::SandboxLimits;
+use crate::train::TrainConfig;
+
+/// Settings of `nas-host eval`: sampling the frozen final policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Architectures sampled and trained (the seed: 50).
+    pub samples: usize,
+    /// Sample with exploration (Q-learning: ε-greedy with the ε below; PPO: sampling from its
+    /// policy). False takes each agent's greedy choice.
+    pub explore: bool,
+    /// Overrides of plugin configuration sections while sampling, keyed by plugin name. By default
+    /// Q-learning samples with ε = 0.1, as the seed did.
+    pub plugins: BTreeMap<String, toml::Table>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        let mut qlearning = toml::Table::new();
+        qlearning.insert(
+            "epsilon_schedule".into(),
+            toml::Value::Array(vec![toml::Value::Array(vec![toml::Value::Float(0.1), toml::Value::Integer(1)])]),
+        );
+        EvalConfig { samples: 50, explore: true, plugins: BTreeMap::from([("qlearning".to_string(), qlearning)]) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Agent plugin: a name on the plugin path or a path to a .wasm file.
+    pub agent: String,
+    /// Reward-shaper plugin: a name or a path.
+    pub reward: String,
+    #[serde(with = "dataset_name")]
+    pub dataset: DatasetName,
+    pub episodes: usize,
+    pub seed: u64,
+    pub evaluator: EvaluatorKind,
+    pub train: TrainConfig,
+    pub mdp: MdpConfig,
+    pub synthetic: SyntheticConfig,
+    pub sandbox: SandboxLimits,
+    pub eval: EvalConfig,
+    /// Per-plugin sections, keyed by plugin name (the file stem): passed to the plugin as JSON.
+    pub plugins: BTreeMap<String, toml::Table>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            agent: "ppo".into(),
+            reward: "accuracy".into(),
+            dataset: DatasetName::Mnist3,
+            episodes: 100,
+            seed: 0,
+            evaluator: EvaluatorKind::Train,
+            train: TrainConfig::default(),
+            mdp: MdpConfig::default(),
+            synthetic: SyntheticConfig::default(),
+            sandbox: SandboxLimits::default(),
+            eval: EvalConfig::default(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+mod dataset_name {
+    use nas_datasets::DatasetName;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &DatasetName, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(d.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DatasetName, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl RunConfig {
+    pub fn from_file(path: &Path) -> anyhow::Result<RunConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {} is invalid: {e}", path.display()))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a run configuration always serializes")
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<RunConfig> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("stored run configuration is invalid: {e}"))
+    }
+
+    /// The JSON configuration handed to the plugin named `name` ("{}" when it has no section).
+    pub fn plugin_json(&self, name: &str) -> String {
+        let table = self.plugins.get(name).cloned().unwrap_or_default();
+        serde_json::to_string(&table).expect("TOML tables serialize to JSON")
+    }
+
+    /// The plugin's configuration for `eval`: its section with `[eval.plugins.NAME]` on top.
+    pub fn eval_plugin_json(&self, name: &str) -> String {
+        let mut table = self.plugins.get(name).cloned().unwrap_or_default();
+        if let Some(overrides) = self.eval.plugins.get(name) {
+            table.extend(overrides.clone());
+        }
+        serde_json::to_string(&table).expect("TOML tables serialize to JSON")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_sections_become_json() {
+        let config: RunConfig = toml::from_str(
+            r#"
+            agent = "qlearning"
+            dataset = "cifar5"
+            [plugins.qlearning]
+            alpha = 0.1
+            epsilon_schedule = [[1.0, 10], [0.1, 5]]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.dataset, DatasetName::Cifar5);
+        let json: serde_json::Value = serde_json::from_str(&config.plugin_json("qlearning")).unwrap();
+        assert_eq!(json["alpha"], 0.1);
+        assert_eq!(json["epsilon_schedule"][1][0], 0.1);
+        assert_eq!(config.plugin_json("ppo"), "{}");
+        let back = RunConfig::from_toml(&config.to_toml()).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<RunConfig>("episodez = 3").unwrap_err().to_string();
+        assert!(err.contains("episodez"), "{err}");
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                RunConfig::from_file(&path).unwrap();
+                count += 1;
+            }
+        }
+        assert!(count >= 5);
+    }
+}

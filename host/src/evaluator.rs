@@ -1,0 +1,103 @@
+//! Turns an architecture into an evaluation: by training it (libtorch) or with the synthetic
+//! evaluator, a cheap, deterministic stand-in with a known optimum for developing and testing agents.
+
+use nas_datasets::DatasetName;
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{Architecture, Layer};
+use crate::train::{self, TensorData, TrainConfig, TrainOutcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluatorKind {
+    /// Train the child network and measure its accuracy.
+    #[default]
+    Train,
+    /// Score the architecture with a fixed function of its layers; no training.
+    Synthetic,
+}
+
+impl EvaluatorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvaluatorKind::Train => "train",
+            EvaluatorKind::Synthetic => "synthetic",
+        }
+    }
+}
+
+/// The synthetic evaluator's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// The architecture that scores 1.0, the unique optimum.
+    pub target: String,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        SyntheticConfig { target: "conv(64,3) pool(2,2) conv(64,3) fc(128)".into() }
+    }
+}
+
+/// The synthetic score, a fixed function of the layers with its optimum at `target`:
+///
+/// score = 0.1 + 0.9 · Σ_{i < min(n, m)} sim(layer_i, target_i) / max(n, m)
+///
+/// where n and m are the depths of the architecture and the target, and sim is 1 for the same
+/// layer, 0.5 for the same kind of layer (conv/pool/fc) with other sizes, and 0 otherwise. The score
+/// lies in [0.1, 1.0] and is 1.0 exactly for the target.
+pub fn synthetic_score(arch: &Architecture, target: &Architecture) -> f64 {
+    let same_kind = |a: &Layer, b: &Layer| std::mem::discriminant(a) == std::mem::discriminant(b);
+    let matched: f64 = arch
+        .layers
+        .iter()
+        .zip(&target.layers)
+        .map(|(a, b)| if a == b { 1.0 } else if same_kind(a, b) { 0.5 } else { 0.0 })
+        .sum();
+    0.1 + 0.9 * matched / arch.depth().max(target.depth()).max(1) as f64
+}
+
+pub enum Evaluator {
+    Train { data: Box<TensorData>, config: TrainConfig },
+    Synthetic { target: Architecture, dataset: DatasetName },
+}
+
+impl Evaluator {
+    pub fn kind(&self) -> EvaluatorKind {
+        match self {
+            Evaluator::Train { .. } => EvaluatorKind::Train,
+            Evaluator::Synthetic { .. } => EvaluatorKind::Synthetic,
+        }
+    }
+
+    pub fn evaluate(&self, arch: &Architecture) -> TrainOutcome {
+        match self {
+            Evaluator::Train { data, config } => train::train(arch, data, config),
+            Evaluator::Synthetic { target, dataset } => TrainOutcome {
+                accuracy: synthetic_score(arch, target),
+                params: arch.param_count(dataset.image_shape(), dataset.num_classes()),
+                seconds: 0.0,
+                seconds_per_epoch: 0.0,
+                failure: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_optimum_is_the_target() {
+        let target: Architecture = SyntheticConfig::default().target.parse().unwrap();
+        assert_eq!(synthetic_score(&target, &target), 1.0);
+        let near: Architecture = "conv(64,3) pool(2,2) conv(32,3) fc(128)".parse().unwrap();
+        assert!((synthetic_score(&near, &target) - (0.1 + 0.9 * 3.5 / 4.0)).abs() < 1e-12);
+        let far: Architecture = "conv(10,1)".parse().unwrap();
+        assert!((synthetic_score(&far, &target) - (0.1 + 0.9 * 0.5 / 4.0)).abs() < 1e-12);
+        let longer: Architecture = "conv(64,3) pool(2,2) conv(64,3) fc(128) fc(64)".parse().unwrap();
+        assert!(synthetic_score(&longer, &target) < 1.0);
+    }
+}

@@ -1,0 +1,118 @@
+//! The host's handle on an agent plugin.
+
+use std::path::Path;
+
+use super::runtime::{truncate, LoadedPlugin, Runtime, Sandbox, SandboxLimits};
+use super::{PluginError, PluginInfo, PluginKind};
+use crate::arch::Layer;
+use crate::mdp::{Mdp, State};
+
+mod bindings {
+    wasmtime::component::bindgen!({ path: "../plugin-sdk/wit", world: "agent-plugin" });
+}
+
+use bindings::nas::plugin::types as wit;
+
+pub(crate) fn wit_layer(layer: &Layer) -> wit::Layer {
+    match *layer {
+        Layer::Conv { filters, kernel } => wit::Layer::Conv(wit::ConvLayer { filters, kernel }),
+        Layer::Pool { size, stride } => wit::Layer::Pool(wit::PoolLayer { size, stride }),
+        Layer::Fc { units } => wit::Layer::Fc(units),
+    }
+}
+
+/// A running agent plugin. Every call is sandboxed; an action the mask forbids is refused.
+pub struct AgentPlugin {
+    sandbox: Sandbox,
+    plugin: bindings::AgentPlugin,
+    pub sha256: String,
+}
+
+impl AgentPlugin {
+    /// Instantiates a loaded agent plugin and asks it to describe itself.
+    pub fn instantiate(runtime: &Runtime, loaded: &LoadedPlugin, limits: SandboxLimits, seed: u64) -> anyhow::Result<AgentPlugin> {
+        if loaded.kind != PluginKind::Agent {
+            anyhow::bail!(
+                "{} is {} plugin, not an agent; pass it with --reward, or give an agent to --agent",
+                loaded.path.display(),
+                loaded.kind.article()
+            );
+        }
+        let mut store = runtime.new_store(&limits, seed);
+        let plugin = bindings::AgentPlugin::instantiate(&mut store, &loaded.component, &runtime.linker()?)
+            .map_err(|e| anyhow::anyhow!("instantiating agent {}: {e:#}", loaded.path.display()))?;
+        let mut sandbox = Sandbox::new(store, limits, &file_stem(&loaded.path));
+        let info = sandbox.call("describe", |s| plugin.nas_plugin_agent().call_describe(s).map(Ok))?;
+        sandbox.info = PluginInfo { name: truncate(&info.name), version: truncate(&info.version), description: truncate(&info.description) };
+        Ok(AgentPlugin { sandbox, plugin, sha256: loaded.sha256.clone() })
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.sandbox.info
+    }
+
+    /// Restarts the plugin's WASI random stream (the host does this at every episode).
+    pub fn reseed(&mut self, seed: u64) {
+        self.sandbox.reseed(seed);
+    }
+
+    /// Tells the agent the search space, its configuration (JSON) and seed.
+    pub fn init(&mut self, mdp: &Mdp, config_json: &str, seed: u64) -> Result<(), PluginError> {
+        let space = wit::Space {
+            actions: mdp
+                .actions()
+                .iter()
+                .map(|a| wit::ActionSpec { layer: wit_layer(&a.layer), terminate: a.terminate })
+                .collect(),
+            observation_len: mdp.observation_len() as u32,
+            tuple_field_sizes: mdp.tuple_field_sizes().iter().map(|&s| s as u32).collect(),
+            max_depth: mdp.config.max_depth as u32,
+        };
+        let plugin = &self.plugin;
+        self.sandbox.call("init", |s| plugin.nas_plugin_agent().call_init(s, &space, config_json, seed))
+    }
+
+    /// Asks for an action in `state`; refuses (never executes) an index the mask forbids.
+    pub fn act(&mut self, env: u32, mdp: &Mdp, state: &State, mask: &[bool], explore: bool) -> Result<usize, PluginError> {
+        let observation = wit::Observation {
+            features: mdp.observation(state),
+            tuple: mdp.tuple(state).to_vec(),
+            depth: state.depth as u32,
+            image_size: state.image_size,
+        };
+        let plugin = &self.plugin;
+        let index = self
+            .sandbox
+            .call("act", |s| plugin.nas_plugin_agent().call_act(s, env, &observation, mask, explore))? as usize;
+        match mask.get(index) {
+            Some(true) => Ok(index),
+            Some(false) => Err(self.sandbox.error("act", format!("returned action {index}, which the mask forbids in this state; the action was not executed"), false)),
+            None => Err(self.sandbox.error("act", format!("returned action {index}, but there are only {} actions; the action was not executed", mask.len()), false)),
+        }
+    }
+
+    pub fn observe(&mut self, env: u32, reward: f64, done: bool) -> Result<(), PluginError> {
+        let plugin = &self.plugin;
+        self.sandbox.call("observe", |s| plugin.nas_plugin_agent().call_observe(s, env, reward, done))
+    }
+
+    pub fn save(&mut self) -> Result<Vec<u8>, PluginError> {
+        let plugin = &self.plugin;
+        self.sandbox.call("save", |s| plugin.nas_plugin_agent().call_save(s))
+    }
+
+    pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        let plugin = &self.plugin;
+        self.sandbox.call("load", |s| plugin.nas_plugin_agent().call_load(s, state))
+    }
+
+    pub fn metrics(&mut self) -> Result<Vec<(String, f64)>, PluginError> {
+        let plugin = &self.plugin;
+        let metrics = self.sandbox.call("metrics", |s| plugin.nas_plugin_agent().call_metrics(s).map(Ok))?;
+        Ok(metrics.into_iter().map(|m| (truncate(&m.name), m.value)).collect())
+    }
+}
+
+pub(crate) fn file_stem(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned())
+}

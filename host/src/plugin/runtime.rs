@@ -1,0 +1,450 @@
+//! The sandbox: one wasmtime engine, a compile cache on disk, and stores with WASI granted nothing.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::{PluginError, PluginKind, CONTRACT_VERSION};
+
+/// How often the engine's epoch advances; call time limits are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Plugin output (stdout/stderr) kept per call; the rest is dropped and counted.
+const LOG_CAP_BYTES: usize = 64 << 10;
+/// Longest message from a plugin that reaches the user.
+const MESSAGE_CAP_BYTES: usize = 4 << 10;
+
+/// Resource limits of one plugin instance.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxLimits {
+    /// Cap on the plugin's linear memory, in MiB.
+    pub memory_mib: usize,
+    /// Wall-clock limit of one call into the plugin, in seconds.
+    pub call_timeout_secs: f64,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits { memory_mib: 512, call_timeout_secs: 5.0 }
+    }
+}
+
+impl SandboxLimits {
+    /// The call time limit in epoch ticks.
+    fn deadline_ticks(&self) -> u64 {
+        (self.call_timeout_secs / EPOCH_TICK.as_secs_f64()).ceil().max(1.0) as u64
+    }
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+}
+
+/// A compiled plugin file, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    pub component: Component,
+    pub kind: PluginKind,
+    pub path: PathBuf,
+    /// sha256 of the `.wasm` file; runs record it to notice a changed plugin on resume.
+    pub sha256: String,
+    /// Whether the compiled code came from the on-disk cache.
+    pub cache_hit: bool,
+    pub contract_version: String,
+}
+
+/// The host side of a store: WASI (nothing granted), limits, and the plugin's captured output.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    output: LogPipe,
+    random: EpisodeRng,
+}
+
+/// The plugin's WASI random source. The host reseeds it at every episode from (run seed, episode),
+/// so whatever a plugin draws from WASI is the same in a resumed run as in an uninterrupted one.
+#[derive(Clone)]
+struct EpisodeRng(Arc<Mutex<rand_chacha_wasi::ChaCha8Rng>>);
+
+impl EpisodeRng {
+    fn new(seed: u64) -> EpisodeRng {
+        use rand_chacha_wasi::rand_core::SeedableRng;
+        EpisodeRng(Arc::new(Mutex::new(rand_chacha_wasi::ChaCha8Rng::seed_from_u64(seed))))
+    }
+
+    fn reseed(&self, seed: u64) {
+        use rand_chacha_wasi::rand_core::SeedableRng;
+        *self.0.lock().expect("rng poisoned") = rand_chacha_wasi::ChaCha8Rng::seed_from_u64(seed);
+    }
+}
+
+impl rand_chacha_wasi::rand_core::TryRng for EpisodeRng {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        use rand_chacha_wasi::rand_core::Rng;
+        Ok(self.0.lock().expect("rng poisoned").next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        use rand_chacha_wasi::rand_core::Rng;
+        Ok(self.0.lock().expect("rng poisoned").next_u64())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        use rand_chacha_wasi::rand_core::Rng;
+        self.0.lock().expect("rng poisoned").fill_bytes(dst);
+        Ok(())
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Collects a plugin's stdout and stderr (up to a cap) so the host can forward it to tracing.
+#[derive(Clone, Default)]
+struct LogPipe {
+    buffer: Arc<Mutex<(Vec<u8>, usize)>>,
+}
+
+impl LogPipe {
+    /// Takes the collected output and the number of bytes dropped over the cap.
+    fn take(&self) -> (Vec<u8>, usize) {
+        std::mem::take(&mut *self.buffer.lock().expect("log pipe poisoned"))
+    }
+}
+
+impl tokio::io::AsyncWrite for LogPipe {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let mut guard = self.buffer.lock().expect("log pipe poisoned");
+        let (kept, dropped) = &mut *guard;
+        let room = LOG_CAP_BYTES.saturating_sub(kept.len()).min(buf.len());
+        kept.extend_from_slice(&buf[..room]);
+        *dropped += buf.len() - room;
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for LogPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for LogPipe {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+/// The wasmtime engine with its compile cache; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Runtime {
+    /// Creates the engine. `cache_dir` holds compiled plugins (`None` disables the cache).
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        // Synchronous calls only; without concurrency support component calls are ~3x cheaper.
+        config.concurrency_support(false);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("nas-plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .context("starting the plugin timer thread")?;
+        Ok(Runtime { engine, cache_dir })
+    }
+
+    /// The default cache: `$NAS_CACHE_DIR/compiled`, else `~/.cache/nas-host/compiled`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        std::env::var_os("NAS_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nas-host")))
+            .map(|d| d.join("compiled"))
+    }
+
+    fn cache_key(&self, wasm_sha256: &str) -> String {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        format!("{wasm_sha256}-{:016x}", hasher.finish())
+    }
+
+    /// Compiles a plugin file, or loads its compiled code from the cache (keyed by the file's hash
+    /// and the engine's compatibility hash), and checks what kind of plugin it is.
+    pub fn load(&self, path: &Path) -> anyhow::Result<LoadedPlugin> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let cached = self.cache_dir.as_ref().map(|d| d.join(format!("{}.cwasm", self.cache_key(&sha256))));
+        let mut cache_hit = false;
+        let mut component = None;
+        if let Some(cached) = cached.as_ref().filter(|p| p.is_file()) {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the same
+            // compatibility hash (it is in the file name) into our own cache directory.
+            match unsafe { Component::deserialize_file(&self.engine, cached) } {
+                Ok(c) => {
+                    component = Some(c);
+                    cache_hit = true;
+                }
+                Err(e) => tracing::warn!("ignoring unreadable compile cache {}: {e:#}", cached.display()),
+            }
+        }
+        let component = match component {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.engine, &bytes).map_err(|e| {
+                    anyhow::anyhow!("{} is not a valid WebAssembly component ({e:#}); build plugins with `cargo build --release --target wasm32-wasip2` and the nas-plugin-sdk", path.display())
+                })?;
+                if let Some(cached) = &cached {
+                    if let Err(e) = write_cache(cached, &c) {
+                        tracing::warn!("could not write compile cache {}: {e:#}", cached.display());
+                    }
+                }
+                c
+            }
+        };
+        let (kind, contract_version) = self.inspect_exports(&component, path)?;
+        Ok(LoadedPlugin { component, kind, path: path.to_path_buf(), sha256, cache_hit, contract_version })
+    }
+
+    /// Finds which contract interface the component exports, refusing other contract versions.
+    fn inspect_exports(&self, component: &Component, path: &Path) -> anyhow::Result<(PluginKind, String)> {
+        let ty = component.component_type();
+        let names: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        for name in &names {
+            let Some(rest) = name.strip_prefix("nas:plugin/") else { continue };
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, "unversioned"));
+            let kind = match interface {
+                "agent" => PluginKind::Agent,
+                "reward" => PluginKind::Reward,
+                _ => continue,
+            };
+            if !compatible(version, CONTRACT_VERSION) {
+                anyhow::bail!(
+                    "{} is {} built for plugin contract nas:plugin@{version}, but this nas-host speaks nas:plugin@{CONTRACT_VERSION}; rebuild the plugin with a matching nas-plugin-sdk",
+                    path.display(),
+                    kind.article()
+                );
+            }
+            return Ok((kind, version.to_string()));
+        }
+        anyhow::bail!(
+            "{} is not a nas-host plugin: it exports neither nas:plugin/agent nor nas:plugin/reward (exports: {})",
+            path.display(),
+            if names.is_empty() { "none".into() } else { names.join(", ") }
+        )
+    }
+
+    /// A store for one plugin instance: WASI with nothing granted (no files, environment, network
+    /// or arguments), randomness seeded from the run seed, output captured for the log, and the
+    /// memory cap.
+    pub(crate) fn new_store(&self, limits: &SandboxLimits, seed: u64) -> Store<HostState> {
+        let output = LogPipe::default();
+        let random = EpisodeRng::new(seed);
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .secure_random(random.clone())
+            .insecure_random(random.clone())
+            .insecure_random_seed(u128::from(seed))
+            .build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_mib << 20)
+                .trap_on_grow_failure(true)
+                .instances(16)
+                .build(),
+            output,
+            random,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        // Instantiation runs the component's start-up code: it gets the same limit as a call.
+        store.set_epoch_deadline(limits.deadline_ticks());
+        store
+    }
+
+    pub(crate) fn linker(&self) -> anyhow::Result<wasmtime::component::Linker<HostState>> {
+        let mut linker = wasmtime::component::Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+        Ok(linker)
+    }
+}
+
+fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
+    let dir = path.parent().context("cache path has no parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let compiled = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    std::fs::write(&tmp, compiled)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Semver compatibility of contract versions: same major, and for 0.x the same minor.
+fn compatible(plugin: &str, host: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(plugin), parse(host)) {
+        (Some((0, pm)), Some((0, hm))) => pm == hm,
+        (Some((pmaj, _)), Some((hmaj, _))) => pmaj == hmaj,
+        _ => false,
+    }
+}
+
+/// One running plugin instance with its store. After a trap the store is poisoned and never
+/// entered again: every later call fails with the original reason.
+pub(crate) struct Sandbox {
+    pub(crate) store: Store<HostState>,
+    pub(crate) info: PluginInfo,
+    limits: SandboxLimits,
+    poisoned: Option<String>,
+}
+
+impl Sandbox {
+    pub(crate) fn new(store: Store<HostState>, limits: SandboxLimits, fallback_name: &str) -> Sandbox {
+        let info = PluginInfo { name: fallback_name.into(), version: "?".into(), description: String::new() };
+        Sandbox { store, info, limits, poisoned: None }
+    }
+
+    pub(crate) fn error(&self, call: &str, message: impl Into<String>, fatal: bool) -> PluginError {
+        PluginError {
+            name: self.info.name.clone(),
+            version: self.info.version.clone(),
+            call: call.into(),
+            message: message.into(),
+            fatal,
+        }
+    }
+
+    /// Restarts the plugin's WASI random stream from `seed`.
+    pub(crate) fn reseed(&mut self, seed: u64) {
+        self.store.data().random.reseed(seed);
+    }
+
+    /// Calls into the plugin under the time limit, forwards its output to the log, and turns traps
+    /// and returned errors into `PluginError`s.
+    pub(crate) fn call<R>(
+        &mut self,
+        call: &str,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, PluginError> {
+        if let Some(reason) = &self.poisoned {
+            return Err(self.error(call, format!("the plugin was stopped after an earlier failure ({reason})"), true));
+        }
+        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        let result = f(&mut self.store);
+        let output = self.forward_output();
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => Err(self.error(call, truncate(&message), false)),
+            Err(trap) => {
+                let reason = self.describe_trap(&trap, &output);
+                self.poisoned = Some(reason.clone());
+                Err(self.error(call, reason, true))
+            }
+        }
+    }
+
+    fn describe_trap(&self, error: &wasmtime::Error, output: &str) -> String {
+        let last_output = output.lines().rev().find(|l| !l.trim().is_empty()).map(truncate);
+        let text = format!("{error:#}");
+        let reason = match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!("exceeded its time limit of {} s per call", self.limits.call_timeout_secs),
+            _ if text.contains("memory") && (text.contains("grow") || text.contains("limit")) => {
+                format!("exceeded its memory cap of {} MiB", self.limits.memory_mib)
+            }
+            Some(trap) => format!("crashed ({trap})"),
+            None => format!("failed: {}", truncate(&text)),
+        };
+        match last_output {
+            Some(line) => format!("{reason}; its last output: {line}"),
+            None => reason,
+        }
+    }
+
+    /// Sends what the plugin printed during the call to the log; returns it.
+    fn forward_output(&mut self) -> String {
+        let (bytes, dropped) = self.store.data().output.take();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::info!(target: "plugin", plugin = %self.info.name, "{line}");
+        }
+        if dropped > 0 {
+            tracing::warn!(target: "plugin", plugin = %self.info.name, "dropped {dropped} bytes of plugin output over the {LOG_CAP_BYTES}-byte cap");
+        }
+        text
+    }
+}
+
+/// Cuts a plugin-supplied message to a readable size.
+pub(crate) fn truncate(message: &str) -> String {
+    if message.len() <= MESSAGE_CAP_BYTES {
+        return message.to_string();
+    }
+    let mut end = MESSAGE_CAP_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all, cut)", &message[..end], message.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_versions() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.3", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(!compatible("1.1.0", "0.1.0"));
+        assert!(compatible("1.4.0", "1.0.0"));
+        assert!(!compatible("garbage", "0.1.0"));
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let long = "x".repeat(100_000);
+        let cut = truncate(&long);
+        assert!(cut.len() < 5000 && cut.contains("100000 bytes"));
+    }
+}

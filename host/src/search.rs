@@ -1,0 +1,339 @@
+//! The search loop: per episode, the agent designs a network under the exact mask, the evaluator
+//! scores it (or the architecture cache already knows it), the reward plugin shapes the reward, and
+//! the agent learns from it. Every finished episode is committed to the store with an agent
+//! checkpoint, so a run can be resumed from its last committed episode.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use nas_datasets::DataSource;
+use sha2::{Digest, Sha256};
+
+use crate::arch::Architecture;
+use crate::config::RunConfig;
+use crate::device::{self, DeviceChoice};
+use crate::evaluator::{Evaluator, EvaluatorKind};
+use crate::mdp::Mdp;
+use crate::plugin::{self, AgentPlugin, RewardPlugin, Runtime};
+use crate::store::{EpisodeRecord, PluginRecord, RunRecord, Store};
+use crate::train::{TensorData, TrainOutcome};
+
+/// How a search talks to the outside: where data and the store are, and what it prints.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub db: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub device: DeviceChoice,
+    /// Train even architectures the cache knows.
+    pub no_cache: bool,
+    /// One JSON line per episode on stdout instead of the progress bar.
+    pub json: bool,
+    /// Show a progress bar (when not `json`).
+    pub progress: bool,
+}
+
+/// Everything one run needs: the MDP, the plugins and the evaluator.
+pub struct Session {
+    pub config: RunConfig,
+    pub mdp: Mdp,
+    pub agent: AgentPlugin,
+    pub reward: RewardPlugin,
+    pub evaluator: Evaluator,
+    pub agent_record: PluginRecord,
+    pub reward_record: PluginRecord,
+}
+
+fn record(path: &Path, info: &plugin::PluginInfo, sha256: &str) -> PluginRecord {
+    PluginRecord {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        path: path.display().to_string(),
+        sha256: sha256.to_string(),
+    }
+}
+
+impl Session {
+    /// Loads the plugins and the evaluator (and the dataset, for real training). `agent_config`
+    /// overrides the agent's configuration section (used by `eval`).
+    pub fn open(config: &RunConfig, agent_path: &Path, reward_path: &Path, options: &SearchOptions, agent_config: Option<String>) -> anyhow::Result<Session> {
+        let (_, side, _) = config.dataset.image_shape();
+        let mdp = Mdp::new(config.mdp.clone(), side as u32);
+        let runtime = Runtime::new(Runtime::default_cache_dir())?;
+        let agent_file = runtime.load(agent_path)?;
+        let reward_file = runtime.load(reward_path)?;
+        let mut agent = AgentPlugin::instantiate(&runtime, &agent_file, config.sandbox, config.seed)?;
+        let mut reward = RewardPlugin::instantiate(&runtime, &reward_file, config.sandbox, config.seed)?;
+        let agent_name = plugin_section_name(agent_path);
+        let reward_name = plugin_section_name(reward_path);
+        agent.init(&mdp, &agent_config.unwrap_or_else(|| config.plugin_json(&agent_name)), config.seed)?;
+        reward.init(&config.plugin_json(&reward_name))?;
+        let evaluator = match config.evaluator {
+            EvaluatorKind::Synthetic => {
+                let target: Architecture = config.synthetic.target.parse().map_err(anyhow::Error::msg)?;
+                mdp.validate(&target)
+                    .map_err(|e| anyhow::anyhow!("synthetic target `{target}` is not valid for {}: {e}", config.dataset))?;
+                Evaluator::Synthetic { target, dataset: config.dataset }
+            }
+            EvaluatorKind::Train => {
+                let dev = device::select(options.device)?;
+                let source = DataSource::resolve(options.data_dir.as_deref());
+                let dataset = nas_datasets::load(config.dataset, &source).with_context(|| format!("loading dataset {}", config.dataset))?;
+                let data = TensorData::new(&dataset, config.train.validation, config.train.seed, dev)?;
+                Evaluator::Train { data: Box::new(data), config: config.train.clone() }
+            }
+        };
+        let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
+        let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
+        Ok(Session { config: config.clone(), mdp, agent, reward, evaluator, agent_record, reward_record })
+    }
+
+    /// Lets the agent design one architecture in environment 0. With `learn`, the agent is told
+    /// the (zero) reward of every intermediate step.
+    pub fn design(&mut self, explore: bool, learn: bool) -> anyhow::Result<Architecture> {
+        let mut state = self.mdp.start();
+        let mut layers = Vec::new();
+        while !state.terminated {
+            let mask = self.mdp.mask(&state);
+            let index = self.agent.act(0, &self.mdp, &state, &mask, explore)?;
+            let action = self.mdp.actions()[index];
+            layers.push(action.layer);
+            state = self.mdp.next_state(&state, &action);
+            if learn && !state.terminated {
+                self.agent.observe(0, 0.0, false)?;
+            }
+        }
+        Ok(Architecture { layers })
+    }
+
+    /// The cache key of an architecture under this run's dataset, evaluator and protocol.
+    fn cache_key(&self, arch: &Architecture) -> (String, String) {
+        let protocol = match self.config.evaluator {
+            EvaluatorKind::Train => serde_json::to_string(&self.config.train),
+            EvaluatorKind::Synthetic => serde_json::to_string(&self.config.synthetic),
+        }
+        .expect("protocols serialize");
+        let text = format!("{arch}|{}|{}|{protocol}", self.config.dataset, self.config.evaluator.as_str());
+        let key = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        (key, protocol)
+    }
+
+    /// Evaluates an architecture through the cache: returns (evaluation id, outcome, cache hit).
+    /// A new evaluation is stored as soon as it finishes.
+    pub fn evaluate(&self, store: &Store, arch: &Architecture, use_cache: bool) -> anyhow::Result<(i64, TrainOutcome, bool)> {
+        let (key, protocol) = self.cache_key(arch);
+        if use_cache {
+            if let Some(cached) = store.cached_evaluation(&key)? {
+                return Ok((cached.id, cached.outcome, true));
+            }
+        }
+        let outcome = self.evaluator.evaluate(arch);
+        if let Some(reason) = &outcome.failure {
+            tracing::warn!("child `{arch}` failed: {reason}");
+        }
+        let id = store.insert_evaluation(
+            &key,
+            &arch.to_string(),
+            self.config.dataset.as_str(),
+            self.config.evaluator.as_str(),
+            &protocol,
+            arch.depth(),
+            &outcome,
+        )?;
+        Ok((id, outcome, false))
+    }
+
+    /// Reseeds both plugins' WASI randomness for `episode`.
+    pub fn reseed(&mut self, episode: usize) {
+        let seed = episode_seed(self.config.seed, episode);
+        self.agent.reseed(seed);
+        self.reward.reseed(seed ^ 1);
+    }
+}
+
+fn episode_seed(seed: u64, episode: usize) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (episode as u64).wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// The name of a plugin's configuration section: its file stem (`plugins/ppo.wasm` → `ppo`).
+pub fn plugin_section_name(path: &Path) -> String {
+    path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+}
+
+/// Where a search starts.
+pub enum Start {
+    New(Box<RunConfig>),
+    Resume {
+        run: i64,
+        /// Resume even though a plugin file changed since the run started.
+        force: bool,
+        /// A new episode target (to extend a finished run).
+        episodes: Option<usize>,
+    },
+}
+
+/// What a finished (or stopped) search reports.
+#[derive(Debug, Clone)]
+pub struct SearchSummary {
+    pub run: i64,
+    pub episodes: usize,
+    pub best: Option<EpisodeRecord>,
+}
+
+/// Refuses to resume with a plugin whose file changed, unless forced.
+fn check_unchanged(kind: &str, recorded: &PluginRecord, force: bool) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(&recorded.path);
+    let bytes = std::fs::read(&path).with_context(|| format!("the run's {kind} plugin {} is gone; restore it to resume", path.display()))?;
+    let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    if sha != recorded.sha256 {
+        if force {
+            tracing::warn!("{kind} plugin {} changed since the run started; resuming anyway (--force)", path.display());
+        } else {
+            anyhow::bail!(
+                "the {kind} plugin {} changed since the run started (sha256 {} then, {} now); its checkpoint may not fit the new code. Restore the old file, or pass --force to resume anyway",
+                path.display(),
+                &recorded.sha256[..12],
+                &sha[..12]
+            );
+        }
+    }
+    Ok(path)
+}
+
+/// Runs (or resumes) a search and stores every episode.
+pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSummary> {
+    let mut store = Store::open(&options.db)?;
+    let (run_id, mut session, first_episode) = match start {
+        Start::New(config) => {
+            let agent_path = plugin::resolve(&config.agent)?;
+            let reward_path = plugin::resolve(&config.reward)?;
+            let session = Session::open(&config, &agent_path, &reward_path, options, None)?;
+            let run = store.create_run(
+                &config.to_toml(),
+                config.dataset.as_str(),
+                config.evaluator.as_str(),
+                config.seed,
+                config.episodes,
+                &session.agent_record,
+                &session.reward_record,
+            )?;
+            (run, session, 0)
+        }
+        Start::Resume { run, force, episodes } => {
+            let record: RunRecord = store.run(run)?;
+            let mut config = RunConfig::from_toml(&record.config_toml)?;
+            if let Some(episodes) = episodes {
+                config.episodes = episodes;
+                store.set_episodes_target(run, episodes)?;
+            }
+            let agent_path = check_unchanged("agent", &record.agent, force)?;
+            let reward_path = check_unchanged("reward", &record.reward, force)?;
+            let mut session = Session::open(&config, &agent_path, &reward_path, options, None)?;
+            let done = match store.checkpoint(run)? {
+                Some((done, state)) => {
+                    session.agent.load(&state)?;
+                    done
+                }
+                None => 0,
+            };
+            store.set_status(run, "running", None)?;
+            tracing::info!("resuming run {run} after episode {done} of {}", config.episodes);
+            (run, session, done)
+        }
+    };
+
+    let started = Instant::now();
+    let result = run_episodes(&mut store, &mut session, run_id, first_episode, options);
+    store.add_wall_seconds(run_id, started.elapsed().as_secs_f64())?;
+    match &result {
+        Ok(_) => store.set_status(run_id, "finished", None)?,
+        Err(e) => store.set_status(run_id, "failed", Some(&format!("{e:#}")))?,
+    }
+    let episodes = store.episodes(run_id)?;
+    result.map_err(|e| {
+        e.context(format!(
+            "run {run_id} stopped after {} committed episodes (all kept); fix the cause and continue with `nas-host search --resume {run_id}`",
+            episodes.len()
+        ))
+    })?;
+    let best = episodes.iter().max_by(|a, b| a.reward.total_cmp(&b.reward)).cloned();
+    Ok(SearchSummary { run: run_id, episodes: episodes.len(), best })
+}
+
+fn run_episodes(store: &mut Store, session: &mut Session, run: i64, first: usize, options: &SearchOptions) -> anyhow::Result<()> {
+    let total = session.config.episodes;
+    let bar = if options.progress && !options.json && first < total {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} | {msg}")
+                .expect("valid template"),
+        );
+        bar.set_position(first as u64);
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut best = store.episodes(run)?.into_iter().map(|e| e.reward).fold(f64::NEG_INFINITY, f64::max);
+    for index in first..total {
+        session.reseed(index);
+        let arch = session.design(true, true)?;
+        let (evaluation_id, outcome, cache_hit) = session.evaluate(store, &arch, !options.no_cache)?;
+        let reward = session.reward.shape(&crate::plugin::EvaluationInput {
+            architecture: &arch,
+            accuracy: outcome.accuracy,
+            params: outcome.params,
+            train_seconds: outcome.seconds,
+            failure: outcome.failure.as_deref(),
+        })?;
+        session.agent.observe(0, reward, true)?;
+        let metrics = session.agent.metrics()?;
+        let state = session.agent.save()?;
+        let episode = EpisodeRecord {
+            index,
+            env: 0,
+            architecture: arch.to_string(),
+            reward,
+            accuracy: outcome.accuracy,
+            params: outcome.params,
+            depth: arch.depth(),
+            cache_hit,
+            metrics: metrics.into_iter().map(|(k, v)| (k, serde_json::json!(v))).collect(),
+        };
+        store.commit_episode(run, &episode, evaluation_id, &state)?;
+        best = best.max(reward);
+        if options.json {
+            let line = serde_json::json!({
+                "run": run,
+                "episode": index,
+                "architecture": episode.architecture,
+                "reward": reward,
+                "accuracy": outcome.accuracy,
+                "params": outcome.params,
+                "depth": episode.depth,
+                "cache_hit": cache_hit,
+                "failure": outcome.failure,
+                "metrics": episode.metrics,
+            });
+            println!("{line}");
+        } else {
+            tracing::debug!(episode = index, reward, accuracy = outcome.accuracy, cache_hit, "{arch}");
+        }
+        bar.set_message(format!("best {best:.4} | last {reward:.4} {arch}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn episode_seeds_differ() {
+        assert_ne!(episode_seed(1, 0), episode_seed(1, 1));
+        assert_ne!(episode_seed(1, 0), episode_seed(2, 0));
+        assert_eq!(episode_seed(3, 7), episode_seed(3, 7));
+    }
+}

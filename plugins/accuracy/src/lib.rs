@@ -1,0 +1,38 @@
+//! Reward = the child's validation accuracy; a failed child gets `failure_reward`.
+use nas_plugin_sdk::*;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Hyperparameters {
+    /// Reward of a child that failed to train (diverged, out of memory…).
+    failure_reward: f64,
+}
+
+impl Default for Hyperparameters {
+    fn default() -> Self {
+        Hyperparameters { failure_reward: 0.0 }
+    }
+}
+
+struct Accuracy {
+    hp: Hyperparameters,
+}
+
+impl RewardShaper for Accuracy {
+    const NAME: &'static str = "accuracy";
+    const DESCRIPTION: &'static str = "Reward = validation accuracy (failed children get failure_reward, default 0)";
+
+    fn init(config: &str) -> Result<Self, String> {
+        Ok(Accuracy { hp: parse_config(config)? })
+    }
+
+    fn shape(&mut self, evaluation: &Evaluation) -> Result<f64, String> {
+        Ok(match evaluation.failure {
+            Some(_) => self.hp.failure_reward,
+            None => evaluation.accuracy,
+        })
+    }
+}
+
+register_reward!(Accuracy);

@@ -1,0 +1,201 @@
+//! Mini-MetaQNN: tabular Q-learning over the seed's state tuples, after MetaQNN (Baker et al. 2017).
+//!
+//! ε-greedy over the valid actions, an ε schedule of (ε, episodes) steps, and experience replay:
+//! after every episode 30 finished trajectories are sampled uniformly from the replay memory and
+//! MetaQNN's update is applied backwards along each:
+//!   terminal step:  Q(s,a) ← (1−α)·Q(s,a) + α·r
+//!   earlier steps:  Q(s,a) ← (1−α)·Q(s,a) + α·max_{a′ valid in s′} Q(s′,a′)      (γ = 1)
+use std::collections::BTreeMap;
+
+use nas_plugin_sdk::*;
+use serde::{Deserialize, Serialize};
+
+/// Every hyperparameter, with the seed's defaults; each can be set from the run configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Hyperparameters {
+    /// Learning rate α.
+    alpha: f64,
+    /// Discount γ (MetaQNN: 1).
+    gamma: f64,
+    /// Q value of a (state, action) never updated (MetaQNN: 0.5).
+    initial_q: f64,
+    /// (ε, episodes) steps, in order; the last ε stays after the schedule ends. The seed's Table 5.
+    epsilon_schedule: Vec<(f64, u64)>,
+    /// Trajectories replayed after every episode.
+    replay_batch: usize,
+    /// Oldest trajectories are forgotten beyond this many (0 = keep all, as MetaQNN did).
+    replay_capacity: usize,
+}
+
+impl Default for Hyperparameters {
+    fn default() -> Self {
+        Hyperparameters {
+            alpha: 0.01,
+            gamma: 1.0,
+            initial_q: 0.5,
+            epsilon_schedule: vec![(1.0, 1400), (0.8, 200), (0.6, 150), (0.4, 150), (0.2, 200), (0.1, 600)],
+            replay_batch: 30,
+            replay_capacity: 0,
+        }
+    }
+}
+
+/// A state is the seed's 7-field tuple.
+type StateKey = Vec<u32>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Step {
+    state: StateKey,
+    action: u32,
+    /// Valid actions in `state`, kept so the backward update can take max over valid actions of s′.
+    mask: Vec<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Trajectory {
+    steps: Vec<Step>,
+    reward: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct QLearning {
+    hp: Hyperparameters,
+    q: BTreeMap<(StateKey, u32), f64>,
+    replay: Vec<Trajectory>,
+    /// Steps of the episode under way in each environment.
+    pending: BTreeMap<u32, Vec<Step>>,
+    episodes: u64,
+    rng: PluginRng,
+}
+
+impl QLearning {
+    fn q(&self, state: &StateKey, action: u32) -> f64 {
+        self.q.get(&(state.clone(), action)).copied().unwrap_or(self.hp.initial_q)
+    }
+
+    fn epsilon(&self) -> f64 {
+        let mut seen = 0;
+        for &(eps, episodes) in &self.hp.epsilon_schedule {
+            seen += episodes;
+            if self.episodes < seen {
+                return eps;
+            }
+        }
+        self.hp.epsilon_schedule.last().map_or(0.0, |&(eps, _)| eps)
+    }
+
+    /// The valid action with the highest Q; ties are broken uniformly at random.
+    fn greedy(&mut self, state: &StateKey, mask: &[bool]) -> Option<usize> {
+        let values: Vec<f64> = (0..mask.len()).map(|a| self.q(state, a as u32)).collect();
+        let best = argmax_valid(&values, mask)?;
+        let ties: Vec<bool> = mask.iter().zip(&values).map(|(&ok, &v)| ok && v == values[best]).collect();
+        self.rng.uniform_valid(&ties)
+    }
+
+    fn max_valid_q(&self, state: &StateKey, mask: &[bool]) -> f64 {
+        let values: Vec<f64> = (0..mask.len()).map(|a| self.q(state, a as u32)).collect();
+        argmax_valid(&values, mask).map_or(0.0, |i| values[i])
+    }
+
+    /// MetaQNN's update, backwards along one trajectory.
+    fn update(&mut self, trajectory: &Trajectory) {
+        let (alpha, gamma) = (self.hp.alpha, self.hp.gamma);
+        for t in (0..trajectory.steps.len()).rev() {
+            let step = &trajectory.steps[t];
+            let target = match trajectory.steps.get(t + 1) {
+                None => trajectory.reward,
+                Some(next) => gamma * self.max_valid_q(&next.state, &next.mask),
+            };
+            let old = self.q(&step.state, step.action);
+            self.q.insert((step.state.clone(), step.action), (1.0 - alpha) * old + alpha * target);
+        }
+    }
+
+    fn replay(&mut self) {
+        if self.replay.is_empty() {
+            return;
+        }
+        for _ in 0..self.hp.replay_batch {
+            let pick = self.rng.below(self.replay.len());
+            let trajectory = self.replay[pick].clone();
+            self.update(&trajectory);
+        }
+    }
+}
+
+impl Agent for QLearning {
+    const NAME: &'static str = "qlearning";
+    const DESCRIPTION: &'static str = "Mini-MetaQNN: tabular Q-learning, epsilon-greedy over valid actions, replay of 30 trajectories per episode";
+
+    fn init(_space: Space, config: &str, seed: u64) -> Result<Self, String> {
+        let hp: Hyperparameters = parse_config(config)?;
+        if hp.epsilon_schedule.iter().any(|&(e, _)| !(0.0..=1.0).contains(&e)) {
+            return Err("every epsilon in epsilon_schedule must be within [0, 1]".into());
+        }
+        if !(0.0..=1.0).contains(&hp.alpha) {
+            return Err(format!("alpha must be within [0, 1], got {}", hp.alpha));
+        }
+        Ok(QLearning {
+            hp,
+            q: BTreeMap::new(),
+            replay: Vec::new(),
+            pending: BTreeMap::new(),
+            episodes: 0,
+            rng: PluginRng::new(seed),
+        })
+    }
+
+    fn act(&mut self, env: u32, obs: &Observation, mask: &[bool], explore: bool) -> Result<usize, String> {
+        let state = obs.tuple.clone();
+        let action = if explore && self.rng.uniform() < self.epsilon() {
+            self.rng.uniform_valid(mask)
+        } else {
+            self.greedy(&state, mask)
+        }
+        .ok_or("no valid action in the mask")?;
+        if explore {
+            self.pending.entry(env).or_default().push(Step { state, action: action as u32, mask: mask.to_vec() });
+        }
+        Ok(action)
+    }
+
+    fn observe(&mut self, env: u32, reward: f64, done: bool) -> Result<(), String> {
+        if !done {
+            return Ok(());
+        }
+        let Some(steps) = self.pending.remove(&env) else {
+            return Ok(()); // an evaluation episode (explore = false) records nothing
+        };
+        self.replay.push(Trajectory { steps, reward });
+        if self.hp.replay_capacity > 0 && self.replay.len() > self.hp.replay_capacity {
+            self.replay.remove(0);
+        }
+        self.episodes += 1;
+        self.replay();
+        Ok(())
+    }
+
+    fn save(&self) -> Result<Vec<u8>, String> {
+        to_bytes(self)
+    }
+
+    /// Restores the learned state; hyperparameters stay those of this run's configuration, so a
+    /// frozen policy can be evaluated with another ε.
+    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let saved: QLearning = from_bytes(bytes)?;
+        let hp = std::mem::replace(&mut self.hp, Hyperparameters::default());
+        *self = QLearning { hp, ..saved };
+        Ok(())
+    }
+
+    fn metrics(&self) -> Vec<(String, f64)> {
+        vec![
+            ("epsilon".into(), self.epsilon()),
+            ("table_size".into(), self.q.len() as f64),
+            ("replay_size".into(), self.replay.len() as f64),
+        ]
+    }
+}
+
+register_agent!(QLearning);
