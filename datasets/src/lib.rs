@@ -196,3 +196,6 @@ pub fn load(name: DatasetName, source: &DataSource) -> Result<Dataset, DataError
 }
 
 pub use synthetic::generate as generate_synthetic;
+
+#[doc(hidden)]
+pub use mnist::parse_split as __test_parse_mnist;

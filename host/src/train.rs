@@ -148,6 +148,10 @@ impl TensorData {
 /// Trains `arch` on `data` and measures its accuracy. Never panics: a diverging or out-of-memory
 /// child comes back as a failed outcome with its reason.
 pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> TrainOutcome {
+    // libtorch's random generator is process-wide: two trainings at once would draw from it in an
+    // unpredictable interleaving, and a seed would no longer fix the result.
+    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let params = arch.param_count(data.input, data.num_classes);
     let started = Instant::now();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config)));

@@ -385,7 +385,9 @@ impl Sandbox {
     }
 
     fn describe_trap(&self, error: &wasmtime::Error, output: &str) -> String {
-        let last_output = output.lines().rev().find(|l| !l.trim().is_empty()).map(truncate);
+        let last_output = panic_message(output)
+            .or_else(|| output.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("note: ")).map(str::to_string))
+            .map(|l| truncate(&l));
         let text = format!("{error:#}");
         let reason = match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => format!("exceeded its time limit of {} s per call", self.limits.call_timeout_secs),
@@ -396,7 +398,7 @@ impl Sandbox {
             None => format!("failed: {}", truncate(&text)),
         };
         match last_output {
-            Some(line) => format!("{reason}; its last output: {line}"),
+            Some(line) => format!("{reason}; the plugin said: {line}"),
             None => reason,
         }
     }
@@ -413,6 +415,15 @@ impl Sandbox {
         }
         text
     }
+}
+
+/// The message of a Rust panic in the plugin's output ("panicked at FILE:LINE:COL:\nMESSAGE").
+fn panic_message(output: &str) -> Option<String> {
+    let mut lines = output.lines();
+    let header = lines.by_ref().find(|l| l.contains("panicked at"))?;
+    let location = header.split("panicked at").nth(1).unwrap_or("").trim().trim_end_matches(':');
+    let message = lines.next().unwrap_or("").trim();
+    Some(format!("panicked at {location}: {message}"))
 }
 
 /// Cuts a plugin-supplied message to a readable size.
@@ -439,6 +450,13 @@ mod tests {
         assert!(!compatible("1.1.0", "0.1.0"));
         assert!(compatible("1.4.0", "1.0.0"));
         assert!(!compatible("garbage", "0.1.0"));
+    }
+
+    #[test]
+    fn panic_messages_are_found_in_the_output() {
+        let out = "x\nthread '<unnamed>' panicked at src/lib.rs:5:9:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(out).unwrap(), "panicked at src/lib.rs:5:9: boom");
+        assert_eq!(panic_message("nothing"), None);
     }
 
     #[test]

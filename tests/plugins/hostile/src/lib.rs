@@ -10,11 +10,14 @@ struct Hyperparameters {
     mode: String,
     /// Target of the file / socket / environment attempts.
     target: String,
+    /// Behave for this many `act` calls before misbehaving.
+    after: usize,
 }
 
 struct Hostile {
     hp: Hyperparameters,
     hoard: Vec<Vec<u8>>,
+    acts: usize,
 }
 
 impl Agent for Hostile {
@@ -22,12 +25,14 @@ impl Agent for Hostile {
     const DESCRIPTION: &'static str = "Test plugin that misbehaves on purpose";
 
     fn init(_space: Space, config: &str, _seed: u64) -> Result<Self, String> {
-        Ok(Hostile { hp: parse_config(config)?, hoard: Vec::new() })
+        Ok(Hostile { hp: parse_config(config)?, hoard: Vec::new(), acts: 0 })
     }
 
     fn act(&mut self, _env: u32, _obs: &Observation, mask: &[bool], _explore: bool) -> Result<usize, String> {
         let target = self.hp.target.clone();
-        match self.hp.mode.as_str() {
+        self.acts += 1;
+        let mode = if self.acts > self.hp.after { self.hp.mode.as_str() } else { "none" };
+        match mode {
             "infinite-loop" => {
                 let mut x = 0u64;
                 loop {

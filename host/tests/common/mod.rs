@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use nas_host::config::RunConfig;
+use nas_host::evaluator::EvaluatorKind;
+use nas_host::search::{self, SearchOptions, Start};
+use nas_host::store::{EpisodeRecord, Store};
+
+/// A plugin built by `make build` (the real ones in plugins/, test ones in tests/plugins/).
+pub fn plugin(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = [root.join("plugins"), root.join("tests/plugins")]
+        .into_iter()
+        .map(|d| d.join(format!("{name}.wasm")))
+        .find(|p| p.is_file());
+    path.unwrap_or_else(|| panic!("{name}.wasm is not built; run `make test` (it builds the plugins first)"))
+}
+
+pub fn options(db: PathBuf) -> SearchOptions {
+    SearchOptions { db, data_dir: None, device: nas_host::device::DeviceChoice::Cpu, no_cache: false, json: false, progress: false }
+}
+
+/// A synthetic-evaluator configuration for `agent`.
+pub fn synthetic_config(agent: &str, episodes: usize, seed: u64) -> RunConfig {
+    RunConfig {
+        agent: plugin(agent).display().to_string(),
+        reward: plugin("accuracy").display().to_string(),
+        dataset: nas_datasets::DatasetName::Mnist3,
+        episodes,
+        seed,
+        evaluator: EvaluatorKind::Synthetic,
+        ..RunConfig::default()
+    }
+}
+
+/// Runs a fresh search and returns its episodes.
+pub fn run(config: RunConfig, db: PathBuf) -> (i64, Vec<EpisodeRecord>) {
+    let summary = search::search(Start::New(Box::new(config)), &options(db.clone())).unwrap();
+    (summary.run, Store::open(&db).unwrap().episodes(summary.run).unwrap())
+}
+
+pub fn mean_of_last(episodes: &[EpisodeRecord], n: usize) -> f64 {
+    let tail = &episodes[episodes.len() - n..];
+    tail.iter().map(|e| e.reward).sum::<f64>() / n as f64
+}

@@ -1,0 +1,220 @@
+//! The plugin system: round trips through the sandbox, hostile plugins, kinds, contract versions and
+//! the compile cache.
+
+mod common;
+
+use common::plugin;
+use nas_host::arch::Architecture;
+use nas_host::mdp::{Mdp, MdpConfig};
+use nas_host::plugin::{AgentPlugin, EvaluationInput, PluginKind, RewardPlugin, Runtime, SandboxLimits};
+
+fn runtime() -> (Runtime, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    (Runtime::new(Some(cache.path().to_path_buf())).unwrap(), cache)
+}
+
+fn mdp() -> Mdp {
+    Mdp::new(MdpConfig::default(), 28)
+}
+
+fn hostile(mode: &str, target: &str, limits: SandboxLimits) -> (AgentPlugin, tempfile::TempDir) {
+    let (rt, cache) = runtime();
+    let loaded = rt.load(&plugin("hostile")).unwrap();
+    let mut agent = AgentPlugin::instantiate(&rt, &loaded, limits, 0).unwrap();
+    let config = serde_json::json!({ "mode": mode, "target": target }).to_string();
+    agent.init(&mdp(), &config, 0).unwrap();
+    (agent, cache)
+}
+
+fn act_error(agent: &mut AgentPlugin) -> nas_host::plugin::PluginError {
+    let m = mdp();
+    let state = m.start();
+    agent.act(0, &m, &state, &m.mask(&state), true).unwrap_err()
+}
+
+#[test]
+fn agent_round_trips_every_call() {
+    let (rt, _cache) = runtime();
+    let loaded = rt.load(&plugin("random")).unwrap();
+    assert_eq!(loaded.kind, PluginKind::Agent);
+    let mut agent = AgentPlugin::instantiate(&rt, &loaded, SandboxLimits::default(), 3).unwrap();
+    assert_eq!(agent.info().name, "random");
+    assert_eq!(agent.info().version, "0.1.0");
+    let m = mdp();
+    agent.init(&m, "{}", 3).unwrap();
+    let saved = agent.save().unwrap();
+    let mut first = Vec::new();
+    for _ in 0..20 {
+        let s = m.start();
+        let a = agent.act(0, &m, &s, &m.mask(&s), true).unwrap();
+        assert!(m.mask(&s)[a]);
+        first.push(a);
+        agent.observe(0, 0.5, true).unwrap();
+    }
+    assert!(agent.metrics().unwrap().is_empty());
+    // Loading the saved state replays the same choices.
+    agent.load(&saved).unwrap();
+    let again: Vec<usize> = (0..20)
+        .map(|_| {
+            let s = m.start();
+            agent.act(0, &m, &s, &m.mask(&s), true).unwrap()
+        })
+        .collect();
+    assert_eq!(first, again);
+    // A bad configuration is the plugin's error, with its name, version and call.
+    let e = agent.init(&m, r#"{"bogus": 1}"#, 0).unwrap_err().to_string();
+    assert!(e.starts_with("plugin random 0.1.0, call init:") && e.contains("bogus"), "{e}");
+}
+
+#[test]
+fn reward_round_trips_and_penalises_size() {
+    let (rt, _cache) = runtime();
+    let arch: Architecture = "conv(32,3) pool(5,3)".parse().unwrap();
+    let input = |params: u64, failure: Option<&'static str>| EvaluationInput { architecture: &arch, accuracy: 0.9, params, train_seconds: 1.0, failure };
+
+    let mut accuracy = RewardPlugin::instantiate(&rt, &rt.load(&plugin("accuracy")).unwrap(), SandboxLimits::default(), 0).unwrap();
+    accuracy.init("{}").unwrap();
+    assert_eq!(accuracy.shape(&input(1000, None)).unwrap(), 0.9);
+    assert_eq!(accuracy.shape(&input(1000, Some("diverged"))).unwrap(), 0.0);
+    accuracy.init(r#"{"failure_reward": -1.0}"#).unwrap();
+    assert_eq!(accuracy.shape(&input(1000, Some("diverged"))).unwrap(), -1.0);
+
+    let mut penalty = RewardPlugin::instantiate(&rt, &rt.load(&plugin("size_penalty")).unwrap(), SandboxLimits::default(), 0).unwrap();
+    penalty.init(r#"{"beta": 0.01}"#).unwrap();
+    let small = penalty.shape(&input(1_000, None)).unwrap();
+    let large = penalty.shape(&input(1_000_000, None)).unwrap();
+    assert!((small - (0.9 - 0.01 * (1e-8 * 1e3 + 1000f64.ln()))).abs() < 1e-12);
+    assert!(large < small);
+    assert!(penalty.init(r#"{"beta": -1}"#).unwrap_err().to_string().contains("non-negative"));
+}
+
+#[test]
+fn wrong_kind_is_refused_with_which() {
+    let (rt, _cache) = runtime();
+    let reward = rt.load(&plugin("accuracy")).unwrap();
+    let e = AgentPlugin::instantiate(&rt, &reward, SandboxLimits::default(), 0).err().unwrap().to_string();
+    assert!(e.contains("a reward shaper plugin, not an agent"), "{e}");
+    let agent = rt.load(&plugin("random")).unwrap();
+    let e = RewardPlugin::instantiate(&rt, &agent, SandboxLimits::default(), 0).err().unwrap().to_string();
+    assert!(e.contains("an agent plugin, not a reward shaper"), "{e}");
+}
+
+#[test]
+fn other_contract_versions_and_non_plugins_are_refused() {
+    let (rt, _cache) = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let future = dir.path().join("future.wasm");
+    std::fs::write(&future, wat::parse_str(r#"(component (instance $i) (export "nas:plugin/agent@0.2.0" (instance $i)))"#).unwrap()).unwrap();
+    let e = rt.load(&future).err().unwrap().to_string();
+    assert!(e.contains("nas:plugin@0.2.0") && e.contains("speaks nas:plugin@0.1.0") && e.contains("an agent"), "{e}");
+
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, wat::parse_str("(component)").unwrap()).unwrap();
+    assert!(rt.load(&empty).err().unwrap().to_string().contains("not a nas-host plugin"));
+
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm garbage").unwrap();
+    assert!(rt.load(&garbage).err().unwrap().to_string().contains("not a valid WebAssembly component"));
+}
+
+#[test]
+fn compiled_code_is_cached_on_disk() {
+    let (rt, cache) = runtime();
+    let first = rt.load(&plugin("ppo")).unwrap();
+    assert!(!first.cache_hit);
+    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "one compiled artifact");
+    let second = rt.load(&plugin("ppo")).unwrap();
+    assert!(second.cache_hit, "second load must come from the cache");
+    let mut agent = AgentPlugin::instantiate(&rt, &second, SandboxLimits::default(), 0).unwrap();
+    agent.init(&mdp(), "{}", 0).unwrap();
+    // A corrupt cache entry is ignored and rebuilt, not trusted. (Replaced by rename, as the
+    // runtime writes it: the loaded components still map the old file.)
+    drop((agent, first, second));
+    let entry = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
+    let tmp = cache.path().join("corrupt.tmp");
+    std::fs::write(&tmp, b"corrupt").unwrap();
+    std::fs::rename(&tmp, &entry).unwrap();
+    let third = rt.load(&plugin("ppo")).unwrap();
+    assert!(!third.cache_hit);
+}
+
+#[test]
+fn infinite_loop_is_stopped_by_the_time_limit_and_the_store_is_never_reentered() {
+    let limits = SandboxLimits { call_timeout_secs: 0.3, ..SandboxLimits::default() };
+    let (mut agent, _c) = hostile("infinite-loop", "", limits);
+    let started = std::time::Instant::now();
+    let e = act_error(&mut agent);
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    assert!(e.fatal);
+    let text = e.to_string();
+    assert!(text.starts_with("plugin hostile 0.1.0, call act:") && text.contains("time limit of 0.3 s"), "{text}");
+    let again = agent.save().unwrap_err().to_string();
+    assert!(again.contains("stopped after an earlier failure"), "{again}");
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_cap() {
+    let limits = SandboxLimits { memory_mib: 64, ..SandboxLimits::default() };
+    let (mut agent, _c) = hostile("memory-bomb", "", limits);
+    let e = act_error(&mut agent);
+    assert!(e.fatal);
+    assert!(e.to_string().contains("memory cap of 64 MiB"), "{e}");
+}
+
+#[test]
+fn panic_is_a_crash_with_the_panic_message() {
+    let (mut agent, _c) = hostile("panic", "", SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(e.contains("crashed") && e.contains("panics on purpose"), "{e}");
+}
+
+#[test]
+fn actions_outside_the_mask_are_refused() {
+    let (mut agent, _c) = hostile("outside-mask", "", SandboxLimits::default());
+    let e = act_error(&mut agent);
+    assert!(!e.fatal);
+    assert!(e.to_string().contains("which the mask forbids") && e.to_string().contains("not executed"), "{e}");
+    let (mut agent, _c) = hostile("out-of-range", "", SandboxLimits::default());
+    assert!(act_error(&mut agent).to_string().contains("only 38 actions"));
+}
+
+#[test]
+fn files_are_out_of_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "top secret").unwrap();
+    let (mut agent, _c) = hostile("read-file", secret.to_str().unwrap(), SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(e.contains("denied: cannot read") && !e.contains("LEAK"), "{e}");
+}
+
+#[test]
+fn environment_is_out_of_reach() {
+    // PATH is set in every test process; the plugin must not see it.
+    assert!(std::env::var("PATH").is_ok());
+    let (mut agent, _c) = hostile("env", "PATH", SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(e.contains("denied: no environment variable PATH") && !e.contains("LEAK"), "{e}");
+}
+
+#[test]
+fn network_is_out_of_reach() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (mut agent, _c) = hostile("socket", &addr, SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(e.contains("denied: cannot connect") && !e.contains("LEAK"), "{e}");
+    assert!(listener.accept().is_err(), "no connection may have reached the listener");
+}
+
+#[test]
+fn huge_output_is_cut_and_the_host_survives() {
+    let (mut agent, _c) = hostile("huge-output", "", SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(e.len() < 10_000, "error of {} bytes", e.len());
+    assert!(e.contains("67108864 bytes in all, cut"), "{}", &e[e.len() - 100..]);
+    // Not fatal: the plugin returned an error, so the instance is still usable.
+    agent.save().unwrap();
+}
