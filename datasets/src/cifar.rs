@@ -25,7 +25,10 @@ const ARCHIVE_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 pub(crate) fn load(source: &DataSource) -> Result<(Split, Split), DataError> {
     let dir = source.data_dir.join(DIR);
     ensure_present(&source.data_dir, &dir, source)?;
-    let mut train = Split { images: Vec::new(), labels: Vec::new() };
+    let mut train = Split {
+        images: Vec::new(),
+        labels: Vec::new(),
+    };
     for name in TRAIN_FILES {
         let part = read_batch(&dir.join(name))?;
         train.images.extend(part.images);
@@ -47,7 +50,11 @@ fn ensure_present(data_dir: &Path, dir: &Path, source: &DataSource) -> Result<()
     }
     let sources = format!("{ARCHIVE_BASE_URL}/{ARCHIVE_NAME}");
     if !source.download {
-        return Err(DataError::Missing { files: missing, sources, reason: "downloads are off (NAS_OFFLINE=1)".into() });
+        return Err(DataError::Missing {
+            files: missing,
+            sources,
+            reason: "downloads are off (NAS_OFFLINE=1)".into(),
+        });
     }
     let remote = RemoteFile {
         name: ARCHIVE_NAME.into(),
@@ -55,8 +62,11 @@ fn ensure_present(data_dir: &Path, dir: &Path, source: &DataSource) -> Result<()
         checksum: Checksum::Md5(ARCHIVE_MD5.into()),
     };
     let archive = data_dir.join(ARCHIVE_NAME);
-    download_verified(&remote, &archive, source.mirror.as_deref())
-        .map_err(|reason| DataError::Missing { files: missing.clone(), sources: sources.clone(), reason })?;
+    download_verified(&remote, &archive, source.mirror.as_deref()).map_err(|reason| DataError::Missing {
+        files: missing.clone(),
+        sources: sources.clone(),
+        reason,
+    })?;
     let file = std::fs::File::open(&archive).map_err(|e| DataError::io(&archive, e))?;
     tar::Archive::new(flate2::read::GzDecoder::new(file))
         .unpack(data_dir)
@@ -71,18 +81,30 @@ pub fn read_batch(path: &Path) -> Result<Split, DataError> {
 }
 
 pub(crate) fn parse_batch(path: &Path, bytes: &[u8]) -> Result<Split, DataError> {
-    if bytes.is_empty() || bytes.len() % RECORD_LEN != 0 {
-        return Err(DataError::corrupt(path, format!("{} bytes is not a whole number of {RECORD_LEN}-byte records (truncated?)", bytes.len())));
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_LEN) {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "{} bytes is not a whole number of {RECORD_LEN}-byte records (truncated?)",
+                bytes.len()
+            ),
+        ));
     }
     let count = bytes.len() / RECORD_LEN;
     if count != RECORDS_PER_FILE {
-        return Err(DataError::corrupt(path, format!("{count} records, an official batch file has {RECORDS_PER_FILE}")));
+        return Err(DataError::corrupt(
+            path,
+            format!("{count} records, an official batch file has {RECORDS_PER_FILE}"),
+        ));
     }
     let mut images = Vec::with_capacity(count * (RECORD_LEN - 1));
     let mut labels = Vec::with_capacity(count);
     for (i, record) in bytes.chunks_exact(RECORD_LEN).enumerate() {
         if record[0] > 9 {
-            return Err(DataError::corrupt(path, format!("label {} in record {i} is out of range 0..=9", record[0])));
+            return Err(DataError::corrupt(
+                path,
+                format!("label {} in record {i} is out of range 0..=9", record[0]),
+            ));
         }
         labels.push(record[0]);
         images.extend_from_slice(&record[1..]);

@@ -50,11 +50,7 @@ const MAX_DOWNLOAD_BYTES: u64 = 512 << 20;
 
 /// Downloads `file` into `dest`, trying `mirror` (when given) and then each official base URL.
 /// The bytes are checked against the checksum before `dest` is written; a bad download never lands.
-pub fn download_verified(
-    file: &RemoteFile,
-    dest: &Path,
-    mirror: Option<&str>,
-) -> Result<(), String> {
+pub fn download_verified(file: &RemoteFile, dest: &Path, mirror: Option<&str>) -> Result<(), String> {
     let mut errors = Vec::new();
     let bases: Vec<&str> = mirror
         .into_iter()

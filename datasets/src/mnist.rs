@@ -82,12 +82,10 @@ fn ensure_present(dir: &Path, files: &[&MnistFile], source: &DataSource) -> Resu
             base_urls: BASE_URLS.iter().map(|b| b.to_string()).collect(),
             checksum: Checksum::Md5(file.gz_md5.into()),
         };
-        download_verified(&remote, path, source.mirror.as_deref()).map_err(|reason| {
-            DataError::Missing {
-                files: paths.clone(),
-                sources: BASE_URLS.join(", "),
-                reason,
-            }
+        download_verified(&remote, path, source.mirror.as_deref()).map_err(|reason| DataError::Missing {
+            files: paths.clone(),
+            sources: BASE_URLS.join(", "),
+            reason,
         })?;
     }
     Ok(())
@@ -129,49 +127,77 @@ fn read_split(dir: &Path, images: &MnistFile, labels: &MnistFile) -> Result<Spli
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    bytes
+        .get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Parses an IDX image file and label file into one split, checking magic numbers, sizes, counts and
 /// label range.
-pub fn parse_split(
-    images_path: &Path,
-    images: &[u8],
-    labels_path: &Path,
-    labels: &[u8],
-) -> Result<Split, DataError> {
-    let header = |p: &Path, b: &[u8], at| be_u32(b, at).ok_or_else(|| DataError::corrupt(p, "file is shorter than its header"));
+pub fn parse_split(images_path: &Path, images: &[u8], labels_path: &Path, labels: &[u8]) -> Result<Split, DataError> {
+    let header =
+        |p: &Path, b: &[u8], at| be_u32(b, at).ok_or_else(|| DataError::corrupt(p, "file is shorter than its header"));
     let magic = header(images_path, images, 0)?;
     if magic != IMAGES_MAGIC {
-        return Err(DataError::corrupt(images_path, format!("wrong magic number {magic:#010x}, expected {IMAGES_MAGIC:#010x} (IDX images)")));
+        return Err(DataError::corrupt(
+            images_path,
+            format!("wrong magic number {magic:#010x}, expected {IMAGES_MAGIC:#010x} (IDX images)"),
+        ));
     }
     let count = header(images_path, images, 4)? as usize;
-    let (rows, cols) = (header(images_path, images, 8)? as usize, header(images_path, images, 12)? as usize);
+    let (rows, cols) = (
+        header(images_path, images, 8)? as usize,
+        header(images_path, images, 12)? as usize,
+    );
     if rows != SIDE || cols != SIDE {
-        return Err(DataError::corrupt(images_path, format!("images are {rows}x{cols}, expected {SIDE}x{SIDE}")));
+        return Err(DataError::corrupt(
+            images_path,
+            format!("images are {rows}x{cols}, expected {SIDE}x{SIDE}"),
+        ));
     }
     let expected_len = 16 + count * SIDE * SIDE;
     if images.len() != expected_len {
-        return Err(DataError::corrupt(images_path, format!("truncated or padded: {} bytes, the header promises {count} images = {expected_len} bytes", images.len())));
+        return Err(DataError::corrupt(
+            images_path,
+            format!(
+                "truncated or padded: {} bytes, the header promises {count} images = {expected_len} bytes",
+                images.len()
+            ),
+        ));
     }
     let magic = header(labels_path, labels, 0)?;
     if magic != LABELS_MAGIC {
-        return Err(DataError::corrupt(labels_path, format!("wrong magic number {magic:#010x}, expected {LABELS_MAGIC:#010x} (IDX labels)")));
+        return Err(DataError::corrupt(
+            labels_path,
+            format!("wrong magic number {magic:#010x}, expected {LABELS_MAGIC:#010x} (IDX labels)"),
+        ));
     }
     let label_count = header(labels_path, labels, 4)? as usize;
     if label_count != count {
-        return Err(DataError::corrupt(labels_path, format!("{label_count} labels for {count} images in {}", images_path.display())));
+        return Err(DataError::corrupt(
+            labels_path,
+            format!("{label_count} labels for {count} images in {}", images_path.display()),
+        ));
     }
     if labels.len() != 8 + count {
-        return Err(DataError::corrupt(labels_path, format!("truncated or padded: {} bytes, the header promises {count} labels = {} bytes", labels.len(), 8 + count)));
+        return Err(DataError::corrupt(
+            labels_path,
+            format!(
+                "truncated or padded: {} bytes, the header promises {count} labels = {} bytes",
+                labels.len(),
+                8 + count
+            ),
+        ));
     }
     let label_slice = &labels[8..];
     if let Some((i, &bad)) = label_slice.iter().enumerate().find(|(_, &l)| l > 9) {
-        return Err(DataError::corrupt(labels_path, format!("label {bad} at index {i} is out of range 0..=9")));
+        return Err(DataError::corrupt(
+            labels_path,
+            format!("label {bad} at index {i} is out of range 0..=9"),
+        ));
     }
     Ok(Split {
         images: images[16..].to_vec(),
         labels: label_slice.to_vec(),
     })
 }
-

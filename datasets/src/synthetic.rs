@@ -20,7 +20,11 @@ pub struct SyntheticOptions {
 
 impl Default for SyntheticOptions {
     fn default() -> Self {
-        SyntheticOptions { train: 3000, test: 600, seed: 7 }
+        SyntheticOptions {
+            train: 3000,
+            test: 600,
+            seed: 7,
+        }
     }
 }
 

@@ -40,8 +40,14 @@ impl FromStr for Layer {
             return Err(format!("layer `{s}` has a zero size"));
         }
         match (name.trim().to_ascii_lowercase().as_str(), numbers.as_slice()) {
-            ("conv", [filters, kernel]) => Ok(Layer::Conv { filters: *filters, kernel: *kernel }),
-            ("pool", [size, stride]) => Ok(Layer::Pool { size: *size, stride: *stride }),
+            ("conv", [filters, kernel]) => Ok(Layer::Conv {
+                filters: *filters,
+                kernel: *kernel,
+            }),
+            ("pool", [size, stride]) => Ok(Layer::Pool {
+                size: *size,
+                stride: *stride,
+            }),
             ("fc", [units]) => Ok(Layer::Fc { units: *units }),
             _ => Err(bad()),
         }
@@ -69,7 +75,9 @@ impl FromStr for Architecture {
         let mut layers = Vec::new();
         let mut rest = s.trim();
         while !rest.is_empty() {
-            let end = rest.find(')').ok_or_else(|| format!("cannot parse `{rest}`: missing `)`"))?;
+            let end = rest
+                .find(')')
+                .ok_or_else(|| format!("cannot parse `{rest}`: missing `)`"))?;
             layers.push(rest[..=end].parse()?);
             rest = rest[end + 1..].trim_start();
         }
@@ -127,7 +135,10 @@ mod tests {
     #[test]
     fn parse_errors_are_clear() {
         assert!("".parse::<Architecture>().unwrap_err().contains("empty"));
-        assert!("conv(32)".parse::<Architecture>().unwrap_err().contains("conv(FILTERS,KERNEL)"));
+        assert!("conv(32)"
+            .parse::<Architecture>()
+            .unwrap_err()
+            .contains("conv(FILTERS,KERNEL)"));
         assert!("dense(3)".parse::<Architecture>().is_err());
         assert!("conv(0,3)".parse::<Architecture>().unwrap_err().contains("zero"));
         assert!("conv(32,3".parse::<Architecture>().unwrap_err().contains("missing"));

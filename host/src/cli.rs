@@ -51,6 +51,20 @@ enum Command {
     Plugins(PluginsCommand),
     /// Train one architecture and print its accuracy, parameter count and time per epoch.
     TrainArch(TrainArchArgs),
+    /// Download (when missing), verify and summarise datasets.
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DatasetsCommand {
+    /// Make sure a dataset is present and valid; prints its split sizes.
+    Fetch {
+        dataset: DatasetName,
+        /// Directory with `mnist/` and `cifar-10-batches-bin/` (default: $NAS_DATA_DIR, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,7 +202,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Search(args)) => run_search(args),
-        None if cli.search.agent.is_some() || cli.search.reward.is_some() || cli.search.config.is_some() || cli.search.resume.is_some() => {
+        None if cli.search.agent.is_some()
+            || cli.search.reward.is_some()
+            || cli.search.config.is_some()
+            || cli.search.resume.is_some() =>
+        {
             run_search(cli.search)
         }
         None => {
@@ -203,6 +221,7 @@ pub fn main() -> ExitCode {
         Some(Command::Plugins(PluginsCommand::List)) => plugins_list(),
         Some(Command::Plugins(PluginsCommand::Inspect { file })) => plugins_inspect(&file),
         Some(Command::TrainArch(args)) => train_arch(args),
+        Some(Command::Datasets(DatasetsCommand::Fetch { dataset, data_dir })) => fetch_dataset(dataset, data_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -215,7 +234,10 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NAS_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn run_search(args: SearchArgs) -> anyhow::Result<()> {
@@ -228,7 +250,11 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
         progress: true,
     };
     let start = match args.resume {
-        Some(run) => Start::Resume { run, force: args.force, episodes: args.episodes },
+        Some(run) => Start::Resume {
+            run,
+            force: args.force,
+            episodes: args.episodes,
+        },
         None => {
             let mut config = match &args.config {
                 Some(path) => RunConfig::from_file(path)?,
@@ -260,7 +286,12 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
     };
     let summary = search::search(start, &options)?;
     if !args.json {
-        println!("run {} finished {} episodes (store {})", summary.run, summary.episodes, options.db.display());
+        println!(
+            "run {} finished {} episodes (store {})",
+            summary.run,
+            summary.episodes,
+            options.db.display()
+        );
         let store = Store::open(&options.db)?;
         let mut episodes = store.episodes(summary.run)?;
         episodes.sort_by(|a, b| b.reward.total_cmp(&a.reward));
@@ -268,7 +299,10 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
         println!("best architectures:");
         println!("  {:>8}  {:>8}  {:>9}  architecture", "reward", "accuracy", "params");
         for e in episodes.iter().take(5) {
-            println!("  {:>8.4}  {:>8.4}  {:>9}  {}", e.reward, e.accuracy, e.params, e.architecture);
+            println!(
+                "  {:>8.4}  {:>8.4}  {:>9}  {}",
+                e.reward, e.accuracy, e.params, e.architecture
+            );
         }
         println!("next: nas-host eval {0} | nas-host report {0}", summary.run);
     }
@@ -306,7 +340,9 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
 
 fn run_report(args: ReportArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.store.db)?;
-    let out = args.out.unwrap_or_else(|| PathBuf::from(format!("runs/report-{}", args.run)));
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("runs/report-{}", args.run)));
     let path = report::write_report(&store, args.run, &out)?;
     println!("wrote {}", path.display());
     Ok(())
@@ -316,14 +352,28 @@ fn list_runs(args: StoreArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.db)?;
     let runs = store.runs()?;
     if runs.is_empty() {
-        println!("no runs in {} yet; start one with `nas-host search` or `make demo`", args.db.display());
+        println!(
+            "no runs in {} yet; start one with `nas-host search` or `make demo`",
+            args.db.display()
+        );
         return Ok(());
     }
-    println!("{:>4}  {:<9}  {:<10}  {:<13}  {:<8}  {:<9}  {:>11}  created", "run", "status", "agent", "reward", "dataset", "evaluator", "episodes");
+    println!(
+        "{:>4}  {:<9}  {:<10}  {:<13}  {:<8}  {:<9}  {:>11}  created",
+        "run", "status", "agent", "reward", "dataset", "evaluator", "episodes"
+    );
     for r in runs {
         println!(
             "{:>4}  {:<9}  {:<10}  {:<13}  {:<8}  {:<9}  {:>5}/{:<5}  {}",
-            r.id, r.status, r.agent.name, r.reward.name, r.dataset, r.evaluator, r.episodes_done, r.episodes_target, r.created_at
+            r.id,
+            r.status,
+            r.agent.name,
+            r.reward.name,
+            r.dataset,
+            r.evaluator,
+            r.episodes_done,
+            r.episodes_target,
+            r.created_at
         );
     }
     Ok(())
@@ -339,19 +389,32 @@ fn plugins_list() -> anyhow::Result<()> {
     println!("{:<7}  {:<13}  {:<8}  path", "kind", "name", "version");
     for file in files {
         match describe(&runtime, &file) {
-            Ok((kind, info, _)) => println!("{:<7}  {:<13}  {:<8}  {}", kind.as_str(), info.name, info.version, file.display()),
+            Ok((kind, info, _)) => println!(
+                "{:<7}  {:<13}  {:<8}  {}",
+                kind.as_str(),
+                info.name,
+                info.version,
+                file.display()
+            ),
             Err(e) => println!("{:<7}  {:<13}  {:<8}  {} ({e:#})", "invalid", "-", "-", file.display()),
         }
     }
     Ok(())
 }
 
-fn describe(runtime: &Runtime, file: &std::path::Path) -> anyhow::Result<(plugin::PluginKind, plugin::PluginInfo, plugin::LoadedPlugin)> {
+fn describe(
+    runtime: &Runtime,
+    file: &std::path::Path,
+) -> anyhow::Result<(plugin::PluginKind, plugin::PluginInfo, plugin::LoadedPlugin)> {
     let loaded = runtime.load(file)?;
     let limits = plugin::SandboxLimits::default();
     let info = match loaded.kind {
-        plugin::PluginKind::Agent => plugin::AgentPlugin::instantiate(runtime, &loaded, limits, 0)?.info().clone(),
-        plugin::PluginKind::Reward => plugin::RewardPlugin::instantiate(runtime, &loaded, limits, 0)?.info().clone(),
+        plugin::PluginKind::Agent => plugin::AgentPlugin::instantiate(runtime, &loaded, limits, 0)?
+            .info()
+            .clone(),
+        plugin::PluginKind::Reward => plugin::RewardPlugin::instantiate(runtime, &loaded, limits, 0)?
+            .info()
+            .clone(),
     };
     Ok((loaded.kind, info, loaded))
 }
@@ -364,14 +427,39 @@ fn plugins_inspect(spec: &str) -> anyhow::Result<()> {
     println!("version:     {}", info.version);
     println!("kind:        {}", kind.as_str());
     println!("description: {}", info.description);
-    println!("contract:    nas:plugin@{} (host speaks {})", loaded.contract_version, plugin::CONTRACT_VERSION);
+    println!(
+        "contract:    nas:plugin@{} (host speaks {})",
+        loaded.contract_version,
+        plugin::CONTRACT_VERSION
+    );
     println!("path:        {}", path.display());
     println!("sha256:      {}", loaded.sha256);
     Ok(())
 }
 
+fn fetch_dataset(name: DatasetName, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let source = DataSource::resolve(data_dir.as_deref());
+    let d = nas_datasets::load(name, &source).with_context(|| format!("loading dataset {name}"))?;
+    println!(
+        "{name}: {} train / {} test images of {}x{}x{}, {} classes (from {})",
+        d.train.len(),
+        d.test.len(),
+        d.channels,
+        d.height,
+        d.width,
+        d.num_classes,
+        source.data_dir.display()
+    );
+    Ok(())
+}
+
 /// Loads a dataset into tensors on the chosen device.
-pub fn load_tensor_data(dataset: DatasetName, data: &DataArgs, validation: Validation, seed: u64) -> anyhow::Result<TensorData> {
+pub fn load_tensor_data(
+    dataset: DatasetName,
+    data: &DataArgs,
+    validation: Validation,
+    seed: u64,
+) -> anyhow::Result<TensorData> {
     let dev = device::select(data.device)?;
     let source = DataSource::resolve(data.data_dir.as_deref());
     let loaded = nas_datasets::load(dataset, &source).with_context(|| format!("loading dataset {dataset}"))?;

@@ -32,9 +32,16 @@ impl Default for EvalConfig {
         let mut qlearning = toml::Table::new();
         qlearning.insert(
             "epsilon_schedule".into(),
-            toml::Value::Array(vec![toml::Value::Array(vec![toml::Value::Float(0.1), toml::Value::Integer(1)])]),
+            toml::Value::Array(vec![toml::Value::Array(vec![
+                toml::Value::Float(0.1),
+                toml::Value::Integer(1),
+            ])]),
         );
-        EvalConfig { samples: 50, explore: true, plugins: BTreeMap::from([("qlearning".to_string(), qlearning)]) }
+        EvalConfig {
+            samples: 50,
+            explore: true,
+            plugins: BTreeMap::from([("qlearning".to_string(), qlearning)]),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::search::{plugin_section_name, SearchOptions, Session};
-use crate::store::Store;
+use crate::store::{EvalSampleRow, Store};
 
 /// Episode indices used to seed evaluation samples, far past any search episode.
 const EVAL_EPISODE_OFFSET: usize = 1 << 40;
@@ -48,7 +48,16 @@ impl EvalSummary {
         let (mean_accuracy, std_accuracy) = mean_std(&samples.iter().map(|s| s.accuracy).collect::<Vec<_>>());
         let (mean_params, _) = mean_std(&samples.iter().map(|s| s.params as f64).collect::<Vec<_>>());
         let (mean_depth, _) = mean_std(&samples.iter().map(|s| s.depth as f64).collect::<Vec<_>>());
-        EvalSummary { run, agent: agent.into(), dataset: dataset.into(), samples, mean_accuracy, std_accuracy, mean_params, mean_depth }
+        EvalSummary {
+            run,
+            agent: agent.into(),
+            dataset: dataset.into(),
+            samples,
+            mean_accuracy,
+            std_accuracy,
+            mean_params,
+            mean_depth,
+        }
     }
 
     pub fn to_markdown(&self) -> String {
@@ -65,7 +74,10 @@ impl EvalSummary {
         out.push_str(&format!("\n{} distinct architectures sampled:\n", distinct.len()));
         for s in distinct.iter().take(10) {
             let count = self.samples.iter().filter(|x| x.architecture == s.architecture).count();
-            out.push_str(&format!("  {count:>3}×  {:.4}  {:>9}  {}\n", s.accuracy, s.params, s.architecture));
+            out.push_str(&format!(
+                "  {count:>3}×  {:.4}  {:>9}  {}\n",
+                s.accuracy, s.params, s.architecture
+            ));
         }
         out
     }
@@ -85,18 +97,40 @@ pub fn eval(run: i64, samples: Option<usize>, options: &SearchOptions) -> anyhow
     let mut session = Session::open(&config, &agent_path, &reward_path, options, Some(agent_config))?;
     session.agent.load(&state)?;
     let count = samples.unwrap_or(config.eval.samples);
-    let bar = if options.progress && !options.json { indicatif::ProgressBar::new(count as u64) } else { indicatif::ProgressBar::hidden() };
+    let bar = if options.progress && !options.json {
+        indicatif::ProgressBar::new(count as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut rows = Vec::with_capacity(count);
     let mut stored = Vec::with_capacity(count);
     for i in 0..count {
         session.reseed(EVAL_EPISODE_OFFSET + i);
         let arch = session.design(config.eval.explore, false)?;
         let (evaluation_id, outcome, cache_hit) = session.evaluate(&store, &arch, true)?;
-        rows.push(EvalSample { architecture: arch.to_string(), accuracy: outcome.accuracy, params: outcome.params, depth: arch.depth(), cache_hit });
-        stored.push((arch.to_string(), outcome, arch.depth(), evaluation_id, cache_hit));
+        rows.push(EvalSample {
+            architecture: arch.to_string(),
+            accuracy: outcome.accuracy,
+            params: outcome.params,
+            depth: arch.depth(),
+            cache_hit,
+        });
+        stored.push(EvalSampleRow {
+            architecture: arch.to_string(),
+            accuracy: outcome.accuracy,
+            params: outcome.params,
+            depth: arch.depth(),
+            evaluation_id,
+            cache_hit,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
     store.replace_eval_samples(run, &stored)?;
-    Ok(EvalSummary::from_samples(run, &record.agent.name, &record.dataset, rows))
+    Ok(EvalSummary::from_samples(
+        run,
+        &record.agent.name,
+        &record.dataset,
+        rows,
+    ))
 }

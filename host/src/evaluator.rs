@@ -36,7 +36,9 @@ pub struct SyntheticConfig {
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        SyntheticConfig { target: "conv(64,3) pool(2,2) conv(64,3) fc(128)".into() }
+        SyntheticConfig {
+            target: "conv(64,3) pool(2,2) conv(64,3) fc(128)".into(),
+        }
     }
 }
 
@@ -53,7 +55,15 @@ pub fn synthetic_score(arch: &Architecture, target: &Architecture) -> f64 {
         .layers
         .iter()
         .zip(&target.layers)
-        .map(|(a, b)| if a == b { 1.0 } else if same_kind(a, b) { 0.5 } else { 0.0 })
+        .map(|(a, b)| {
+            if a == b {
+                1.0
+            } else if same_kind(a, b) {
+                0.5
+            } else {
+                0.0
+            }
+        })
         .sum();
     0.1 + 0.9 * matched / arch.depth().max(target.depth()).max(1) as f64
 }

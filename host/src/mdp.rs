@@ -88,11 +88,13 @@ impl Mdp {
         }
         let actions = layers
             .iter()
-            .flat_map(|&layer| {
-                [false, true].map(|terminate| Action { layer, terminate })
-            })
+            .flat_map(|&layer| [false, true].map(|terminate| Action { layer, terminate }))
             .collect();
-        Mdp { config, input_size, actions }
+        Mdp {
+            config,
+            input_size,
+            actions,
+        }
     }
 
     /// The flat action list; an agent's action is an index into it.
@@ -154,7 +156,10 @@ impl Mdp {
         // Continuing is valid only if the next state can still add a layer within the depth limit.
         let next = self.next_state(state, action);
         next.depth < self.config.max_depth
-            && self.actions.iter().any(|a| a.terminate && self.layer_allowed(&next, &a.layer))
+            && self
+                .actions
+                .iter()
+                .any(|a| a.terminate && self.layer_allowed(&next, &a.layer))
     }
 
     /// The exact validity mask over the flat action list.
@@ -169,7 +174,10 @@ impl Mdp {
         }
         let mut state = self.start();
         for (i, layer) in arch.layers.iter().enumerate() {
-            let action = Action { layer: *layer, terminate: i + 1 == arch.layers.len() };
+            let action = Action {
+                layer: *layer,
+                terminate: i + 1 == arch.layers.len(),
+            };
             if !self.is_valid(&state, &action) {
                 return Err(format!(
                     "layer {} `{layer}` is not allowed here ({}; image size {}, depth {} of at most {})",
@@ -216,12 +224,25 @@ impl Mdp {
                 0,
             ),
             Some(Layer::Pool { size, stride }) => {
-                let pool = self.config.pools.iter().position(|&p| p == (size, stride)).map_or(0, |i| i as u32 + 1);
+                let pool = self
+                    .config
+                    .pools
+                    .iter()
+                    .position(|&p| p == (size, stride))
+                    .map_or(0, |i| i as u32 + 1);
                 (2, 0, 0, pool, 0)
             }
             Some(Layer::Fc { units }) => (3, 0, 0, 0, index_of(&self.config.fc_sizes, units)),
         };
-        [state.depth as u32, kind, filters, kernel, pool, fc, u32::from(state.terminated)]
+        [
+            state.depth as u32,
+            kind,
+            filters,
+            kernel,
+            pool,
+            fc,
+            u32::from(state.terminated),
+        ]
     }
 
     /// Sizes of the tuple's fields, in order: the one-hot observation concatenates one-hots of these.
@@ -309,14 +330,35 @@ mod tests {
         let arch: Architecture = "conv(10,3) fc(64)".parse().unwrap();
         let mut state = m.start();
         for layer in &arch.layers {
-            state = m.next_state(&state, &Action { layer: *layer, terminate: false });
+            state = m.next_state(
+                &state,
+                &Action {
+                    layer: *layer,
+                    terminate: false,
+                },
+            );
         }
         // After fc(64) nothing smaller exists: no action may be valid, and so fc(64)-continue was masked.
         assert!(m.mask(&state).iter().all(|v| !v));
-        let before = m.next_state(&m.start(), &Action { layer: arch.layers[0], terminate: false });
-        let fc64_continue = Action { layer: Layer::Fc { units: 64 }, terminate: false };
+        let before = m.next_state(
+            &m.start(),
+            &Action {
+                layer: arch.layers[0],
+                terminate: false,
+            },
+        );
+        let fc64_continue = Action {
+            layer: Layer::Fc { units: 64 },
+            terminate: false,
+        };
         assert!(!m.is_valid(&before, &fc64_continue));
-        assert!(m.is_valid(&before, &Action { terminate: true, ..fc64_continue }));
+        assert!(m.is_valid(
+            &before,
+            &Action {
+                terminate: true,
+                ..fc64_continue
+            }
+        ));
     }
 
     #[test]
@@ -327,7 +369,13 @@ mod tests {
             let mut state = m.start();
             let mut layers = Vec::new();
             while !state.terminated {
-                let valid: Vec<usize> = m.mask(&state).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i).collect();
+                let valid: Vec<usize> = m
+                    .mask(&state)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v)
+                    .map(|(i, _)| i)
+                    .collect();
                 assert!(!valid.is_empty(), "stuck at {state:?} after {layers:?}");
                 let action = m.actions()[valid[rng.random_range(0..valid.len())]];
                 layers.push(action.layer);
@@ -341,7 +389,13 @@ mod tests {
     #[test]
     fn observation_is_one_hot_per_field() {
         let m = mdp();
-        let s = m.next_state(&m.start(), &Action { layer: Layer::Conv { filters: 32, kernel: 3 }, terminate: false });
+        let s = m.next_state(
+            &m.start(),
+            &Action {
+                layer: Layer::Conv { filters: 32, kernel: 3 },
+                terminate: false,
+            },
+        );
         assert_eq!(m.tuple(&s), [1, 1, 3, 2, 0, 0, 0]);
         let obs = m.observation(&s);
         assert_eq!(obs.len(), 9 + 4 + 5 + 4 + 4 + 5 + 2);

@@ -30,7 +30,13 @@ pub fn build(
         let name = format!("l{i}");
         match *layer {
             Layer::Conv { filters, kernel } => {
-                let conv = nn::conv2d(vs / name, channels, i64::from(filters), i64::from(kernel), Default::default());
+                let conv = nn::conv2d(
+                    vs / name,
+                    channels,
+                    i64::from(filters),
+                    i64::from(kernel),
+                    Default::default(),
+                );
                 net = net.add(conv);
                 if relu {
                     net = net.add_fn(|x| x.relu());
@@ -66,5 +72,10 @@ pub fn build(
             channels * side * side
         }
     };
-    net.add(nn::linear(vs / "classifier", inputs, num_classes as i64, Default::default()))
+    net.add(nn::linear(
+        vs / "classifier",
+        inputs,
+        num_classes as i64,
+        Default::default(),
+    ))
 }

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use crate::arch::{Architecture, Layer};
 use crate::eval::mean_std;
-use crate::store::{EpisodeRecord, Store};
+use crate::store::{EpisodeRecord, EvalSampleRow, Store};
 
 /// One table across runs.
 pub struct CompareTable {
@@ -19,7 +19,11 @@ pub struct CompareTable {
 
 impl CompareTable {
     pub fn to_markdown(&self) -> String {
-        let mut out = format!("| {} |\n|{}\n", self.header.join(" | "), "---|".repeat(self.header.len()));
+        let mut out = format!(
+            "| {} |\n|{}\n",
+            self.header.join(" | "),
+            "---|".repeat(self.header.len())
+        );
         for row in &self.rows {
             out.push_str(&format!("| {} |\n", row.join(" | ")));
         }
@@ -27,7 +31,13 @@ impl CompareTable {
     }
 
     pub fn to_csv(&self) -> String {
-        let escape = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+        let escape = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
         let mut out = self.header.iter().map(|h| escape(h)).collect::<Vec<_>>().join(",") + "\n";
         for row in &self.rows {
             out.push_str(&(row.iter().map(|c| escape(c)).collect::<Vec<_>>().join(",") + "\n"));
@@ -38,8 +48,17 @@ impl CompareTable {
 
 pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable> {
     let header = vec![
-        "run", "agent", "reward", "dataset", "episodes", "best accuracy", "eval accuracy (mean ± std)", "eval mean params",
-        "eval mean depth", "wall time (s)", "cache hits",
+        "run",
+        "agent",
+        "reward",
+        "dataset",
+        "episodes",
+        "best accuracy",
+        "eval accuracy (mean ± std)",
+        "eval mean params",
+        "eval mean depth",
+        "wall time (s)",
+        "cache hits",
     ];
     let mut rows = Vec::new();
     for &run in runs {
@@ -51,10 +70,12 @@ pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable
         let (eval_acc, eval_params, eval_depth) = if samples.is_empty() {
             ("— (run `nas-host eval`)".to_string(), "—".to_string(), "—".to_string())
         } else {
-            let (m, s) = mean_std(&samples.iter().map(|x| x.1).collect::<Vec<_>>());
-            let (p, _) = mean_std(&samples.iter().map(|x| x.2 as f64).collect::<Vec<_>>());
-            let (d, _) = mean_std(&samples.iter().map(|x| x.3 as f64).collect::<Vec<_>>());
-            (format!("{m:.4} ± {s:.4} (n={})", samples.len()), format!("{p:.0}"), format!("{d:.2}"))
+            let (m, s, p, d) = sample_stats(&samples);
+            (
+                format!("{m:.4} ± {s:.4} (n={})", samples.len()),
+                format!("{p:.0}"),
+                format!("{d:.2}"),
+            )
         };
         rows.push(vec![
             run.to_string(),
@@ -62,7 +83,11 @@ pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable
             r.reward.name.clone(),
             r.dataset.clone(),
             format!("{}/{}", episodes.len(), r.episodes_target),
-            if best.is_nan() { "—".into() } else { format!("{best:.4}") },
+            if best.is_nan() {
+                "—".into()
+            } else {
+                format!("{best:.4}")
+            },
             eval_acc,
             eval_params,
             eval_depth,
@@ -71,6 +96,14 @@ pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable
         ]);
     }
     Ok(CompareTable { header, rows })
+}
+
+/// (mean accuracy, std accuracy, mean params, mean depth) of `eval` samples.
+fn sample_stats(samples: &[EvalSampleRow]) -> (f64, f64, f64, f64) {
+    let (m, s) = mean_std(&samples.iter().map(|x| x.accuracy).collect::<Vec<_>>());
+    let (p, _) = mean_std(&samples.iter().map(|x| x.params as f64).collect::<Vec<_>>());
+    let (d, _) = mean_std(&samples.iter().map(|x| x.depth as f64).collect::<Vec<_>>());
+    (m, s, p, d)
 }
 
 fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
@@ -96,11 +129,24 @@ where
     let n = episodes.len().max(1);
     let rewards: Vec<f64> = episodes.iter().map(|e| e.reward).collect();
     let accuracies: Vec<f64> = episodes.iter().map(|e| e.accuracy).collect();
-    let lo = rewards.iter().chain(&accuracies).copied().fold(f64::INFINITY, f64::min).min(0.0);
-    let hi = rewards.iter().chain(&accuracies).copied().fold(f64::NEG_INFINITY, f64::max).max(1.0);
+    let lo = rewards
+        .iter()
+        .chain(&accuracies)
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .min(0.0);
+    let hi = rewards
+        .iter()
+        .chain(&accuracies)
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(1.0);
     let window = (n / 20).clamp(1, 100);
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Reward and accuracy per episode (moving average over {window})"), ("sans-serif", 22))
+        .caption(
+            format!("Reward and accuracy per episode (moving average over {window})"),
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
@@ -108,17 +154,44 @@ where
     chart.configure_mesh().x_desc("episode").y_desc("value").draw()?;
     let light_red = RGBColor(240, 160, 160);
     let light_blue = RGBColor(150, 180, 240);
-    chart.draw_series(rewards.iter().enumerate().map(|(i, &r)| Circle::new((i as f64, r), 2, light_red.filled())))?;
-    chart.draw_series(accuracies.iter().enumerate().map(|(i, &a)| Circle::new((i as f64, a), 2, light_blue.filled())))?;
+    chart.draw_series(
+        rewards
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| Circle::new((i as f64, r), 2, light_red.filled())),
+    )?;
+    chart.draw_series(
+        accuracies
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| Circle::new((i as f64, a), 2, light_blue.filled())),
+    )?;
     chart
-        .draw_series(LineSeries::new(moving_average(&rewards, window).into_iter().enumerate().map(|(i, v)| (i as f64, v)), RED.stroke_width(2)))?
+        .draw_series(LineSeries::new(
+            moving_average(&rewards, window)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, v)),
+            RED.stroke_width(2),
+        ))?
         .label("reward (moving average)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED.stroke_width(2)));
     chart
-        .draw_series(LineSeries::new(moving_average(&accuracies, window).into_iter().enumerate().map(|(i, v)| (i as f64, v)), BLUE.stroke_width(2)))?
+        .draw_series(LineSeries::new(
+            moving_average(&accuracies, window)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, v)),
+            BLUE.stroke_width(2),
+        ))?
         .label("accuracy (moving average)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -129,16 +202,25 @@ where
 {
     root.fill(&WHITE)?;
     let params: Vec<f64> = episodes.iter().map(|e| (e.params.max(1)) as f64).collect();
-    let (pmin, pmax) = params.iter().fold((f64::INFINITY, 1.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+    let (pmin, pmax) = params
+        .iter()
+        .fold((f64::INFINITY, 1.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
     let pmin = if pmin.is_finite() { pmin / 1.5 } else { 1.0 };
     let n = episodes.len().max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Accuracy vs parameters (colour: episode, early = blue, late = red)", ("sans-serif", 22))
+        .caption(
+            "Accuracy vs parameters (colour: episode, early = blue, late = red)",
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d((pmin..pmax * 1.5).log_scale(), 0f64..1.0)?;
-    chart.configure_mesh().x_desc("trainable parameters (log)").y_desc("accuracy").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("trainable parameters (log)")
+        .y_desc("accuracy")
+        .draw()?;
     chart.draw_series(episodes.iter().zip(&params).map(|(e, &p)| {
         let t = e.index as f64 / n;
         let colour = RGBColor((255.0 * t) as u8, 60, (255.0 * (1.0 - t)) as u8);
@@ -155,7 +237,12 @@ where
     root.fill(&WHITE)?;
     let xmax = points.last().map_or(1.0, |p| p.0 + 1.0);
     let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0);
-    let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max).max(lo + 1e-6) * 1.05;
+    let hi = points
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(lo + 1e-6)
+        * 1.05;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("Agent {name} over episodes"), ("sans-serif", 22))
         .margin(12)
@@ -177,7 +264,12 @@ fn box_label(layer: &Layer) -> String {
     }
 }
 
-fn draw_architecture<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, arch: &Architecture, classes: usize, caption: &str) -> DrawResult
+fn draw_architecture<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    arch: &Architecture,
+    classes: usize,
+    caption: &str,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -189,17 +281,35 @@ where
     let gap = 34;
     let box_w = ((width as i32 - 40 - gap * (n - 1)) / n).clamp(60, 150);
     let (top, box_h) = (height as i32 / 2 - 24, 48);
-    root.draw(&Text::new(caption.to_string(), (20, 14), ("sans-serif", 18).into_font()))?;
+    root.draw(&Text::new(
+        caption.to_string(),
+        (20, 14),
+        ("sans-serif", 18).into_font(),
+    ))?;
     for (i, label) in labels.iter().enumerate() {
         let x = 20 + i as i32 * (box_w + gap);
-        let fill = if i + 1 == labels.len() { RGBColor(255, 230, 200) } else { RGBColor(210, 225, 250) };
+        let fill = if i + 1 == labels.len() {
+            RGBColor(255, 230, 200)
+        } else {
+            RGBColor(210, 225, 250)
+        };
         root.draw(&Rectangle::new([(x, top), (x + box_w, top + box_h)], fill.filled()))?;
-        root.draw(&Rectangle::new([(x, top), (x + box_w, top + box_h)], BLACK.stroke_width(1)))?;
-        root.draw(&Text::new(label.clone(), (x + 6, top + box_h / 2 - 7), ("sans-serif", 14).into_font()))?;
+        root.draw(&Rectangle::new(
+            [(x, top), (x + box_w, top + box_h)],
+            BLACK.stroke_width(1),
+        ))?;
+        root.draw(&Text::new(
+            label.clone(),
+            (x + 6, top + box_h / 2 - 7),
+            ("sans-serif", 14).into_font(),
+        ))?;
         if i + 1 < labels.len() {
             let (ax, ay) = (x + box_w + 4, top + box_h / 2);
             root.draw(&PathElement::new([(ax, ay), (ax + gap - 8, ay)], BLACK.stroke_width(2)))?;
-            root.draw(&Polygon::new(vec![(ax + gap - 8, ay - 5), (ax + gap - 2, ay), (ax + gap - 8, ay + 5)], BLACK.filled()))?;
+            root.draw(&Polygon::new(
+                vec![(ax + gap - 8, ay - 5), (ax + gap - 2, ay), (ax + gap - 8, ay + 5)],
+                BLACK.filled(),
+            ))?;
         }
     }
     root.present()?;
@@ -216,8 +326,10 @@ fn figure(
 ) -> anyhow::Result<()> {
     let png = dir.join(format!("{name}.png"));
     let svg = dir.join(format!("{name}.svg"));
-    draw_png(BitMapBackend::new(&png, size).into_drawing_area()).map_err(|e| anyhow::anyhow!("drawing {}: {e}", png.display()))?;
-    draw_svg(SVGBackend::new(&svg, size).into_drawing_area()).map_err(|e| anyhow::anyhow!("drawing {}: {e}", svg.display()))?;
+    draw_png(BitMapBackend::new(&png, size).into_drawing_area())
+        .map_err(|e| anyhow::anyhow!("drawing {}: {e}", png.display()))?;
+    draw_svg(SVGBackend::new(&svg, size).into_drawing_area())
+        .map_err(|e| anyhow::anyhow!("drawing {}: {e}", svg.display()))?;
     Ok(())
 }
 
@@ -230,20 +342,57 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     let config = crate::config::RunConfig::from_toml(&record.config_toml)?;
     let classes = config.dataset.num_classes();
 
-    figure(out, "reward", (1000, 560), |a| plot_rewards(a, &episodes), |a| plot_rewards(a, &episodes))?;
-    figure(out, "accuracy_vs_params", (1000, 560), |a| plot_accuracy_vs_params(a, &episodes), |a| plot_accuracy_vs_params(a, &episodes))?;
-    let metric = ["epsilon", "entropy"].into_iter().find(|m| episodes.iter().any(|e| e.metrics.contains_key(*m)));
+    figure(
+        out,
+        "reward",
+        (1000, 560),
+        |a| plot_rewards(a, &episodes),
+        |a| plot_rewards(a, &episodes),
+    )?;
+    figure(
+        out,
+        "accuracy_vs_params",
+        (1000, 560),
+        |a| plot_accuracy_vs_params(a, &episodes),
+        |a| plot_accuracy_vs_params(a, &episodes),
+    )?;
+    let metric = ["epsilon", "entropy"]
+        .into_iter()
+        .find(|m| episodes.iter().any(|e| e.metrics.contains_key(*m)));
     if let Some(metric) = metric {
         let points: Vec<(f64, f64)> = episodes
             .iter()
-            .filter_map(|e| e.metrics.get(metric).and_then(|v| v.as_f64()).map(|v| (e.index as f64, v)))
+            .filter_map(|e| {
+                e.metrics
+                    .get(metric)
+                    .and_then(|v| v.as_f64())
+                    .map(|v| (e.index as f64, v))
+            })
             .collect();
-        figure(out, "exploration", (1000, 480), |a| plot_metric(a, metric, &points), |a| plot_metric(a, metric, &points))?;
+        figure(
+            out,
+            "exploration",
+            (1000, 480),
+            |a| plot_metric(a, metric, &points),
+            |a| plot_metric(a, metric, &points),
+        )?;
     }
-    let best = episodes.iter().max_by(|a, b| a.reward.total_cmp(&b.reward)).expect("non-empty");
+    let best = episodes
+        .iter()
+        .max_by(|a, b| a.reward.total_cmp(&b.reward))
+        .expect("non-empty");
     let best_arch: Architecture = best.architecture.parse().map_err(anyhow::Error::msg)?;
-    let caption = format!("Best architecture (episode {}, reward {:.4}, accuracy {:.4}, {} params)", best.index, best.reward, best.accuracy, best.params);
-    figure(out, "best_architecture", (1100, 180), |a| draw_architecture(a, &best_arch, classes, &caption), |a| draw_architecture(a, &best_arch, classes, &caption))?;
+    let caption = format!(
+        "Best architecture (episode {}, reward {:.4}, accuracy {:.4}, {} params)",
+        best.index, best.reward, best.accuracy, best.params
+    );
+    figure(
+        out,
+        "best_architecture",
+        (1100, 180),
+        |a| draw_architecture(a, &best_arch, classes, &caption),
+        |a| draw_architecture(a, &best_arch, classes, &caption),
+    )?;
 
     let mut top: Vec<&EpisodeRecord> = Vec::new();
     let mut sorted: Vec<&EpisodeRecord> = episodes.iter().collect();
@@ -258,29 +407,40 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     }
     let hits = episodes.iter().filter(|e| e.cache_hit).count();
     let tail = episodes.len().min(100);
-    let (tail_mean, _) = mean_std(&episodes[episodes.len() - tail..].iter().map(|e| e.reward).collect::<Vec<_>>());
+    let (tail_mean, _) = mean_std(
+        &episodes[episodes.len() - tail..]
+            .iter()
+            .map(|e| e.reward)
+            .collect::<Vec<_>>(),
+    );
     let mut md = format!(
         "# nas-host run {run}\n\n| | |\n|---|---|\n| agent | {} {} |\n| reward | {} {} |\n| dataset | {} |\n| evaluator | {} |\n| seed | {} |\n| status | {} |\n| episodes | {} of {} |\n| mean reward, last {tail} episodes | {tail_mean:.4} |\n| cache hits | {hits} |\n| wall time | {:.1} s |\n\n",
         record.agent.name, record.agent.version, record.reward.name, record.reward.version, record.dataset, record.evaluator,
         record.seed, record.status, episodes.len(), record.episodes_target, record.wall_seconds
     );
     md.push_str("## Best architecture\n\n![best architecture](best_architecture.png)\n\n");
-    md.push_str(&format!("`{}` — reward {:.4}, accuracy {:.4}, {} parameters, found in episode {}.\n\n", best.architecture, best.reward, best.accuracy, best.params, best.index));
+    md.push_str(&format!(
+        "`{}` — reward {:.4}, accuracy {:.4}, {} parameters, found in episode {}.\n\n",
+        best.architecture, best.reward, best.accuracy, best.params, best.index
+    ));
     md.push_str("## Reward and accuracy\n\n![reward per episode](reward.png)\n\n");
     md.push_str("## Accuracy vs size\n\n![accuracy vs parameters](accuracy_vs_params.png)\n\n");
     match metric {
         Some(m) => md.push_str(&format!("## Exploration\n\n![{m} over episodes](exploration.png)\n\n")),
         None => md.push_str("## Exploration\n\nThis agent reports neither ε nor policy entropy.\n\n"),
     }
-    md.push_str("## Top architectures\n\n| reward | accuracy | params | depth | architecture |\n|---|---|---|---|---|\n");
+    md.push_str(
+        "## Top architectures\n\n| reward | accuracy | params | depth | architecture |\n|---|---|---|---|---|\n",
+    );
     for e in &top {
-        md.push_str(&format!("| {:.4} | {:.4} | {} | {} | `{}` |\n", e.reward, e.accuracy, e.params, e.depth, e.architecture));
+        md.push_str(&format!(
+            "| {:.4} | {:.4} | {} | {} | `{}` |\n",
+            e.reward, e.accuracy, e.params, e.depth, e.architecture
+        ));
     }
     let samples = store.eval_samples(run)?;
     if !samples.is_empty() {
-        let (m, s) = mean_std(&samples.iter().map(|x| x.1).collect::<Vec<_>>());
-        let (p, _) = mean_std(&samples.iter().map(|x| x.2 as f64).collect::<Vec<_>>());
-        let (d, _) = mean_std(&samples.iter().map(|x| x.3 as f64).collect::<Vec<_>>());
+        let (m, s, p, d) = sample_stats(&samples);
         md.push_str(&format!(
             "\n## Frozen-policy evaluation\n\n{} samples: accuracy {m:.4} ± {s:.4}, mean parameters {p:.0}, mean depth {d:.2}.\n",
             samples.len()
@@ -302,7 +462,10 @@ mod tests {
 
     #[test]
     fn csv_escapes() {
-        let t = CompareTable { header: vec!["a", "b"], rows: vec![vec!["x,y".into(), "q\"".into()]] };
+        let t = CompareTable {
+            header: vec!["a", "b"],
+            rows: vec![vec!["x,y".into(), "q\"".into()]],
+        };
         assert_eq!(t.to_csv(), "a,b\n\"x,y\",\"q\"\"\"\n");
     }
 }

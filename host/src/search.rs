@@ -17,7 +17,7 @@ use crate::device::{self, DeviceChoice};
 use crate::evaluator::{Evaluator, EvaluatorKind};
 use crate::mdp::Mdp;
 use crate::plugin::{self, AgentPlugin, RewardPlugin, Runtime};
-use crate::store::{EpisodeRecord, PluginRecord, RunRecord, Store};
+use crate::store::{EpisodeRecord, NewEvaluation, NewRun, PluginRecord, RunRecord, Store};
 use crate::train::{TensorData, TrainOutcome};
 
 /// How a search talks to the outside: where data and the store are, and what it prints.
@@ -57,7 +57,13 @@ fn record(path: &Path, info: &plugin::PluginInfo, sha256: &str) -> PluginRecord 
 impl Session {
     /// Loads the plugins and the evaluator (and the dataset, for real training). `agent_config`
     /// overrides the agent's configuration section (used by `eval`).
-    pub fn open(config: &RunConfig, agent_path: &Path, reward_path: &Path, options: &SearchOptions, agent_config: Option<String>) -> anyhow::Result<Session> {
+    pub fn open(
+        config: &RunConfig,
+        agent_path: &Path,
+        reward_path: &Path,
+        options: &SearchOptions,
+        agent_config: Option<String>,
+    ) -> anyhow::Result<Session> {
         let (_, side, _) = config.dataset.image_shape();
         let mdp = Mdp::new(config.mdp.clone(), side as u32);
         let runtime = Runtime::new(Runtime::default_cache_dir())?;
@@ -67,26 +73,46 @@ impl Session {
         let mut reward = RewardPlugin::instantiate(&runtime, &reward_file, config.sandbox, config.seed)?;
         let agent_name = plugin_section_name(agent_path);
         let reward_name = plugin_section_name(reward_path);
-        agent.init(&mdp, &agent_config.unwrap_or_else(|| config.plugin_json(&agent_name)), config.seed)?;
+        agent.init(
+            &mdp,
+            &agent_config.unwrap_or_else(|| config.plugin_json(&agent_name)),
+            config.seed,
+        )?;
         reward.init(&config.plugin_json(&reward_name))?;
         let evaluator = match config.evaluator {
             EvaluatorKind::Synthetic => {
                 let target: Architecture = config.synthetic.target.parse().map_err(anyhow::Error::msg)?;
-                mdp.validate(&target)
-                    .map_err(|e| anyhow::anyhow!("synthetic target `{target}` is not valid for {}: {e}", config.dataset))?;
-                Evaluator::Synthetic { target, dataset: config.dataset }
+                mdp.validate(&target).map_err(|e| {
+                    anyhow::anyhow!("synthetic target `{target}` is not valid for {}: {e}", config.dataset)
+                })?;
+                Evaluator::Synthetic {
+                    target,
+                    dataset: config.dataset,
+                }
             }
             EvaluatorKind::Train => {
                 let dev = device::select(options.device)?;
                 let source = DataSource::resolve(options.data_dir.as_deref());
-                let dataset = nas_datasets::load(config.dataset, &source).with_context(|| format!("loading dataset {}", config.dataset))?;
+                let dataset = nas_datasets::load(config.dataset, &source)
+                    .with_context(|| format!("loading dataset {}", config.dataset))?;
                 let data = TensorData::new(&dataset, config.train.validation, config.train.seed, dev)?;
-                Evaluator::Train { data: Box::new(data), config: config.train.clone() }
+                Evaluator::Train {
+                    data: Box::new(data),
+                    config: config.train.clone(),
+                }
             }
         };
         let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
-        Ok(Session { config: config.clone(), mdp, agent, reward, evaluator, agent_record, reward_record })
+        Ok(Session {
+            config: config.clone(),
+            mdp,
+            agent,
+            reward,
+            evaluator,
+            agent_record,
+            reward_record,
+        })
     }
 
     /// Lets the agent design one architecture in environment 0. With `learn`, the agent is told
@@ -114,14 +140,26 @@ impl Session {
             EvaluatorKind::Synthetic => serde_json::to_string(&self.config.synthetic),
         }
         .expect("protocols serialize");
-        let text = format!("{arch}|{}|{}|{protocol}", self.config.dataset, self.config.evaluator.as_str());
-        let key = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let text = format!(
+            "{arch}|{}|{}|{protocol}",
+            self.config.dataset,
+            self.config.evaluator.as_str()
+        );
+        let key = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         (key, protocol)
     }
 
     /// Evaluates an architecture through the cache: returns (evaluation id, outcome, cache hit).
     /// A new evaluation is stored as soon as it finishes.
-    pub fn evaluate(&self, store: &Store, arch: &Architecture, use_cache: bool) -> anyhow::Result<(i64, TrainOutcome, bool)> {
+    pub fn evaluate(
+        &self,
+        store: &Store,
+        arch: &Architecture,
+        use_cache: bool,
+    ) -> anyhow::Result<(i64, TrainOutcome, bool)> {
         let (key, protocol) = self.cache_key(arch);
         if use_cache {
             if let Some(cached) = store.cached_evaluation(&key)? {
@@ -132,15 +170,15 @@ impl Session {
         if let Some(reason) = &outcome.failure {
             tracing::warn!("child `{arch}` failed: {reason}");
         }
-        let id = store.insert_evaluation(
-            &key,
-            &arch.to_string(),
-            self.config.dataset.as_str(),
-            self.config.evaluator.as_str(),
-            &protocol,
-            arch.depth(),
-            &outcome,
-        )?;
+        let id = store.insert_evaluation(&NewEvaluation {
+            cache_key: &key,
+            architecture: &arch.to_string(),
+            dataset: self.config.dataset.as_str(),
+            evaluator: self.config.evaluator.as_str(),
+            protocol_json: &protocol,
+            depth: arch.depth(),
+            outcome: &outcome,
+        })?;
         Ok((id, outcome, false))
     }
 
@@ -158,7 +196,8 @@ fn episode_seed(seed: u64, episode: usize) -> u64 {
 
 /// The name of a plugin's configuration section: its file stem (`plugins/ppo.wasm` → `ppo`).
 pub fn plugin_section_name(path: &Path) -> String {
-    path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    path.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
 }
 
 /// Where a search starts.
@@ -184,11 +223,19 @@ pub struct SearchSummary {
 /// Refuses to resume with a plugin whose file changed, unless forced.
 fn check_unchanged(kind: &str, recorded: &PluginRecord, force: bool) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(&recorded.path);
-    let bytes = std::fs::read(&path).with_context(|| format!("the run's {kind} plugin {} is gone; restore it to resume", path.display()))?;
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "the run's {kind} plugin {} is gone; restore it to resume",
+            path.display()
+        )
+    })?;
     let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     if sha != recorded.sha256 {
         if force {
-            tracing::warn!("{kind} plugin {} changed since the run started; resuming anyway (--force)", path.display());
+            tracing::warn!(
+                "{kind} plugin {} changed since the run started; resuming anyway (--force)",
+                path.display()
+            );
         } else {
             anyhow::bail!(
                 "the {kind} plugin {} changed since the run started (sha256 {} then, {} now); its checkpoint may not fit the new code. Restore the old file, or pass --force to resume anyway",
@@ -209,15 +256,15 @@ pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSum
             let agent_path = plugin::resolve(&config.agent)?;
             let reward_path = plugin::resolve(&config.reward)?;
             let session = Session::open(&config, &agent_path, &reward_path, options, None)?;
-            let run = store.create_run(
-                &config.to_toml(),
-                config.dataset.as_str(),
-                config.evaluator.as_str(),
-                config.seed,
-                config.episodes,
-                &session.agent_record,
-                &session.reward_record,
-            )?;
+            let run = store.create_run(&NewRun {
+                config_toml: &config.to_toml(),
+                dataset: config.dataset.as_str(),
+                evaluator: config.evaluator.as_str(),
+                seed: config.seed,
+                episodes_target: config.episodes,
+                agent: &session.agent_record,
+                reward: &session.reward_record,
+            })?;
             (run, session, 0)
         }
         Start::Resume { run, force, episodes } => {
@@ -258,10 +305,20 @@ pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSum
         ))
     })?;
     let best = episodes.iter().max_by(|a, b| a.reward.total_cmp(&b.reward)).cloned();
-    Ok(SearchSummary { run: run_id, episodes: episodes.len(), best })
+    Ok(SearchSummary {
+        run: run_id,
+        episodes: episodes.len(),
+        best,
+    })
 }
 
-fn run_episodes(store: &mut Store, session: &mut Session, run: i64, first: usize, options: &SearchOptions) -> anyhow::Result<()> {
+fn run_episodes(
+    store: &mut Store,
+    session: &mut Session,
+    run: i64,
+    first: usize,
+    options: &SearchOptions,
+) -> anyhow::Result<()> {
     let total = session.config.episodes;
     let bar = if options.progress && !options.json && first < total {
         let bar = ProgressBar::new(total as u64);
@@ -274,7 +331,11 @@ fn run_episodes(store: &mut Store, session: &mut Session, run: i64, first: usize
     } else {
         ProgressBar::hidden()
     };
-    let mut best = store.episodes(run)?.into_iter().map(|e| e.reward).fold(f64::NEG_INFINITY, f64::max);
+    let mut best = store
+        .episodes(run)?
+        .into_iter()
+        .map(|e| e.reward)
+        .fold(f64::NEG_INFINITY, f64::max);
     for index in first..total {
         session.reseed(index);
         let arch = session.design(true, true)?;
@@ -317,7 +378,13 @@ fn run_episodes(store: &mut Store, session: &mut Session, run: i64, first: usize
             });
             println!("{line}");
         } else {
-            tracing::debug!(episode = index, reward, accuracy = outcome.accuracy, cache_hit, "{arch}");
+            tracing::debug!(
+                episode = index,
+                reward,
+                accuracy = outcome.accuracy,
+                cache_hit,
+                "{arch}"
+            );
         }
         bar.set_message(format!("best {best:.4} | last {reward:.4} {arch}"));
         bar.inc(1);

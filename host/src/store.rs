@@ -131,6 +131,42 @@ pub struct EpisodeRecord {
     pub metrics: serde_json::Map<String, serde_json::Value>,
 }
 
+/// What a new run records about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    pub config_toml: &'a str,
+    pub dataset: &'a str,
+    pub evaluator: &'a str,
+    pub seed: u64,
+    pub episodes_target: usize,
+    pub agent: &'a PluginRecord,
+    pub reward: &'a PluginRecord,
+}
+
+/// A finished evaluation for the architecture cache.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvaluation<'a> {
+    pub cache_key: &'a str,
+    pub architecture: &'a str,
+    pub dataset: &'a str,
+    pub evaluator: &'a str,
+    /// The training protocol (or synthetic settings) as JSON.
+    pub protocol_json: &'a str,
+    pub depth: usize,
+    pub outcome: &'a TrainOutcome,
+}
+
+/// One architecture sampled from a frozen policy by `nas-host eval`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSampleRow {
+    pub architecture: String,
+    pub accuracy: f64,
+    pub params: u64,
+    pub depth: usize,
+    pub evaluation_id: i64,
+    pub cache_hit: bool,
+}
+
 /// A cached evaluation and its row id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedEvaluation {
@@ -160,25 +196,35 @@ impl Store {
         Ok(Store { conn })
     }
 
-    pub fn create_run(
-        &self,
-        config_toml: &str,
-        dataset: &str,
-        evaluator: &str,
-        seed: u64,
-        episodes_target: usize,
-        agent: &PluginRecord,
-        reward: &PluginRecord,
-    ) -> anyhow::Result<i64> {
+    pub fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64> {
+        let NewRun {
+            config_toml,
+            dataset,
+            evaluator,
+            seed,
+            episodes_target,
+            agent,
+            reward,
+        } = *run;
         self.conn.execute(
             "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
                 agent_name, agent_version, agent_path, agent_sha256,
                 reward_name, reward_version, reward_path, reward_sha256)
              VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
-                config_toml, dataset, evaluator, seed as i64, episodes_target as i64,
-                agent.name, agent.version, agent.path, agent.sha256,
-                reward.name, reward.version, reward.path, reward.sha256
+                config_toml,
+                dataset,
+                evaluator,
+                seed as i64,
+                episodes_target as i64,
+                agent.name,
+                agent.version,
+                agent.path,
+                agent.sha256,
+                reward.name,
+                reward.version,
+                reward.path,
+                reward.sha256
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -186,7 +232,12 @@ impl Store {
 
     fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         let plugin = |prefix: usize| -> rusqlite::Result<PluginRecord> {
-            Ok(PluginRecord { name: row.get(prefix)?, version: row.get(prefix + 1)?, path: row.get(prefix + 2)?, sha256: row.get(prefix + 3)? })
+            Ok(PluginRecord {
+                name: row.get(prefix)?,
+                version: row.get(prefix + 1)?,
+                path: row.get(prefix + 2)?,
+                sha256: row.get(prefix + 3)?,
+            })
         };
         Ok(RunRecord {
             id: row.get(0)?,
@@ -205,19 +256,26 @@ impl Store {
         })
     }
 
-    const RUN_COLUMNS: &'static str = "id, created_at, status, error, config_toml, dataset, evaluator, seed, episodes_target,
+    const RUN_COLUMNS: &'static str =
+        "id, created_at, status, error, config_toml, dataset, evaluator, seed, episodes_target,
         agent_name, agent_version, agent_path, agent_sha256, reward_name, reward_version, reward_path, reward_sha256,
         wall_seconds, (SELECT COUNT(*) FROM episodes e WHERE e.run_id = runs.id)";
 
     pub fn run(&self, id: i64) -> anyhow::Result<RunRecord> {
         self.conn
-            .query_row(&format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS), [id], Self::run_from_row)
+            .query_row(
+                &format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS),
+                [id],
+                Self::run_from_row,
+            )
             .optional()?
             .ok_or_else(|| anyhow::anyhow!("no run {id} in this store; `nas-host runs` lists the runs"))
     }
 
     pub fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {} FROM runs ORDER BY id", Self::RUN_COLUMNS))?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {} FROM runs ORDER BY id", Self::RUN_COLUMNS))?;
         let rows = stmt.query_map([], Self::run_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -232,12 +290,18 @@ impl Store {
     }
 
     pub fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE runs SET episodes_target = ?2 WHERE id = ?1", params![run, episodes as i64])?;
+        self.conn.execute(
+            "UPDATE runs SET episodes_target = ?2 WHERE id = ?1",
+            params![run, episodes as i64],
+        )?;
         Ok(())
     }
 
     pub fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE runs SET wall_seconds = wall_seconds + ?2 WHERE id = ?1", params![run, seconds])?;
+        self.conn.execute(
+            "UPDATE runs SET wall_seconds = wall_seconds + ?2 WHERE id = ?1",
+            params![run, seconds],
+        )?;
         Ok(())
     }
 
@@ -266,16 +330,16 @@ impl Store {
     }
 
     /// Records a finished evaluation (replacing an older one with the same key); returns its id.
-    pub fn insert_evaluation(
-        &self,
-        cache_key: &str,
-        architecture: &str,
-        dataset: &str,
-        evaluator: &str,
-        protocol_json: &str,
-        depth: usize,
-        outcome: &TrainOutcome,
-    ) -> anyhow::Result<i64> {
+    pub fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
+        let NewEvaluation {
+            cache_key,
+            architecture,
+            dataset,
+            evaluator,
+            protocol_json,
+            depth,
+            outcome,
+        } = *evaluation;
         self.conn.execute(
             "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -286,11 +350,21 @@ impl Store {
                 outcome.params as i64, depth as i64, outcome.seconds, outcome.failure
             ],
         )?;
-        Ok(self.conn.query_row("SELECT id FROM evaluations WHERE cache_key = ?1", [cache_key], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM evaluations WHERE cache_key = ?1", [cache_key], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Writes a finished episode and the agent checkpoint taken after it, in one transaction.
-    pub fn commit_episode(&mut self, run: i64, episode: &EpisodeRecord, evaluation_id: i64, agent_state: &[u8]) -> anyhow::Result<()> {
+    pub fn commit_episode(
+        &mut self,
+        run: i64,
+        episode: &EpisodeRecord,
+        evaluation_id: i64,
+        agent_state: &[u8],
+    ) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics)
@@ -314,9 +388,11 @@ impl Store {
     pub fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
         Ok(self
             .conn
-            .query_row("SELECT episodes, agent_state FROM checkpoints WHERE run_id = ?1", [run], |r| {
-                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?))
-            })
+            .query_row(
+                "SELECT episodes, agent_state FROM checkpoints WHERE run_id = ?1",
+                [run],
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
+            )
             .optional()?)
     }
 
@@ -341,24 +417,44 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn replace_eval_samples(&mut self, run: i64, samples: &[(String, TrainOutcome, usize, i64, bool)]) -> anyhow::Result<()> {
+    pub fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM eval_samples WHERE run_id = ?1", [run])?;
-        for (i, (arch, outcome, depth, evaluation_id, cache_hit)) in samples.iter().enumerate() {
+        for (i, sample) in samples.iter().enumerate() {
             tx.execute(
                 "INSERT INTO eval_samples (run_id, sample, architecture, accuracy, params, depth, evaluation_id, cache_hit)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![run, i as i64, arch, outcome.accuracy, outcome.params as i64, *depth as i64, evaluation_id, cache_hit],
+                params![
+                    run,
+                    i as i64,
+                    sample.architecture,
+                    sample.accuracy,
+                    sample.params as i64,
+                    sample.depth as i64,
+                    sample.evaluation_id,
+                    sample.cache_hit
+                ],
             )?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// The stored `eval` samples of a run: (architecture, accuracy, params, depth).
-    pub fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<(String, f64, u64, usize)>> {
-        let mut stmt = self.conn.prepare("SELECT architecture, accuracy, params, depth FROM eval_samples WHERE run_id = ?1 ORDER BY sample")?;
-        let rows = stmt.query_map([run], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as usize)))?;
+    /// The stored `eval` samples of a run.
+    pub fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT architecture, accuracy, params, depth, evaluation_id, cache_hit FROM eval_samples WHERE run_id = ?1 ORDER BY sample",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(EvalSampleRow {
+                architecture: r.get(0)?,
+                accuracy: r.get(1)?,
+                params: r.get::<_, i64>(2)? as u64,
+                depth: r.get::<_, i64>(3)? as usize,
+                evaluation_id: r.get(4)?,
+                cache_hit: r.get(5)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

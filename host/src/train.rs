@@ -120,11 +120,17 @@ impl TensorData {
         let (mut eval_x, mut eval_y) = to_tensors(&dataset.test, input);
         if let Validation::Holdout(n) = validation {
             let total = dataset.train.len();
-            anyhow::ensure!(n < total, "--validation holdout:{n} holds out every training image ({total}); use fewer");
+            anyhow::ensure!(
+                n < total,
+                "--validation holdout:{n} holds out every training image ({total}); use fewer"
+            );
             let _guard = tch::no_grad_guard();
             tch::manual_seed(seed as i64);
             let perm = Tensor::randperm(total as i64, (Kind::Int64, Device::Cpu));
-            let (keep, held) = (perm.narrow(0, 0, (total - n) as i64), perm.narrow(0, (total - n) as i64, n as i64));
+            let (keep, held) = (
+                perm.narrow(0, 0, (total - n) as i64),
+                perm.narrow(0, (total - n) as i64, n as i64),
+            );
             eval_x = train_x.index_select(0, &held);
             eval_y = train_y.index_select(0, &held);
             train_x = train_x.index_select(0, &keep);
@@ -165,7 +171,13 @@ pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Tr
         failure: Some(reason),
     };
     match result {
-        Ok(Ok(accuracy)) => TrainOutcome { accuracy, params, seconds, seconds_per_epoch: seconds / epochs, failure: None },
+        Ok(Ok(accuracy)) => TrainOutcome {
+            accuracy,
+            params,
+            seconds,
+            seconds_per_epoch: seconds / epochs,
+            failure: None,
+        },
         Ok(Err(reason)) => failed(reason),
         Err(panic) => {
             let message = panic
@@ -197,26 +209,28 @@ fn train_inner(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> 
     let n = data.train_y.size()[0];
     let batch = config.batch_size.max(1) as i64;
     for epoch in 0..config.epochs {
-        let (xs, ys) = {
-            let _guard = tch::no_grad_guard();
-            let perm = Tensor::randperm(n, (Kind::Int64, data.device));
-            (data.train_x.index_select(0, &perm), data.train_y.index_select(0, &perm))
-        };
+        let perm = Tensor::randperm(n, (Kind::Int64, data.device));
         // Losses are summed on the device and checked once per epoch, so the hot loop never syncs.
         let mut loss_sum = Tensor::zeros([], (Kind::Float, data.device));
         let mut start = 0;
         while start < n {
             let len = batch.min(n - start);
+            // Gathering each batch right before it is used keeps memory flat: shuffling the whole
+            // dataset up front would hold a second copy of it (600 MB for CIFAR-10) on the device.
+            let idx = perm.narrow(0, start, len);
             let loss = net
-                .forward(&xs.narrow(0, start, len))
-                .cross_entropy_for_logits(&ys.narrow(0, start, len));
+                .forward(&data.train_x.index_select(0, &idx))
+                .cross_entropy_for_logits(&data.train_y.index_select(0, &idx));
             opt.backward_step(&loss);
             loss_sum += loss.detach();
             start += len;
         }
         let total = loss_sum.double_value(&[]);
         if !total.is_finite() {
-            return Err(format!("diverged: the training loss became {total} in epoch {}", epoch + 1));
+            return Err(format!(
+                "diverged: the training loss became {total} in epoch {}",
+                epoch + 1
+            ));
         }
     }
     Ok(accuracy(&net, &data.eval_x, &data.eval_y))
@@ -234,7 +248,10 @@ pub fn accuracy(net: &impl Module, x: &Tensor, y: &Tensor) -> f64 {
     while start < n {
         let len = 1000.min(n - start);
         let predicted = net.forward(&x.narrow(0, start, len)).argmax(-1, false);
-        correct += predicted.eq_tensor(&y.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
+        correct += predicted
+            .eq_tensor(&y.narrow(0, start, len))
+            .sum(Kind::Int64)
+            .int64_value(&[]);
         start += len;
     }
     correct as f64 / n as f64

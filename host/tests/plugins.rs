@@ -63,58 +63,105 @@ fn agent_round_trips_every_call() {
     assert_eq!(first, again);
     // A bad configuration is the plugin's error, with its name, version and call.
     let e = agent.init(&m, r#"{"bogus": 1}"#, 0).unwrap_err().to_string();
-    assert!(e.starts_with("plugin random 0.1.0, call init:") && e.contains("bogus"), "{e}");
+    assert!(
+        e.starts_with("plugin random 0.1.0, call init:") && e.contains("bogus"),
+        "{e}"
+    );
 }
 
 #[test]
 fn reward_round_trips_and_penalises_size() {
     let (rt, _cache) = runtime();
     let arch: Architecture = "conv(32,3) pool(5,3)".parse().unwrap();
-    let input = |params: u64, failure: Option<&'static str>| EvaluationInput { architecture: &arch, accuracy: 0.9, params, train_seconds: 1.0, failure };
+    let input = |params: u64, failure: Option<&'static str>| EvaluationInput {
+        architecture: &arch,
+        accuracy: 0.9,
+        params,
+        train_seconds: 1.0,
+        failure,
+    };
 
-    let mut accuracy = RewardPlugin::instantiate(&rt, &rt.load(&plugin("accuracy")).unwrap(), SandboxLimits::default(), 0).unwrap();
+    let mut accuracy =
+        RewardPlugin::instantiate(&rt, &rt.load(&plugin("accuracy")).unwrap(), SandboxLimits::default(), 0).unwrap();
     accuracy.init("{}").unwrap();
     assert_eq!(accuracy.shape(&input(1000, None)).unwrap(), 0.9);
     assert_eq!(accuracy.shape(&input(1000, Some("diverged"))).unwrap(), 0.0);
     accuracy.init(r#"{"failure_reward": -1.0}"#).unwrap();
     assert_eq!(accuracy.shape(&input(1000, Some("diverged"))).unwrap(), -1.0);
 
-    let mut penalty = RewardPlugin::instantiate(&rt, &rt.load(&plugin("size_penalty")).unwrap(), SandboxLimits::default(), 0).unwrap();
+    let mut penalty = RewardPlugin::instantiate(
+        &rt,
+        &rt.load(&plugin("size_penalty")).unwrap(),
+        SandboxLimits::default(),
+        0,
+    )
+    .unwrap();
     penalty.init(r#"{"beta": 0.01}"#).unwrap();
     let small = penalty.shape(&input(1_000, None)).unwrap();
     let large = penalty.shape(&input(1_000_000, None)).unwrap();
     assert!((small - (0.9 - 0.01 * (1e-8 * 1e3 + 1000f64.ln()))).abs() < 1e-12);
     assert!(large < small);
-    assert!(penalty.init(r#"{"beta": -1}"#).unwrap_err().to_string().contains("non-negative"));
+    assert!(penalty
+        .init(r#"{"beta": -1}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("non-negative"));
 }
 
 #[test]
 fn wrong_kind_is_refused_with_which() {
     let (rt, _cache) = runtime();
     let reward = rt.load(&plugin("accuracy")).unwrap();
-    let e = AgentPlugin::instantiate(&rt, &reward, SandboxLimits::default(), 0).err().unwrap().to_string();
+    let e = AgentPlugin::instantiate(&rt, &reward, SandboxLimits::default(), 0)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("a reward shaper plugin, not an agent"), "{e}");
     let agent = rt.load(&plugin("random")).unwrap();
-    let e = RewardPlugin::instantiate(&rt, &agent, SandboxLimits::default(), 0).err().unwrap().to_string();
+    let e = RewardPlugin::instantiate(&rt, &agent, SandboxLimits::default(), 0)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("an agent plugin, not a reward shaper"), "{e}");
 }
+
+/// `(component (instance $i) (export "nas:plugin/agent@0.2.0" (instance $i)))`, assembled by the
+/// `wat` crate: a component claiming a future contract version.
+const FUTURE_AGENT: &[u8] = &[
+    0, 97, 115, 109, 13, 0, 1, 0, 5, 3, 1, 1, 0, 11, 28, 1, 0, 22, 110, 97, 115, 58, 112, 108, 117, 103, 105, 110, 47,
+    97, 103, 101, 110, 116, 64, 48, 46, 50, 46, 48, 5, 0, 0, 0, 22, 14, 99, 111, 109, 112, 111, 110, 101, 110, 116, 45,
+    110, 97, 109, 101, 1, 5, 5, 1, 0, 1, 105,
+];
 
 #[test]
 fn other_contract_versions_and_non_plugins_are_refused() {
     let (rt, _cache) = runtime();
     let dir = tempfile::tempdir().unwrap();
     let future = dir.path().join("future.wasm");
-    std::fs::write(&future, wat::parse_str(r#"(component (instance $i) (export "nas:plugin/agent@0.2.0" (instance $i)))"#).unwrap()).unwrap();
+    std::fs::write(&future, FUTURE_AGENT).unwrap();
     let e = rt.load(&future).err().unwrap().to_string();
-    assert!(e.contains("nas:plugin@0.2.0") && e.contains("speaks nas:plugin@0.1.0") && e.contains("an agent"), "{e}");
+    assert!(
+        e.contains("nas:plugin@0.2.0") && e.contains("speaks nas:plugin@0.1.0") && e.contains("an agent"),
+        "{e}"
+    );
 
     let empty = dir.path().join("empty.wasm");
-    std::fs::write(&empty, wat::parse_str("(component)").unwrap()).unwrap();
-    assert!(rt.load(&empty).err().unwrap().to_string().contains("not a nas-host plugin"));
+    std::fs::write(&empty, b"\0asm\x0d\x00\x01\x00").unwrap(); // `(component)`
+    assert!(rt
+        .load(&empty)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("not a nas-host plugin"));
 
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm garbage").unwrap();
-    assert!(rt.load(&garbage).err().unwrap().to_string().contains("not a valid WebAssembly component"));
+    assert!(rt
+        .load(&garbage)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("not a valid WebAssembly component"));
 }
 
 #[test]
@@ -141,21 +188,30 @@ fn compiled_code_is_cached_on_disk() {
 
 #[test]
 fn infinite_loop_is_stopped_by_the_time_limit_and_the_store_is_never_reentered() {
-    let limits = SandboxLimits { call_timeout_secs: 0.3, ..SandboxLimits::default() };
+    let limits = SandboxLimits {
+        call_timeout_secs: 0.3,
+        ..SandboxLimits::default()
+    };
     let (mut agent, _c) = hostile("infinite-loop", "", limits);
     let started = std::time::Instant::now();
     let e = act_error(&mut agent);
     assert!(started.elapsed().as_secs_f64() < 10.0);
     assert!(e.fatal);
     let text = e.to_string();
-    assert!(text.starts_with("plugin hostile 0.1.0, call act:") && text.contains("time limit of 0.3 s"), "{text}");
+    assert!(
+        text.starts_with("plugin hostile 0.1.0, call act:") && text.contains("time limit of 0.3 s"),
+        "{text}"
+    );
     let again = agent.save().unwrap_err().to_string();
     assert!(again.contains("stopped after an earlier failure"), "{again}");
 }
 
 #[test]
 fn memory_bomb_hits_the_memory_cap() {
-    let limits = SandboxLimits { memory_mib: 64, ..SandboxLimits::default() };
+    let limits = SandboxLimits {
+        memory_mib: 64,
+        ..SandboxLimits::default()
+    };
     let (mut agent, _c) = hostile("memory-bomb", "", limits);
     let e = act_error(&mut agent);
     assert!(e.fatal);
@@ -174,7 +230,10 @@ fn actions_outside_the_mask_are_refused() {
     let (mut agent, _c) = hostile("outside-mask", "", SandboxLimits::default());
     let e = act_error(&mut agent);
     assert!(!e.fatal);
-    assert!(e.to_string().contains("which the mask forbids") && e.to_string().contains("not executed"), "{e}");
+    assert!(
+        e.to_string().contains("which the mask forbids") && e.to_string().contains("not executed"),
+        "{e}"
+    );
     let (mut agent, _c) = hostile("out-of-range", "", SandboxLimits::default());
     assert!(act_error(&mut agent).to_string().contains("only 38 actions"));
 }
@@ -195,7 +254,10 @@ fn environment_is_out_of_reach() {
     assert!(std::env::var("PATH").is_ok());
     let (mut agent, _c) = hostile("env", "PATH", SandboxLimits::default());
     let e = act_error(&mut agent).to_string();
-    assert!(e.contains("denied: no environment variable PATH") && !e.contains("LEAK"), "{e}");
+    assert!(
+        e.contains("denied: no environment variable PATH") && !e.contains("LEAK"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -206,7 +268,10 @@ fn network_is_out_of_reach() {
     let (mut agent, _c) = hostile("socket", &addr, SandboxLimits::default());
     let e = act_error(&mut agent).to_string();
     assert!(e.contains("denied: cannot connect") && !e.contains("LEAK"), "{e}");
-    assert!(listener.accept().is_err(), "no connection may have reached the listener");
+    assert!(
+        listener.accept().is_err(),
+        "no connection may have reached the listener"
+    );
 }
 
 #[test]

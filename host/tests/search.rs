@@ -24,7 +24,8 @@ fn assert_valid(episodes: &[nas_host::store::EpisodeRecord]) {
     let mdp = Mdp::new(MdpConfig::default(), 28);
     for e in episodes {
         let arch: Architecture = e.architecture.parse().unwrap();
-        mdp.validate(&arch).unwrap_or_else(|err| panic!("episode {} built an invalid network {arch}: {err}", e.index));
+        mdp.validate(&arch)
+            .unwrap_or_else(|err| panic!("episode {} built an invalid network {arch}: {err}", e.index));
     }
 }
 
@@ -64,10 +65,21 @@ fn resume_is_exact(agent: &str, total: usize, cut: usize) {
     let db = dir.path().join("b.sqlite");
     let (run_id, partial) = run(synthetic_config(agent, cut, 5), db.clone());
     assert_eq!(partial.len(), cut);
-    search::search(Start::Resume { run: run_id, force: false, episodes: Some(total) }, &common::options(db.clone())).unwrap();
+    search::search(
+        Start::Resume {
+            run: run_id,
+            force: false,
+            episodes: Some(total),
+        },
+        &common::options(db.clone()),
+    )
+    .unwrap();
     let resumed = Store::open(&db).unwrap().episodes(run_id).unwrap();
     let key = |e: &nas_host::store::EpisodeRecord| (e.architecture.clone(), e.reward.to_bits());
-    assert_eq!(straight.iter().map(key).collect::<Vec<_>>(), resumed.iter().map(key).collect::<Vec<_>>());
+    assert_eq!(
+        straight.iter().map(key).collect::<Vec<_>>(),
+        resumed.iter().map(key).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -95,21 +107,44 @@ fn killed_runs_resume_exactly() {
     let total = 1500;
     let args = |db: &str| -> Vec<String> {
         [
-            "search", "--agent", plugin("ppo").to_str().unwrap(), "--reward", plugin("accuracy").to_str().unwrap(),
-            "--dataset", "mnist3", "--evaluator", "synthetic", "--episodes", &total.to_string(), "--seed", "11", "--db", db,
+            "search",
+            "--agent",
+            plugin("ppo").to_str().unwrap(),
+            "--reward",
+            plugin("accuracy").to_str().unwrap(),
+            "--dataset",
+            "mnist3",
+            "--evaluator",
+            "synthetic",
+            "--episodes",
+            &total.to_string(),
+            "--seed",
+            "11",
+            "--db",
+            db,
         ]
         .iter()
         .map(|s| s.to_string())
         .collect()
     };
     let straight_db = dir.path().join("straight.sqlite");
-    let status = Command::new(bin).args(args(straight_db.to_str().unwrap())).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    let status = Command::new(bin)
+        .args(args(straight_db.to_str().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
 
     let killed_db = dir.path().join("killed.sqlite");
     let killed = killed_db.to_str().unwrap().to_string();
     let mut kills = 0;
-    let mut child = Command::new(bin).args(args(&killed)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(bin)
+        .args(args(&killed))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut last_done = 0;
     for delay_ms in [400u64, 250, 600, 350, 500] {
         std::thread::sleep(Duration::from_millis(delay_ms));
@@ -136,7 +171,10 @@ fn killed_runs_resume_exactly() {
     let b = Store::open(&killed_db).unwrap().episodes(1).unwrap();
     assert_eq!(a.len(), total);
     let key = |e: &nas_host::store::EpisodeRecord| (e.index, e.architecture.clone(), e.reward.to_bits());
-    assert_eq!(a.iter().map(key).collect::<Vec<_>>(), b.iter().map(key).collect::<Vec<_>>());
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        b.iter().map(key).collect::<Vec<_>>()
+    );
     assert_eq!(Store::open(&killed_db).unwrap().run(1).unwrap().status, "finished");
 }
 
@@ -150,13 +188,32 @@ fn a_changed_plugin_is_refused_on_resume_unless_forced() {
     let db = dir.path().join("c.sqlite");
     let (run_id, _) = run(config, db.clone());
     std::fs::copy(plugin("qlearning"), &copy).unwrap();
-    let e = search::search(Start::Resume { run: run_id, force: false, episodes: Some(20) }, &common::options(db.clone()))
-        .err()
-        .unwrap();
+    let e = search::search(
+        Start::Resume {
+            run: run_id,
+            force: false,
+            episodes: Some(20),
+        },
+        &common::options(db.clone()),
+    )
+    .err()
+    .unwrap();
     let text = format!("{e:#}");
-    assert!(text.contains("changed since the run started") && text.contains("--force"), "{text}");
+    assert!(
+        text.contains("changed since the run started") && text.contains("--force"),
+        "{text}"
+    );
     // Forced: resumes; the new agent cannot read the old checkpoint, which is reported by name.
-    let e = search::search(Start::Resume { run: run_id, force: true, episodes: Some(20) }, &common::options(db)).err().unwrap();
+    let e = search::search(
+        Start::Resume {
+            run: run_id,
+            force: true,
+            episodes: Some(20),
+        },
+        &common::options(db),
+    )
+    .err()
+    .unwrap();
     assert!(format!("{e:#}").contains("plugin qlearning 0.1.0, call load"), "{e:#}");
 }
 
@@ -166,11 +223,19 @@ fn a_failing_plugin_keeps_every_committed_episode() {
     let db = dir.path().join("h.sqlite");
     let mut config = synthetic_config("hostile", 50, 0);
     // Behaves for 40 act calls, then panics.
-    config.plugins.insert("hostile".into(), toml::toml! { mode = "panic"
-    after = 40 });
-    let e = search::search(Start::New(Box::new(config)), &common::options(db.clone())).err().unwrap();
+    config.plugins.insert(
+        "hostile".into(),
+        toml::toml! { mode = "panic"
+        after = 40 },
+    );
+    let e = search::search(Start::New(Box::new(config)), &common::options(db.clone()))
+        .err()
+        .unwrap();
     let text = format!("{e:#}");
-    assert!(text.contains("plugin hostile 0.1.0, call act") && text.contains("--resume 1"), "{text}");
+    assert!(
+        text.contains("plugin hostile 0.1.0, call act") && text.contains("--resume 1"),
+        "{text}"
+    );
     let store = Store::open(&db).unwrap();
     let run = store.run(1).unwrap();
     assert_eq!(run.status, "failed");
@@ -187,9 +252,17 @@ fn cache_hits_are_recorded_and_no_cache_forces_evaluation() {
     let (_, first) = run(synthetic_config("random", 100, 3), db.clone());
     let (_, second) = run(synthetic_config("random", 100, 3), db.clone());
     assert!(first.iter().any(|e| !e.cache_hit));
-    assert!(second.iter().all(|e| e.cache_hit), "same seed, same architectures: all cached");
+    assert!(
+        second.iter().all(|e| e.cache_hit),
+        "same seed, same architectures: all cached"
+    );
     let mut options = common::options(db.clone());
     options.no_cache = true;
     let summary = search::search(Start::New(Box::new(synthetic_config("random", 20, 3))), &options).unwrap();
-    assert!(Store::open(&db).unwrap().episodes(summary.run).unwrap().iter().all(|e| !e.cache_hit));
+    assert!(Store::open(&db)
+        .unwrap()
+        .episodes(summary.run)
+        .unwrap()
+        .iter()
+        .all(|e| !e.cache_hit));
 }

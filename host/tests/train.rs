@@ -13,7 +13,13 @@ fn random_architecture(mdp: &Mdp, rng: &mut impl Rng) -> Architecture {
     let mut state = mdp.start();
     let mut layers = Vec::new();
     while !state.terminated {
-        let valid: Vec<usize> = mdp.mask(&state).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i).collect();
+        let valid: Vec<usize> = mdp
+            .mask(&state)
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v)
+            .map(|(i, _)| i)
+            .collect();
         let action = mdp.actions()[valid[rng.random_range(0..valid.len())]];
         layers.push(action.layer);
         state = mdp.next_state(&state, &action);
@@ -29,7 +35,10 @@ fn every_masked_rollout_builds_and_counts_its_parameters() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
     for (input, classes, rollouts) in [((1usize, 28usize, 28usize), 3usize, 1500), ((3, 32, 32), 10, 1500)] {
         let mdp = Mdp::new(MdpConfig::default(), input.1 as u32);
-        let x = Tensor::zeros([2, input.0 as i64, input.1 as i64, input.2 as i64], (Kind::Float, Device::Cpu));
+        let x = Tensor::zeros(
+            [2, input.0 as i64, input.1 as i64, input.2 as i64],
+            (Kind::Float, Device::Cpu),
+        );
         for _ in 0..rollouts {
             let arch = random_architecture(&mdp, &mut rng);
             let vs = nn::VarStore::new(Device::Cpu);
@@ -51,12 +60,23 @@ fn synthetic_data(validation: Validation) -> TensorData {
 fn training_learns_with_and_without_activation() {
     let data = synthetic_data(Validation::Test);
     let arch: Architecture = "conv(10,3) pool(2,2)".parse().unwrap();
-    let config = TrainConfig { epochs: 3, seed: 3, ..TrainConfig::default() };
+    let config = TrainConfig {
+        epochs: 3,
+        seed: 3,
+        ..TrainConfig::default()
+    };
     let a = train::train(&arch, &data, &config);
     assert_eq!(a.failure, None);
     assert!(a.accuracy > 0.9, "accuracy {}", a.accuracy);
     assert_eq!(a.params, arch.param_count((1, 28, 28), 3));
-    let none = train::train(&arch, &data, &TrainConfig { activation: Activation::None, ..config.clone() });
+    let none = train::train(
+        &arch,
+        &data,
+        &TrainConfig {
+            activation: Activation::None,
+            ..config.clone()
+        },
+    );
     assert_eq!(none.failure, None);
 }
 
@@ -75,7 +95,15 @@ fn holdout_validation_uses_training_images() {
 fn a_diverging_child_is_a_failed_evaluation() {
     let data = synthetic_data(Validation::Test);
     let arch: Architecture = "conv(64,3) fc(512) fc(256)".parse().unwrap();
-    let outcome = train::train(&arch, &data, &TrainConfig { epochs: 1, learning_rate: 1e30, ..TrainConfig::default() });
+    let outcome = train::train(
+        &arch,
+        &data,
+        &TrainConfig {
+            epochs: 1,
+            learning_rate: 1e30,
+            ..TrainConfig::default()
+        },
+    );
     let reason = outcome.failure.expect("a learning rate of 1e30 must diverge");
     assert!(reason.contains("diverged"), "{reason}");
     assert_eq!(outcome.accuracy, 0.0);
@@ -83,7 +111,20 @@ fn a_diverging_child_is_a_failed_evaluation() {
 
 fn train_arch(seed: &str) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nas-host"))
-        .args(["train-arch", "--dataset", "synthetic", "--arch", "conv(10,3) pool(2,2)", "--epochs", "3", "--device", "cpu", "--json", "--seed", seed])
+        .args([
+            "train-arch",
+            "--dataset",
+            "synthetic",
+            "--arch",
+            "conv(10,3) pool(2,2)",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--json",
+            "--seed",
+            seed,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -154,16 +154,28 @@ macro_rules! register_agent {
 
             impl wit::Guest for Export {
                 fn describe() -> wit_types::PluginInfo {
-                    $crate::__private::info(<$agent as $crate::Agent>::NAME, env!("CARGO_PKG_VERSION"), <$agent as $crate::Agent>::DESCRIPTION)
+                    $crate::__private::info(
+                        <$agent as $crate::Agent>::NAME,
+                        env!("CARGO_PKG_VERSION"),
+                        <$agent as $crate::Agent>::DESCRIPTION,
+                    )
                 }
                 fn init(space: wit_types::Space, config: String, seed: u64) -> Result<(), String> {
                     let agent = <$agent as $crate::Agent>::init(space.into(), &config, seed)?;
                     AGENT.with(|cell| *cell.borrow_mut() = Some(agent));
                     Ok(())
                 }
-                fn act(env: u32, observation: wit_types::Observation, mask: Vec<bool>, explore: bool) -> Result<u32, String> {
+                fn act(
+                    env: u32,
+                    observation: wit_types::Observation,
+                    mask: Vec<bool>,
+                    explore: bool,
+                ) -> Result<u32, String> {
                     let observation = observation.into();
-                    with_agent("act", |a| $crate::Agent::act(a, env, &observation, &mask, explore)).map(|i| i as u32)
+                    with_agent("act", |a| {
+                        $crate::Agent::act(a, env, &observation, &mask, explore)
+                    })
+                    .map(|i| i as u32)
                 }
                 fn observe(env: u32, reward: f64, done: bool) -> Result<(), String> {
                     with_agent("observe", |a| $crate::Agent::observe(a, env, reward, done))
@@ -205,7 +217,11 @@ macro_rules! register_reward {
 
             impl wit::Guest for Export {
                 fn describe() -> wit_types::PluginInfo {
-                    $crate::__private::reward_info(<$shaper as $crate::RewardShaper>::NAME, env!("CARGO_PKG_VERSION"), <$shaper as $crate::RewardShaper>::DESCRIPTION)
+                    $crate::__private::reward_info(
+                        <$shaper as $crate::RewardShaper>::NAME,
+                        env!("CARGO_PKG_VERSION"),
+                        <$shaper as $crate::RewardShaper>::DESCRIPTION,
+                    )
                 }
                 fn init(config: String) -> Result<(), String> {
                     let shaper = <$shaper as $crate::RewardShaper>::init(&config)?;
@@ -236,7 +252,11 @@ pub mod __private {
         }
     }
 
-    pub fn reward_info(name: &str, version: &str, description: &str) -> crate::reward_bindings::nas::plugin::types::PluginInfo {
+    pub fn reward_info(
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> crate::reward_bindings::nas::plugin::types::PluginInfo {
         crate::reward_bindings::nas::plugin::types::PluginInfo {
             name: name.into(),
             version: version.into(),

@@ -123,8 +123,14 @@ macro_rules! conversions {
             impl From<w::Layer> for Layer {
                 fn from(layer: w::Layer) -> Layer {
                     match layer {
-                        w::Layer::Conv(c) => Layer::Conv { filters: c.filters, kernel: c.kernel },
-                        w::Layer::Pool(p) => Layer::Pool { size: p.size, stride: p.stride },
+                        w::Layer::Conv(c) => Layer::Conv {
+                            filters: c.filters,
+                            kernel: c.kernel,
+                        },
+                        w::Layer::Pool(p) => Layer::Pool {
+                            size: p.size,
+                            stride: p.stride,
+                        },
                         w::Layer::Fc(units) => Layer::Fc { units },
                     }
                 }
@@ -142,7 +148,10 @@ impl From<crate::agent_bindings::nas::plugin::types::Space> for Space {
             actions: s
                 .actions
                 .into_iter()
-                .map(|a| ActionSpec { layer: a.layer.into(), terminate: a.terminate })
+                .map(|a| ActionSpec {
+                    layer: a.layer.into(),
+                    terminate: a.terminate,
+                })
                 .collect(),
             observation_len: s.observation_len as usize,
             tuple_field_sizes: s.tuple_field_sizes.into_iter().map(|x| x as usize).collect(),
@@ -153,7 +162,12 @@ impl From<crate::agent_bindings::nas::plugin::types::Space> for Space {
 
 impl From<crate::agent_bindings::nas::plugin::types::Observation> for Observation {
     fn from(o: crate::agent_bindings::nas::plugin::types::Observation) -> Observation {
-        Observation { features: o.features, tuple: o.tuple, depth: o.depth as usize, image_size: o.image_size }
+        Observation {
+            features: o.features,
+            tuple: o.tuple,
+            depth: o.depth as usize,
+            image_size: o.image_size,
+        }
     }
 }
 

@@ -30,7 +30,12 @@ pub struct AgentPlugin {
 
 impl AgentPlugin {
     /// Instantiates a loaded agent plugin and asks it to describe itself.
-    pub fn instantiate(runtime: &Runtime, loaded: &LoadedPlugin, limits: SandboxLimits, seed: u64) -> anyhow::Result<AgentPlugin> {
+    pub fn instantiate(
+        runtime: &Runtime,
+        loaded: &LoadedPlugin,
+        limits: SandboxLimits,
+        seed: u64,
+    ) -> anyhow::Result<AgentPlugin> {
         if loaded.kind != PluginKind::Agent {
             anyhow::bail!(
                 "{} is {} plugin, not an agent; pass it with --reward, or give an agent to --agent",
@@ -43,8 +48,16 @@ impl AgentPlugin {
             .map_err(|e| anyhow::anyhow!("instantiating agent {}: {e:#}", loaded.path.display()))?;
         let mut sandbox = Sandbox::new(store, limits, &file_stem(&loaded.path));
         let info = sandbox.call("describe", |s| plugin.nas_plugin_agent().call_describe(s).map(Ok))?;
-        sandbox.info = PluginInfo { name: truncate(&info.name), version: truncate(&info.version), description: truncate(&info.description) };
-        Ok(AgentPlugin { sandbox, plugin, sha256: loaded.sha256.clone() })
+        sandbox.info = PluginInfo {
+            name: truncate(&info.name),
+            version: truncate(&info.version),
+            description: truncate(&info.description),
+        };
+        Ok(AgentPlugin {
+            sandbox,
+            plugin,
+            sha256: loaded.sha256.clone(),
+        })
     }
 
     pub fn info(&self) -> &PluginInfo {
@@ -62,18 +75,30 @@ impl AgentPlugin {
             actions: mdp
                 .actions()
                 .iter()
-                .map(|a| wit::ActionSpec { layer: wit_layer(&a.layer), terminate: a.terminate })
+                .map(|a| wit::ActionSpec {
+                    layer: wit_layer(&a.layer),
+                    terminate: a.terminate,
+                })
                 .collect(),
             observation_len: mdp.observation_len() as u32,
             tuple_field_sizes: mdp.tuple_field_sizes().iter().map(|&s| s as u32).collect(),
             max_depth: mdp.config.max_depth as u32,
         };
         let plugin = &self.plugin;
-        self.sandbox.call("init", |s| plugin.nas_plugin_agent().call_init(s, &space, config_json, seed))
+        self.sandbox.call("init", |s| {
+            plugin.nas_plugin_agent().call_init(s, &space, config_json, seed)
+        })
     }
 
     /// Asks for an action in `state`; refuses (never executes) an index the mask forbids.
-    pub fn act(&mut self, env: u32, mdp: &Mdp, state: &State, mask: &[bool], explore: bool) -> Result<usize, PluginError> {
+    pub fn act(
+        &mut self,
+        env: u32,
+        mdp: &Mdp,
+        state: &State,
+        mask: &[bool],
+        explore: bool,
+    ) -> Result<usize, PluginError> {
         let observation = wit::Observation {
             features: mdp.observation(state),
             tuple: mdp.tuple(state).to_vec(),
@@ -81,19 +106,32 @@ impl AgentPlugin {
             image_size: state.image_size,
         };
         let plugin = &self.plugin;
-        let index = self
-            .sandbox
-            .call("act", |s| plugin.nas_plugin_agent().call_act(s, env, &observation, mask, explore))? as usize;
+        let index = self.sandbox.call("act", |s| {
+            plugin.nas_plugin_agent().call_act(s, env, &observation, mask, explore)
+        })? as usize;
         match mask.get(index) {
             Some(true) => Ok(index),
-            Some(false) => Err(self.sandbox.error("act", format!("returned action {index}, which the mask forbids in this state; the action was not executed"), false)),
-            None => Err(self.sandbox.error("act", format!("returned action {index}, but there are only {} actions; the action was not executed", mask.len()), false)),
+            Some(false) => Err(self.sandbox.error(
+                "act",
+                format!("returned action {index}, which the mask forbids in this state; the action was not executed"),
+                false,
+            )),
+            None => Err(self.sandbox.error(
+                "act",
+                format!(
+                    "returned action {index}, but there are only {} actions; the action was not executed",
+                    mask.len()
+                ),
+                false,
+            )),
         }
     }
 
     pub fn observe(&mut self, env: u32, reward: f64, done: bool) -> Result<(), PluginError> {
         let plugin = &self.plugin;
-        self.sandbox.call("observe", |s| plugin.nas_plugin_agent().call_observe(s, env, reward, done))
+        self.sandbox.call("observe", |s| {
+            plugin.nas_plugin_agent().call_observe(s, env, reward, done)
+        })
     }
 
     pub fn save(&mut self) -> Result<Vec<u8>, PluginError> {
@@ -103,16 +141,20 @@ impl AgentPlugin {
 
     pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let plugin = &self.plugin;
-        self.sandbox.call("load", |s| plugin.nas_plugin_agent().call_load(s, state))
+        self.sandbox
+            .call("load", |s| plugin.nas_plugin_agent().call_load(s, state))
     }
 
     pub fn metrics(&mut self) -> Result<Vec<(String, f64)>, PluginError> {
         let plugin = &self.plugin;
-        let metrics = self.sandbox.call("metrics", |s| plugin.nas_plugin_agent().call_metrics(s).map(Ok))?;
+        let metrics = self
+            .sandbox
+            .call("metrics", |s| plugin.nas_plugin_agent().call_metrics(s).map(Ok))?;
         Ok(metrics.into_iter().map(|m| (truncate(&m.name), m.value)).collect())
     }
 }
 
 pub(crate) fn file_stem(path: &Path) -> String {
-    path.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned())
+    path.file_stem()
+        .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned())
 }

@@ -88,7 +88,9 @@ pub fn discover() -> Vec<PathBuf> {
     let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
     for dir in plugin_path() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "wasm"))

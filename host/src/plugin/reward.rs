@@ -37,7 +37,12 @@ pub struct RewardPlugin {
 }
 
 impl RewardPlugin {
-    pub fn instantiate(runtime: &Runtime, loaded: &LoadedPlugin, limits: SandboxLimits, seed: u64) -> anyhow::Result<RewardPlugin> {
+    pub fn instantiate(
+        runtime: &Runtime,
+        loaded: &LoadedPlugin,
+        limits: SandboxLimits,
+        seed: u64,
+    ) -> anyhow::Result<RewardPlugin> {
         if loaded.kind != PluginKind::Reward {
             anyhow::bail!(
                 "{} is {} plugin, not a reward shaper; pass it with --agent, or give a reward shaper to --reward",
@@ -50,8 +55,16 @@ impl RewardPlugin {
             .map_err(|e| anyhow::anyhow!("instantiating reward shaper {}: {e:#}", loaded.path.display()))?;
         let mut sandbox = Sandbox::new(store, limits, &file_stem(&loaded.path));
         let info = sandbox.call("describe", |s| plugin.nas_plugin_reward().call_describe(s).map(Ok))?;
-        sandbox.info = PluginInfo { name: truncate(&info.name), version: truncate(&info.version), description: truncate(&info.description) };
-        Ok(RewardPlugin { sandbox, plugin, sha256: loaded.sha256.clone() })
+        sandbox.info = PluginInfo {
+            name: truncate(&info.name),
+            version: truncate(&info.version),
+            description: truncate(&info.description),
+        };
+        Ok(RewardPlugin {
+            sandbox,
+            plugin,
+            sha256: loaded.sha256.clone(),
+        })
     }
 
     pub fn info(&self) -> &PluginInfo {
@@ -65,7 +78,8 @@ impl RewardPlugin {
 
     pub fn init(&mut self, config_json: &str) -> Result<(), PluginError> {
         let plugin = &self.plugin;
-        self.sandbox.call("init", |s| plugin.nas_plugin_reward().call_init(s, config_json))
+        self.sandbox
+            .call("init", |s| plugin.nas_plugin_reward().call_init(s, config_json))
     }
 
     /// The reward for a finished child; a non-finite reward is refused.
@@ -80,9 +94,13 @@ impl RewardPlugin {
             failure: input.failure.map(str::to_string),
         };
         let plugin = &self.plugin;
-        let reward = self.sandbox.call("shape", |s| plugin.nas_plugin_reward().call_shape(s, &evaluation))?;
+        let reward = self
+            .sandbox
+            .call("shape", |s| plugin.nas_plugin_reward().call_shape(s, &evaluation))?;
         if !reward.is_finite() {
-            return Err(self.sandbox.error("shape", format!("returned a non-finite reward ({reward})"), false));
+            return Err(self
+                .sandbox
+                .error("shape", format!("returned a non-finite reward ({reward})"), false));
         }
         Ok(reward)
     }

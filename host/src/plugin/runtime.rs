@@ -34,7 +34,10 @@ pub struct SandboxLimits {
 
 impl Default for SandboxLimits {
     fn default() -> Self {
-        SandboxLimits { memory_mib: 512, call_timeout_secs: 5.0 }
+        SandboxLimits {
+            memory_mib: 512,
+            call_timeout_secs: 5.0,
+        }
     }
 }
 
@@ -111,7 +114,10 @@ impl rand_chacha_wasi::rand_core::TryRng for EpisodeRng {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -205,7 +211,10 @@ impl Runtime {
     pub fn load(&self, path: &Path) -> anyhow::Result<LoadedPlugin> {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
         let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        let cached = self.cache_dir.as_ref().map(|d| d.join(format!("{}.cwasm", self.cache_key(&sha256))));
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}.cwasm", self.cache_key(&sha256))));
         let mut cache_hit = false;
         let mut component = None;
         if let Some(cached) = cached.as_ref().filter(|p| p.is_file()) {
@@ -234,7 +243,14 @@ impl Runtime {
             }
         };
         let (kind, contract_version) = self.inspect_exports(&component, path)?;
-        Ok(LoadedPlugin { component, kind, path: path.to_path_buf(), sha256, cache_hit, contract_version })
+        Ok(LoadedPlugin {
+            component,
+            kind,
+            path: path.to_path_buf(),
+            sha256,
+            cache_hit,
+            contract_version,
+        })
     }
 
     /// Finds which contract interface the component exports, refusing other contract versions.
@@ -242,7 +258,9 @@ impl Runtime {
         let ty = component.component_type();
         let names: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
         for name in &names {
-            let Some(rest) = name.strip_prefix("nas:plugin/") else { continue };
+            let Some(rest) = name.strip_prefix("nas:plugin/") else {
+                continue;
+            };
             let (interface, version) = rest.split_once('@').unwrap_or((rest, "unversioned"));
             let kind = match interface {
                 "agent" => PluginKind::Agent,
@@ -261,7 +279,11 @@ impl Runtime {
         anyhow::bail!(
             "{} is not a nas-host plugin: it exports neither nas:plugin/agent nor nas:plugin/reward (exports: {})",
             path.display(),
-            if names.is_empty() { "none".into() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
         )
     }
 
@@ -341,8 +363,17 @@ pub(crate) struct Sandbox {
 
 impl Sandbox {
     pub(crate) fn new(store: Store<HostState>, limits: SandboxLimits, fallback_name: &str) -> Sandbox {
-        let info = PluginInfo { name: fallback_name.into(), version: "?".into(), description: String::new() };
-        Sandbox { store, info, limits, poisoned: None }
+        let info = PluginInfo {
+            name: fallback_name.into(),
+            version: "?".into(),
+            description: String::new(),
+        };
+        Sandbox {
+            store,
+            info,
+            limits,
+            poisoned: None,
+        }
     }
 
     pub(crate) fn error(&self, call: &str, message: impl Into<String>, fatal: bool) -> PluginError {
@@ -368,7 +399,11 @@ impl Sandbox {
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, PluginError> {
         if let Some(reason) = &self.poisoned {
-            return Err(self.error(call, format!("the plugin was stopped after an earlier failure ({reason})"), true));
+            return Err(self.error(
+                call,
+                format!("the plugin was stopped after an earlier failure ({reason})"),
+                true,
+            ));
         }
         self.store.set_epoch_deadline(self.limits.deadline_ticks());
         let result = f(&mut self.store);
@@ -386,11 +421,20 @@ impl Sandbox {
 
     fn describe_trap(&self, error: &wasmtime::Error, output: &str) -> String {
         let last_output = panic_message(output)
-            .or_else(|| output.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("note: ")).map(str::to_string))
+            .or_else(|| {
+                output
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
+                    .map(str::to_string)
+            })
             .map(|l| truncate(&l));
         let text = format!("{error:#}");
         let reason = match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => format!("exceeded its time limit of {} s per call", self.limits.call_timeout_secs),
+            Some(Trap::Interrupt) => format!(
+                "exceeded its time limit of {} s per call",
+                self.limits.call_timeout_secs
+            ),
             _ if text.contains("memory") && (text.contains("grow") || text.contains("limit")) => {
                 format!("exceeded its memory cap of {} MiB", self.limits.memory_mib)
             }
@@ -421,7 +465,12 @@ impl Sandbox {
 fn panic_message(output: &str) -> Option<String> {
     let mut lines = output.lines();
     let header = lines.by_ref().find(|l| l.contains("panicked at"))?;
-    let location = header.split("panicked at").nth(1).unwrap_or("").trim().trim_end_matches(':');
+    let location = header
+        .split("panicked at")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches(':');
     let message = lines.next().unwrap_or("").trim();
     Some(format!("panicked at {location}: {message}"))
 }

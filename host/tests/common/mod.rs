@@ -19,7 +19,14 @@ pub fn plugin(name: &str) -> PathBuf {
 }
 
 pub fn options(db: PathBuf) -> SearchOptions {
-    SearchOptions { db, data_dir: None, device: nas_host::device::DeviceChoice::Cpu, no_cache: false, json: false, progress: false }
+    SearchOptions {
+        db,
+        data_dir: None,
+        device: nas_host::device::DeviceChoice::Cpu,
+        no_cache: false,
+        json: false,
+        progress: false,
+    }
 }
 
 /// A synthetic-evaluator configuration for `agent`.

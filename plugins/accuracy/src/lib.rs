@@ -24,7 +24,9 @@ impl RewardShaper for Accuracy {
     const DESCRIPTION: &'static str = "Reward = validation accuracy (failed children get failure_reward, default 0)";
 
     fn init(config: &str) -> Result<Self, String> {
-        Ok(Accuracy { hp: parse_config(config)? })
+        Ok(Accuracy {
+            hp: parse_config(config)?,
+        })
     }
 
     fn shape(&mut self, evaluation: &Evaluation) -> Result<f64, String> {

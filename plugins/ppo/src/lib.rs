@@ -89,7 +89,10 @@ impl Mlp {
         let layers = self.params.len() / 2;
         let mut h = x.clone();
         for i in 0..layers {
-            let linear = Linear::new(self.params[2 * i].as_tensor().clone(), Some(self.params[2 * i + 1].as_tensor().clone()));
+            let linear = Linear::new(
+                self.params[2 * i].as_tensor().clone(),
+                Some(self.params[2 * i + 1].as_tensor().clone()),
+            );
             h = linear.forward(&h)?;
             if i + 1 < layers {
                 h = h.tanh()?;
@@ -99,7 +102,10 @@ impl Mlp {
     }
 
     fn to_vecs(&self) -> candle_core::Result<Vec<Vec<f32>>> {
-        self.params.iter().map(|p| p.as_tensor().flatten_all()?.to_vec1::<f32>()).collect()
+        self.params
+            .iter()
+            .map(|p| p.as_tensor().flatten_all()?.to_vec1::<f32>())
+            .collect()
     }
 
     fn set_from(&self, values: &[Vec<f32>]) -> Result<(), String> {
@@ -248,7 +254,11 @@ impl Ppo {
             advantages[t] = delta + gamma * lambda * not_done * carried;
             next_advantage.insert(tr.env, advantages[t]);
         }
-        let returns = advantages.iter().zip(&self.buffer).map(|(a, tr)| a + tr.value).collect();
+        let returns = advantages
+            .iter()
+            .zip(&self.buffer)
+            .map(|(a, tr)| a + tr.value)
+            .collect();
         (advantages, returns)
     }
 
@@ -257,12 +267,17 @@ impl Ppo {
         let n = self.buffer.len();
         let obs_len = self.buffer[0].obs.len();
         let obs: Vec<f32> = self.buffer.iter().flat_map(|t| t.obs.iter().copied()).collect();
-        let masks: Vec<u8> = self.buffer.iter().flat_map(|t| t.mask.iter().map(|&m| u8::from(m))).collect();
+        let masks: Vec<u8> = self
+            .buffer
+            .iter()
+            .flat_map(|t| t.mask.iter().map(|&m| u8::from(m)))
+            .collect();
         let actions: Vec<u32> = self.buffer.iter().map(|t| t.action).collect();
         let old_logprobs: Vec<f32> = self.buffer.iter().map(|t| t.logprob).collect();
 
         let mut order: Vec<usize> = (0..n).collect();
-        let (mut pg_sum, mut v_sum, mut ent_sum, mut kl_sum, mut clip_sum, mut batches) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut pg_sum, mut v_sum, mut ent_sum, mut kl_sum, mut clip_sum, mut batches) =
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         for _ in 0..self.hp.n_epochs {
             // Fisher–Yates with the plugin's own seeded generator.
             for i in (1..n).rev() {
@@ -271,11 +286,21 @@ impl Ppo {
             for chunk in order.chunks(self.hp.batch_size.max(1)) {
                 let b = chunk.len();
                 let pick = |v: &[f32]| chunk.iter().map(|&i| v[i]).collect::<Vec<f32>>();
-                let obs_b: Vec<f32> = chunk.iter().flat_map(|&i| obs[i * obs_len..(i + 1) * obs_len].iter().copied()).collect();
-                let mask_b: Vec<u8> = chunk.iter().flat_map(|&i| masks[i * self.n_actions..(i + 1) * self.n_actions].iter().copied()).collect();
+                let obs_b: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| obs[i * obs_len..(i + 1) * obs_len].iter().copied())
+                    .collect();
+                let mask_b: Vec<u8> = chunk
+                    .iter()
+                    .flat_map(|&i| masks[i * self.n_actions..(i + 1) * self.n_actions].iter().copied())
+                    .collect();
                 let x = Tensor::from_vec(obs_b, (b, obs_len), &Device::Cpu)?;
                 let mask = Tensor::from_vec(mask_b, (b, self.n_actions), &Device::Cpu)?;
-                let act = Tensor::from_vec(chunk.iter().map(|&i| actions[i]).collect::<Vec<u32>>(), (b, 1), &Device::Cpu)?;
+                let act = Tensor::from_vec(
+                    chunk.iter().map(|&i| actions[i]).collect::<Vec<u32>>(),
+                    (b, 1),
+                    &Device::Cpu,
+                )?;
                 let old_lp = Tensor::from_vec(pick(&old_logprobs), b, &Device::Cpu)?;
                 let mut adv_v = pick(&advantages);
                 if self.hp.normalize_advantage && b > 1 {
@@ -308,16 +333,26 @@ impl Ppo {
                         None => p.as_tensor().zeros_like()?,
                     });
                 }
-                let norm = grads.iter().map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>()).sum::<candle_core::Result<f32>>()?.sqrt() as f64;
+                let norm = grads
+                    .iter()
+                    .map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>())
+                    .sum::<candle_core::Result<f32>>()?
+                    .sqrt() as f64;
                 if norm > self.hp.max_grad_norm {
                     let scale = self.hp.max_grad_norm / (norm + 1e-6);
                     grads = grads.iter().map(|g| g * scale).collect::<candle_core::Result<_>>()?;
                 }
-                self.adam.step(&params, &grads, self.hp.learning_rate, self.hp.adam_eps)?;
+                self.adam
+                    .step(&params, &grads, self.hp.learning_rate, self.hp.adam_eps)?;
 
                 let ratio_v = ratio.to_vec1::<f32>()?;
                 let log_ratio_v = log_ratio.to_vec1::<f32>()?;
-                kl_sum += ratio_v.iter().zip(&log_ratio_v).map(|(r, lr)| (r - 1.0 - lr) as f64).sum::<f64>() / b as f64;
+                kl_sum += ratio_v
+                    .iter()
+                    .zip(&log_ratio_v)
+                    .map(|(r, lr)| (r - 1.0 - lr) as f64)
+                    .sum::<f64>()
+                    / b as f64;
                 clip_sum += ratio_v.iter().filter(|r| ((**r as f64) - 1.0).abs() > clip).count() as f64 / b as f64;
                 pg_sum += pg_loss.to_scalar::<f32>()? as f64;
                 v_sum += v_loss.to_scalar::<f32>()? as f64;
@@ -350,16 +385,33 @@ impl Agent for Ppo {
         let mut rng = PluginRng::new(seed);
         let n_actions = space.actions.len();
         let sizes = |out: usize| -> Vec<usize> {
-            std::iter::once(space.observation_len).chain(hp.hidden.iter().copied()).chain(std::iter::once(out)).collect()
+            std::iter::once(space.observation_len)
+                .chain(hp.hidden.iter().copied())
+                .chain(std::iter::once(out))
+                .collect()
         };
         let policy = Mlp::new(&mut rng, &sizes(n_actions), 0.01).map_err(err)?;
         let value = Mlp::new(&mut rng, &sizes(1), 1.0).map_err(err)?;
-        Ok(Ppo { hp, n_actions, policy, value, adam: AdamState::default(), buffer: Vec::new(), pending: BTreeMap::new(), rng, metrics: Vec::new() })
+        Ok(Ppo {
+            hp,
+            n_actions,
+            policy,
+            value,
+            adam: AdamState::default(),
+            buffer: Vec::new(),
+            pending: BTreeMap::new(),
+            rng,
+            metrics: Vec::new(),
+        })
     }
 
     fn act(&mut self, env: u32, obs: &Observation, mask: &[bool], explore: bool) -> Result<usize, String> {
         if mask.len() != self.n_actions {
-            return Err(format!("mask has {} entries, the space has {} actions", mask.len(), self.n_actions));
+            return Err(format!(
+                "mask has {} entries, the space has {} actions",
+                mask.len(),
+                self.n_actions
+            ));
         }
         if explore {
             // The previous step in this environment now learns the value of its next state.
@@ -372,8 +424,17 @@ impl Agent for Ppo {
             self.maybe_update()?;
         }
         let (logits, value) = self.policy_and_value(&obs.features).map_err(err)?;
-        let max = logits.iter().zip(mask).filter(|(_, &ok)| ok).map(|(&l, _)| l as f64).fold(f64::NEG_INFINITY, f64::max);
-        let weights: Vec<f64> = logits.iter().zip(mask).map(|(&l, &ok)| if ok { (l as f64 - max).exp() } else { 0.0 }).collect();
+        let max = logits
+            .iter()
+            .zip(mask)
+            .filter(|(_, &ok)| ok)
+            .map(|(&l, _)| l as f64)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = logits
+            .iter()
+            .zip(mask)
+            .map(|(&l, &ok)| if ok { (l as f64 - max).exp() } else { 0.0 })
+            .collect();
         let action = if explore {
             self.rng.weighted(&weights)
         } else {
@@ -419,7 +480,11 @@ impl Agent for Ppo {
         to_bytes(&Saved {
             policy: self.policy.to_vecs().map_err(err)?,
             value: self.value.to_vecs().map_err(err)?,
-            adam: AdamState { step: self.adam.step, m: self.adam.m.clone(), v: self.adam.v.clone() },
+            adam: AdamState {
+                step: self.adam.step,
+                m: self.adam.m.clone(),
+                v: self.adam.v.clone(),
+            },
             buffer: self.buffer.clone(),
             pending: self.pending.clone(),
             rng: self.rng.clone(),

@@ -71,7 +71,10 @@ struct QLearning {
 
 impl QLearning {
     fn q(&self, state: &StateKey, action: u32) -> f64 {
-        self.q.get(&(state.clone(), action)).copied().unwrap_or(self.hp.initial_q)
+        self.q
+            .get(&(state.clone(), action))
+            .copied()
+            .unwrap_or(self.hp.initial_q)
     }
 
     fn epsilon(&self) -> f64 {
@@ -89,7 +92,11 @@ impl QLearning {
     fn greedy(&mut self, state: &StateKey, mask: &[bool]) -> Option<usize> {
         let values: Vec<f64> = (0..mask.len()).map(|a| self.q(state, a as u32)).collect();
         let best = argmax_valid(&values, mask)?;
-        let ties: Vec<bool> = mask.iter().zip(&values).map(|(&ok, &v)| ok && v == values[best]).collect();
+        let ties: Vec<bool> = mask
+            .iter()
+            .zip(&values)
+            .map(|(&ok, &v)| ok && v == values[best])
+            .collect();
         self.rng.uniform_valid(&ties)
     }
 
@@ -108,7 +115,8 @@ impl QLearning {
                 Some(next) => gamma * self.max_valid_q(&next.state, &next.mask),
             };
             let old = self.q(&step.state, step.action);
-            self.q.insert((step.state.clone(), step.action), (1.0 - alpha) * old + alpha * target);
+            self.q
+                .insert((step.state.clone(), step.action), (1.0 - alpha) * old + alpha * target);
         }
     }
 
@@ -126,7 +134,8 @@ impl QLearning {
 
 impl Agent for QLearning {
     const NAME: &'static str = "qlearning";
-    const DESCRIPTION: &'static str = "Mini-MetaQNN: tabular Q-learning, epsilon-greedy over valid actions, replay of 30 trajectories per episode";
+    const DESCRIPTION: &'static str =
+        "Mini-MetaQNN: tabular Q-learning, epsilon-greedy over valid actions, replay of 30 trajectories per episode";
 
     fn init(_space: Space, config: &str, seed: u64) -> Result<Self, String> {
         let hp: Hyperparameters = parse_config(config)?;
@@ -155,7 +164,11 @@ impl Agent for QLearning {
         }
         .ok_or("no valid action in the mask")?;
         if explore {
-            self.pending.entry(env).or_default().push(Step { state, action: action as u32, mask: mask.to_vec() });
+            self.pending.entry(env).or_default().push(Step {
+                state,
+                action: action as u32,
+                mask: mask.to_vec(),
+            });
         }
         Ok(action)
     }
@@ -184,7 +197,7 @@ impl Agent for QLearning {
     /// frozen policy can be evaluated with another ε.
     fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
         let saved: QLearning = from_bytes(bytes)?;
-        let hp = std::mem::replace(&mut self.hp, Hyperparameters::default());
+        let hp = std::mem::take(&mut self.hp);
         *self = QLearning { hp, ..saved };
         Ok(())
     }

@@ -11,11 +11,15 @@ impl Agent for Random {
 
     fn init(_space: Space, config: &str, seed: u64) -> Result<Self, String> {
         parse_config::<NoConfig>(config)?;
-        Ok(Random { rng: PluginRng::new(seed) })
+        Ok(Random {
+            rng: PluginRng::new(seed),
+        })
     }
 
     fn act(&mut self, _env: u32, _obs: &Observation, mask: &[bool], _explore: bool) -> Result<usize, String> {
-        self.rng.uniform_valid(mask).ok_or_else(|| "no valid action in the mask".into())
+        self.rng
+            .uniform_valid(mask)
+            .ok_or_else(|| "no valid action in the mask".into())
     }
 
     fn observe(&mut self, _env: u32, _reward: f64, _done: bool) -> Result<(), String> {

@@ -24,7 +24,11 @@ struct Hyperparameters {
 
 impl Default for Hyperparameters {
     fn default() -> Self {
-        Hyperparameters { beta: 0.01, delta: 1e-8, failure_reward: 0.0 }
+        Hyperparameters {
+            beta: 0.01,
+            delta: 1e-8,
+            failure_reward: 0.0,
+        }
     }
 }
 
@@ -39,12 +43,16 @@ fn penalty(hp: &Hyperparameters, params: u64) -> f64 {
 
 impl RewardShaper for SizePenalty {
     const NAME: &'static str = "size_penalty";
-    const DESCRIPTION: &'static str = "Reward = accuracy - beta*(delta*x + ln x), x = trainable parameters (beta 0.01, delta 1e-8)";
+    const DESCRIPTION: &'static str =
+        "Reward = accuracy - beta*(delta*x + ln x), x = trainable parameters (beta 0.01, delta 1e-8)";
 
     fn init(config: &str) -> Result<Self, String> {
         let hp: Hyperparameters = parse_config(config)?;
         if !(hp.beta >= 0.0 && hp.delta >= 0.0) {
-            return Err(format!("beta and delta must be non-negative (got beta {}, delta {})", hp.beta, hp.delta));
+            return Err(format!(
+                "beta and delta must be non-negative (got beta {}, delta {})",
+                hp.beta, hp.delta
+            ));
         }
         Ok(SizePenalty { hp })
     }
@@ -66,7 +74,12 @@ mod tests {
     #[test]
     fn penalty_table_in_the_docs() {
         let hp = Hyperparameters::default();
-        for (x, expected) in [(1_000u64, 0.0691), (10_000, 0.0921), (100_000, 0.1151), (1_000_000, 0.1383)] {
+        for (x, expected) in [
+            (1_000u64, 0.0691),
+            (10_000, 0.0921),
+            (100_000, 0.1151),
+            (1_000_000, 0.1383),
+        ] {
             assert!((penalty(&hp, x) - expected).abs() < 1e-4, "{x}: {}", penalty(&hp, x));
         }
     }

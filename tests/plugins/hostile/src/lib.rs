@@ -25,13 +25,21 @@ impl Agent for Hostile {
     const DESCRIPTION: &'static str = "Test plugin that misbehaves on purpose";
 
     fn init(_space: Space, config: &str, _seed: u64) -> Result<Self, String> {
-        Ok(Hostile { hp: parse_config(config)?, hoard: Vec::new(), acts: 0 })
+        Ok(Hostile {
+            hp: parse_config(config)?,
+            hoard: Vec::new(),
+            acts: 0,
+        })
     }
 
     fn act(&mut self, _env: u32, _obs: &Observation, mask: &[bool], _explore: bool) -> Result<usize, String> {
         let target = self.hp.target.clone();
         self.acts += 1;
-        let mode = if self.acts > self.hp.after { self.hp.mode.as_str() } else { "none" };
+        let mode = if self.acts > self.hp.after {
+            self.hp.mode.as_str()
+        } else {
+            "none"
+        };
         match mode {
             "infinite-loop" => {
                 let mut x = 0u64;

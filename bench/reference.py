@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `make bench`: the same architecture, data and protocol as
+`nas-host train-arch`, trained two ways:
+
+  dataloader  the seed's protocol: torchvision's CIFAR10 item path (a PIL image per item through
+              ToTensor + Normalize) and a torch DataLoader (batch 100, shuffled every epoch)
+  tensors     a plain loop over pre-loaded tensors (shuffled by one gather per epoch, then sliced)
+
+Both: conv(32,3) -> ReLU -> maxpool(5,3) -> linear classifier, Adam lr 0.01, cross entropy, data
+scaled to [0,1] and standardised per channel, accuracy on the test split. Prints one JSON line per
+mode: {"mode", "accuracy", "seconds", "seconds_per_epoch"}.
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def load_cifar(data_dir, classes):
+    root = os.path.join(data_dir, "cifar-10-batches-bin")
+
+    def read(names):
+        raw = np.concatenate([np.fromfile(os.path.join(root, n), dtype=np.uint8) for n in names]).reshape(-1, 3073)
+        labels, images = raw[:, 0].astype(np.int64), raw[:, 1:].reshape(-1, 3, 32, 32)
+        keep = labels < classes
+        return images[keep], labels[keep]
+
+    train = read([f"data_batch_{i}.bin" for i in range(1, 6)])
+    test = read(["test_batch.bin"])
+    return train, test
+
+
+def to_tensors(images, labels, mean=None, std=None):
+    x = torch.from_numpy(images).float() / 255.0
+    if mean is None:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        std = x.std(dim=(0, 2, 3), keepdim=True)
+    return (x - mean) / std, torch.from_numpy(labels), mean, std
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """torchvision's CIFAR10.__getitem__: a PIL image per item through ToTensor() + Normalize()."""
+
+    def __init__(self, images, labels, mean, std):
+        from torchvision import transforms
+
+        self.images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # HWC, as torchvision keeps them
+        self.labels = labels
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean.tolist(), std.tolist())])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def model(classes):
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(5, 3), nn.Flatten(), nn.Linear(32 * 9 * 9, classes)
+    )
+
+
+def accuracy(net, x, y):
+    with torch.no_grad():
+        correct = sum((net(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum().item() for i in range(0, len(y), 1000))
+    return correct / len(y)
+
+
+def run(mode, train, test, classes, epochs, seed):
+    torch.manual_seed(seed)
+    xtr, ytr, mean, std = to_tensors(*train)
+    xte, yte, _, _ = to_tensors(*test, mean, std)
+    net = model(classes)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    if mode == "dataloader":
+        dataset = ImageDataset(train[0], train[1], mean.flatten(), std.flatten())
+        loader = torch.utils.data.DataLoader(dataset, batch_size=100, shuffle=True)
+        for _ in range(epochs):
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss_fn(net(xb), yb).backward()
+                opt.step()
+    else:
+        n = len(ytr)
+        for _ in range(epochs):
+            perm = torch.randperm(n)
+            xs, ys = xtr[perm], ytr[perm]
+            for i in range(0, n, 100):
+                opt.zero_grad()
+                loss_fn(net(xs[i:i + 100]), ys[i:i + 100]).backward()
+                opt.step()
+    acc = accuracy(net, xte, yte)
+    seconds = time.perf_counter() - start
+    return {"mode": mode, "accuracy": acc, "seconds": seconds, "seconds_per_epoch": seconds / epochs}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--classes", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--modes", default="dataloader,tensors")
+    a = p.parse_args()
+    train, test = load_cifar(a.data_dir, a.classes)
+    for mode in a.modes.split(","):
+        print(json.dumps(run(mode, train, test, a.classes, a.epochs, a.seed)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
