@@ -167,6 +167,19 @@ impl Mdp {
         self.actions.iter().map(|a| self.is_valid(state, a)).collect()
     }
 
+    /// A random valid architecture: a uniformly random valid action at every step.
+    pub fn sample_architecture(&self, rng: &mut impl rand::Rng) -> Architecture {
+        let mut state = self.start();
+        let mut layers = Vec::new();
+        while !state.terminated {
+            let valid: Vec<&Action> = self.actions.iter().filter(|a| self.is_valid(&state, a)).collect();
+            let action = *valid[rng.random_range(0..valid.len())];
+            layers.push(action.layer);
+            state = self.next_state(&state, &action);
+        }
+        Architecture { layers }
+    }
+
     /// Replays an architecture through the MDP, returning why it is invalid if it is.
     pub fn validate(&self, arch: &Architecture) -> Result<(), String> {
         if arch.layers.is_empty() {

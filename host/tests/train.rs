@@ -5,27 +5,9 @@ use nas_host::arch::Architecture;
 use nas_host::mdp::{Mdp, MdpConfig};
 use nas_host::model::{self, Activation};
 use nas_host::train::{self, TensorData, TrainConfig, Validation};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use tch::nn::Module;
 use tch::{nn, Device, Kind, Tensor};
-
-fn random_architecture(mdp: &Mdp, rng: &mut impl Rng) -> Architecture {
-    let mut state = mdp.start();
-    let mut layers = Vec::new();
-    while !state.terminated {
-        let valid: Vec<usize> = mdp
-            .mask(&state)
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v)
-            .map(|(i, _)| i)
-            .collect();
-        let action = mdp.actions()[valid[rng.random_range(0..valid.len())]];
-        layers.push(action.layer);
-        state = mdp.next_state(&state, &action);
-    }
-    Architecture { layers }
-}
 
 /// Thousands of random masked rollouts on both input shapes build, run a forward pass, and have
 /// exactly the analytic parameter count.
@@ -40,7 +22,7 @@ fn every_masked_rollout_builds_and_counts_its_parameters() {
             (Kind::Float, Device::Cpu),
         );
         for _ in 0..rollouts {
-            let arch = random_architecture(&mdp, &mut rng);
+            let arch = mdp.sample_architecture(&mut rng);
             let vs = nn::VarStore::new(Device::Cpu);
             let net = model::build(&vs.root(), &arch, input, classes, Activation::Relu);
             let y = net.forward(&x);

@@ -1,30 +1,14 @@
 //! The host's handle on an agent plugin.
 
-use std::path::Path;
-
+use super::bindings::{self, wit, wit_layer};
 use super::runtime::{truncate, LoadedPlugin, Runtime, Sandbox, SandboxLimits};
 use super::{PluginError, PluginInfo, PluginKind};
-use crate::arch::Layer;
 use crate::mdp::{Mdp, State};
-
-mod bindings {
-    wasmtime::component::bindgen!({ path: "../plugin-sdk/wit", world: "agent-plugin" });
-}
-
-use bindings::nas::plugin::types as wit;
-
-pub(crate) fn wit_layer(layer: &Layer) -> wit::Layer {
-    match *layer {
-        Layer::Conv { filters, kernel } => wit::Layer::Conv(wit::ConvLayer { filters, kernel }),
-        Layer::Pool { size, stride } => wit::Layer::Pool(wit::PoolLayer { size, stride }),
-        Layer::Fc { units } => wit::Layer::Fc(units),
-    }
-}
 
 /// A running agent plugin. Every call is sandboxed; an action the mask forbids is refused.
 pub struct AgentPlugin {
     sandbox: Sandbox,
-    plugin: bindings::AgentPlugin,
+    plugin: bindings::agent::AgentPlugin,
     pub sha256: String,
 }
 
@@ -36,23 +20,14 @@ impl AgentPlugin {
         limits: SandboxLimits,
         seed: u64,
     ) -> anyhow::Result<AgentPlugin> {
-        if loaded.kind != PluginKind::Agent {
-            anyhow::bail!(
-                "{} is {} plugin, not an agent; pass it with --reward, or give an agent to --agent",
-                loaded.path.display(),
-                loaded.kind.article()
-            );
-        }
-        let mut store = runtime.new_store(&limits, seed);
-        let plugin = bindings::AgentPlugin::instantiate(&mut store, &loaded.component, &runtime.linker()?)
-            .map_err(|e| anyhow::anyhow!("instantiating agent {}: {e:#}", loaded.path.display()))?;
-        let mut sandbox = Sandbox::new(store, limits, &file_stem(&loaded.path));
-        let info = sandbox.call("describe", |s| plugin.nas_plugin_agent().call_describe(s).map(Ok))?;
-        sandbox.info = PluginInfo {
-            name: truncate(&info.name),
-            version: truncate(&info.version),
-            description: truncate(&info.description),
-        };
+        let (sandbox, plugin) = runtime.sandboxed(
+            loaded,
+            PluginKind::Agent,
+            limits,
+            seed,
+            |store, component, linker| bindings::agent::AgentPlugin::instantiate(store, component, linker),
+            |p, s| p.nas_plugin_agent().call_describe(s),
+        )?;
         Ok(AgentPlugin {
             sandbox,
             plugin,
@@ -152,9 +127,4 @@ impl AgentPlugin {
             .call("metrics", |s| plugin.nas_plugin_agent().call_metrics(s).map(Ok))?;
         Ok(metrics.into_iter().map(|m| (truncate(&m.name), m.value)).collect())
     }
-}
-
-pub(crate) fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned())
 }

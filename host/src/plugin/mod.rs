@@ -5,6 +5,7 @@
 //! Plugins are found by name on the plugin path or loaded from a file.
 
 mod agent;
+mod bindings;
 mod reward;
 mod runtime;
 

@@ -1,15 +1,9 @@
 //! The host's handle on a reward-shaper plugin.
 
-use super::agent::file_stem;
-use super::runtime::{truncate, LoadedPlugin, Runtime, Sandbox, SandboxLimits};
+use super::bindings::{self, wit, wit_layer};
+use super::runtime::{LoadedPlugin, Runtime, Sandbox, SandboxLimits};
 use super::{PluginError, PluginInfo, PluginKind};
-use crate::arch::{Architecture, Layer};
-
-mod bindings {
-    wasmtime::component::bindgen!({ path: "../plugin-sdk/wit", world: "reward-plugin" });
-}
-
-use bindings::nas::plugin::types as wit;
+use crate::arch::Architecture;
 
 /// What the reward shaper is told about a finished child.
 #[derive(Debug, Clone)]
@@ -21,18 +15,10 @@ pub struct EvaluationInput<'a> {
     pub failure: Option<&'a str>,
 }
 
-fn wit_layer(layer: &Layer) -> wit::Layer {
-    match *layer {
-        Layer::Conv { filters, kernel } => wit::Layer::Conv(wit::ConvLayer { filters, kernel }),
-        Layer::Pool { size, stride } => wit::Layer::Pool(wit::PoolLayer { size, stride }),
-        Layer::Fc { units } => wit::Layer::Fc(units),
-    }
-}
-
 /// A running reward-shaper plugin.
 pub struct RewardPlugin {
     sandbox: Sandbox,
-    plugin: bindings::RewardPlugin,
+    plugin: bindings::reward::RewardPlugin,
     pub sha256: String,
 }
 
@@ -43,23 +29,14 @@ impl RewardPlugin {
         limits: SandboxLimits,
         seed: u64,
     ) -> anyhow::Result<RewardPlugin> {
-        if loaded.kind != PluginKind::Reward {
-            anyhow::bail!(
-                "{} is {} plugin, not a reward shaper; pass it with --agent, or give a reward shaper to --reward",
-                loaded.path.display(),
-                loaded.kind.article()
-            );
-        }
-        let mut store = runtime.new_store(&limits, seed);
-        let plugin = bindings::RewardPlugin::instantiate(&mut store, &loaded.component, &runtime.linker()?)
-            .map_err(|e| anyhow::anyhow!("instantiating reward shaper {}: {e:#}", loaded.path.display()))?;
-        let mut sandbox = Sandbox::new(store, limits, &file_stem(&loaded.path));
-        let info = sandbox.call("describe", |s| plugin.nas_plugin_reward().call_describe(s).map(Ok))?;
-        sandbox.info = PluginInfo {
-            name: truncate(&info.name),
-            version: truncate(&info.version),
-            description: truncate(&info.description),
-        };
+        let (sandbox, plugin) = runtime.sandboxed(
+            loaded,
+            PluginKind::Reward,
+            limits,
+            seed,
+            |store, component, linker| bindings::reward::RewardPlugin::instantiate(store, component, linker),
+            |p, s| p.nas_plugin_reward().call_describe(s),
+        )?;
         Ok(RewardPlugin {
             sandbox,
             plugin,

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings::wit;
 use super::{PluginError, PluginKind, CONTRACT_VERSION};
 
 /// How often the engine's epoch advances; call time limits are counted in these ticks.
@@ -322,10 +323,51 @@ impl Runtime {
         store
     }
 
-    pub(crate) fn linker(&self) -> anyhow::Result<wasmtime::component::Linker<HostState>> {
-        let mut linker = wasmtime::component::Linker::new(&self.engine);
+    fn linker(&self) -> anyhow::Result<Linker<HostState>> {
+        let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
         Ok(linker)
+    }
+
+    /// Instantiates a loaded plugin of the `expected` kind in a fresh sandbox and asks it to
+    /// describe itself. `instantiate` and `describe` are the world's generated calls.
+    pub(crate) fn sandboxed<P>(
+        &self,
+        loaded: &LoadedPlugin,
+        expected: PluginKind,
+        limits: SandboxLimits,
+        seed: u64,
+        instantiate: impl FnOnce(&mut Store<HostState>, &Component, &Linker<HostState>) -> wasmtime::Result<P>,
+        describe: impl FnOnce(&P, &mut Store<HostState>) -> wasmtime::Result<wit::PluginInfo>,
+    ) -> anyhow::Result<(Sandbox, P)> {
+        if loaded.kind != expected {
+            let (flag, other) = match expected {
+                PluginKind::Agent => ("--agent", "--reward"),
+                PluginKind::Reward => ("--reward", "--agent"),
+            };
+            anyhow::bail!(
+                "{} is {} plugin, not {}; pass it with {other}, or give {} to {flag}",
+                loaded.path.display(),
+                loaded.kind.article(),
+                expected.article(),
+                expected.article()
+            );
+        }
+        let mut store = self.new_store(&limits, seed);
+        let plugin = instantiate(&mut store, &loaded.component, &self.linker()?)
+            .map_err(|e| anyhow::anyhow!("instantiating {} {}: {e:#}", expected.as_str(), loaded.path.display()))?;
+        let stem = loaded
+            .path
+            .file_stem()
+            .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
+        let mut sandbox = Sandbox::new(store, limits, &stem);
+        let info = sandbox.call("describe", |s| describe(&plugin, s).map(Ok))?;
+        sandbox.info = PluginInfo {
+            name: truncate(&info.name),
+            version: truncate(&info.version),
+            description: truncate(&info.description),
+        };
+        Ok((sandbox, plugin))
     }
 }
 

@@ -134,7 +134,11 @@ impl DenseMlp {
         let mut layers = Vec::new();
         for pair in mlp.params.chunks(2) {
             let inputs = pair[0].dims()[1];
-            layers.push((pair[0].as_tensor().flatten_all()?.to_vec1()?, pair[1].as_tensor().to_vec1()?, inputs));
+            layers.push((
+                pair[0].as_tensor().flatten_all()?.to_vec1()?,
+                pair[1].as_tensor().to_vec1()?,
+                inputs,
+            ));
         }
         Ok(DenseMlp { layers })
     }
