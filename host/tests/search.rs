@@ -6,6 +6,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use rand::{Rng, SeedableRng};
+
 use common::{mean_of_last, plugin, run, synthetic_config};
 use nas_host::arch::Architecture;
 use nas_host::mdp::{Mdp, MdpConfig};
@@ -146,7 +148,15 @@ fn killed_runs_resume_exactly() {
         .spawn()
         .unwrap();
     let mut last_done = 0;
-    for delay_ms in [400u64, 250, 600, 350, 500] {
+    // Random kill points, different in every test run; the seed is printed to replay a failure.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("kill delays seeded with {seed}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..5 {
+        let delay_ms = rng.random_range(200..600);
         std::thread::sleep(Duration::from_millis(delay_ms));
         if child.try_wait().unwrap().is_some() {
             break;

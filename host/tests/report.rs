@@ -1,0 +1,60 @@
+//! After a search: `eval` samples the frozen policy, `report` writes the Markdown report with its
+//! plots, and `compare` puts runs side by side.
+
+mod common;
+
+use common::{options, run, synthetic_config};
+use nas_host::report;
+use nas_host::store::Store;
+
+#[test]
+fn eval_report_and_compare_work_on_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let (ppo_run, episodes) = run(synthetic_config("ppo", 300, 2), db.clone());
+    let (random_run, _) = run(synthetic_config("random", 300, 2), db.clone());
+
+    let summary = nas_host::eval::eval(ppo_run, Some(12), &options(db.clone())).unwrap();
+    assert_eq!(summary.samples.len(), 12);
+    let accuracies: Vec<f64> = summary.samples.iter().map(|s| s.accuracy).collect();
+    let mean = accuracies.iter().sum::<f64>() / 12.0;
+    assert!((summary.mean_accuracy - mean).abs() < 1e-12);
+    assert!(summary.std_accuracy >= 0.0 && summary.mean_depth >= 1.0 && summary.mean_params > 0.0);
+    // Evaluation does not learn: the stored checkpoint is untouched and sampling again is identical.
+    let again = nas_host::eval::eval(ppo_run, Some(12), &options(db.clone())).unwrap();
+    assert_eq!(
+        summary.samples.iter().map(|s| &s.architecture).collect::<Vec<_>>(),
+        again.samples.iter().map(|s| &s.architecture).collect::<Vec<_>>()
+    );
+    assert!(again.samples.iter().all(|s| s.cache_hit));
+    assert!(summary.to_markdown().contains("± "));
+
+    let store = Store::open(&db).unwrap();
+    let out = dir.path().join("report");
+    let path = report::write_report(&store, ppo_run, &out).unwrap();
+    let md = std::fs::read_to_string(&path).unwrap();
+    let best = episodes.iter().max_by(|a, b| a.reward.total_cmp(&b.reward)).unwrap();
+    assert!(
+        md.contains(&format!("`{}`", best.architecture)),
+        "the best architecture is named"
+    );
+    assert!(md.contains("Frozen-policy evaluation") && md.contains("12 samples"));
+    for figure in ["reward", "accuracy_vs_params", "exploration", "best_architecture"] {
+        let png = std::fs::read(out.join(format!("{figure}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{figure}.png");
+        let svg = std::fs::read_to_string(out.join(format!("{figure}.svg"))).unwrap();
+        assert!(svg.contains("<svg"), "{figure}.svg");
+        assert!(md.contains(&format!("({figure}.png)")), "report links {figure}.png");
+    }
+    let diagram = std::fs::read_to_string(out.join("best_architecture.svg")).unwrap();
+    assert!(diagram.contains("FC(3)"), "the diagram ends in the classifier");
+
+    let table = report::compare_table(&store, &[ppo_run, random_run]).unwrap();
+    let md = table.to_markdown();
+    assert_eq!(md.lines().count(), 4, "{md}");
+    assert!(md.contains("| ppo 0.1.0 |") && md.contains("| random 0.1.0 |"));
+    assert!(md.contains("(n=12)") && md.contains("run `nas-host eval`"));
+    let csv = table.to_csv();
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.starts_with("run,agent,reward,dataset,episodes,best accuracy"));
+}
