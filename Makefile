@@ -11,8 +11,11 @@ export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(PATH)
 
-PLUGINS := random qlearning ppo accuracy size_penalty
-TEST_PLUGINS := hostile
+# Every crate under plugins/ is a plugin (plugins/NAME -> plugins/NAME.wasm); tests/plugins/ holds
+# plugins the tests need (a hostile one).
+PLUGINS := $(patsubst plugins/%/Cargo.toml,%,$(wildcard plugins/*/Cargo.toml))
+TEST_PLUGINS := $(patsubst tests/plugins/%/Cargo.toml,%,$(wildcard tests/plugins/*/Cargo.toml))
+NATIVE := --workspace $(addprefix --exclude ,$(PLUGINS) $(TEST_PLUGINS))
 WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 
 .PHONY: build test demo bench setup plugins lint clean
@@ -45,10 +48,11 @@ build: setup plugins
 # artifacts with `make build`.
 test: build
 	cargo fmt --all -- --check
-	cargo clippy --release --workspace --exclude ppo --exclude qlearning --exclude random --exclude accuracy --exclude size_penalty --exclude hostile --all-targets -- -D warnings
+	cargo clippy --release $(NATIVE) --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS)) -- -D warnings
-	cargo test --release --workspace --exclude ppo --exclude qlearning --exclude random --exclude accuracy --exclude hostile
-	cargo test --release -p size_penalty
+	cargo test --release $(NATIVE)
+	# The plugins' own unit tests, run natively.
+	cargo test --release $(addprefix -p ,$(PLUGINS))
 
 demo: build
 	bash scripts/demo.sh
@@ -58,7 +62,7 @@ bench: build
 
 lint:
 	cargo fmt --all
-	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release $(NATIVE) --all-targets -- -D warnings
 
 clean:
 	rm -rf target plugins/*.wasm tests/plugins/*.wasm
