@@ -40,7 +40,7 @@ enum Command {
     Search(SearchArgs),
     /// Sample architectures from a run's frozen final policy, train them, and report mean ± std.
     Eval(EvalArgs),
-    /// One table across runs (Markdown, and CSV with --csv).
+    /// One table across runs (Markdown, and CSV with --csv); with --plan, runs the comparison first.
     Compare(CompareArgs),
     /// Write a Markdown report with plots for a run.
     Report(ReportArgs),
@@ -151,8 +151,15 @@ struct EvalArgs {
 
 #[derive(Args, Debug)]
 struct CompareArgs {
-    #[arg(required = true)]
+    /// Runs to compare.
+    #[arg(required_unless_present = "plan")]
     runs: Vec<i64>,
+    /// Run a comparison plan first (agents × seeds on one configuration, each then evaluated),
+    /// and compare its runs. See configs/compare-cifar5.toml.
+    #[arg(long, conflicts_with = "runs")]
+    plan: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
     /// Also write the table as CSV to this file.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -328,8 +335,23 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    let runs = match &args.plan {
+        Some(path) => {
+            let (plan, base) = crate::plan::ComparePlan::from_file(path)?;
+            let options = SearchOptions {
+                db: args.store.db.clone(),
+                data_dir: args.data.data_dir.clone(),
+                device: args.data.device,
+                no_cache: false,
+                json: false,
+                progress: true,
+            };
+            crate::plan::run_plan(&plan, &base, &options)?
+        }
+        None => args.runs.clone(),
+    };
     let store = Store::open(&args.store.db)?;
-    let table = report::compare_table(&store, &args.runs)?;
+    let table = report::compare_table(&store, &runs)?;
     println!("{}", table.to_markdown());
     if let Some(path) = args.csv {
         std::fs::write(&path, table.to_csv()).with_context(|| format!("writing {}", path.display()))?;

@@ -165,8 +165,15 @@ mod tests {
         let mut count = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
+            let is_plan = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("compare-"));
             if path.extension().is_some_and(|e| e == "toml") {
-                RunConfig::from_file(&path).unwrap();
+                if is_plan {
+                    crate::plan::ComparePlan::from_file(&path).unwrap();
+                } else {
+                    RunConfig::from_file(&path).unwrap();
+                }
                 count += 1;
             }
         }

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod evaluator;
 pub mod mdp;
 pub mod model;
+pub mod plan;
 pub mod plugin;
 pub mod report;
 pub mod search;

@@ -58,3 +58,43 @@ fn eval_report_and_compare_work_on_finished_runs() {
     assert_eq!(csv.lines().count(), 3);
     assert!(csv.starts_with("run,agent,reward,dataset,episodes,best accuracy"));
 }
+
+#[test]
+fn a_comparison_plan_runs_agents_times_seeds_then_compares() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.toml");
+    let mut config = synthetic_config("random", 50, 0);
+    config.eval.samples = 5;
+    std::fs::write(&base, config.to_toml()).unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    let agents =
+        [common::plugin("random"), common::plugin("qlearning")].map(|p| format!("{:?}", p.display().to_string()));
+    std::fs::write(
+        &plan_path,
+        format!(
+            "base = \"base.toml\"\nagents = [{}]\nseeds = [3, 4]\nepisodes = 40\n",
+            agents.join(", ")
+        ),
+    )
+    .unwrap();
+    let (plan, base_config) = nas_host::plan::ComparePlan::from_file(&plan_path).unwrap();
+    let db = dir.path().join("p.sqlite");
+    let runs = nas_host::plan::run_plan(&plan, &base_config, &options(db.clone())).unwrap();
+    assert_eq!(runs.len(), 4);
+    let store = Store::open(&db).unwrap();
+    let seeds: Vec<u64> = runs.iter().map(|&r| store.run(r).unwrap().seed).collect();
+    assert_eq!(seeds, vec![3, 4, 3, 4]);
+    for &r in &runs {
+        assert_eq!(store.episodes(r).unwrap().len(), 40);
+        assert_eq!(store.eval_samples(r).unwrap().len(), 5);
+    }
+    let md = report::compare_table(&store, &runs).unwrap().to_markdown();
+    assert_eq!(md.matches("| random 0.1.0 |").count(), 2);
+    assert_eq!(md.matches("| qlearning 0.1.0 |").count(), 2);
+
+    std::fs::write(&plan_path, "base = \"base.toml\"\nagents = []\n").unwrap();
+    assert!(nas_host::plan::ComparePlan::from_file(&plan_path)
+        .unwrap_err()
+        .to_string()
+        .contains("no agents"));
+}
