@@ -39,7 +39,7 @@ pub fn build(
                 );
                 net = net.add(conv);
                 if relu {
-                    net = net.add_fn(|x| x.relu());
+                    net = net.add_fn(relu_in_place);
                 }
                 channels = i64::from(filters);
                 side = side - i64::from(kernel) + 1;
@@ -59,7 +59,7 @@ pub fn build(
                 };
                 net = net.add(nn::linear(vs / name, inputs, i64::from(units), Default::default()));
                 if relu {
-                    net = net.add_fn(|x| x.relu());
+                    net = net.add_fn(relu_in_place);
                 }
                 features = Some(i64::from(units));
             }
@@ -78,4 +78,10 @@ pub fn build(
         num_classes as i64,
         Default::default(),
     ))
+}
+
+/// ReLU written over its input: conv and linear layers do not need their output for their own
+/// backward pass, so this saves allocating and writing a second activation map per layer.
+fn relu_in_place(x: &tch::Tensor) -> tch::Tensor {
+    x.shallow_clone().relu_()
 }
