@@ -25,6 +25,13 @@ pub fn build(
     let (mut channels, mut side, _) = (input.0 as i64, input.1 as i64, input.2);
     let mut features: Option<i64> = None;
     let mut net = nn::seq();
+    // On CPU, oneDNN's convolutions and ATen's max-pooling are faster on channels-last (NHWC)
+    // activations: about 20% per epoch on CIFAR-5 (`make bench`). Only the memory layout changes —
+    // the logical NCHW shape and so the computed function stay the same. Not measured on GPUs, so
+    // they keep libtorch's default layout.
+    if vs.device() == tch::Device::Cpu && arch.layers.iter().any(|l| matches!(l, Layer::Conv { .. })) {
+        net = net.add_fn(to_channels_last);
+    }
     let relu = activation == Activation::Relu;
     for (i, layer) in arch.layers.iter().enumerate() {
         let name = format!("l{i}");
@@ -84,4 +91,9 @@ pub fn build(
 /// backward pass, so this saves allocating and writing a second activation map per layer.
 fn relu_in_place(x: &tch::Tensor) -> tch::Tensor {
     x.shallow_clone().relu_()
+}
+
+/// The same tensor laid out channels-last in memory (strides N, 1, W·C, C).
+fn to_channels_last(x: &tch::Tensor) -> tch::Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
