@@ -287,13 +287,15 @@ impl Ppo {
         Ok(())
     }
 
-    fn maybe_update(&mut self) -> Result<(), String> {
-        if self.buffer.len() >= self.hp.n_steps {
-            self.update().map_err(err)?;
-            self.refresh_acting_copies().map_err(err)?;
-            self.buffer.clear();
+    /// Updates the networks once a rollout is complete; returns whether it did.
+    fn maybe_update(&mut self) -> Result<bool, String> {
+        if self.buffer.len() < self.hp.n_steps {
+            return Ok(false);
         }
-        Ok(())
+        self.update().map_err(err)?;
+        self.refresh_acting_copies().map_err(err)?;
+        self.buffer.clear();
+        Ok(true)
     }
 
     /// GAE(λ) along each environment's transitions, newest first.
@@ -469,15 +471,20 @@ impl Agent for Ppo {
                 self.n_actions
             ));
         }
+        // V(s) of this state, once computed with the current weights.
+        let mut value = None;
         if explore {
             // The previous step in this environment now learns the value of its next state.
             if let Some(mut previous) = self.pending.remove(&env) {
                 if previous.reward.is_some() {
-                    previous.next_value = Some(self.value_of(&obs.features));
+                    value = Some(self.value_of(&obs.features));
+                    previous.next_value = value;
                     self.buffer.push(previous);
                 }
             }
-            self.maybe_update()?;
+            if self.maybe_update()? {
+                value = None; // the weights changed
+            }
         }
         let logits = self.fast_policy.forward(&obs.features);
         let max = logits
@@ -507,7 +514,7 @@ impl Agent for Ppo {
                     mask: mask.to_vec(),
                     action: action as u32,
                     logprob: (weights[action] / total).ln() as f32,
-                    value: self.value_of(&obs.features),
+                    value: value.unwrap_or_else(|| self.value_of(&obs.features)),
                     reward: None,
                     done: false,
                     next_value: None,
