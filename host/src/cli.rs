@@ -9,7 +9,7 @@ use nas_datasets::{DataSource, DatasetName};
 
 use crate::arch::Architecture;
 use crate::config::RunConfig;
-use crate::device::{self, DeviceChoice};
+use crate::device::DeviceChoice;
 use crate::evaluator::EvaluatorKind;
 use crate::mdp::{Mdp, MdpConfig};
 use crate::model::Activation;
@@ -75,7 +75,7 @@ enum PluginsCommand {
     Inspect { file: String },
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct StoreArgs {
     /// The run store (SQLite).
     #[arg(long, default_value = "runs/nas.sqlite", env = "NAS_DB")]
@@ -83,7 +83,7 @@ pub struct StoreArgs {
 }
 
 /// Where data comes from and where training runs.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
     /// Directory with `mnist/` and `cifar-10-batches-bin/` (default: $NAS_DATA_DIR, else ./data).
     #[arg(long)]
@@ -127,12 +127,10 @@ struct SearchArgs {
     /// One JSON line per episode instead of the progress bar.
     #[arg(long)]
     json: bool,
-    #[arg(long, default_value = "runs/nas.sqlite", env = "NAS_DB")]
-    db: PathBuf,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Args, Debug)]
@@ -239,6 +237,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl DataArgs {
+    /// Search options for commands that search or evaluate (with the architecture cache on).
+    fn search_options(&self, store: &StoreArgs, json: bool) -> SearchOptions {
+        SearchOptions {
+            db: store.db.clone(),
+            data_dir: self.data_dir.clone(),
+            device: self.device,
+            no_cache: false,
+            json,
+            progress: true,
+        }
+    }
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NAS_LOG").unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
@@ -249,12 +261,8 @@ fn init_tracing() {
 
 fn run_search(args: SearchArgs) -> anyhow::Result<()> {
     let options = SearchOptions {
-        db: args.db.clone(),
-        data_dir: args.data_dir.clone(),
-        device: args.device,
         no_cache: args.no_cache,
-        json: args.json,
-        progress: true,
+        ..args.data.search_options(&args.store, args.json)
     };
     let start = match args.resume {
         Some(run) => Start::Resume {
@@ -317,14 +325,7 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let options = SearchOptions {
-        db: args.store.db.clone(),
-        data_dir: args.data.data_dir.clone(),
-        device: args.data.device,
-        no_cache: false,
-        json: args.json,
-        progress: true,
-    };
+    let options = args.data.search_options(&args.store, args.json);
     let summary = eval::eval(args.run, args.samples, &options)?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -338,14 +339,7 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let runs = match &args.plan {
         Some(path) => {
             let (plan, base) = crate::plan::ComparePlan::from_file(path)?;
-            let options = SearchOptions {
-                db: args.store.db.clone(),
-                data_dir: args.data.data_dir.clone(),
-                device: args.data.device,
-                no_cache: false,
-                json: false,
-                progress: true,
-            };
+            let options = args.data.search_options(&args.store, false);
             crate::plan::run_plan(&plan, &base, &options)?
         }
         None => args.runs.clone(),
@@ -475,19 +469,6 @@ fn fetch_dataset(name: DatasetName, data_dir: Option<PathBuf>) -> anyhow::Result
     Ok(())
 }
 
-/// Loads a dataset into tensors on the chosen device.
-pub fn load_tensor_data(
-    dataset: DatasetName,
-    data: &DataArgs,
-    validation: Validation,
-    seed: u64,
-) -> anyhow::Result<TensorData> {
-    let dev = device::select(data.device)?;
-    let source = DataSource::resolve(data.data_dir.as_deref());
-    let loaded = nas_datasets::load(dataset, &source).with_context(|| format!("loading dataset {dataset}"))?;
-    TensorData::new(&loaded, validation, seed, dev)
-}
-
 fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
     let arch: Architecture = args.arch.parse().map_err(anyhow::Error::msg)?;
     let (_, side, _) = args.dataset.image_shape();
@@ -502,7 +483,13 @@ fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
         validation: args.validation,
         seed: args.seed,
     };
-    let data = load_tensor_data(args.dataset, &args.data, config.validation, config.seed)?;
+    let data = TensorData::load(
+        args.dataset,
+        args.data.data_dir.as_deref(),
+        args.data.device,
+        config.validation,
+        config.seed,
+    )?;
     let outcome = train::train(&arch, &data, &config);
     if args.json {
         let json = serde_json::json!({

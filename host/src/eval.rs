@@ -12,20 +12,11 @@ use crate::store::{EvalSampleRow, Store};
 const EVAL_EPISODE_OFFSET: usize = 1 << 40;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct EvalSample {
-    pub architecture: String,
-    pub accuracy: f64,
-    pub params: u64,
-    pub depth: usize,
-    pub cache_hit: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct EvalSummary {
     pub run: i64,
     pub agent: String,
     pub dataset: String,
-    pub samples: Vec<EvalSample>,
+    pub samples: Vec<EvalSampleRow>,
     pub mean_accuracy: f64,
     /// Population standard deviation (numpy's default, as in the seed's tables).
     pub std_accuracy: f64,
@@ -43,11 +34,17 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// (mean accuracy, std accuracy, mean params, mean depth) of `eval` samples.
+pub fn sample_stats(samples: &[EvalSampleRow]) -> (f64, f64, f64, f64) {
+    let (accuracy, std) = mean_std(&samples.iter().map(|x| x.accuracy).collect::<Vec<_>>());
+    let (params, _) = mean_std(&samples.iter().map(|x| x.params as f64).collect::<Vec<_>>());
+    let (depth, _) = mean_std(&samples.iter().map(|x| x.depth as f64).collect::<Vec<_>>());
+    (accuracy, std, params, depth)
+}
+
 impl EvalSummary {
-    pub fn from_samples(run: i64, agent: &str, dataset: &str, samples: Vec<EvalSample>) -> EvalSummary {
-        let (mean_accuracy, std_accuracy) = mean_std(&samples.iter().map(|s| s.accuracy).collect::<Vec<_>>());
-        let (mean_params, _) = mean_std(&samples.iter().map(|s| s.params as f64).collect::<Vec<_>>());
-        let (mean_depth, _) = mean_std(&samples.iter().map(|s| s.depth as f64).collect::<Vec<_>>());
+    pub fn from_samples(run: i64, agent: &str, dataset: &str, samples: Vec<EvalSampleRow>) -> EvalSummary {
+        let (mean_accuracy, std_accuracy, mean_params, mean_depth) = sample_stats(&samples);
         EvalSummary {
             run,
             agent: agent.into(),
@@ -65,7 +62,7 @@ impl EvalSummary {
             "| run | agent | dataset | samples | accuracy (mean ± std) | mean params | mean depth |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {:.4} ± {:.4} | {:.0} | {:.2} |\n",
             self.run, self.agent, self.dataset, self.samples.len(), self.mean_accuracy, self.std_accuracy, self.mean_params, self.mean_depth
         );
-        let mut distinct: Vec<&EvalSample> = Vec::new();
+        let mut distinct: Vec<&EvalSampleRow> = Vec::new();
         for s in &self.samples {
             if !distinct.iter().any(|d| d.architecture == s.architecture) {
                 distinct.push(s);
@@ -103,19 +100,11 @@ pub fn eval(run: i64, samples: Option<usize>, options: &SearchOptions) -> anyhow
         indicatif::ProgressBar::hidden()
     };
     let mut rows = Vec::with_capacity(count);
-    let mut stored = Vec::with_capacity(count);
     for i in 0..count {
         session.reseed(EVAL_EPISODE_OFFSET + i);
         let arch = session.design(config.eval.explore, false)?;
         let (evaluation_id, outcome, cache_hit) = session.evaluate(&store, &arch, true)?;
-        rows.push(EvalSample {
-            architecture: arch.to_string(),
-            accuracy: outcome.accuracy,
-            params: outcome.params,
-            depth: arch.depth(),
-            cache_hit,
-        });
-        stored.push(EvalSampleRow {
+        rows.push(EvalSampleRow {
             architecture: arch.to_string(),
             accuracy: outcome.accuracy,
             params: outcome.params,
@@ -126,7 +115,7 @@ pub fn eval(run: i64, samples: Option<usize>, options: &SearchOptions) -> anyhow
         bar.inc(1);
     }
     bar.finish_and_clear();
-    store.replace_eval_samples(run, &stored)?;
+    store.replace_eval_samples(run, &rows)?;
     Ok(EvalSummary::from_samples(
         run,
         &record.agent.name,

@@ -8,8 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::arch::{Architecture, Layer};
-use crate::eval::mean_std;
-use crate::store::{EpisodeRecord, EvalSampleRow, Store};
+use crate::eval::{mean_std, sample_stats};
+use crate::store::{EpisodeRecord, Store};
 
 /// One table across runs.
 pub struct CompareTable {
@@ -96,14 +96,6 @@ pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable
         ]);
     }
     Ok(CompareTable { header, rows })
-}
-
-/// (mean accuracy, std accuracy, mean params, mean depth) of `eval` samples.
-fn sample_stats(samples: &[EvalSampleRow]) -> (f64, f64, f64, f64) {
-    let (m, s) = mean_std(&samples.iter().map(|x| x.accuracy).collect::<Vec<_>>());
-    let (p, _) = mean_std(&samples.iter().map(|x| x.params as f64).collect::<Vec<_>>());
-    let (d, _) = mean_std(&samples.iter().map(|x| x.depth as f64).collect::<Vec<_>>());
-    (m, s, p, d)
 }
 
 fn moving_average(values: &[f64], window: usize) -> Vec<f64> {

@@ -8,12 +8,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use nas_datasets::DataSource;
 use sha2::{Digest, Sha256};
 
 use crate::arch::Architecture;
 use crate::config::RunConfig;
-use crate::device::{self, DeviceChoice};
+use crate::device::DeviceChoice;
 use crate::evaluator::{Evaluator, EvaluatorKind};
 use crate::mdp::Mdp;
 use crate::plugin::{self, AgentPlugin, RewardPlugin, Runtime};
@@ -91,11 +90,13 @@ impl Session {
                 }
             }
             EvaluatorKind::Train => {
-                let dev = device::select(options.device)?;
-                let source = DataSource::resolve(options.data_dir.as_deref());
-                let dataset = nas_datasets::load(config.dataset, &source)
-                    .with_context(|| format!("loading dataset {}", config.dataset))?;
-                let data = TensorData::new(&dataset, config.train.validation, config.train.seed, dev)?;
+                let data = TensorData::load(
+                    config.dataset,
+                    options.data_dir.as_deref(),
+                    options.device,
+                    config.train.validation,
+                    config.train.seed,
+                )?;
                 Evaluator::Train {
                     data: Box::new(data),
                     config: config.train.clone(),

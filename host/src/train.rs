@@ -114,6 +114,21 @@ fn to_tensors(split: &Split, input: (usize, usize, usize)) -> (Tensor, Tensor) {
 }
 
 impl TensorData {
+    /// Finds (or downloads) a named dataset, picks the device and loads the dataset onto it.
+    pub fn load(
+        name: nas_datasets::DatasetName,
+        data_dir: Option<&std::path::Path>,
+        device: crate::device::DeviceChoice,
+        validation: Validation,
+        seed: u64,
+    ) -> anyhow::Result<TensorData> {
+        use anyhow::Context;
+        let device = crate::device::select(device)?;
+        let source = nas_datasets::DataSource::resolve(data_dir);
+        let dataset = nas_datasets::load(name, &source).with_context(|| format!("loading dataset {name}"))?;
+        TensorData::new(&dataset, validation, seed, device)
+    }
+
     pub fn new(dataset: &Dataset, validation: Validation, seed: u64, device: Device) -> anyhow::Result<TensorData> {
         let input = (dataset.channels, dataset.height, dataset.width);
         let (mut train_x, mut train_y) = to_tensors(&dataset.train, input);
