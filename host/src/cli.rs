@@ -304,11 +304,10 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
         println!(
             "run {} finished {} episodes (store {})",
             summary.run,
-            summary.episodes,
+            summary.episodes.len(),
             options.db.display()
         );
-        let store = Store::open(&options.db)?;
-        let mut episodes = store.episodes(summary.run)?;
+        let mut episodes = summary.episodes;
         episodes.sort_by(|a, b| b.reward.total_cmp(&a.reward));
         episodes.dedup_by(|a, b| a.architecture == b.architecture);
         println!("best architectures:");

@@ -217,8 +217,8 @@ pub enum Start {
 #[derive(Debug, Clone)]
 pub struct SearchSummary {
     pub run: i64,
-    pub episodes: usize,
-    pub best: Option<EpisodeRecord>,
+    /// Every committed episode of the run, in order.
+    pub episodes: Vec<EpisodeRecord>,
 }
 
 /// Refuses to resume with a plugin whose file changed, unless forced.
@@ -305,12 +305,7 @@ pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSum
             episodes.len()
         ))
     })?;
-    let best = episodes.iter().max_by(|a, b| a.reward.total_cmp(&b.reward)).cloned();
-    Ok(SearchSummary {
-        run: run_id,
-        episodes: episodes.len(),
-        best,
-    })
+    Ok(SearchSummary { run: run_id, episodes })
 }
 
 fn run_episodes(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use nas_host::config::RunConfig;
 use nas_host::evaluator::EvaluatorKind;
 use nas_host::search::{self, SearchOptions, Start};
-use nas_host::store::{EpisodeRecord, Store};
+use nas_host::store::EpisodeRecord;
 
 /// A plugin built by `make build` (the real ones in plugins/, test ones in tests/plugins/).
 pub fn plugin(name: &str) -> PathBuf {
@@ -44,8 +44,8 @@ pub fn synthetic_config(agent: &str, episodes: usize, seed: u64) -> RunConfig {
 
 /// Runs a fresh search and returns its episodes.
 pub fn run(config: RunConfig, db: PathBuf) -> (i64, Vec<EpisodeRecord>) {
-    let summary = search::search(Start::New(Box::new(config)), &options(db.clone())).unwrap();
-    (summary.run, Store::open(&db).unwrap().episodes(summary.run).unwrap())
+    let summary = search::search(Start::New(Box::new(config)), &options(db)).unwrap();
+    (summary.run, summary.episodes)
 }
 
 pub fn mean_of_last(episodes: &[EpisodeRecord], n: usize) -> f64 {
