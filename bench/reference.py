@@ -2,12 +2,14 @@
 """PyTorch reference for `make bench`: the same architecture, data and protocol as
 `nas-host train-arch`, trained two ways:
 
-  dataloader  the seed's protocol: torchvision's CIFAR10 item path (a PIL image per item through
-              ToTensor + Normalize) and a torch DataLoader (batch 100, shuffled every epoch)
-  tensors     a plain loop over pre-loaded tensors (shuffled by one gather per epoch, then sliced)
+  dataloader  the seed's data pipeline: torchvision's CIFAR10 item path (a PIL image per item
+              through ToTensor only, so pixels in [0, 1], as the seed had them) and a torch
+              DataLoader (batch 100, shuffled every epoch)
+  tensors     a plain loop over pre-loaded tensors (shuffled by one gather per epoch, then sliced),
+              standardised per channel as nas-host's default protocol is
 
-Both: conv(32,3) -> ReLU -> maxpool(5,3) -> linear classifier, Adam lr 0.01, cross entropy, data
-scaled to [0,1] and standardised per channel, accuracy on the test split. Prints one JSON line per
+Both: conv(32,3) -> ReLU -> maxpool(5,3) -> linear classifier with PyTorch's default
+initialisation, Adam lr 0.01, cross entropy, accuracy on the test split. Prints one JSON line per
 mode: {"mode", "accuracy", "seconds", "seconds_per_epoch"}.
 """
 import argparse
@@ -43,14 +45,15 @@ def to_tensors(images, labels, mean=None, std=None):
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """torchvision's CIFAR10.__getitem__: a PIL image per item through ToTensor() + Normalize()."""
+    """torchvision's CIFAR10.__getitem__ with the seed's transform: a PIL image per item through
+    ToTensor() alone (the seed did not normalise)."""
 
-    def __init__(self, images, labels, mean, std):
+    def __init__(self, images, labels):
         from torchvision import transforms
 
         self.images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # HWC, as torchvision keeps them
         self.labels = labels
-        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean.tolist(), std.tolist())])
+        self.transform = transforms.ToTensor()
 
     def __len__(self):
         return len(self.labels)
@@ -77,12 +80,15 @@ def run(mode, train, test, classes, epochs, seed):
     torch.manual_seed(seed)
     xtr, ytr, mean, std = to_tensors(*train)
     xte, yte, _, _ = to_tensors(*test, mean, std)
+    if mode == "dataloader":
+        # Evaluated on the inputs it was trained on: [0, 1] pixels.
+        xte = torch.from_numpy(test[0]).float() / 255.0
     net = model(classes)
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
     if mode == "dataloader":
-        dataset = ImageDataset(train[0], train[1], mean.flatten(), std.flatten())
+        dataset = ImageDataset(train[0], train[1])
         loader = torch.utils.data.DataLoader(dataset, batch_size=100, shuffle=True)
         for _ in range(epochs):
             for xb, yb in loader:

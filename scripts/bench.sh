@@ -43,7 +43,7 @@ def med(mode, key):
 nas = med("nas-host", "seconds_per_epoch")
 print(f"| run | s/epoch (median) | accuracy (median) | nas-host speed-up |")
 print(f"|---|---|---|---|")
-for mode, label in [("nas-host", "nas-host (libtorch via tch)"), ("tensors", "PyTorch loop over pre-loaded tensors"), ("dataloader", "PyTorch DataLoader, the seed's protocol")]:
+for mode, label in [("nas-host", "nas-host (libtorch via tch)"), ("tensors", "PyTorch loop over pre-loaded tensors"), ("dataloader", "PyTorch DataLoader + ToTensor only (the seed's pipeline)")]:
     s = med(mode, "seconds_per_epoch")
     print(f"| {label} | {s:.2f} | {med(mode, 'accuracy'):.4f} | {s / nas:.2f}x |")
 PYEOF

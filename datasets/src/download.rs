@@ -17,7 +17,7 @@ pub enum Checksum {
 impl Checksum {
     fn verify(&self, path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         let (algorithm, expected, actual) = match self {
-            Checksum::Sha256(expected) => ("sha256", expected.as_str(), hex(&Sha256::digest(bytes))),
+            Checksum::Sha256(expected) => ("sha256", expected.as_str(), sha256_hex(bytes)),
             Checksum::Md5(expected) => ("md5", expected.as_str(), format!("{:x}", md5::compute(bytes))),
         };
         if actual.eq_ignore_ascii_case(expected) {
@@ -33,8 +33,10 @@ impl Checksum {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex SHA-256 of `bytes`: the one digest helper of the workspace (dataset checksums,
+/// plugin files, cache keys).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One downloadable file: its name, the base URLs to try in order, and its checksum.

@@ -12,7 +12,7 @@ mod synthetic;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-pub use download::{download_verified, Checksum, RemoteFile};
+pub use download::{download_verified, sha256_hex, Checksum, RemoteFile};
 pub use error::DataError;
 pub use synthetic::SyntheticOptions;
 

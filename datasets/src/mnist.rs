@@ -3,9 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use crate::download::{download_verified, hex, Checksum, RemoteFile};
+use crate::download::{download_verified, sha256_hex, Checksum, RemoteFile};
 use crate::{DataError, DataSource, Split};
 
 const BASE_URLS: &[&str] = &[
@@ -108,7 +106,7 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
 fn read_verified(dir: &Path, file: &MnistFile) -> Result<(PathBuf, Vec<u8>), DataError> {
     let path = existing(dir, file.stem).expect("presence checked before reading");
     let bytes = read_maybe_gz(&path)?;
-    let actual = hex(&Sha256::digest(&bytes));
+    let actual = sha256_hex(&bytes);
     if actual != file.content_sha256 {
         return Err(DataError::Checksum {
             path,

@@ -54,6 +54,23 @@ impl FromStr for Layer {
     }
 }
 
+/// Side of a square feature map after a conv or pool window: floor((n − k) / s) + 1 (no padding).
+pub fn output_size(n: u32, kernel: u32, stride: u32) -> u32 {
+    (n - kernel) / stride + 1
+}
+
+impl Layer {
+    /// The side of the feature map after this layer for an input of side `side`: conv has stride
+    /// 1, pool its own stride; fc layers have no feature map and leave it unchanged.
+    pub fn output_side(&self, side: u32) -> u32 {
+        match *self {
+            Layer::Conv { kernel, .. } => output_size(side, kernel, 1),
+            Layer::Pool { size, stride } => output_size(side, size, stride),
+            Layer::Fc { .. } => side,
+        }
+    }
+}
+
 /// A network as its list of layers (the classifier is implied).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Architecture {
@@ -95,7 +112,7 @@ impl Architecture {
 
     /// Trainable parameters of the network built from this architecture (with the classifier).
     pub fn param_count(&self, input: (usize, usize, usize), num_classes: usize) -> u64 {
-        let (mut channels, mut side, _) = (input.0 as u64, input.1 as u64, input.2);
+        let (mut channels, mut side) = (input.0 as u64, input.1 as u32);
         let mut features: Option<u64> = None;
         let mut total = 0u64;
         for layer in &self.layers {
@@ -104,17 +121,17 @@ impl Architecture {
                     let k = u64::from(kernel);
                     total += (channels * k * k + 1) * u64::from(filters);
                     channels = u64::from(filters);
-                    side = side - k + 1;
                 }
-                Layer::Pool { size, stride } => side = (side - u64::from(size)) / u64::from(stride) + 1,
+                Layer::Pool { .. } => {}
                 Layer::Fc { units } => {
-                    let inputs = features.unwrap_or(channels * side * side);
+                    let inputs = features.unwrap_or(channels * u64::from(side) * u64::from(side));
                     total += (inputs + 1) * u64::from(units);
                     features = Some(u64::from(units));
                 }
             }
+            side = layer.output_side(side);
         }
-        let inputs = features.unwrap_or(channels * side * side);
+        let inputs = features.unwrap_or(channels * u64::from(side) * u64::from(side));
         total + (inputs + 1) * num_classes as u64
     }
 }

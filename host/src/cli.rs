@@ -8,16 +8,17 @@ use clap::{Args, Parser, Subcommand};
 use nas_datasets::{DataSource, DatasetName};
 
 use crate::arch::Architecture;
-use crate::config::RunConfig;
+use crate::config::{RunConfig, RunOverrides};
 use crate::device::DeviceChoice;
-use crate::evaluator::EvaluatorKind;
+use crate::frozen_policy::SampleSink;
 use crate::mdp::{Mdp, MdpConfig};
 use crate::model::Activation;
 use crate::plugin::{self, Runtime};
-use crate::search::{self, SearchOptions, Start};
-use crate::store::Store;
-use crate::train::{self, TensorData, TrainConfig, Validation};
-use crate::{eval, report};
+use crate::search::{self, EpisodeSink, SearchOptions, Start};
+use crate::store::{EpisodeRecord, EvalSampleRow, Store};
+use crate::train::{self, Normalize, TensorData, TrainConfig, Validation};
+use crate::{frozen_policy, report};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -94,31 +95,15 @@ pub struct DataArgs {
 
 #[derive(Args, Debug, Clone, Default)]
 struct SearchArgs {
-    /// Agent plugin: a name on the plugin path (ppo, qlearning, random) or a .wasm file.
-    #[arg(long)]
-    agent: Option<String>,
-    /// Reward plugin: a name (accuracy, size_penalty) or a .wasm file.
-    #[arg(long)]
-    reward: Option<String>,
-    /// Dataset: mnist3, mnist, cifar5, cifar10 or synthetic.
-    #[arg(long)]
-    dataset: Option<DatasetName>,
-    #[arg(long)]
-    episodes: Option<usize>,
+    #[command(flatten)]
+    overrides: RunOverrides,
     /// Run configuration (TOML); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    #[arg(long, value_enum)]
-    evaluator: Option<EvaluatorKind>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Child training epochs (overrides [train] epochs).
-    #[arg(long)]
-    epochs: Option<usize>,
     /// Continue run RUN from its last committed episode.
     #[arg(long, value_name = "RUN")]
     resume: Option<i64>,
-    /// With --resume: continue even if a plugin file changed since the run started.
+    /// With --resume: continue even if a plugin file or the device changed since the run started.
     #[arg(long)]
     force: bool,
     /// Train architectures even if the cache already has them.
@@ -139,6 +124,10 @@ struct EvalArgs {
     /// Architectures to sample (default: the run's [eval] samples, 50).
     #[arg(long)]
     samples: Option<usize>,
+    /// Look samples up in the architecture cache (trained with the run's seed) instead of
+    /// training each afresh with its own seed: cheap, but the std then leaves out training noise.
+    #[arg(long)]
+    reuse_cache: bool,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -175,28 +164,38 @@ struct ReportArgs {
     store: StoreArgs,
 }
 
+/// `train-arch`'s protocol: a run configuration's `[train]` and `[mdp]` (or the defaults), with
+/// these flags on top.
 #[derive(Args, Debug)]
 struct TrainArchArgs {
-    #[arg(long, default_value = "mnist3")]
-    dataset: DatasetName,
+    /// Dataset (default: the configuration's, else mnist3).
+    #[arg(long)]
+    dataset: Option<DatasetName>,
+    /// Take the training protocol, search space and dataset from a run configuration, e.g.
+    /// configs/seed-exact.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// The architecture in canonical form, e.g. "conv(32,3) pool(5,3) fc(64)".
     #[arg(long)]
     arch: String,
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
-    #[arg(long, default_value_t = 100)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 0.01)]
-    lr: f64,
-    #[arg(long, value_enum, default_value_t = Activation::Relu)]
-    activation: Activation,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
+    /// Input normalisation: per-channel (standardised) or none ([0, 1] pixels, the seed's).
+    #[arg(long, value_enum)]
+    normalize: Option<Normalize>,
     /// `test` (the seed's protocol) or `holdout:N`.
-    #[arg(long, default_value = "test")]
-    validation: Validation,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(long)]
+    validation: Option<Validation>,
+    #[arg(long)]
+    seed: Option<u64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -207,8 +206,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Search(args)) => run_search(args),
-        None if cli.search.agent.is_some()
-            || cli.search.reward.is_some()
+        None if cli.search.overrides.agent.is_some()
+            || cli.search.overrides.reward.is_some()
             || cli.search.config.is_some()
             || cli.search.resume.is_some() =>
         {
@@ -239,15 +238,99 @@ pub fn main() -> ExitCode {
 
 impl DataArgs {
     /// Search options for commands that search or evaluate (with the architecture cache on).
-    fn search_options(&self, store: &StoreArgs, json: bool) -> SearchOptions {
+    fn search_options(&self, store: &StoreArgs) -> SearchOptions {
         SearchOptions {
             db: store.db.clone(),
             data_dir: self.data_dir.clone(),
             device: self.device,
             no_cache: false,
-            json,
-            progress: true,
         }
+    }
+}
+
+/// Shows a search's (and an evaluation's) progress as a bar on stderr: episodes, best and last
+/// reward; hidden when stderr is not a terminal (indicatif's own rule).
+#[derive(Default)]
+struct ProgressSink {
+    bar: Option<ProgressBar>,
+    best: f64,
+}
+
+impl ProgressSink {
+    fn start_bar(&mut self, done: usize, total: usize) {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} | {msg}")
+                .expect("valid template"),
+        );
+        bar.set_position(done as u64);
+        self.bar = Some(bar);
+    }
+
+    fn finish_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl EpisodeSink for ProgressSink {
+    fn started(&mut self, _run: i64, committed: &[EpisodeRecord], total: usize) {
+        self.best = committed.iter().map(|e| e.reward).fold(f64::NEG_INFINITY, f64::max);
+        self.start_bar(committed.len(), total);
+    }
+
+    fn episode(&mut self, _run: i64, episode: &EpisodeRecord) {
+        self.best = self.best.max(episode.reward);
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "best {:.4} | last {:.4} {}",
+                self.best, episode.reward, episode.architecture
+            ));
+            bar.inc(1);
+        }
+    }
+
+    fn finished(&mut self) {
+        self.finish_bar();
+    }
+}
+
+impl SampleSink for ProgressSink {
+    fn started(&mut self, total: usize) {
+        self.start_bar(0, total);
+    }
+
+    fn sample(&mut self, _index: usize, sample: &EvalSampleRow) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{:.4} {}", sample.accuracy, sample.architecture));
+            bar.inc(1);
+        }
+    }
+
+    fn finished(&mut self) {
+        self.finish_bar();
+    }
+}
+
+/// One JSON object per committed episode on stdout, for scripts.
+struct JsonLinesSink;
+
+impl EpisodeSink for JsonLinesSink {
+    fn episode(&mut self, run: i64, e: &EpisodeRecord) {
+        let line = serde_json::json!({
+            "run": run,
+            "episode": e.index,
+            "architecture": e.architecture,
+            "reward": e.reward,
+            "accuracy": e.accuracy,
+            "params": e.params,
+            "depth": e.depth,
+            "cache_hit": e.cache_hit,
+            "failure": e.failure,
+            "metrics": e.metrics,
+        });
+        println!("{line}");
     }
 }
 
@@ -262,44 +345,29 @@ fn init_tracing() {
 fn run_search(args: SearchArgs) -> anyhow::Result<()> {
     let options = SearchOptions {
         no_cache: args.no_cache,
-        ..args.data.search_options(&args.store, args.json)
+        ..args.data.search_options(&args.store)
     };
     let start = match args.resume {
         Some(run) => Start::Resume {
             run,
             force: args.force,
-            episodes: args.episodes,
+            episodes: args.overrides.episodes,
         },
         None => {
             let mut config = match &args.config {
                 Some(path) => RunConfig::from_file(path)?,
                 None => RunConfig::default(),
             };
-            if let Some(v) = args.agent {
-                config.agent = v;
-            }
-            if let Some(v) = args.reward {
-                config.reward = v;
-            }
-            if let Some(v) = args.dataset {
-                config.dataset = v;
-            }
-            if let Some(v) = args.episodes {
-                config.episodes = v;
-            }
-            if let Some(v) = args.evaluator {
-                config.evaluator = v;
-            }
-            if let Some(v) = args.seed {
-                config.seed = v;
-            }
-            if let Some(v) = args.epochs {
-                config.train.epochs = v;
-            }
+            args.overrides.apply(&mut config);
+            config.check_plugin_sections(&[])?;
             Start::New(Box::new(config))
         }
     };
-    let summary = search::search(start, &options)?;
+    let summary = if args.json {
+        search::search_with(start, &options, &mut JsonLinesSink)?
+    } else {
+        search::search_with(start, &options, &mut ProgressSink::default())?
+    };
     if !args.json {
         println!(
             "run {} finished {} episodes (store {})",
@@ -307,12 +375,9 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
             summary.episodes.len(),
             options.db.display()
         );
-        let mut episodes = summary.episodes;
-        episodes.sort_by(|a, b| b.reward.total_cmp(&a.reward));
-        episodes.dedup_by(|a, b| a.architecture == b.architecture);
         println!("best architectures:");
         println!("  {:>8}  {:>8}  {:>9}  architecture", "reward", "accuracy", "params");
-        for e in episodes.iter().take(5) {
+        for e in report::top_distinct(&summary.episodes, 5) {
             println!(
                 "  {:>8.4}  {:>8.4}  {:>9}  {}",
                 e.reward, e.accuracy, e.params, e.architecture
@@ -324,8 +389,19 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let options = args.data.search_options(&args.store, args.json);
-    let summary = eval::eval(args.run, args.samples, &options)?;
+    let options = args.data.search_options(&args.store);
+    let reuse_cache = args.reuse_cache.then_some(true);
+    let summary = if args.json {
+        frozen_policy::eval(args.run, args.samples, reuse_cache, &options)?
+    } else {
+        frozen_policy::eval_with(
+            args.run,
+            args.samples,
+            reuse_cache,
+            &options,
+            &mut ProgressSink::default(),
+        )?
+    };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -338,8 +414,8 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let runs = match &args.plan {
         Some(path) => {
             let (plan, base) = crate::plan::ComparePlan::from_file(path)?;
-            let options = args.data.search_options(&args.store, false);
-            crate::plan::run_plan(&plan, &base, &options)?
+            let options = args.data.search_options(&args.store);
+            crate::plan::run_plan_with(&plan, &base, &options, &mut ProgressSink::default())?
         }
         None => args.runs.clone(),
     };
@@ -470,30 +546,32 @@ fn fetch_dataset(name: DatasetName, data_dir: Option<PathBuf>) -> anyhow::Result
 
 fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
     let arch: Architecture = args.arch.parse().map_err(anyhow::Error::msg)?;
-    let (_, side, _) = args.dataset.image_shape();
-    Mdp::new(MdpConfig::default(), side as u32)
-        .validate(&arch)
-        .map_err(|e| anyhow::anyhow!("invalid architecture `{arch}` for {}: {e}", args.dataset))?;
-    let config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        activation: args.activation,
-        validation: args.validation,
-        seed: args.seed,
+    let (dataset, mdp_config, mut config) = match &args.config {
+        Some(path) => {
+            let run = RunConfig::from_file(path)?;
+            (run.dataset, run.mdp, run.train)
+        }
+        None => (DatasetName::Mnist3, MdpConfig::default(), TrainConfig::default()),
     };
-    let data = TensorData::load(
-        args.dataset,
-        args.data.data_dir.as_deref(),
-        args.data.device,
-        config.validation,
-        config.seed,
-    )?;
+    let dataset = args.dataset.unwrap_or(dataset);
+    config.epochs = args.epochs.unwrap_or(config.epochs);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.learning_rate = args.lr.unwrap_or(config.learning_rate);
+    config.activation = args.activation.unwrap_or(config.activation);
+    config.normalize = args.normalize.unwrap_or(config.normalize);
+    config.validation = args.validation.unwrap_or(config.validation);
+    config.seed = args.seed.unwrap_or(config.seed);
+    let (_, side, _) = dataset.image_shape();
+    Mdp::new(mdp_config, side as u32)
+        .validate(&arch)
+        .map_err(|e| anyhow::anyhow!("invalid architecture `{arch}` for {dataset}: {e}"))?;
+    let data = TensorData::load(dataset, args.data.data_dir.as_deref(), args.data.device, &config)?;
     let outcome = train::train(&arch, &data, &config);
     if args.json {
         let json = serde_json::json!({
             "arch": arch.to_string(),
-            "dataset": args.dataset.as_str(),
+            "dataset": dataset.as_str(),
+            "protocol": config,
             "device": format!("{:?}", data.device),
             "accuracy": outcome.accuracy,
             "params": outcome.params,
@@ -504,7 +582,11 @@ fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
         println!("{json}");
     } else {
         println!("architecture   {arch}");
-        println!("dataset        {} ({:?})", args.dataset, data.device);
+        println!("dataset        {dataset} ({:?})", data.device);
+        println!(
+            "protocol       {} epochs, batch {}, Adam lr {}, activation {:?}, inputs {:?}, seed {}",
+            config.epochs, config.batch_size, config.learning_rate, config.activation, config.normalize, config.seed
+        );
         match &outcome.failure {
             None => println!("accuracy       {:.4}", outcome.accuracy),
             Some(reason) => println!("failed         {reason}"),

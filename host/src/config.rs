@@ -22,6 +22,10 @@ pub struct EvalConfig {
     /// Sample with exploration (Q-learning: ε-greedy with the ε below; PPO: sampling from its
     /// policy). False takes each agent's greedy choice.
     pub explore: bool,
+    /// Look each sample up in the architecture cache (trained with the run's own seed) instead
+    /// of training every sample afresh with its own seed. Cheap, but repeated architectures then
+    /// share one result and the std leaves out training noise.
+    pub reuse_cache: bool,
     /// Overrides of plugin configuration sections while sampling, keyed by plugin name. By default
     /// Q-learning samples with ε = 0.1, as the seed did.
     pub plugins: BTreeMap<String, toml::Table>,
@@ -40,6 +44,7 @@ impl Default for EvalConfig {
         EvalConfig {
             samples: 50,
             explore: true,
+            reuse_cache: false,
             plugins: BTreeMap::from([("qlearning".to_string(), qlearning)]),
         }
     }
@@ -98,7 +103,78 @@ mod dataset_name {
     }
 }
 
+/// Command-line flags that override a run configuration; the one place where flags are merged
+/// into it (`search`, comparison plans).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RunOverrides {
+    /// Agent plugin: a name on the plugin path (ppo, qlearning, random) or a .wasm file.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Reward plugin: a name (accuracy, size_penalty) or a .wasm file.
+    #[arg(long)]
+    pub reward: Option<String>,
+    /// Dataset: mnist3, mnist, cifar5, cifar10 or synthetic.
+    #[arg(long)]
+    pub dataset: Option<DatasetName>,
+    /// Episodes to run (with --resume: the run's new target).
+    #[arg(long)]
+    pub episodes: Option<usize>,
+    #[arg(long, value_enum)]
+    pub evaluator: Option<EvaluatorKind>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Child training epochs (overrides [train] epochs).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+}
+
+impl RunOverrides {
+    /// Writes every given flag over `config`.
+    pub fn apply(&self, config: &mut RunConfig) {
+        let RunOverrides {
+            agent,
+            reward,
+            dataset,
+            episodes,
+            evaluator,
+            seed,
+            epochs,
+        } = self.clone();
+        config.agent = agent.unwrap_or(std::mem::take(&mut config.agent));
+        config.reward = reward.unwrap_or(std::mem::take(&mut config.reward));
+        config.dataset = dataset.unwrap_or(config.dataset);
+        config.episodes = episodes.unwrap_or(config.episodes);
+        config.evaluator = evaluator.unwrap_or(config.evaluator);
+        config.seed = seed.unwrap_or(config.seed);
+        config.train.epochs = epochs.unwrap_or(config.train.epochs);
+    }
+}
+
 impl RunConfig {
+    /// Checks what serde cannot: every `[plugins.NAME]` and `[eval.plugins.NAME]` section names
+    /// a plugin of this run (or one of `also`: a comparison plan's other agents), so a misspelt
+    /// section is an error instead of silently ignored.
+    pub fn check_plugin_sections(&self, also: &[String]) -> anyhow::Result<()> {
+        let names: Vec<String> = [&self.agent, &self.reward]
+            .into_iter()
+            .chain(also)
+            .map(|p| crate::search::plugin_section_name(Path::new(p)))
+            .collect();
+        for (where_, sections) in [("plugins", &self.plugins), ("eval.plugins", &self.eval.plugins)] {
+            for section in sections.keys() {
+                // The default [eval.plugins.qlearning] applies only when the agent is qlearning.
+                let default_eval = where_ == "eval.plugins" && EvalConfig::default().plugins.contains_key(section);
+                if !names.contains(section) && !default_eval {
+                    anyhow::bail!(
+                        "[{where_}.{section}] names no plugin of this run (its plugins: {}); fix the section name or remove it",
+                        names.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn from_file(path: &Path) -> anyhow::Result<RunConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {} is invalid: {e}", path.display()))
@@ -151,6 +227,45 @@ mod tests {
         assert_eq!(config.plugin_json("ppo"), "{}");
         let back = RunConfig::from_toml(&config.to_toml()).unwrap();
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn misspelt_plugin_sections_are_rejected() {
+        let config: RunConfig = toml::from_str(
+            r#"
+            agent = "qlearning"
+            reward = "size_penalty"
+            [plugins.qlearnin]
+            alpha = 0.1
+            "#,
+        )
+        .unwrap();
+        let err = config.check_plugin_sections(&[]).unwrap_err().to_string();
+        assert!(
+            err.contains("[plugins.qlearnin]") && err.contains("qlearning, size_penalty"),
+            "{err}"
+        );
+        // A comparison plan's other agents may have sections of their own.
+        assert!(config.check_plugin_sections(&["qlearnin".into()]).is_ok());
+        let good: RunConfig = toml::from_str("agent = \"plugins/ppo.wasm\"\n[plugins.ppo]\nn_steps = 8").unwrap();
+        good.check_plugin_sections(&[]).unwrap();
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut config = RunConfig::default();
+        RunOverrides {
+            agent: Some("random".into()),
+            episodes: Some(7),
+            epochs: Some(2),
+            ..RunOverrides::default()
+        }
+        .apply(&mut config);
+        assert_eq!(
+            (config.agent.as_str(), config.episodes, config.train.epochs),
+            ("random", 7, 2)
+        );
+        assert_eq!(config.reward, RunConfig::default().reward);
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! Turns an architecture into an evaluation: by training it (libtorch) or with the synthetic
 //! evaluator, a cheap, deterministic stand-in with a known optimum for developing and testing agents.
 
+use std::path::Path;
+
 use nas_datasets::DatasetName;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::{Architecture, Layer};
+use crate::config::RunConfig;
+use crate::device::DeviceChoice;
+use crate::mdp::Mdp;
 use crate::train::{self, TensorData, TrainConfig, TrainOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -68,6 +73,35 @@ pub fn synthetic_score(arch: &Architecture, target: &Architecture) -> f64 {
     0.1 + 0.9 * matched / arch.depth().max(target.depth()).max(1) as f64
 }
 
+/// The outcome of evaluating one architecture: what the architecture cache stores, episodes
+/// record and the reward shaper is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Accuracy on the evaluation split in [0, 1] (the synthetic score with that evaluator); 0
+    /// when the child failed.
+    pub accuracy: f64,
+    pub params: u64,
+    /// Wall time of training and evaluation (0 for the synthetic evaluator).
+    pub seconds: f64,
+    /// Why the child failed (diverged, out of memory…); `None` on success.
+    pub failure: Option<String>,
+    /// The failure says nothing about the architecture (out of memory, a device or libtorch
+    /// error): recorded on the episode but never served from the cache.
+    pub transient: bool,
+}
+
+impl From<TrainOutcome> for Outcome {
+    fn from(t: TrainOutcome) -> Outcome {
+        Outcome {
+            accuracy: t.accuracy,
+            params: t.params,
+            seconds: t.seconds,
+            failure: t.failure,
+            transient: t.transient,
+        }
+    }
+}
+
 pub enum Evaluator {
     Train { data: Box<TensorData>, config: TrainConfig },
     Synthetic { target: Architecture, dataset: DatasetName },
@@ -81,15 +115,50 @@ impl Evaluator {
         }
     }
 
-    pub fn evaluate(&self, arch: &Architecture) -> TrainOutcome {
+    /// The evaluator a run configuration asks for; loads the dataset onto the device for real
+    /// training, checks the synthetic target against the search space otherwise.
+    pub fn for_run(
+        config: &RunConfig,
+        mdp: &Mdp,
+        data_dir: Option<&Path>,
+        device: DeviceChoice,
+    ) -> anyhow::Result<Evaluator> {
+        Ok(match config.evaluator {
+            EvaluatorKind::Synthetic => {
+                let target: Architecture = config.synthetic.target.parse().map_err(anyhow::Error::msg)?;
+                mdp.validate(&target).map_err(|e| {
+                    anyhow::anyhow!("synthetic target `{target}` is not valid for {}: {e}", config.dataset)
+                })?;
+                Evaluator::Synthetic {
+                    target,
+                    dataset: config.dataset,
+                }
+            }
+            EvaluatorKind::Train => Evaluator::Train {
+                data: Box::new(TensorData::load(config.dataset, data_dir, device, &config.train)?),
+                config: config.train.clone(),
+            },
+        })
+    }
+
+    /// Evaluates `arch`, training with `train_seed` (the synthetic score has no randomness).
+    pub fn evaluate(&self, arch: &Architecture, train_seed: u64) -> Outcome {
         match self {
-            Evaluator::Train { data, config } => train::train(arch, data, config),
-            Evaluator::Synthetic { target, dataset } => TrainOutcome {
+            Evaluator::Train { data, config } => train::train(
+                arch,
+                data,
+                &TrainConfig {
+                    seed: train_seed,
+                    ..config.clone()
+                },
+            )
+            .into(),
+            Evaluator::Synthetic { target, dataset } => Outcome {
                 accuracy: synthetic_score(arch, target),
                 params: arch.param_count(dataset.image_shape(), dataset.num_classes()),
                 seconds: 0.0,
-                seconds_per_epoch: 0.0,
                 failure: None,
+                transient: false,
             },
         }
     }

@@ -17,6 +17,9 @@ use crate::arch::{Architecture, Layer};
 pub struct MdpConfig {
     /// Maximum number of layers (not counting the implied classifier).
     pub max_depth: usize,
+    /// Minimum number of layers. The seed's first step could not terminate: `min_depth = 2`
+    /// (`configs/seed-exact.toml`); the default 1 allows a single conv layer.
+    pub min_depth: usize,
     /// Maximum number of fully connected layers.
     pub max_fc: usize,
     pub conv_filters: Vec<u32>,
@@ -30,6 +33,7 @@ impl Default for MdpConfig {
     fn default() -> Self {
         MdpConfig {
             max_depth: 8,
+            min_depth: 1,
             max_fc: 2,
             conv_filters: vec![10, 20, 32, 64],
             conv_kernels: vec![1, 3, 5],
@@ -59,17 +63,68 @@ pub struct State {
     pub terminated: bool,
 }
 
+/// Why an action is not allowed: the rule it breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Ended,
+    DepthLimit { max_depth: usize },
+    MustEndAtDepthLimit { max_depth: usize },
+    TooShort { min_depth: usize },
+    DeadEnd,
+    ConvAfterFc,
+    KernelTooLarge { kernel: u32, image: u32 },
+    PoolFirst,
+    PoolAfterPool,
+    PoolAfterFc,
+    PoolTooLarge { size: u32, image: u32 },
+    FcFirst,
+    TooManyFc { max_fc: usize },
+    FcNotSmaller { units: u32, previous: u32 },
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Rejection::Ended => f.write_str("the network has already ended"),
+            Rejection::DepthLimit { max_depth } => {
+                write!(f, "the depth limit of {max_depth} layers is reached")
+            }
+            Rejection::MustEndAtDepthLimit { max_depth } => write!(
+                f,
+                "it is layer {max_depth}, the depth limit, so the network must end with it"
+            ),
+            Rejection::TooShort { min_depth } => {
+                write!(f, "a network needs at least {min_depth} layers ([mdp] min_depth)")
+            }
+            Rejection::DeadEnd => f.write_str("no layer can follow it, so the network must end with it"),
+            Rejection::ConvAfterFc => f.write_str("conv cannot follow fc"),
+            Rejection::KernelTooLarge { kernel, image } => write!(
+                f,
+                "the kernel ({kernel}) must be smaller than the image ({image}×{image})"
+            ),
+            Rejection::PoolFirst => f.write_str("a network cannot start with pooling"),
+            Rejection::PoolAfterPool => f.write_str("two pools in a row are not allowed"),
+            Rejection::PoolAfterFc => f.write_str("pool cannot follow fc"),
+            Rejection::PoolTooLarge { size, image } => write!(
+                f,
+                "the pool size ({size}) must be smaller than the image ({image}×{image})"
+            ),
+            Rejection::FcFirst => f.write_str("a network cannot start with fc"),
+            Rejection::TooManyFc { max_fc } => write!(f, "at most {max_fc} fc layers are allowed"),
+            Rejection::FcNotSmaller { units, previous } => write!(
+                f,
+                "fc after fc must be strictly smaller ({units} units after {previous})"
+            ),
+        }
+    }
+}
+
 /// The MDP for one input image size.
 #[derive(Debug, Clone)]
 pub struct Mdp {
     pub config: MdpConfig,
     pub input_size: u32,
     actions: Vec<Action>,
-}
-
-/// Size of a feature map after a conv or pool layer: floor((n − k) / s) + 1.
-pub fn output_size(n: u32, kernel: u32, stride: u32) -> u32 {
-    (n - kernel) / stride + 1
 }
 
 impl Mdp {
@@ -114,32 +169,42 @@ impl Mdp {
 
     /// Whether `layer` may follow the state under the seed's rules (ignoring depth and terminate).
     pub fn layer_allowed(&self, state: &State, layer: &Layer) -> bool {
+        self.layer_rule(state, layer).is_ok()
+    }
+
+    /// The seed's rules for which layer may follow which, with the rule a layer breaks.
+    fn layer_rule(&self, state: &State, layer: &Layer) -> Result<(), Rejection> {
+        let max_fc = self.config.max_fc;
         match (*layer, state.last) {
-            (Layer::Conv { kernel, .. }, None | Some(Layer::Conv { .. }) | Some(Layer::Pool { .. })) => {
-                kernel < state.image_size
+            (Layer::Conv { .. }, Some(Layer::Fc { .. })) => Err(Rejection::ConvAfterFc),
+            (Layer::Conv { kernel, .. }, _) if kernel >= state.image_size => Err(Rejection::KernelTooLarge {
+                kernel,
+                image: state.image_size,
+            }),
+            (Layer::Conv { .. }, _) => Ok(()),
+            (Layer::Pool { .. }, None) => Err(Rejection::PoolFirst),
+            (Layer::Pool { .. }, Some(Layer::Pool { .. })) => Err(Rejection::PoolAfterPool),
+            (Layer::Pool { .. }, Some(Layer::Fc { .. })) => Err(Rejection::PoolAfterFc),
+            (Layer::Pool { size, .. }, _) if size >= state.image_size => Err(Rejection::PoolTooLarge {
+                size,
+                image: state.image_size,
+            }),
+            (Layer::Pool { .. }, _) => Ok(()),
+            (Layer::Fc { .. }, None) => Err(Rejection::FcFirst),
+            (Layer::Fc { .. }, _) if state.fc_count >= max_fc => Err(Rejection::TooManyFc { max_fc }),
+            (Layer::Fc { units }, Some(Layer::Fc { units: previous })) if units >= previous => {
+                Err(Rejection::FcNotSmaller { units, previous })
             }
-            (Layer::Pool { size, .. }, Some(Layer::Conv { .. })) => size < state.image_size,
-            (Layer::Fc { .. }, Some(Layer::Conv { .. }) | Some(Layer::Pool { .. })) => {
-                state.fc_count < self.config.max_fc
-            }
-            (Layer::Fc { units }, Some(Layer::Fc { units: previous })) => {
-                units < previous && state.fc_count < self.config.max_fc
-            }
-            _ => false,
+            (Layer::Fc { .. }, _) => Ok(()),
         }
     }
 
     /// The state after adding `layer` (and stopping when `terminate`).
     pub fn next_state(&self, state: &State, action: &Action) -> State {
-        let image_size = match action.layer {
-            Layer::Conv { kernel, .. } => output_size(state.image_size, kernel, 1),
-            Layer::Pool { size, stride } => output_size(state.image_size, size, stride),
-            Layer::Fc { .. } => state.image_size,
-        };
         State {
             depth: state.depth + 1,
             last: Some(action.layer),
-            image_size,
+            image_size: action.layer.output_side(state.image_size),
             fc_count: state.fc_count + usize::from(matches!(action.layer, Layer::Fc { .. })),
             terminated: action.terminate,
         }
@@ -147,19 +212,36 @@ impl Mdp {
 
     /// Whether the complete choice `action` is valid in `state`.
     pub fn is_valid(&self, state: &State, action: &Action) -> bool {
-        if state.terminated || state.depth >= self.config.max_depth || !self.layer_allowed(state, &action.layer) {
-            return false;
+        self.check(state, action).is_ok()
+    }
+
+    /// Whether the complete choice `action` is valid in `state`, and if not, the rule it breaks.
+    pub fn check(&self, state: &State, action: &Action) -> Result<(), Rejection> {
+        let max_depth = self.config.max_depth;
+        if state.terminated {
+            return Err(Rejection::Ended);
         }
+        if state.depth >= max_depth {
+            return Err(Rejection::DepthLimit { max_depth });
+        }
+        self.layer_rule(state, &action.layer)?;
         if action.terminate {
-            return true;
+            let min_depth = self.config.min_depth;
+            return if state.depth + 1 < min_depth {
+                Err(Rejection::TooShort { min_depth })
+            } else {
+                Ok(())
+            };
         }
-        // Continuing is valid only if the next state can still add a layer within the depth limit.
+        // Continuing is valid only if the next state can still be completed within the limits.
         let next = self.next_state(state, action);
-        next.depth < self.config.max_depth
-            && self
-                .actions
-                .iter()
-                .any(|a| a.terminate && self.layer_allowed(&next, &a.layer))
+        if next.depth >= max_depth {
+            return Err(Rejection::MustEndAtDepthLimit { max_depth });
+        }
+        if !self.actions.iter().any(|a| self.is_valid(&next, a)) {
+            return Err(Rejection::DeadEnd);
+        }
+        Ok(())
     }
 
     /// The exact validity mask over the flat action list.
@@ -180,46 +262,40 @@ impl Mdp {
         Architecture { layers }
     }
 
-    /// Replays an architecture through the MDP, returning why it is invalid if it is.
+    /// Replays an architecture through the MDP, returning the rule it breaks if it is invalid.
+    /// Each layer is checked against the rules for what may follow the one before it, then the
+    /// whole against the depth limits; this is the same set the mask allows.
     pub fn validate(&self, arch: &Architecture) -> Result<(), String> {
         if arch.layers.is_empty() {
             return Err("an architecture needs at least one layer".into());
         }
         let mut state = self.start();
         for (i, layer) in arch.layers.iter().enumerate() {
+            let rule = if state.depth >= self.config.max_depth {
+                Err(Rejection::DepthLimit {
+                    max_depth: self.config.max_depth,
+                })
+            } else {
+                self.layer_rule(&state, layer)
+            };
+            if let Err(rejection) = rule {
+                return Err(format!("layer {} `{layer}` is not allowed here: {rejection}", i + 1));
+            }
             let action = Action {
                 layer: *layer,
                 terminate: i + 1 == arch.layers.len(),
             };
-            if !self.is_valid(&state, &action) {
-                return Err(format!(
-                    "layer {} `{layer}` is not allowed here ({}; image size {}, depth {} of at most {})",
-                    i + 1,
-                    self.explain(&state, layer),
-                    state.image_size,
-                    state.depth,
-                    self.config.max_depth
-                ));
-            }
             state = self.next_state(&state, &action);
         }
-        Ok(())
-    }
-
-    fn explain(&self, state: &State, layer: &Layer) -> &'static str {
-        match (*layer, state.last) {
-            (_, _) if state.depth >= self.config.max_depth => "the depth limit is reached",
-            (Layer::Conv { .. }, Some(Layer::Fc { .. })) => "conv cannot follow fc",
-            (Layer::Conv { .. }, _) => "the kernel must be smaller than the image",
-            (Layer::Pool { .. }, None) => "a network cannot start with pooling",
-            (Layer::Pool { .. }, Some(Layer::Pool { .. })) => "two pools in a row are not allowed",
-            (Layer::Pool { .. }, Some(Layer::Fc { .. })) => "pool cannot follow fc",
-            (Layer::Pool { .. }, _) => "the pool size must be smaller than the image",
-            (Layer::Fc { .. }, None) => "a network cannot start with fc",
-            (Layer::Fc { .. }, Some(Layer::Fc { .. })) if state.fc_count >= self.config.max_fc => "too many fc layers",
-            (Layer::Fc { .. }, Some(Layer::Fc { .. })) => "fc after fc must be strictly smaller",
-            (Layer::Fc { .. }, _) => "too many fc layers",
+        if arch.depth() < self.config.min_depth {
+            return Err(format!(
+                "{}",
+                Rejection::TooShort {
+                    min_depth: self.config.min_depth
+                }
+            ));
         }
+        Ok(())
     }
 
     /// The seed's 7-field state tuple: (depth, type, filter depth, filter size, pool, fc size,
@@ -290,6 +366,7 @@ impl Mdp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::output_size;
     use rand::{Rng, SeedableRng};
 
     fn mdp() -> Mdp {
@@ -328,6 +405,41 @@ mod tests {
         assert!(!valid(&["conv(10,1)"; 9].join(" ")), "depth limit 8");
         // 32 -> pool(5,3) -> 10 -> pool... kernel 5 on 2x2 fails: 32-4=28, (28-5)/3+1=8, 8-4=4, kernel 5 !< 4
         assert!(!valid("conv(10,5) pool(5,3) conv(10,5) conv(10,5)"));
+    }
+
+    #[test]
+    fn rejections_name_the_rule_that_was_broken() {
+        let m = mdp();
+        let reason = |text: &str| m.validate(&text.parse().unwrap()).unwrap_err();
+        let nine = reason(&["conv(10,1)"; 9].join(" "));
+        assert!(nine.contains("layer 9") && nine.contains("depth limit of 8"), "{nine}");
+        let fc = reason("conv(10,3) fc(64) fc(64)");
+        assert!(fc.contains("layer 3") && fc.contains("strictly smaller"), "{fc}");
+        let three = reason("conv(10,3) fc(512) fc(256) fc(128)");
+        assert!(three.contains("layer 4") && three.contains("at most 2 fc"), "{three}");
+        let kernel = reason("conv(10,5) pool(5,3) conv(10,5) conv(10,5)");
+        assert!(kernel.contains("layer 4") && kernel.contains("kernel (5)"), "{kernel}");
+        assert!(reason("pool(2,2)").contains("cannot start with pooling"));
+        assert!(reason("conv(10,3) fc(64) conv(10,3)").contains("conv cannot follow fc"));
+        let short = Mdp::new(
+            MdpConfig {
+                min_depth: 2,
+                ..MdpConfig::default()
+            },
+            32,
+        );
+        let one = short.validate(&"conv(10,3)".parse().unwrap()).unwrap_err();
+        assert!(one.contains("at least 2 layers"), "{one}");
+        // The mask agrees: at the start no action may terminate.
+        let start = short.start();
+        assert!(short
+            .actions()
+            .iter()
+            .all(|a| !a.terminate || !short.is_valid(&start, a)));
+        assert_eq!(
+            short.check(&start, &short.actions()[1]),
+            Err(Rejection::TooShort { min_depth: 2 })
+        );
     }
 
     #[test]

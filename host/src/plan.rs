@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
-use crate::search::{self, SearchOptions, Start};
+use crate::config::{RunConfig, RunOverrides};
+use crate::frozen_policy::SampleSink;
+use crate::search::{self, EpisodeSink, SearchOptions, Start};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,34 +43,54 @@ impl ComparePlan {
         anyhow::ensure!(!plan.agents.is_empty(), "plan {} lists no agents", path.display());
         let base = path.parent().unwrap_or(Path::new(".")).join(&plan.base);
         let config = RunConfig::from_file(&base)?;
+        let mut others = plan.agents.clone();
+        others.extend(plan.reward.clone());
+        config
+            .check_plugin_sections(&others)
+            .with_context(|| format!("plan {}", path.display()))?;
         Ok((plan, config))
     }
 }
 
 /// Runs every agent × seed of the plan (then `eval` on each); returns the run ids in order.
+/// Receives the progress of every search and evaluation of a plan.
+pub trait PlanSink: EpisodeSink + SampleSink {}
+
+impl<T: EpisodeSink + SampleSink> PlanSink for T {}
+
+/// [`run_plan_with`], silently.
 pub fn run_plan(plan: &ComparePlan, base: &RunConfig, options: &SearchOptions) -> anyhow::Result<Vec<i64>> {
+    run_plan_with(plan, base, options, &mut search::Silent)
+}
+
+pub fn run_plan_with(
+    plan: &ComparePlan,
+    base: &RunConfig,
+    options: &SearchOptions,
+    sink: &mut dyn PlanSink,
+) -> anyhow::Result<Vec<i64>> {
     let mut runs = Vec::new();
     for agent in &plan.agents {
         for &seed in &plan.seeds {
             let mut config = base.clone();
-            config.agent = agent.clone();
-            config.seed = seed;
-            if let Some(episodes) = plan.episodes {
-                config.episodes = episodes;
+            RunOverrides {
+                agent: Some(agent.clone()),
+                seed: Some(seed),
+                episodes: plan.episodes,
+                reward: plan.reward.clone(),
+                ..RunOverrides::default()
             }
-            if let Some(reward) = &plan.reward {
-                config.reward = reward.clone();
-            }
+            .apply(&mut config);
             tracing::info!(
                 "plan: {agent}, seed {seed}, {} episodes on {}",
                 config.episodes,
                 config.dataset
             );
-            let summary = search::search(Start::New(Box::new(config.clone())), options)
+            let summary = search::search_with(Start::New(Box::new(config.clone())), options, sink)
                 .with_context(|| format!("plan run of {agent} with seed {seed}"))?;
             let samples = plan.eval_samples.unwrap_or(config.eval.samples);
             if samples > 0 {
-                crate::eval::eval(summary.run, Some(samples), options)?;
+                crate::frozen_policy::eval_with(summary.run, Some(samples), None, options, sink)?;
             }
             runs.push(summary.run);
         }

@@ -8,7 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::arch::{Architecture, Layer};
-use crate::eval::{mean_std, sample_stats};
+use crate::frozen_policy::sample_stats;
+use crate::stats::mean_std;
 use crate::store::{EpisodeRecord, Store};
 
 /// One table across runs.
@@ -44,6 +45,23 @@ impl CompareTable {
         }
         out
     }
+}
+
+/// The `count` best-rewarded episodes with distinct architectures, best first (an
+/// architecture's best episode represents it; ties keep episode order).
+pub fn top_distinct(episodes: &[EpisodeRecord], count: usize) -> Vec<&EpisodeRecord> {
+    let mut sorted: Vec<&EpisodeRecord> = episodes.iter().collect();
+    sorted.sort_by(|a, b| b.reward.total_cmp(&a.reward));
+    let mut top: Vec<&EpisodeRecord> = Vec::new();
+    for e in sorted {
+        if top.len() == count {
+            break;
+        }
+        if !top.iter().any(|t| t.architecture == e.architecture) {
+            top.push(e);
+        }
+    }
+    top
 }
 
 pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable> {
@@ -386,17 +404,7 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         |a| draw_architecture(a, &best_arch, classes, &caption),
     )?;
 
-    let mut top: Vec<&EpisodeRecord> = Vec::new();
-    let mut sorted: Vec<&EpisodeRecord> = episodes.iter().collect();
-    sorted.sort_by(|a, b| b.reward.total_cmp(&a.reward));
-    for e in sorted {
-        if !top.iter().any(|t| t.architecture == e.architecture) {
-            top.push(e);
-        }
-        if top.len() == 10 {
-            break;
-        }
-    }
+    let top = top_distinct(&episodes, 10);
     let hits = episodes.iter().filter(|e| e.cache_hit).count();
     let tail = episodes.len().min(100);
     let (tail_mean, _) = mean_std(
@@ -450,6 +458,35 @@ mod tests {
     #[test]
     fn moving_average_warms_up() {
         assert_eq!(moving_average(&[1.0, 3.0, 5.0, 7.0], 2), vec![1.0, 2.0, 4.0, 6.0]);
+    }
+
+    #[test]
+    fn top_distinct_lists_each_architecture_once() {
+        let episode = |index: usize, architecture: &str, reward: f64| EpisodeRecord {
+            index,
+            env: 0,
+            architecture: architecture.into(),
+            reward,
+            accuracy: reward,
+            params: 1,
+            depth: 1,
+            cache_hit: false,
+            failure: None,
+            metrics: Default::default(),
+        };
+        // A and B interleave in reward order: dropping only adjacent duplicates would list A twice.
+        let episodes = [
+            episode(0, "A", 0.9),
+            episode(1, "B", 0.8),
+            episode(2, "A", 0.7),
+            episode(3, "C", 0.6),
+        ];
+        let top: Vec<(&str, f64)> = top_distinct(&episodes, 5)
+            .iter()
+            .map(|e| (e.architecture.as_str(), e.reward))
+            .collect();
+        assert_eq!(top, vec![("A", 0.9), ("B", 0.8), ("C", 0.6)]);
+        assert_eq!(top_distinct(&episodes, 2).len(), 2);
     }
 
     #[test]

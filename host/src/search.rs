@@ -7,17 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
+use nas_datasets::sha256_hex;
 
 use crate::arch::Architecture;
 use crate::config::RunConfig;
 use crate::device::DeviceChoice;
-use crate::evaluator::{Evaluator, EvaluatorKind};
+use crate::evaluator::{Evaluator, EvaluatorKind, Outcome};
 use crate::mdp::Mdp;
 use crate::plugin::{self, AgentPlugin, RewardPlugin, Runtime};
 use crate::store::{EpisodeRecord, NewEvaluation, NewRun, PluginRecord, RunRecord, Store};
-use crate::train::{TensorData, TrainOutcome};
+use crate::train::TrainConfig;
 
 /// How a search talks to the outside: where data and the store are, and what it prints.
 #[derive(Debug, Clone)]
@@ -27,10 +26,22 @@ pub struct SearchOptions {
     pub device: DeviceChoice,
     /// Train even architectures the cache knows.
     pub no_cache: bool,
-    /// One JSON line per episode on stdout instead of the progress bar.
-    pub json: bool,
-    /// Show a progress bar (when not `json`).
-    pub progress: bool,
+}
+
+/// Receives a search's progress as it happens: the episodes already committed when it starts,
+/// then each episode as it is committed. The loop only hands results over; printing them (a
+/// progress bar, JSON lines) is the CLI's sinks' business, and tests record them.
+pub trait EpisodeSink {
+    fn started(&mut self, _run: i64, _committed: &[EpisodeRecord], _total: usize) {}
+    fn episode(&mut self, run: i64, episode: &EpisodeRecord);
+    fn finished(&mut self) {}
+}
+
+/// A sink that shows nothing.
+pub struct Silent;
+
+impl EpisodeSink for Silent {
+    fn episode(&mut self, _run: i64, _episode: &EpisodeRecord) {}
 }
 
 /// Everything one run needs: the MDP, the plugins and the evaluator.
@@ -78,31 +89,7 @@ impl Session {
             config.seed,
         )?;
         reward.init(&config.plugin_json(&reward_name))?;
-        let evaluator = match config.evaluator {
-            EvaluatorKind::Synthetic => {
-                let target: Architecture = config.synthetic.target.parse().map_err(anyhow::Error::msg)?;
-                mdp.validate(&target).map_err(|e| {
-                    anyhow::anyhow!("synthetic target `{target}` is not valid for {}: {e}", config.dataset)
-                })?;
-                Evaluator::Synthetic {
-                    target,
-                    dataset: config.dataset,
-                }
-            }
-            EvaluatorKind::Train => {
-                let data = TensorData::load(
-                    config.dataset,
-                    options.data_dir.as_deref(),
-                    options.device,
-                    config.train.validation,
-                    config.train.seed,
-                )?;
-                Evaluator::Train {
-                    data: Box::new(data),
-                    config: config.train.clone(),
-                }
-            }
-        };
+        let evaluator = Evaluator::for_run(config, &mdp, options.data_dir.as_deref(), options.device)?;
         let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         Ok(Session {
@@ -134,40 +121,65 @@ impl Session {
         Ok(Architecture { layers })
     }
 
-    /// The cache key of an architecture under this run's dataset, evaluator and protocol.
-    fn cache_key(&self, arch: &Architecture) -> (String, String) {
+    /// The cache key of an architecture under this run's dataset, evaluator, protocol (with the
+    /// training seed `train_seed`) and, for real training, device kind: CPU and CUDA kernels give
+    /// different results for the same seed.
+    fn cache_key(&self, arch: &Architecture, train_seed: u64) -> (String, String) {
         let protocol = match self.config.evaluator {
-            EvaluatorKind::Train => serde_json::to_string(&self.config.train),
+            EvaluatorKind::Train => serde_json::to_string(&TrainConfig {
+                seed: train_seed,
+                ..self.config.train.clone()
+            }),
             EvaluatorKind::Synthetic => serde_json::to_string(&self.config.synthetic),
         }
         .expect("protocols serialize");
+        let device = match &self.evaluator {
+            Evaluator::Train { data, .. } => device_kind(data.device),
+            Evaluator::Synthetic { .. } => "none",
+        };
         let text = format!(
-            "{arch}|{}|{}|{protocol}",
+            "{arch}|{}|{}|{protocol}|{PROTOCOL_REVISION}|{device}",
             self.config.dataset,
             self.config.evaluator.as_str()
         );
-        let key = Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (key, protocol)
+        (sha256_hex(text.as_bytes()), protocol)
     }
 
     /// Evaluates an architecture through the cache: returns (evaluation id, outcome, cache hit).
-    /// A new evaluation is stored as soon as it finishes.
+    /// A new evaluation is stored as soon as it finishes, marked with `origin` (run, episode):
+    /// when that episode is redone after a kill it reuses the evaluation and records it exactly
+    /// as the first attempt would have (not a cache hit), even with `use_cache` off.
     pub fn evaluate(
         &self,
         store: &Store,
         arch: &Architecture,
         use_cache: bool,
-    ) -> anyhow::Result<(i64, TrainOutcome, bool)> {
-        let (key, protocol) = self.cache_key(arch);
+        origin: Option<(i64, usize)>,
+    ) -> anyhow::Result<(i64, Outcome, bool)> {
+        self.evaluate_with_seed(store, arch, use_cache, origin, self.config.train.seed)
+    }
+
+    /// [`Session::evaluate`] with another training seed (`eval` trains each sample with its own).
+    pub fn evaluate_with_seed(
+        &self,
+        store: &Store,
+        arch: &Architecture,
+        use_cache: bool,
+        origin: Option<(i64, usize)>,
+        train_seed: u64,
+    ) -> anyhow::Result<(i64, Outcome, bool)> {
+        let (key, protocol) = self.cache_key(arch, train_seed);
+        if let Some((run, episode)) = origin {
+            if let Some(mine) = store.evaluation_of_episode(&key, run, episode)? {
+                return Ok((mine.id, mine.outcome, false));
+            }
+        }
         if use_cache {
             if let Some(cached) = store.cached_evaluation(&key)? {
                 return Ok((cached.id, cached.outcome, true));
             }
         }
-        let outcome = self.evaluator.evaluate(arch);
+        let outcome = self.evaluator.evaluate(arch, train_seed);
         if let Some(reason) = &outcome.failure {
             tracing::warn!("child `{arch}` failed: {reason}");
         }
@@ -179,8 +191,18 @@ impl Session {
             protocol_json: &protocol,
             depth: arch.depth(),
             outcome: &outcome,
+            origin,
         })?;
         Ok((id, outcome, false))
+    }
+
+    /// The device kind children are trained on (`cpu`, `cuda`), or `none` for the synthetic
+    /// evaluator.
+    pub fn device_kind(&self) -> &'static str {
+        match &self.evaluator {
+            Evaluator::Train { data, .. } => device_kind(data.device),
+            Evaluator::Synthetic { .. } => "none",
+        }
     }
 
     /// Reseeds both plugins' WASI randomness for `episode`.
@@ -188,6 +210,18 @@ impl Session {
         let seed = episode_seed(self.config.seed, episode);
         self.agent.reseed(seed);
         self.reward.reseed(seed ^ 1);
+    }
+}
+
+/// Bumped whenever training changes results for the same protocol (e.g. the initialisation), so
+/// that older cached evaluations are not served as if they were trained the current way.
+/// Revision 2: PyTorch's default initialisation of conv and linear layers.
+const PROTOCOL_REVISION: u32 = 2;
+
+fn device_kind(device: tch::Device) -> &'static str {
+    match device {
+        tch::Device::Cpu => "cpu",
+        _ => "cuda",
     }
 }
 
@@ -230,7 +264,7 @@ fn check_unchanged(kind: &str, recorded: &PluginRecord, force: bool) -> anyhow::
             path.display()
         )
     })?;
-    let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let sha = sha256_hex(&bytes);
     if sha != recorded.sha256 {
         if force {
             tracing::warn!(
@@ -249,8 +283,41 @@ fn check_unchanged(kind: &str, recorded: &PluginRecord, force: bool) -> anyhow::
     Ok(path)
 }
 
-/// Runs (or resumes) a search and stores every episode.
+/// A resumed run must train as it started: another device kind changes results (refused unless
+/// forced); turning the cache off (or on) changes which episodes are trained (a warning). Returns
+/// whether the resumed run bypasses the cache: `--no-cache` now, or the run's own setting.
+fn check_same_environment(record: &RunRecord, device: &str, no_cache: bool, force: bool) -> anyhow::Result<bool> {
+    if let Some(recorded) = record.device.as_deref() {
+        if recorded != device {
+            if force {
+                tracing::warn!(
+                    "run {} trained on {recorded}, resuming on {device} (--force)",
+                    record.id
+                );
+            } else {
+                anyhow::bail!(
+                    "run {} trained its children on {recorded}, but this resume would train on {device}, which gives other results; resume with --device {recorded}, or pass --force to continue on {device}",
+                    record.id
+                );
+            }
+        }
+    }
+    if no_cache && !record.no_cache {
+        tracing::warn!(
+            "run {} used the architecture cache; the resumed episodes will train every architecture (--no-cache)",
+            record.id
+        );
+    }
+    Ok(no_cache || record.no_cache)
+}
+
+/// Runs (or resumes) a search and stores every episode, silently.
 pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSummary> {
+    search_with(start, options, &mut Silent)
+}
+
+/// Runs (or resumes) a search, stores every episode and hands each to `sink`.
+pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn EpisodeSink) -> anyhow::Result<SearchSummary> {
     let mut store = Store::open(&options.db)?;
     let (run_id, mut session, first_episode) = match start {
         Start::New(config) => {
@@ -265,19 +332,20 @@ pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSum
                 episodes_target: config.episodes,
                 agent: &session.agent_record,
                 reward: &session.reward_record,
+                device: session.device_kind(),
+                no_cache: options.no_cache,
             })?;
             (run, session, 0)
         }
         Start::Resume { run, force, episodes } => {
             let record: RunRecord = store.run(run)?;
             let mut config = RunConfig::from_toml(&record.config_toml)?;
-            if let Some(episodes) = episodes {
-                config.episodes = episodes;
-                store.set_episodes_target(run, episodes)?;
-            }
+            // The stored target wins over the configuration's: it holds every extension so far.
+            config.episodes = episodes.unwrap_or(record.episodes_target);
             let agent_path = check_unchanged("agent", &record.agent, force)?;
             let reward_path = check_unchanged("reward", &record.reward, force)?;
             let mut session = Session::open(&config, &agent_path, &reward_path, options, None)?;
+            let no_cache = check_same_environment(&record, session.device_kind(), options.no_cache, force)?;
             let done = match store.checkpoint(run)? {
                 Some((done, state)) => {
                     session.agent.load(&state)?;
@@ -285,14 +353,18 @@ pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSum
                 }
                 None => 0,
             };
+            // Only now that the run can really continue does its record change.
+            store.set_episodes_target(run, config.episodes)?;
+            store.set_run_environment(run, session.device_kind(), no_cache)?;
             store.set_status(run, "running", None)?;
             tracing::info!("resuming run {run} after episode {done} of {}", config.episodes);
             (run, session, done)
         }
     };
+    let no_cache = store.run(run_id)?.no_cache;
 
     let started = Instant::now();
-    let result = run_episodes(&mut store, &mut session, run_id, first_episode, options);
+    let result = run_episodes(&mut store, &mut session, run_id, first_episode, no_cache, sink);
     store.add_wall_seconds(run_id, started.elapsed().as_secs_f64())?;
     match &result {
         Ok(_) => store.set_status(run_id, "finished", None)?,
@@ -313,29 +385,18 @@ fn run_episodes(
     session: &mut Session,
     run: i64,
     first: usize,
-    options: &SearchOptions,
+    no_cache: bool,
+    sink: &mut dyn EpisodeSink,
 ) -> anyhow::Result<()> {
     let total = session.config.episodes;
-    let bar = if options.progress && !options.json && first < total {
-        let bar = ProgressBar::new(total as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} | {msg}")
-                .expect("valid template"),
-        );
-        bar.set_position(first as u64);
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut best = store
-        .episodes(run)?
-        .into_iter()
-        .map(|e| e.reward)
-        .fold(f64::NEG_INFINITY, f64::max);
+    sink.started(run, &store.episodes(run)?, total);
     for index in first..total {
         session.reseed(index);
         let arch = session.design(true, true)?;
-        let (evaluation_id, outcome, cache_hit) = session.evaluate(store, &arch, !options.no_cache)?;
+        // The agent's values while it designed this episode (its ε, say), before the episode's
+        // reward updates them.
+        let metrics = session.agent.metrics()?;
+        let (evaluation_id, outcome, cache_hit) = session.evaluate(store, &arch, !no_cache, Some((run, index)))?;
         let reward = session.reward.shape(&crate::plugin::EvaluationInput {
             architecture: &arch,
             accuracy: outcome.accuracy,
@@ -344,7 +405,6 @@ fn run_episodes(
             failure: outcome.failure.as_deref(),
         })?;
         session.agent.observe(0, reward, true)?;
-        let metrics = session.agent.metrics()?;
         let state = session.agent.save()?;
         let episode = EpisodeRecord {
             index,
@@ -355,37 +415,20 @@ fn run_episodes(
             params: outcome.params,
             depth: arch.depth(),
             cache_hit,
+            failure: outcome.failure.clone(),
             metrics: metrics.into_iter().map(|(k, v)| (k, serde_json::json!(v))).collect(),
         };
         store.commit_episode(run, &episode, evaluation_id, &state)?;
-        best = best.max(reward);
-        if options.json {
-            let line = serde_json::json!({
-                "run": run,
-                "episode": index,
-                "architecture": episode.architecture,
-                "reward": reward,
-                "accuracy": outcome.accuracy,
-                "params": outcome.params,
-                "depth": episode.depth,
-                "cache_hit": cache_hit,
-                "failure": outcome.failure,
-                "metrics": episode.metrics,
-            });
-            println!("{line}");
-        } else {
-            tracing::debug!(
-                episode = index,
-                reward,
-                accuracy = outcome.accuracy,
-                cache_hit,
-                "{arch}"
-            );
-        }
-        bar.set_message(format!("best {best:.4} | last {reward:.4} {arch}"));
-        bar.inc(1);
+        tracing::debug!(
+            episode = index,
+            reward,
+            accuracy = outcome.accuracy,
+            cache_hit,
+            "{arch}"
+        );
+        sink.episode(run, &episode);
     }
-    bar.finish_and_clear();
+    sink.finished();
     Ok(())
 }
 

@@ -10,6 +10,9 @@
 //! - `checkpoints`: the latest agent state (`save()` bytes) of each run and the episode it follows.
 //! - `eval_samples`: architectures sampled from a run's frozen final policy by `nas-host eval`.
 //!
+//! The schema is versioned (`PRAGMA user_version`): opening a store applies the migrations it
+//! lacks, in order, so a store written by an older nas-host keeps its runs and resumes them.
+//!
 //! An evaluation is written as soon as it finishes; the episode, its link to the evaluation and the
 //! agent checkpoint are then written in one transaction, so a run killed at any point resumes from
 //! its last committed episode and never trains a finished architecture again.
@@ -20,9 +23,14 @@ use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::train::TrainOutcome;
+use crate::evaluator::Outcome;
 
-const SCHEMA: &str = r#"
+/// The schema, as ordered migrations: migration i takes a store from `PRAGMA user_version` i to
+/// i + 1. A store written before versioning existed has version 0 and the tables of migration 0,
+/// whose `IF NOT EXISTS` makes it a no-op there. Append new migrations; never edit old ones.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first release's schema.
+    r#"
 CREATE TABLE IF NOT EXISTS runs (
     id              INTEGER PRIMARY KEY,
     created_at      TEXT NOT NULL DEFAULT (datetime('now')),
@@ -90,7 +98,25 @@ CREATE TABLE IF NOT EXISTS eval_samples (
     cache_hit     INTEGER NOT NULL,
     PRIMARY KEY (run_id, sample)
 );
-"#;
+"#,
+    // 2: what a resumed run must match (device, cache use); transient failures are not served from
+    // the cache; an evaluation remembers the episode that trained it; failures on episodes; the
+    // training seed of each `eval` sample.
+    r#"
+ALTER TABLE runs ADD COLUMN device TEXT;
+ALTER TABLE runs ADD COLUMN no_cache INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE evaluations ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE evaluations ADD COLUMN origin_run INTEGER;
+ALTER TABLE evaluations ADD COLUMN origin_episode INTEGER;
+CREATE INDEX IF NOT EXISTS evaluations_origin ON evaluations (origin_run, origin_episode);
+ALTER TABLE episodes ADD COLUMN failure TEXT;
+ALTER TABLE eval_samples ADD COLUMN train_seed INTEGER;
+ALTER TABLE eval_samples ADD COLUMN failure TEXT;
+"#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// A plugin as recorded with a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +142,11 @@ pub struct RunRecord {
     pub agent: PluginRecord,
     pub reward: PluginRecord,
     pub wall_seconds: f64,
+    /// The device kind children were trained on (`cpu`, `cuda`); `None` for runs stored before
+    /// it was recorded.
+    pub device: Option<String>,
+    /// The run trains every architecture, even those in the cache.
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +159,9 @@ pub struct EpisodeRecord {
     pub params: u64,
     pub depth: usize,
     pub cache_hit: bool,
+    /// Why the child failed, if it did (a transient failure is recorded here but not cached).
+    #[serde(default)]
+    pub failure: Option<String>,
     pub metrics: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -141,6 +175,8 @@ pub struct NewRun<'a> {
     pub episodes_target: usize,
     pub agent: &'a PluginRecord,
     pub reward: &'a PluginRecord,
+    pub device: &'a str,
+    pub no_cache: bool,
 }
 
 /// A finished evaluation for the architecture cache.
@@ -153,7 +189,9 @@ pub struct NewEvaluation<'a> {
     /// The training protocol (or synthetic settings) as JSON.
     pub protocol_json: &'a str,
     pub depth: usize,
-    pub outcome: &'a TrainOutcome,
+    pub outcome: &'a Outcome,
+    /// The (run, episode) whose design it evaluates, so a redone episode finds it.
+    pub origin: Option<(i64, usize)>,
 }
 
 /// One architecture sampled from a frozen policy by `nas-host eval`.
@@ -165,22 +203,97 @@ pub struct EvalSampleRow {
     pub depth: usize,
     pub evaluation_id: i64,
     pub cache_hit: bool,
+    /// The training seed of this sample (`None`: the run's own, through the cache).
+    #[serde(default)]
+    pub train_seed: Option<u64>,
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// A cached evaluation and its row id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedEvaluation {
     pub id: i64,
-    pub outcome: TrainOutcome,
+    pub outcome: Outcome,
 }
 
-pub struct Store {
+/// What the rest of the host asks of a run store: runs, the architecture cache, episodes with
+/// checkpoints, and `eval` samples. SQLite implements it ([`SqliteStore`]); another backend is a
+/// second implementation of this trait, not a second copy of its callers.
+pub trait RunStore {
+    /// The store's schema version.
+    fn schema_version(&self) -> anyhow::Result<usize>;
+    fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64>;
+    fn run(&self, id: i64) -> anyhow::Result<RunRecord>;
+    fn runs(&self) -> anyhow::Result<Vec<RunRecord>>;
+    fn set_status(&self, run: i64, status: &str, error: Option<&str>) -> anyhow::Result<()>;
+    fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()>;
+    /// Records what a resumed run now uses (after the user accepted a change with `--force`).
+    fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()>;
+    fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()>;
+    /// Looks an architecture up in the cache. Transient failures are not served: the
+    /// architecture is trained again.
+    fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>>;
+    /// The evaluation stored for episode `episode` of `run` under `cache_key`, if that episode
+    /// evaluated it before it was committed (a run killed in between). Served even when
+    /// transient, so the redone episode is recorded as the first attempt would have been.
+    fn evaluation_of_episode(
+        &self,
+        cache_key: &str,
+        run: i64,
+        episode: usize,
+    ) -> anyhow::Result<Option<CachedEvaluation>>;
+    /// Records a finished evaluation (replacing an older one with the same key); returns its id.
+    fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64>;
+    /// Writes a finished episode and the agent checkpoint taken after it, atomically.
+    fn commit_episode(
+        &mut self,
+        run: i64,
+        episode: &EpisodeRecord,
+        evaluation_id: i64,
+        agent_state: &[u8],
+    ) -> anyhow::Result<()>;
+    /// The latest checkpoint: (episodes finished, agent state).
+    fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>>;
+    fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>>;
+    fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()>;
+    /// The stored `eval` samples of a run.
+    fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>>;
+}
+
+/// An open run store, whatever its backend; derefs to [`RunStore`].
+pub struct Store(Box<dyn RunStore>);
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date;
+    /// ":memory:" gives a throwaway store.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        Ok(Store(Box::new(SqliteStore::open(path)?)))
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn RunStore;
+    fn deref(&self) -> &(dyn RunStore + 'static) {
+        &*self.0
+    }
+}
+
+impl std::ops::DerefMut for Store {
+    fn deref_mut(&mut self) -> &mut (dyn RunStore + 'static) {
+        &mut *self.0
+    }
+}
+
+/// The SQLite run store (WAL mode), the zero-setup default.
+pub struct SqliteStore {
     conn: Connection,
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path`; ":memory:" gives a throwaway store.
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date;
+    /// ":memory:" gives a throwaway store.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -188,15 +301,87 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // WAL keeps readers (runs, report) off the writer's back; NORMAL sync is crash-safe for a
         // killed process, which is what resume protects against.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let not_a_store = || format!("{} is not a nas-host run store (or is corrupt)", path.display());
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(not_a_store)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)
-            .with_context(|| format!("{} is not a nas-host run store (or is corrupt)", path.display()))?;
-        Ok(Store { conn })
+        let mut store = SqliteStore { conn };
+        store.migrate().with_context(not_a_store)?;
+        Ok(store)
     }
 
-    pub fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64> {
+    /// Applies the migrations this store lacks, each in its own transaction with its version bump.
+    fn migrate(&mut self) -> anyhow::Result<()> {
+        let current = self.schema_version()?;
+        anyhow::ensure!(
+            current <= SCHEMA_VERSION,
+            "the store has schema version {current}, newer than this nas-host's {SCHEMA_VERSION}; use a newer nas-host"
+        );
+        for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)
+                .with_context(|| format!("migrating the store to schema version {}", version + 1))?;
+            tx.pragma_update(None, "user_version", (version + 1) as i64)?;
+            tx.commit()?;
+            if current > 0 || version > 0 {
+                tracing::debug!("store migrated to schema version {}", version + 1);
+            }
+        }
+        Ok(())
+    }
+
+    fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+        let plugin = |prefix: &str| -> rusqlite::Result<PluginRecord> {
+            Ok(PluginRecord {
+                name: row.get(format!("{prefix}_name").as_str())?,
+                version: row.get(format!("{prefix}_version").as_str())?,
+                path: row.get(format!("{prefix}_path").as_str())?,
+                sha256: row.get(format!("{prefix}_sha256").as_str())?,
+            })
+        };
+        Ok(RunRecord {
+            id: row.get("id")?,
+            created_at: row.get("created_at")?,
+            status: row.get("status")?,
+            error: row.get("error")?,
+            config_toml: row.get("config_toml")?,
+            dataset: row.get("dataset")?,
+            evaluator: row.get("evaluator")?,
+            seed: row.get::<_, i64>("seed")? as u64,
+            episodes_target: row.get::<_, i64>("episodes_target")? as usize,
+            agent: plugin("agent")?,
+            reward: plugin("reward")?,
+            wall_seconds: row.get("wall_seconds")?,
+            episodes_done: row.get::<_, i64>("episodes_done")? as usize,
+            device: row.get("device")?,
+            no_cache: row.get("no_cache")?,
+        })
+    }
+
+    const RUN_COLUMNS: &'static str = "*, (SELECT COUNT(*) FROM episodes e WHERE e.run_id = runs.id) AS episodes_done";
+
+    fn evaluation_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CachedEvaluation> {
+        Ok(CachedEvaluation {
+            id: row.get("id")?,
+            outcome: Outcome {
+                accuracy: row.get("accuracy")?,
+                params: row.get::<_, i64>("params")? as u64,
+                seconds: row.get("seconds")?,
+                failure: row.get("failure")?,
+                transient: row.get("transient")?,
+            },
+        })
+    }
+}
+
+impl RunStore for SqliteStore {
+    /// The store's schema version (`PRAGMA user_version`).
+    fn schema_version(&self) -> anyhow::Result<usize> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize)
+    }
+
+    fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64> {
         let NewRun {
             config_toml,
             dataset,
@@ -205,12 +390,14 @@ impl Store {
             episodes_target,
             agent,
             reward,
+            device,
+            no_cache,
         } = *run;
         self.conn.execute(
             "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
                 agent_name, agent_version, agent_path, agent_sha256,
-                reward_name, reward_version, reward_path, reward_sha256)
-             VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                reward_name, reward_version, reward_path, reward_sha256, device, no_cache)
+             VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 config_toml,
                 dataset,
@@ -224,44 +411,15 @@ impl Store {
                 reward.name,
                 reward.version,
                 reward.path,
-                reward.sha256
+                reward.sha256,
+                device,
+                no_cache
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
-        let plugin = |prefix: usize| -> rusqlite::Result<PluginRecord> {
-            Ok(PluginRecord {
-                name: row.get(prefix)?,
-                version: row.get(prefix + 1)?,
-                path: row.get(prefix + 2)?,
-                sha256: row.get(prefix + 3)?,
-            })
-        };
-        Ok(RunRecord {
-            id: row.get(0)?,
-            created_at: row.get(1)?,
-            status: row.get(2)?,
-            error: row.get(3)?,
-            config_toml: row.get(4)?,
-            dataset: row.get(5)?,
-            evaluator: row.get(6)?,
-            seed: row.get::<_, i64>(7)? as u64,
-            episodes_target: row.get::<_, i64>(8)? as usize,
-            agent: plugin(9)?,
-            reward: plugin(13)?,
-            wall_seconds: row.get(17)?,
-            episodes_done: row.get::<_, i64>(18)? as usize,
-        })
-    }
-
-    const RUN_COLUMNS: &'static str =
-        "id, created_at, status, error, config_toml, dataset, evaluator, seed, episodes_target,
-        agent_name, agent_version, agent_path, agent_sha256, reward_name, reward_version, reward_path, reward_sha256,
-        wall_seconds, (SELECT COUNT(*) FROM episodes e WHERE e.run_id = runs.id)";
-
-    pub fn run(&self, id: i64) -> anyhow::Result<RunRecord> {
+    fn run(&self, id: i64) -> anyhow::Result<RunRecord> {
         self.conn
             .query_row(
                 &format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS),
@@ -272,7 +430,7 @@ impl Store {
             .ok_or_else(|| anyhow::anyhow!("no run {id} in this store; `nas-host runs` lists the runs"))
     }
 
-    pub fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
+    fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {} FROM runs ORDER BY id", Self::RUN_COLUMNS))?;
@@ -280,7 +438,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn set_status(&self, run: i64, status: &str, error: Option<&str>) -> anyhow::Result<()> {
+    fn set_status(&self, run: i64, status: &str, error: Option<&str>) -> anyhow::Result<()> {
         let finished = if status == "running" { None } else { Some(()) };
         self.conn.execute(
             "UPDATE runs SET status = ?2, error = ?3, finished_at = CASE WHEN ?4 THEN datetime('now') ELSE NULL END WHERE id = ?1",
@@ -289,7 +447,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()> {
+    fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()> {
         self.conn.execute(
             "UPDATE runs SET episodes_target = ?2 WHERE id = ?1",
             params![run, episodes as i64],
@@ -297,7 +455,16 @@ impl Store {
         Ok(())
     }
 
-    pub fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()> {
+    /// Records what a resumed run now uses (after the user accepted a change with `--force`).
+    fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET device = ?2, no_cache = ?3 WHERE id = ?1",
+            params![run, device, no_cache],
+        )?;
+        Ok(())
+    }
+
+    fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()> {
         self.conn.execute(
             "UPDATE runs SET wall_seconds = wall_seconds + ?2 WHERE id = ?1",
             params![run, seconds],
@@ -305,32 +472,40 @@ impl Store {
         Ok(())
     }
 
-    /// Looks an architecture up in the cache.
-    pub fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>> {
+    /// Looks an architecture up in the cache. Transient failures are not served: the
+    /// architecture is trained again.
+    fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, accuracy, params, seconds, failure FROM evaluations WHERE cache_key = ?1",
+                "SELECT * FROM evaluations WHERE cache_key = ?1 AND transient = 0",
                 [cache_key],
-                |row| {
-                    let seconds: f64 = row.get(3)?;
-                    Ok(CachedEvaluation {
-                        id: row.get(0)?,
-                        outcome: TrainOutcome {
-                            accuracy: row.get(1)?,
-                            params: row.get::<_, i64>(2)? as u64,
-                            seconds,
-                            seconds_per_epoch: 0.0,
-                            failure: row.get(4)?,
-                        },
-                    })
-                },
+                Self::evaluation_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The evaluation stored for episode `episode` of `run` under `cache_key`, if that episode
+    /// evaluated it before it was committed (a run killed in between). Served even when
+    /// transient, so the redone episode is recorded as the first attempt would have been.
+    fn evaluation_of_episode(
+        &self,
+        cache_key: &str,
+        run: i64,
+        episode: usize,
+    ) -> anyhow::Result<Option<CachedEvaluation>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT * FROM evaluations WHERE cache_key = ?1 AND origin_run = ?2 AND origin_episode = ?3",
+                params![cache_key, run, episode as i64],
+                Self::evaluation_from_row,
             )
             .optional()?)
     }
 
     /// Records a finished evaluation (replacing an older one with the same key); returns its id.
-    pub fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
+    fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
         let NewEvaluation {
             cache_key,
             architecture,
@@ -339,15 +514,19 @@ impl Store {
             protocol_json,
             depth,
             outcome,
+            origin,
         } = *evaluation;
+        let (origin_run, origin_episode) = (origin.map(|o| o.0), origin.map(|o| o.1 as i64));
         self.conn.execute(
-            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT(cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
-                seconds = excluded.seconds, failure = excluded.failure, created_at = datetime('now')",
+                seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
+                origin_run = excluded.origin_run, origin_episode = excluded.origin_episode, created_at = datetime('now')",
             params![
                 cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
-                outcome.params as i64, depth as i64, outcome.seconds, outcome.failure
+                outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
+                origin_run, origin_episode
             ],
         )?;
         Ok(self
@@ -358,7 +537,7 @@ impl Store {
     }
 
     /// Writes a finished episode and the agent checkpoint taken after it, in one transaction.
-    pub fn commit_episode(
+    fn commit_episode(
         &mut self,
         run: i64,
         episode: &EpisodeRecord,
@@ -367,12 +546,12 @@ impl Store {
     ) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics, failure)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 run, episode.index as i64, episode.env, episode.architecture, episode.reward, episode.accuracy,
                 episode.params as i64, episode.depth as i64, evaluation_id, episode.cache_hit,
-                serde_json::Value::Object(episode.metrics.clone()).to_string()
+                serde_json::Value::Object(episode.metrics.clone()).to_string(), episode.failure
             ],
         )?;
         tx.execute(
@@ -385,45 +564,46 @@ impl Store {
     }
 
     /// The latest checkpoint: (episodes finished, agent state).
-    pub fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
+    fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
         Ok(self
             .conn
             .query_row(
                 "SELECT episodes, agent_state FROM checkpoints WHERE run_id = ?1",
                 [run],
-                |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
+                |r| Ok((r.get::<_, i64>("episodes")? as usize, r.get("agent_state")?)),
             )
             .optional()?)
     }
 
-    pub fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT idx, env, architecture, reward, accuracy, params, depth, cache_hit, metrics FROM episodes WHERE run_id = ?1 ORDER BY idx",
-        )?;
+    fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM episodes WHERE run_id = ?1 ORDER BY idx")?;
         let rows = stmt.query_map([run], |r| {
-            let metrics: String = r.get(8)?;
+            let metrics: String = r.get("metrics")?;
             Ok(EpisodeRecord {
-                index: r.get::<_, i64>(0)? as usize,
-                env: r.get(1)?,
-                architecture: r.get(2)?,
-                reward: r.get(3)?,
-                accuracy: r.get(4)?,
-                params: r.get::<_, i64>(5)? as u64,
-                depth: r.get::<_, i64>(6)? as usize,
-                cache_hit: r.get(7)?,
+                index: r.get::<_, i64>("idx")? as usize,
+                env: r.get("env")?,
+                architecture: r.get("architecture")?,
+                reward: r.get("reward")?,
+                accuracy: r.get("accuracy")?,
+                params: r.get::<_, i64>("params")? as u64,
+                depth: r.get::<_, i64>("depth")? as usize,
+                cache_hit: r.get("cache_hit")?,
+                failure: r.get("failure")?,
                 metrics: serde_json::from_str(&metrics).unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()> {
+    fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM eval_samples WHERE run_id = ?1", [run])?;
         for (i, sample) in samples.iter().enumerate() {
             tx.execute(
-                "INSERT INTO eval_samples (run_id, sample, architecture, accuracy, params, depth, evaluation_id, cache_hit)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO eval_samples (run_id, sample, architecture, accuracy, params, depth, evaluation_id, cache_hit, train_seed, failure)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     run,
                     i as i64,
@@ -432,7 +612,9 @@ impl Store {
                     sample.params as i64,
                     sample.depth as i64,
                     sample.evaluation_id,
-                    sample.cache_hit
+                    sample.cache_hit,
+                    sample.train_seed.map(|s| s as i64),
+                    sample.failure
                 ],
             )?;
         }
@@ -441,20 +623,73 @@ impl Store {
     }
 
     /// The stored `eval` samples of a run.
-    pub fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT architecture, accuracy, params, depth, evaluation_id, cache_hit FROM eval_samples WHERE run_id = ?1 ORDER BY sample",
-        )?;
+    fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM eval_samples WHERE run_id = ?1 ORDER BY sample")?;
         let rows = stmt.query_map([run], |r| {
             Ok(EvalSampleRow {
-                architecture: r.get(0)?,
-                accuracy: r.get(1)?,
-                params: r.get::<_, i64>(2)? as u64,
-                depth: r.get::<_, i64>(3)? as usize,
-                evaluation_id: r.get(4)?,
-                cache_hit: r.get(5)?,
+                architecture: r.get("architecture")?,
+                accuracy: r.get("accuracy")?,
+                params: r.get::<_, i64>("params")? as u64,
+                depth: r.get::<_, i64>("depth")? as usize,
+                evaluation_id: r.get("evaluation_id")?,
+                cache_hit: r.get("cache_hit")?,
+                train_seed: r.get::<_, Option<i64>>("train_seed")?.map(|s| s as u64),
+                failure: r.get("failure")?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(failure: Option<&str>, transient: bool) -> Outcome {
+        Outcome {
+            accuracy: 0.0,
+            params: 10,
+            seconds: 1.0,
+            failure: failure.map(String::from),
+            transient,
+        }
+    }
+
+    fn evaluation<'a>(key: &'a str, outcome: &'a Outcome, origin: Option<(i64, usize)>) -> NewEvaluation<'a> {
+        NewEvaluation {
+            cache_key: key,
+            architecture: "conv(10,3)",
+            dataset: "mnist3",
+            evaluator: "train",
+            protocol_json: "{}",
+            depth: 1,
+            outcome,
+            origin,
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_not_served_from_the_cache() {
+        let store = Store::open(Path::new(":memory:")).unwrap();
+        let oom = outcome(Some("out of memory: CUDA"), true);
+        store.insert_evaluation(&evaluation("oom", &oom, Some((1, 4)))).unwrap();
+        assert_eq!(store.cached_evaluation("oom").unwrap(), None);
+        // The episode that met it still finds it when it is redone after a kill.
+        let mine = store.evaluation_of_episode("oom", 1, 4).unwrap().unwrap();
+        assert!(mine.outcome.transient);
+        assert_eq!(store.evaluation_of_episode("oom", 1, 5).unwrap(), None);
+        // Divergence is a property of the architecture: cached.
+        let nan = outcome(Some("diverged: the training loss became NaN in epoch 1"), false);
+        store.insert_evaluation(&evaluation("nan", &nan, None)).unwrap();
+        assert_eq!(store.cached_evaluation("nan").unwrap().unwrap().outcome, nan);
+        // A retry that succeeds replaces the transient row and is then cached.
+        let ok = Outcome {
+            accuracy: 0.9,
+            ..outcome(None, false)
+        };
+        store.insert_evaluation(&evaluation("oom", &ok, Some((2, 0)))).unwrap();
+        assert_eq!(store.cached_evaluation("oom").unwrap().unwrap().outcome, ok);
     }
 }

@@ -1,6 +1,7 @@
-//! Child-network training with libtorch: the seed's protocol (Table 3) by default — Adam lr 0.01,
-//! cross entropy, batch 100, 5 epochs, reshuffled every epoch — and the reward is the accuracy on the
-//! evaluation split.
+//! Child-network training with libtorch: the seed's Table 3 (Adam, cross entropy, batch 100, 5
+//! epochs, reshuffled every epoch) with ReLU children at lr 0.001 by default, and the reward is the
+//! accuracy on the evaluation split. The seed's lr 0.01 collapses many ReLU children to chance
+//! (BENCHMARKS.md, "Collapse"); `configs/seed-exact.toml` is the seed's whole protocol.
 //!
 //! The dataset is converted to float tensors on the device once; each epoch shuffles it with one
 //! gather and then slices batches as views, so no per-batch copying or host↔device traffic happens.
@@ -52,6 +53,17 @@ impl std::fmt::Display for Validation {
     }
 }
 
+/// How pixel values reach the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalize {
+    /// Scaled to [0, 1], then standardised per channel with the training split's mean and std.
+    #[default]
+    PerChannel,
+    /// Scaled to [0, 1] only, as the seed's ToTensor() did.
+    None,
+}
+
 /// The training protocol; part of the architecture cache key, so every field that changes the
 /// result belongs here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +73,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub learning_rate: f64,
     pub activation: Activation,
+    pub normalize: Normalize,
     pub validation: Validation,
     pub seed: u64,
 }
@@ -70,8 +83,9 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 5,
             batch_size: 100,
-            learning_rate: 0.01,
+            learning_rate: 0.001,
             activation: Activation::Relu,
+            normalize: Normalize::PerChannel,
             validation: Validation::Test,
             seed: 0,
         }
@@ -89,10 +103,15 @@ pub struct TrainOutcome {
     pub seconds_per_epoch: f64,
     /// Why the child failed (diverged, out of memory…); `None` on success.
     pub failure: Option<String>,
+    /// The failure says nothing about the architecture (out of memory, a device or libtorch
+    /// error): it is recorded on the episode but never served from the cache, so the next run
+    /// trains the architecture again. Divergence is deterministic and is cached.
+    #[serde(default)]
+    pub transient: bool,
 }
 
-/// A dataset as float tensors on the training device, normalised per channel with the training
-/// split's statistics.
+/// A dataset as float tensors on the training device, scaled to [0, 1] and (with
+/// `Normalize::PerChannel`) standardised per channel with the training split's statistics.
 pub struct TensorData {
     pub train_x: Tensor,
     pub train_y: Tensor,
@@ -119,17 +138,19 @@ impl TensorData {
         name: nas_datasets::DatasetName,
         data_dir: Option<&std::path::Path>,
         device: crate::device::DeviceChoice,
-        validation: Validation,
-        seed: u64,
+        protocol: &TrainConfig,
     ) -> anyhow::Result<TensorData> {
         use anyhow::Context;
         let device = crate::device::select(device)?;
         let source = nas_datasets::DataSource::resolve(data_dir);
         let dataset = nas_datasets::load(name, &source).with_context(|| format!("loading dataset {name}"))?;
-        TensorData::new(&dataset, validation, seed, device)
+        TensorData::new(&dataset, protocol, device)
     }
 
-    pub fn new(dataset: &Dataset, validation: Validation, seed: u64, device: Device) -> anyhow::Result<TensorData> {
+    /// The dataset as tensors for `protocol` (its validation split, its seed for the holdout
+    /// shuffle and its input normalisation).
+    pub fn new(dataset: &Dataset, protocol: &TrainConfig, device: Device) -> anyhow::Result<TensorData> {
+        let (validation, seed) = (protocol.validation, protocol.seed);
         let input = (dataset.channels, dataset.height, dataset.width);
         let (mut train_x, mut train_y) = to_tensors(&dataset.train, input);
         let (mut eval_x, mut eval_y) = to_tensors(&dataset.test, input);
@@ -151,8 +172,13 @@ impl TensorData {
             train_x = train_x.index_select(0, &keep);
             train_y = train_y.index_select(0, &keep);
         }
-        let mean = train_x.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float);
-        let std = train_x.std_dim([0i64, 2, 3].as_slice(), false, true).clamp_min(1e-6);
+        let (mean, std) = match protocol.normalize {
+            Normalize::PerChannel => (
+                train_x.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float),
+                train_x.std_dim([0i64, 2, 3].as_slice(), false, true).clamp_min(1e-6),
+            ),
+            Normalize::None => (Tensor::from(0f32), Tensor::from(1f32)),
+        };
         let normalise = |x: &Tensor| ((x - &mean) / &std).to_device(device).contiguous();
         Ok(TensorData {
             train_x: normalise(&train_x),
@@ -178,12 +204,13 @@ pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Tr
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config)));
     let seconds = started.elapsed().as_secs_f64();
     let epochs = config.epochs.max(1) as f64;
-    let failed = |reason: String| TrainOutcome {
+    let failed = |reason: String, transient: bool| TrainOutcome {
         accuracy: 0.0,
         params,
         seconds,
         seconds_per_epoch: seconds / epochs,
         failure: Some(reason),
+        transient,
     };
     match result {
         Ok(Ok(accuracy)) => TrainOutcome {
@@ -192,8 +219,10 @@ pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Tr
             seconds,
             seconds_per_epoch: seconds / epochs,
             failure: None,
+            transient: false,
         },
-        Ok(Err(reason)) => failed(reason),
+        Ok(Err(ChildFailure::Diverged(reason))) => failed(reason, false),
+        Ok(Err(ChildFailure::Libtorch(reason))) => failed(reason, true),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -205,7 +234,7 @@ pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Tr
             } else {
                 format!("libtorch error: {}", first_line(&message))
             };
-            failed(reason)
+            failed(reason, true)
         }
     }
 }
@@ -214,13 +243,20 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-fn train_inner(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Result<f64, String> {
+/// Why `train_inner` gave up: divergence is a property of the architecture and protocol (cached);
+/// a libtorch error is not.
+enum ChildFailure {
+    Diverged(String),
+    Libtorch(String),
+}
+
+fn train_inner(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Result<f64, ChildFailure> {
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(data.device);
     let net = model::build(&vs.root(), arch, data.input, data.num_classes, config.activation);
     let mut opt = nn::Adam::default()
         .build(&vs, config.learning_rate)
-        .map_err(|e| format!("cannot build the optimizer: {e}"))?;
+        .map_err(|e| ChildFailure::Libtorch(format!("cannot build the optimizer: {e}")))?;
     let n = data.train_y.size()[0];
     let batch = config.batch_size.max(1) as i64;
     for epoch in 0..config.epochs {
@@ -242,10 +278,10 @@ fn train_inner(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> 
         }
         let total = loss_sum.double_value(&[]);
         if !total.is_finite() {
-            return Err(format!(
+            return Err(ChildFailure::Diverged(format!(
                 "diverged: the training loss became {total} in epoch {}",
                 epoch + 1
-            ));
+            )));
         }
     }
     Ok(accuracy(&net, &data.eval_x, &data.eval_y))

@@ -282,3 +282,208 @@ fn cache_hits_are_recorded_and_no_cache_forces_evaluation() {
         .iter()
         .all(|e| !e.cache_hit));
 }
+
+/// A run extended with `--resume N --episodes E` keeps E as its target: a later plain `--resume`
+/// continues to E instead of stopping at the configuration's original episode count.
+#[test]
+fn a_plain_resume_keeps_an_extended_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.sqlite");
+    let (run_id, episodes) = run(synthetic_config("random", 10, 0), db.clone());
+    assert_eq!(episodes.len(), 10);
+    // As if `--resume 1 --episodes 50` had been killed at episode 30: the target is stored.
+    let store = Store::open(&db).unwrap();
+    store.set_episodes_target(run_id, 30).unwrap();
+    store.set_status(run_id, "failed", Some("killed")).unwrap();
+    drop(store);
+    let resume = |episodes| {
+        search::search(
+            Start::Resume {
+                run: run_id,
+                force: false,
+                episodes,
+            },
+            &common::options(db.clone()),
+        )
+        .unwrap()
+    };
+    assert_eq!(resume(None).episodes.len(), 30);
+    let record = Store::open(&db).unwrap().run(run_id).unwrap();
+    assert_eq!((record.episodes_target, record.status.as_str()), (30, "finished"));
+    assert_eq!(resume(Some(35)).episodes.len(), 35);
+    assert_eq!(resume(None).episodes.len(), 35);
+}
+
+/// Runs record their device kind and cache use; resuming on another device is refused unless
+/// forced, and resuming a `--no-cache` run keeps training every architecture.
+#[test]
+fn a_resumed_run_keeps_its_device_and_cache_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.sqlite");
+    let mut options = common::options(db.clone());
+    options.no_cache = true;
+    let summary = search::search(Start::New(Box::new(synthetic_config("random", 5, 1))), &options).unwrap();
+    let store = Store::open(&db).unwrap();
+    let record = store.run(summary.run).unwrap();
+    assert_eq!((record.device.as_deref(), record.no_cache), (Some("none"), true));
+    // A run trained on a GPU cannot silently continue on this machine's CPU.
+    store.set_run_environment(summary.run, "cuda", true).unwrap();
+    let resume = |force: bool, episodes: usize| {
+        search::search(
+            Start::Resume {
+                run: summary.run,
+                force,
+                episodes: Some(episodes),
+            },
+            &common::options(db.clone()),
+        )
+    };
+    let text = format!("{:#}", resume(false, 10).err().unwrap());
+    assert!(
+        text.contains("trained its children on cuda") && text.contains("--force"),
+        "{text}"
+    );
+    let record = Store::open(&db).unwrap().run(summary.run).unwrap();
+    assert_eq!(record.episodes_target, 5, "a refused resume changes nothing");
+    let resumed = resume(true, 10).unwrap();
+    assert_eq!(resumed.episodes.len(), 10);
+    // The run's own --no-cache holds although this resume did not repeat the flag.
+    assert!(resumed.episodes.iter().all(|e| !e.cache_hit));
+    assert_eq!(
+        Store::open(&db).unwrap().run(summary.run).unwrap().device.as_deref(),
+        Some("none")
+    );
+}
+
+/// The metrics recorded with an episode are the ones in force while it was designed: with an ε
+/// schedule of 1.0 for two episodes, then 0.5, episode 1 was designed with ε = 1.0.
+#[test]
+fn recorded_epsilon_is_the_one_the_episode_was_designed_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = synthetic_config("qlearning", 5, 0);
+    config.plugins.insert(
+        "qlearning".into(),
+        toml::toml! { epsilon_schedule = [[1.0, 2], [0.5, 2], [0.0, 1]] },
+    );
+    let (_, episodes) = run(config, dir.path().join("e.sqlite"));
+    let epsilons: Vec<f64> = episodes
+        .iter()
+        .map(|e| e.metrics["epsilon"].as_f64().unwrap())
+        .collect();
+    assert_eq!(epsilons, vec![1.0, 1.0, 0.5, 0.5, 0.0]);
+}
+
+/// An episode redone after a kill between storing its evaluation and committing it is recorded
+/// exactly as the uninterrupted run records it: same evaluation, not a cache hit — with the cache
+/// on or off.
+#[test]
+fn an_episode_redone_after_a_kill_is_recorded_as_the_first_attempt() {
+    for no_cache in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let straight_db = dir.path().join("s.sqlite");
+        let mut options = common::options(straight_db.clone());
+        options.no_cache = no_cache;
+        let straight = search::search(Start::New(Box::new(synthetic_config("random", 6, 4))), &options).unwrap();
+
+        // The killed run: 3 episodes committed, the 4th evaluated and stored but not committed.
+        let killed_db = dir.path().join("k.sqlite");
+        let mut options = common::options(killed_db.clone());
+        options.no_cache = no_cache;
+        let first = search::search(Start::New(Box::new(synthetic_config("random", 4, 4))), &options).unwrap();
+        let store = rusqlite::Connection::open(&killed_db).unwrap();
+        store
+            .execute("DELETE FROM episodes WHERE run_id = ?1 AND idx = 3", [first.run])
+            .unwrap();
+        let checkpoint_after_3: Vec<u8> = {
+            // Replay to the checkpoint after episode 3: a 3-episode run from the same seed.
+            let db3 = dir.path().join("three.sqlite");
+            let three = search::search(
+                Start::New(Box::new(synthetic_config("random", 3, 4))),
+                &common::options(db3.clone()),
+            )
+            .unwrap();
+            Store::open(&db3).unwrap().checkpoint(three.run).unwrap().unwrap().1
+        };
+        store
+            .execute(
+                "UPDATE checkpoints SET episodes = 3, agent_state = ?2 WHERE run_id = ?1",
+                rusqlite::params![first.run, checkpoint_after_3],
+            )
+            .unwrap();
+        drop(store);
+        let resumed = search::search(
+            Start::Resume {
+                run: first.run,
+                force: false,
+                episodes: Some(6),
+            },
+            &options,
+        )
+        .unwrap();
+        let key =
+            |e: &nas_host::store::EpisodeRecord| (e.index, e.architecture.clone(), e.reward.to_bits(), e.cache_hit);
+        assert_eq!(
+            straight.episodes.iter().map(key).collect::<Vec<_>>(),
+            resumed.episodes.iter().map(key).collect::<Vec<_>>(),
+            "no_cache = {no_cache}"
+        );
+    }
+}
+
+/// `eval` samples a frozen policy: the agent is never told a reward. The hostile test agent fails
+/// any `observe` under `[eval.plugins.hostile] mode = "refuse-observe"`.
+#[test]
+fn eval_never_updates_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.sqlite");
+    let mut config = synthetic_config("hostile", 5, 0);
+    config
+        .eval
+        .plugins
+        .insert("hostile".into(), toml::toml! { mode = "refuse-observe" });
+    let (run_id, _) = run(config, db.clone());
+    let summary = nas_host::frozen_policy::eval(run_id, Some(4), None, &common::options(db.clone())).unwrap();
+    assert_eq!(summary.samples.len(), 4);
+}
+
+/// A sink receives the committed episodes in order, exactly as the store has them, and is told
+/// where a resumed run starts.
+#[test]
+fn a_sink_receives_every_committed_episode() {
+    #[derive(Default)]
+    struct Recording {
+        started: Vec<(usize, usize)>,
+        episodes: Vec<nas_host::store::EpisodeRecord>,
+        finished: usize,
+    }
+    impl search::EpisodeSink for Recording {
+        fn started(&mut self, _run: i64, committed: &[nas_host::store::EpisodeRecord], total: usize) {
+            self.started.push((committed.len(), total));
+        }
+        fn episode(&mut self, _run: i64, episode: &nas_host::store::EpisodeRecord) {
+            self.episodes.push(episode.clone());
+        }
+        fn finished(&mut self) {
+            self.finished += 1;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let mut sink = Recording::default();
+    let options = common::options(db.clone());
+    let first = search::search_with(
+        Start::New(Box::new(synthetic_config("random", 6, 2))),
+        &options,
+        &mut sink,
+    )
+    .unwrap();
+    let resume = Start::Resume {
+        run: first.run,
+        force: false,
+        episodes: Some(9),
+    };
+    let all = search::search_with(resume, &options, &mut sink).unwrap();
+    assert_eq!(sink.started, vec![(0, 6), (6, 9)]);
+    assert_eq!(sink.finished, 2);
+    assert_eq!(sink.episodes, all.episodes);
+}

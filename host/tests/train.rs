@@ -4,8 +4,8 @@
 use nas_host::arch::Architecture;
 use nas_host::mdp::{Mdp, MdpConfig};
 use nas_host::model::{self, Activation};
-use nas_host::train::{self, TensorData, TrainConfig, Validation};
-use rand::SeedableRng;
+use nas_host::train::{self, Normalize, TensorData, TrainConfig, Validation};
+use rand::{Rng, SeedableRng};
 use tch::nn::Module;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -35,7 +35,11 @@ fn every_masked_rollout_builds_and_counts_its_parameters() {
 
 fn synthetic_data(validation: Validation) -> TensorData {
     let dataset = nas_datasets::generate_synthetic(&nas_datasets::SyntheticOptions::default());
-    TensorData::new(&dataset, validation, 0, Device::Cpu).unwrap()
+    let protocol = TrainConfig {
+        validation,
+        ..TrainConfig::default()
+    };
+    TensorData::new(&dataset, &protocol, Device::Cpu).unwrap()
 }
 
 #[test]
@@ -49,8 +53,9 @@ fn training_learns_with_and_without_activation() {
     };
     let a = train::train(&arch, &data, &config);
     assert_eq!(a.failure, None);
-    assert!(a.accuracy > 0.9, "accuracy {}", a.accuracy);
+    assert!(a.accuracy > 0.85, "accuracy {}", a.accuracy);
     assert_eq!(a.params, arch.param_count((1, 28, 28), 3));
+    // Without a nonlinearity (the seed's networks) the network still learns the shapes.
     let none = train::train(
         &arch,
         &data,
@@ -60,6 +65,174 @@ fn training_learns_with_and_without_activation() {
         },
     );
     assert_eq!(none.failure, None);
+    assert!(none.accuracy > 0.7, "accuracy without activation {}", none.accuracy);
+}
+
+/// Without an activation, conv and fc layers compose to an affine map: f(x + y) − f(y) = f(x) − f(0)
+/// for every input. With ReLU the identity fails, so this tells the two apart.
+#[test]
+fn no_activation_builds_an_affine_network() {
+    let _guard = tch::no_grad_guard();
+    let arch: Architecture = "conv(10,3) conv(8,1) fc(64)".parse().unwrap();
+    let x = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let y = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let zero = Tensor::zeros([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let gap = |activation: Activation| {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = model::build(&vs.root(), &arch, (1, 28, 28), 3, activation);
+        let lhs = net.forward(&(&x + &y)) - net.forward(&y);
+        let rhs = net.forward(&x) - net.forward(&zero);
+        (lhs - rhs).abs().max().double_value(&[])
+    };
+    assert!(gap(Activation::None) < 1e-4, "{}", gap(Activation::None));
+    assert!(gap(Activation::Relu) > 1e-2, "{}", gap(Activation::Relu));
+}
+
+/// Every conv and linear layer starts as PyTorch's `reset_parameters` leaves it: weights and
+/// biases uniform in ±1/√fan_in (tch's own default draws weights up to √6/√fan_in and zero conv
+/// biases).
+#[test]
+fn layers_are_initialised_as_pytorch_does() {
+    tch::manual_seed(0);
+    let arch: Architecture = "conv(64,3) conv(32,5) pool(2,2) fc(256) fc(64)".parse().unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = model::build(&vs.root(), &arch, (3, 32, 32), 5, Activation::Relu);
+    let fan_in = |name: &str| -> f64 {
+        match name {
+            "l0" => 3.0 * 9.0,
+            "l1" => 64.0 * 25.0,
+            "l3" => 32.0 * 12.0 * 12.0,
+            "l4" => 256.0,
+            "classifier" => 64.0,
+            other => panic!("unexpected layer {other}"),
+        }
+    };
+    let variables = vs.variables();
+    assert_eq!(variables.len(), 10, "a weight and a bias per layer");
+    for (name, tensor) in variables {
+        let (layer, _) = name.split_once('.').unwrap();
+        let bound = 1.0 / fan_in(layer).sqrt();
+        let max = tensor.abs().max().double_value(&[]);
+        assert!(
+            max <= bound * (1.0 + 1e-6),
+            "{name}: max |w| {max} > 1/sqrt(fan_in) = {bound}"
+        );
+        if tensor.numel() >= 50 {
+            assert!(max > 0.8 * bound, "{name}: max |w| {max} uses too little of ±{bound}");
+        }
+        let mean = tensor.mean(Kind::Float).double_value(&[]);
+        assert!(mean.abs() < 0.2 * bound, "{name}: mean {mean} is not centred");
+    }
+}
+
+/// A CIFAR-5-like task: five classes of 3×32×32 images, each a fixed random colour pattern under
+/// pixel noise.
+fn cifar_like(train: usize, test: usize) -> nas_datasets::Dataset {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let templates: Vec<Vec<f64>> = (0..5)
+        .map(|_| (0..3 * 32 * 32).map(|_| rng.random_range(60.0..196.0)).collect())
+        .collect();
+    let mut split = |n: usize| {
+        let mut images = Vec::with_capacity(n * 3 * 32 * 32);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let class = i % 5;
+            labels.push(class as u8);
+            images.extend(
+                templates[class]
+                    .iter()
+                    .map(|&t| (t + rng.random_range(-60.0..60.0)).clamp(0.0, 255.0) as u8),
+            );
+        }
+        nas_datasets::Split { images, labels }
+    };
+    let (train, test) = (split(train), split(test));
+    nas_datasets::Dataset {
+        name: nas_datasets::DatasetName::Cifar5,
+        channels: 3,
+        height: 32,
+        width: 32,
+        num_classes: 5,
+        train,
+        test,
+    }
+}
+
+/// With the default protocol, a network with fc layers learns from every seed instead of
+/// collapsing to chance (0.20) on some.
+#[test]
+fn networks_with_fc_layers_do_not_collapse_across_seeds() {
+    let dataset = cifar_like(4000, 500);
+    let data = TensorData::new(&dataset, &TrainConfig::default(), Device::Cpu).unwrap();
+    let arch: Architecture = "conv(32,3) pool(5,3) fc(64)".parse().unwrap();
+    // Measured when written: 1.0 for seeds 0–3 by default; with the seed's lr 0.01 seed 1 stalls at
+    // 0.4 (two classes of five).
+    for seed in 0..4 {
+        let protocol = TrainConfig {
+            epochs: 2,
+            seed,
+            ..TrainConfig::default()
+        };
+        let outcome = train::train(&arch, &data, &protocol);
+        assert_eq!(outcome.failure, None);
+        assert!(outcome.accuracy > 0.9, "seed {seed}: accuracy {}", outcome.accuracy);
+    }
+}
+
+#[test]
+fn normalize_none_keeps_pixels_in_unit_range() {
+    let dataset = nas_datasets::generate_synthetic(&nas_datasets::SyntheticOptions::default());
+    let raw = TensorData::new(
+        &dataset,
+        &TrainConfig {
+            normalize: Normalize::None,
+            ..TrainConfig::default()
+        },
+        Device::Cpu,
+    )
+    .unwrap();
+    let first = dataset.train.images[..28 * 28].iter().map(|&p| f64::from(p) / 255.0);
+    let tensor: Vec<f32> = Vec::<f32>::try_from(raw.train_x.get(0).flatten(0, -1)).unwrap();
+    for (want, got) in first.zip(tensor) {
+        assert!((want - f64::from(got)).abs() < 1e-6);
+    }
+    let standardised = synthetic_data(Validation::Test);
+    let mean = standardised.train_x.mean(Kind::Float).double_value(&[]);
+    let std = standardised.train_x.std(false).double_value(&[]);
+    assert!(mean.abs() < 1e-3 && (std - 1.0).abs() < 1e-3, "mean {mean}, std {std}");
+}
+
+/// Channels-last activations (the CPU default) compute the same function as the default layout:
+/// the same loss and the same gradients on a random batch.
+#[test]
+fn channels_last_computes_the_same_function() {
+    let arch: Architecture = "conv(20,3) pool(3,2) conv(32,5) fc(128)".parse().unwrap();
+    let x = Tensor::randn([8, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 0, 1, 2]);
+    let run = |channels_last: bool| {
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = model::build_with_layout(&vs.root(), &arch, (3, 32, 32), 5, Activation::Relu, channels_last);
+        let loss = net.forward(&x).cross_entropy_for_logits(&y);
+        loss.backward();
+        let mut grads: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(name, t)| (name, t.grad().copy()))
+            .collect();
+        grads.sort_by(|a, b| a.0.cmp(&b.0));
+        (loss.double_value(&[]), grads)
+    };
+    let (loss_a, grads_a) = run(false);
+    let (loss_b, grads_b) = run(true);
+    assert!((loss_a - loss_b).abs() < 1e-5, "{loss_a} vs {loss_b}");
+    assert_eq!(grads_a.len(), grads_b.len());
+    for ((name, a), (_, b)) in grads_a.iter().zip(&grads_b) {
+        let diff = (a - b).abs().max().double_value(&[]);
+        let scale = a.abs().max().double_value(&[]).max(1e-6);
+        assert!(diff <= 1e-4 * scale.max(1.0), "{name}: gradients differ by {diff}");
+    }
 }
 
 #[test]
@@ -68,7 +241,11 @@ fn holdout_validation_uses_training_images() {
     assert_eq!(data.eval_y.size(), vec![200]);
     assert_eq!(data.train_y.size(), vec![2800]);
     let dataset = nas_datasets::generate_synthetic(&nas_datasets::SyntheticOptions::default());
-    assert!(TensorData::new(&dataset, Validation::Holdout(50_000), 0, Device::Cpu).is_err());
+    let protocol = TrainConfig {
+        validation: Validation::Holdout(50_000),
+        ..TrainConfig::default()
+    };
+    assert!(TensorData::new(&dataset, &protocol, Device::Cpu).is_err());
     assert!("holdout:0".parse::<Validation>().is_err());
     assert_eq!("holdout:50".parse::<Validation>().unwrap(), Validation::Holdout(50));
 }
@@ -128,4 +305,36 @@ fn train_arch_cli_prints_json_and_a_seed_fixes_the_result() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot start with pooling"));
+}
+
+/// `train-arch --config` takes the whole protocol from a run configuration: the seed-exact preset
+/// trains without activation on [0, 1] inputs and refuses a one-layer network (min_depth 2).
+#[test]
+fn train_arch_takes_the_protocol_from_a_config() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/seed-exact.toml");
+    let run = |arch: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nas-host"))
+            .args([
+                "train-arch",
+                "--config",
+                config,
+                "--dataset",
+                "synthetic",
+                "--arch",
+                arch,
+            ])
+            .args(["--epochs", "1", "--device", "cpu", "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = run("conv(10,3) pool(2,2)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["protocol"]["activation"], "none");
+    assert_eq!(json["protocol"]["normalize"], "none");
+    assert_eq!(json["protocol"]["epochs"], 1);
+    assert_eq!(json["protocol"]["learning_rate"], 0.01);
+    let one_layer = run("conv(10,3)");
+    assert!(!one_layer.status.success());
+    assert!(String::from_utf8_lossy(&one_layer.stderr).contains("at least 2 layers"));
 }

@@ -96,6 +96,16 @@ impl PluginRng {
         weights.iter().rposition(|&w| w > 0.0)
     }
 
+    /// A standard normal sample (mean 0, std 1).
+    pub fn normal(&mut self) -> f64 {
+        rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut self.0)
+    }
+
+    /// Shuffles `items` uniformly in place (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        rand::seq::SliceRandom::shuffle(items, &mut self.0);
+    }
+
     /// The underlying generator, for `rand` APIs.
     pub fn inner(&mut self) -> &mut ChaCha8Rng {
         &mut self.0

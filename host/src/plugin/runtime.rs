@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -211,7 +210,7 @@ impl Runtime {
     /// and the engine's compatibility hash), and checks what kind of plugin it is.
     pub fn load(&self, path: &Path) -> anyhow::Result<LoadedPlugin> {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
-        let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = nas_datasets::sha256_hex(&bytes);
         let cached = self
             .cache_dir
             .as_ref()

@@ -24,8 +24,6 @@ pub fn options(db: PathBuf) -> SearchOptions {
         data_dir: None,
         device: nas_host::device::DeviceChoice::Cpu,
         no_cache: false,
-        json: false,
-        progress: false,
     }
 }
 

@@ -68,9 +68,72 @@ struct Transition {
     next_value: Option<f32>,
 }
 
-/// A tanh MLP whose parameters are candle `Var`s (weights, biases, layer by layer).
+/// A tanh MLP whose parameters are candle `Var`s (weights, biases, layer by layer). Saved as
+/// plain tensors (shape and values).
+#[derive(Serialize, Deserialize)]
 struct Mlp {
+    #[serde(with = "saved_tensors")]
     params: Vec<Var>,
+}
+
+/// Serialises tensors (and `Var`s) as (shape, values), so the learner's whole state is one
+/// serialisable struct.
+mod saved_tensors {
+    use candle_core::{Device, Tensor, Var};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Saved {
+        shape: Vec<usize>,
+        values: Vec<f32>,
+    }
+
+    pub trait AsTensor: Sized {
+        fn tensor(&self) -> &Tensor;
+        fn from_tensor(t: Tensor) -> candle_core::Result<Self>;
+    }
+
+    impl AsTensor for Tensor {
+        fn tensor(&self) -> &Tensor {
+            self
+        }
+        fn from_tensor(t: Tensor) -> candle_core::Result<Self> {
+            Ok(t)
+        }
+    }
+
+    impl AsTensor for Var {
+        fn tensor(&self) -> &Tensor {
+            self.as_tensor()
+        }
+        fn from_tensor(t: Tensor) -> candle_core::Result<Self> {
+            Var::from_tensor(&t)
+        }
+    }
+
+    pub fn serialize<T: AsTensor, S: Serializer>(tensors: &[T], s: S) -> Result<S::Ok, S::Error> {
+        let saved: Result<Vec<Saved>, _> = tensors
+            .iter()
+            .map(|t| {
+                Ok(Saved {
+                    shape: t.tensor().dims().to_vec(),
+                    values: t.tensor().flatten_all()?.to_vec1::<f32>()?,
+                })
+            })
+            .collect::<candle_core::Result<_>>();
+        saved.map_err(serde::ser::Error::custom)?.serialize(s)
+    }
+
+    pub fn deserialize<'de, T: AsTensor, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        Vec::<Saved>::deserialize(d)?
+            .into_iter()
+            .map(|saved| {
+                Tensor::from_vec(saved.values, saved.shape, &Device::Cpu)
+                    .and_then(T::from_tensor)
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
 }
 
 impl Mlp {
@@ -101,22 +164,8 @@ impl Mlp {
         Ok(h)
     }
 
-    fn to_vecs(&self) -> candle_core::Result<Vec<Vec<f32>>> {
-        self.params
-            .iter()
-            .map(|p| p.as_tensor().flatten_all()?.to_vec1::<f32>())
-            .collect()
-    }
-
-    fn set_from(&self, values: &[Vec<f32>]) -> Result<(), String> {
-        if values.len() != self.params.len() {
-            return Err("saved network has a different shape".into());
-        }
-        for (p, v) in self.params.iter().zip(values) {
-            let t = Tensor::from_slice(v, p.shape(), &Device::Cpu).map_err(|e| e.to_string())?;
-            p.set(&t).map_err(|e| e.to_string())?;
-        }
-        Ok(())
+    fn shapes(&self) -> Vec<Vec<usize>> {
+        self.params.iter().map(|p| p.dims().to_vec()).collect()
     }
 }
 
@@ -124,6 +173,7 @@ impl Mlp {
 /// layers this small (op dispatch and allocation dominate, measured with `make bench`); these loops
 /// compute the same function in a few µs. Training still runs through candle; the copy is refreshed
 /// after every update and load.
+#[derive(Default)]
 struct DenseMlp {
     /// (weights out×in row-major, bias, inputs) per layer.
     layers: Vec<(Vec<f32>, Vec<f32>, usize)>,
@@ -179,7 +229,7 @@ fn orthogonal(rng: &mut PluginRng, rows: usize, cols: usize, gain: f64) -> Vec<f
     // n orthonormal vectors of length m.
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(n);
     while basis.len() < n {
-        let mut v: Vec<f64> = (0..m).map(|_| gaussian(rng)).collect();
+        let mut v: Vec<f64> = (0..m).map(|_| rng.normal()).collect();
         for b in &basis {
             let dot: f64 = v.iter().zip(b).map(|(x, y)| x * y).sum();
             v.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
@@ -199,63 +249,57 @@ fn orthogonal(rng: &mut PluginRng, rows: usize, cols: usize, gain: f64) -> Vec<f
     out
 }
 
-fn gaussian(rng: &mut PluginRng) -> f64 {
-    let u1 = rng.uniform().max(1e-12);
-    let u2 = rng.uniform();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 /// Adam. candle-nn's AdamW keeps its moment estimates private, so a checkpoint could not restore
-/// them; this one keeps them in the open so `save`/`load` resume training exactly.
+/// them; this one keeps them in the open (as tensors between steps) so `save`/`load` resume
+/// training exactly.
 #[derive(Serialize, Deserialize, Default)]
 struct AdamState {
     step: u64,
-    m: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    #[serde(with = "saved_tensors")]
+    m: Vec<Tensor>,
+    #[serde(with = "saved_tensors")]
+    v: Vec<Tensor>,
 }
 
 impl AdamState {
     fn step(&mut self, params: &[&Var], grads: &[Tensor], lr: f64, eps: f64) -> candle_core::Result<()> {
         let (b1, b2) = (0.9f64, 0.999f64);
         if self.m.is_empty() {
-            self.m = params.iter().map(|p| vec![0.0; p.elem_count()]).collect();
+            self.m = params
+                .iter()
+                .map(|p| p.as_tensor().zeros_like())
+                .collect::<Result<_, _>>()?;
             self.v = self.m.clone();
         }
         self.step += 1;
         let (c1, c2) = (1.0 - b1.powi(self.step as i32), 1.0 - b2.powi(self.step as i32));
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            let m = Tensor::from_slice(&self.m[i], p.shape(), &Device::Cpu)?;
-            let v = Tensor::from_slice(&self.v[i], p.shape(), &Device::Cpu)?;
-            let m = ((m * b1)? + (g * (1.0 - b1))?)?;
-            let v = ((v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
+            let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + eps)?)?;
             p.set(&(p.as_tensor() - (update * lr)?)?)?;
-            self.m[i] = m.flatten_all()?.to_vec1()?;
-            self.v[i] = v.flatten_all()?.to_vec1()?;
+            self.m[i] = m;
+            self.v[i] = v;
         }
         Ok(())
     }
 }
 
-/// What is saved: everything but the networks' `Var`s, which are saved as plain vectors.
+/// The agent. Everything but the hyperparameters and the acting copies is the learned state,
+/// saved and loaded as one.
 #[derive(Serialize, Deserialize)]
-struct Saved {
-    policy: Vec<Vec<f32>>,
-    value: Vec<Vec<f32>>,
-    adam: AdamState,
-    buffer: Vec<Transition>,
-    pending: BTreeMap<u32, Transition>,
-    rng: PluginRng,
-    metrics: Vec<(String, f64)>,
-}
-
 struct Ppo {
+    /// This run's configuration: not saved, so a frozen policy can be sampled with other settings.
+    #[serde(skip)]
     hp: Hyperparameters,
+    #[serde(skip)]
     n_actions: usize,
     policy: Mlp,
     value: Mlp,
-    /// Acting copies of `policy` and `value`.
+    /// Acting copies of `policy` and `value`, rebuilt from them.
+    #[serde(skip)]
     fast_policy: DenseMlp,
+    #[serde(skip)]
     fast_value: DenseMlp,
     adam: AdamState,
     /// Complete transitions of the current rollout.
@@ -335,10 +379,7 @@ impl Ppo {
         let (mut pg_sum, mut v_sum, mut ent_sum, mut kl_sum, mut clip_sum, mut batches) =
             (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         for _ in 0..self.hp.n_epochs {
-            // Fisher–Yates with the plugin's own seeded generator.
-            for i in (1..n).rev() {
-                order.swap(i, self.rng.below(i + 1));
-            }
+            self.rng.shuffle(&mut order);
             for chunk in order.chunks(self.hp.batch_size.max(1)) {
                 let b = chunk.len();
                 let pick = |v: &[f32]| chunk.iter().map(|&i| v[i]).collect::<Vec<f32>>();
@@ -540,31 +581,21 @@ impl Agent for Ppo {
     }
 
     fn save(&self) -> Result<Vec<u8>, String> {
-        to_bytes(&Saved {
-            policy: self.policy.to_vecs().map_err(err)?,
-            value: self.value.to_vecs().map_err(err)?,
-            adam: AdamState {
-                step: self.adam.step,
-                m: self.adam.m.clone(),
-                v: self.adam.v.clone(),
-            },
-            buffer: self.buffer.clone(),
-            pending: self.pending.clone(),
-            rng: self.rng.clone(),
-            metrics: self.metrics.clone(),
-        })
+        to_bytes(self)
     }
 
+    /// Restores the learned state; hyperparameters stay those of this run's configuration, and
+    /// the saved networks must have the shapes they ask for.
     fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let saved: Saved = from_bytes(bytes)?;
-        self.policy.set_from(&saved.policy)?;
-        self.value.set_from(&saved.value)?;
-        // Hyperparameters stay those of this run's configuration; the network shapes must match.
-        self.adam = saved.adam;
-        self.buffer = saved.buffer;
-        self.pending = saved.pending;
-        self.rng = saved.rng;
-        self.metrics = saved.metrics;
+        let saved: Ppo = from_bytes(bytes)?;
+        if saved.policy.shapes() != self.policy.shapes() || saved.value.shapes() != self.value.shapes() {
+            return Err("the saved networks have other shapes than this configuration's `hidden` layers".into());
+        }
+        *self = Ppo {
+            hp: std::mem::take(&mut self.hp),
+            n_actions: self.n_actions,
+            ..saved
+        };
         self.refresh_acting_copies().map_err(err)
     }
 
@@ -574,3 +605,207 @@ impl Agent for Ppo {
 }
 
 register_agent!(Ppo);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(n_actions: usize, observation_len: usize) -> Space {
+        let layer = Layer::Conv { filters: 10, kernel: 1 };
+        Space {
+            actions: (0..n_actions)
+                .map(|i| ActionSpec {
+                    layer,
+                    terminate: i % 2 == 1,
+                })
+                .collect(),
+            observation_len,
+            tuple_field_sizes: vec![observation_len],
+            max_depth: 8,
+        }
+    }
+
+    fn ppo(config: &str) -> Ppo {
+        Ppo::init(space(4, 3), config, 7).unwrap()
+    }
+
+    fn transition(env: u32, value: f32, reward: f32, done: bool, next_value: f32) -> Transition {
+        Transition {
+            env,
+            obs: vec![0.0; 3],
+            mask: vec![true; 4],
+            action: 0,
+            logprob: 0.0,
+            value,
+            reward: Some(reward),
+            done,
+            next_value: Some(next_value),
+        }
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
+    }
+
+    /// γ = λ = 0.5; an episode of two steps (rewards 0 then 1), then the first step of the next
+    /// episode, cut by the end of the rollout and bootstrapped with V(s′) = 0.4. By hand:
+    ///   δ2 = 0 + 0.5·0.4 − 0.1 = 0.1                 A2 = 0.1 (nothing after it in the rollout)
+    ///   δ1 = 1 − 0.6 = 0.4 (done: no bootstrap)     A1 = 0.4 (A2 belongs to the next episode)
+    ///   δ0 = 0 + 0.5·0.6 − 0.5 = −0.2               A0 = −0.2 + 0.25·0.4 = −0.1
+    /// and the returns are A + V.
+    #[test]
+    fn gae_with_an_episode_end_and_a_rollout_cut() {
+        let mut agent = ppo(r#"{"gamma": 0.5, "gae_lambda": 0.5}"#);
+        agent.buffer = vec![
+            transition(0, 0.5, 0.0, false, 0.6),
+            transition(0, 0.6, 1.0, true, 0.0),
+            transition(0, 0.1, 0.0, false, 0.4),
+        ];
+        let (advantages, returns) = agent.advantages();
+        assert!(close(&advantages, &[-0.1, 0.4, 0.1]), "{advantages:?}");
+        assert!(close(&returns, &[0.4, 1.0, 0.2]), "{returns:?}");
+    }
+
+    /// Environments are kept apart: env 1's steps interleaved with env 0's do not carry into
+    /// env 0's advantages.
+    #[test]
+    fn gae_keeps_environments_apart() {
+        let mut agent = ppo(r#"{"gamma": 0.5, "gae_lambda": 0.5}"#);
+        agent.buffer = vec![
+            transition(0, 0.5, 0.0, false, 0.6),
+            transition(1, 0.0, 5.0, true, 0.0),
+            transition(0, 0.6, 1.0, true, 0.0),
+        ];
+        let (advantages, _) = agent.advantages();
+        assert!(close(&advantages, &[-0.1, 5.0, 0.4]), "{advantages:?}");
+    }
+
+    /// When a step's episode goes on, the step waits for the next observation and is stored with
+    /// V(s′) of it: the bootstrap a rollout cut needs.
+    #[test]
+    fn a_continuing_step_is_bootstrapped_with_the_next_state_value() {
+        let mut agent = ppo(r#"{"n_steps": 8}"#);
+        let obs = |x: f32| Observation {
+            features: vec![x, 1.0 - x, 0.5],
+            tuple: vec![0],
+            depth: 0,
+            image_size: 28,
+        };
+        agent.act(0, &obs(0.0), &[true; 4], true).unwrap();
+        agent.observe(0, 0.0, false).unwrap();
+        assert!(agent.buffer.is_empty(), "waits for the next state");
+        agent.act(0, &obs(1.0), &[true; 4], true).unwrap();
+        assert_eq!(agent.buffer.len(), 1);
+        assert_eq!(agent.buffer[0].next_value, Some(agent.value_of(&obs(1.0).features)));
+        assert!(!agent.buffer[0].done);
+    }
+
+    /// Masked log-probabilities: a log-softmax over the valid actions only.
+    #[test]
+    fn masked_log_probability() {
+        let logits = Tensor::new(&[[1f32, 2.0, 3.0]], &Device::Cpu).unwrap();
+        let mask = Tensor::new(&[[1u8, 0, 1]], &Device::Cpu).unwrap();
+        let lp = masked_log_probs(&logits, &mask).unwrap().to_vec2::<f32>().unwrap();
+        let norm = (1f32.exp() + 3f32.exp()).ln();
+        assert!((lp[0][0] - (1.0 - norm)).abs() < 1e-6);
+        assert!((lp[0][2] - (3.0 - norm)).abs() < 1e-6);
+        assert!(lp[0][1] < -1e7, "a masked action has no probability");
+        // The acting path's log-probability is the same distribution's.
+        let mut agent = ppo("{}");
+        let obs = Observation {
+            features: vec![0.3, -0.2, 0.9],
+            tuple: vec![0],
+            depth: 0,
+            image_size: 28,
+        };
+        let mask = [true, false, true, true];
+        let action = agent.act(0, &obs, &mask, true).unwrap();
+        assert!(mask[action]);
+        let logged = agent.pending[&0].logprob;
+        let x = Tensor::new(&[[0.3f32, -0.2, 0.9]], &Device::Cpu).unwrap();
+        let m = Tensor::new(&[[1u8, 0, 1, 1]], &Device::Cpu).unwrap();
+        let lp = masked_log_probs(&agent.policy.forward(&x).unwrap(), &m)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!((lp[0][action] - logged).abs() < 1e-5, "{} vs {logged}", lp[0][action]);
+    }
+
+    /// Adam against a reference sequence computed once with PyTorch 2.11.0:
+    /// `torch.optim.Adam([p], lr=0.1, betas=(0.9, 0.999), eps=1e-5)` from p = [1, −2, 0.5] with
+    /// the gradients below.
+    #[test]
+    fn adam_matches_pytorch() {
+        let p = Var::from_vec(vec![1f32, -2.0, 0.5], 3, &Device::Cpu).unwrap();
+        let grads = [
+            [0.5f32, -1.0, 0.0],
+            [-0.3, 0.2, 1e-3],
+            [0.1, 0.1, -2.0],
+            [0.0, 0.4, 0.3],
+        ];
+        let expected = [
+            [0.900002003f32, -1.90000105, 0.5],
+            [0.88085264, -1.84889913, 0.426623762],
+            [0.855456889, -1.81582642, 0.490475804],
+            [0.834654331, -1.81175339, 0.533575594],
+        ];
+        let mut adam = AdamState::default();
+        for (g, want) in grads.iter().zip(expected) {
+            let g = Tensor::from_slice(g, 3, &Device::Cpu).unwrap();
+            adam.step(&[&p], &[g], 0.1, 1e-5).unwrap();
+            let got = p.as_tensor().to_vec1::<f32>().unwrap();
+            assert!(close(&got, &want), "{got:?} vs {want:?}");
+        }
+    }
+
+    /// Save, then load into a fresh agent: the whole learned state (networks, Adam moments,
+    /// rollout, generator) comes back, so the two act identically from there on.
+    #[test]
+    fn save_and_load_restore_the_whole_learner() {
+        let config = r#"{"n_steps": 4, "batch_size": 2, "n_epochs": 1}"#;
+        let mut a = ppo(config);
+        let obs = |x: f32| Observation {
+            features: vec![x, 1.0 - x, 0.5],
+            tuple: vec![0],
+            depth: 0,
+            image_size: 28,
+        };
+        for i in 0..7 {
+            a.act(0, &obs(i as f32 / 7.0), &[true; 4], true).unwrap();
+            a.observe(0, i as f64 / 7.0, i % 2 == 1).unwrap();
+        }
+        assert_eq!(a.adam.step, 2, "one update of two minibatches ran");
+        let bytes = a.save().unwrap();
+        let mut b = Ppo::init(space(4, 3), config, 99).unwrap();
+        b.load(&bytes).unwrap();
+        assert_eq!(b.save().unwrap(), bytes);
+        for i in 0..10 {
+            let o = obs(i as f32 / 10.0);
+            assert_eq!(
+                a.act(1, &o, &[true; 4], true).unwrap(),
+                b.act(1, &o, &[true; 4], true).unwrap()
+            );
+        }
+        let mut other_shape = Ppo::init(space(4, 3), r#"{"hidden": [8]}"#, 0).unwrap();
+        assert!(other_shape.load(&bytes).unwrap_err().contains("shapes"));
+    }
+
+    /// The acting copy computes the candle network's function.
+    #[test]
+    fn fast_acting_copy_equals_the_candle_network() {
+        let mut rng = PluginRng::new(3);
+        let mlp = Mlp::new(&mut rng, &[13, 64, 64, 38], 0.01).unwrap();
+        let dense = DenseMlp::of(&mlp).unwrap();
+        for _ in 0..20 {
+            let x: Vec<f32> = (0..13).map(|_| (rng.uniform() * 4.0 - 2.0) as f32).collect();
+            let candle = mlp
+                .forward(&Tensor::from_slice(&x, (1, 13), &Device::Cpu).unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert!(close(&dense.forward(&x), &candle));
+        }
+    }
+}

@@ -212,3 +212,133 @@ impl Agent for QLearning {
 }
 
 register_agent!(QLearning);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-action space is enough for the learner: it never looks at the layers.
+    fn space() -> Space {
+        let layer = Layer::Conv { filters: 10, kernel: 1 };
+        Space {
+            actions: vec![
+                ActionSpec {
+                    layer,
+                    terminate: false,
+                },
+                ActionSpec { layer, terminate: true },
+            ],
+            observation_len: 2,
+            tuple_field_sizes: vec![2],
+            max_depth: 2,
+        }
+    }
+
+    fn agent(config: &str) -> QLearning {
+        QLearning::init(space(), config, 0).unwrap()
+    }
+
+    fn step(state: &[u32], action: u32, mask: &[bool]) -> Step {
+        Step {
+            state: state.to_vec(),
+            action,
+            mask: mask.to_vec(),
+        }
+    }
+
+    /// s0 --a0--> s1 --a1--> end with reward 1, α = 0.5, γ = 1, initial Q = 0.5, worked by hand.
+    /// The update runs backwards: first Q(s1,a1) ← 0.5·0.5 + 0.5·1 = 0.75, then
+    /// Q(s0,a0) ← 0.5·0.5 + 0.5·max_{valid a′} Q(s1,a′) = 0.25 + 0.5·0.75 = 0.625. The max is over
+    /// s1's valid actions only: its invalid action 0 keeps Q = 0.5 and does not count.
+    #[test]
+    fn backward_update_on_a_two_step_chain() {
+        let mut q = agent(r#"{"alpha": 0.5}"#);
+        let trajectory = Trajectory {
+            steps: vec![step(&[0], 0, &[true, true]), step(&[1], 1, &[false, true])],
+            reward: 1.0,
+        };
+        q.update(&trajectory);
+        assert_eq!(q.q(&vec![1], 1), 0.75);
+        assert_eq!(q.q(&vec![0], 0), 0.625);
+        assert_eq!(q.q(&vec![1], 0), 0.5, "untouched pairs keep the initial Q");
+        // A second pass moves both again toward the new targets.
+        q.update(&trajectory);
+        assert_eq!(q.q(&vec![1], 1), 0.875);
+        assert_eq!(q.q(&vec![0], 0), 0.5 * 0.625 + 0.5 * 0.875);
+    }
+
+    /// With γ = 0.5 the non-terminal target is discounted: Q(s0,a0) ← 0.5·0.5 + 0.5·(0.5·0.75).
+    #[test]
+    fn gamma_discounts_the_bootstrap() {
+        let mut q = agent(r#"{"alpha": 0.5, "gamma": 0.5}"#);
+        q.update(&Trajectory {
+            steps: vec![step(&[0], 0, &[true, true]), step(&[1], 1, &[true, true])],
+            reward: 1.0,
+        });
+        assert_eq!(q.q(&vec![0], 0), 0.25 + 0.5 * 0.5 * 0.75);
+    }
+
+    #[test]
+    fn epsilon_schedule_at_its_boundaries() {
+        let mut q = agent(r#"{"epsilon_schedule": [[1.0, 2], [0.5, 3], [0.1, 1]]}"#);
+        let mut seen = Vec::new();
+        for episodes in 0..8 {
+            q.episodes = episodes;
+            seen.push(q.epsilon());
+        }
+        // Episodes 0–1 at 1.0, 2–4 at 0.5, 5 at 0.1, and the last ε stays after the schedule.
+        assert_eq!(seen, vec![1.0, 1.0, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1]);
+        // The seed's Table 5: 1.0 for 1400 episodes, then 0.8.
+        let mut seed = agent("{}");
+        seed.episodes = 1399;
+        assert_eq!(seed.epsilon(), 1.0);
+        seed.episodes = 1400;
+        assert_eq!(seed.epsilon(), 0.8);
+        seed.episodes = 2700;
+        assert_eq!(seed.epsilon(), 0.1);
+    }
+
+    /// Each episode appends its trajectory to the replay memory and replays `replay_batch`
+    /// trajectories drawn uniformly from all of it; a capacity drops the oldest.
+    #[test]
+    fn replay_samples_uniformly_from_memory() {
+        let mut q = agent(r#"{"replay_batch": 4, "replay_capacity": 3}"#);
+        let obs = |tuple: u32| Observation {
+            features: vec![1.0, 0.0],
+            tuple: vec![tuple],
+            depth: 0,
+            image_size: 28,
+        };
+        for episode in 0..5u32 {
+            q.act(0, &obs(episode), &[false, true], true).unwrap();
+            q.observe(0, 1.0, true).unwrap();
+        }
+        assert_eq!(q.episodes, 5);
+        let kept: Vec<u32> = q.replay.iter().map(|t| t.steps[0].state[0]).collect();
+        assert_eq!(kept, vec![2, 3, 4], "the capacity keeps the newest three");
+        // Uniform picks: over many draws each of 3 trajectories comes up about a third of the time.
+        let mut counts = [0usize; 3];
+        for _ in 0..3000 {
+            counts[q.rng.below(q.replay.len())] += 1;
+        }
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        // An episode played greedily for evaluation (explore = false) is not remembered.
+        q.act(0, &obs(9), &[false, true], false).unwrap();
+        q.observe(0, 1.0, true).unwrap();
+        assert_eq!((q.episodes, q.replay.len()), (5, 3));
+    }
+
+    #[test]
+    fn acting_respects_the_mask_and_prefers_the_best_q() {
+        let mut q = agent(r#"{"epsilon_schedule": [[0.0, 1]]}"#);
+        q.q.insert((vec![0], 0), 0.9);
+        let obs = Observation {
+            features: vec![1.0, 0.0],
+            tuple: vec![0],
+            depth: 0,
+            image_size: 28,
+        };
+        assert_eq!(q.act(0, &obs, &[true, true], true).unwrap(), 0);
+        assert_eq!(q.act(0, &obs, &[false, true], true).unwrap(), 1, "the mask wins over Q");
+    }
+}

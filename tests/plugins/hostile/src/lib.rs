@@ -74,7 +74,12 @@ impl Agent for Hostile {
         }
     }
 
+    /// `mode = "refuse-observe"` fails every `observe`: a frozen policy (`nas-host eval`) must
+    /// never be told a reward.
     fn observe(&mut self, _env: u32, _reward: f64, _done: bool) -> Result<(), String> {
+        if self.hp.mode == "refuse-observe" {
+            return Err("observe was called on a policy that must stay frozen".into());
+        }
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! `nas-host eval`: the seed's protocol after a search — sample architectures from the frozen final
+//! `nas-host eval`, the evaluation of a frozen policy (not to be confused with `evaluator`, which
+//! scores one architecture): the seed's protocol after a search — sample architectures from the frozen final
 //! policy (no learning updates), train each, and report mean ± std of accuracy, mean parameters and
 //! mean depth (the seed's tables 4, 6, 9, 10).
 
@@ -6,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::search::{plugin_section_name, SearchOptions, Session};
+use crate::stats::mean_std;
 use crate::store::{EvalSampleRow, Store};
 
 /// Episode indices used to seed evaluation samples, far past any search episode.
@@ -22,16 +24,10 @@ pub struct EvalSummary {
     pub std_accuracy: f64,
     pub mean_params: f64,
     pub mean_depth: f64,
-}
-
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
+    /// Children trained (or scored) by this evaluation.
+    pub trained: usize,
+    /// Samples served from the architecture cache (only with `--reuse-cache`).
+    pub reused: usize,
 }
 
 /// (mean accuracy, std accuracy, mean params, mean depth) of `eval` samples.
@@ -45,7 +41,10 @@ pub fn sample_stats(samples: &[EvalSampleRow]) -> (f64, f64, f64, f64) {
 impl EvalSummary {
     pub fn from_samples(run: i64, agent: &str, dataset: &str, samples: Vec<EvalSampleRow>) -> EvalSummary {
         let (mean_accuracy, std_accuracy, mean_params, mean_depth) = sample_stats(&samples);
+        let reused = samples.iter().filter(|s| s.cache_hit).count();
         EvalSummary {
+            trained: samples.len() - reused,
+            reused,
             run,
             agent: agent.into(),
             dataset: dataset.into(),
@@ -62,13 +61,28 @@ impl EvalSummary {
             "| run | agent | dataset | samples | accuracy (mean ± std) | mean params | mean depth |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {:.4} ± {:.4} | {:.0} | {:.2} |\n",
             self.run, self.agent, self.dataset, self.samples.len(), self.mean_accuracy, self.std_accuracy, self.mean_params, self.mean_depth
         );
+        out.push_str(&format!(
+            "\n{} trained for this evaluation, {} reused from the architecture cache{}.\n",
+            self.trained,
+            self.reused,
+            if self.reused > 0 {
+                " (--reuse-cache: repeated architectures share one training, so the std leaves out training noise)"
+            } else {
+                ""
+            }
+        ));
         let mut distinct: Vec<&EvalSampleRow> = Vec::new();
         for s in &self.samples {
             if !distinct.iter().any(|d| d.architecture == s.architecture) {
                 distinct.push(s);
             }
         }
-        out.push_str(&format!("\n{} distinct architectures sampled:\n", distinct.len()));
+        let noun = if distinct.len() == 1 {
+            "architecture"
+        } else {
+            "architectures"
+        };
+        out.push_str(&format!("\n{} distinct {noun} sampled:\n", distinct.len()));
         for s in distinct.iter().take(10) {
             let count = self.samples.iter().filter(|x| x.architecture == s.architecture).count();
             out.push_str(&format!(
@@ -80,8 +94,48 @@ impl EvalSummary {
     }
 }
 
-/// Samples from the frozen policy of `run` and trains (or looks up) each sample.
-pub fn eval(run: i64, samples: Option<usize>, options: &SearchOptions) -> anyhow::Result<EvalSummary> {
+/// The training seed of `eval` sample `sample` of `run`: every sample is its own model, as the
+/// seed's 50 trained models were.
+pub fn sample_train_seed(run: i64, sample: usize) -> u64 {
+    let mut x = (run as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (sample as u64).wrapping_add(0x5851_f42d);
+    // splitmix64's finaliser, so nearby (run, sample) pairs give unrelated seeds.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (x ^ (x >> 31)) >> 1 // libtorch seeds are i64
+}
+
+/// Receives each `eval` sample as it is trained (the CLI shows progress; tests record).
+pub trait SampleSink {
+    fn started(&mut self, _total: usize) {}
+    fn sample(&mut self, index: usize, sample: &EvalSampleRow);
+    fn finished(&mut self) {}
+}
+
+impl SampleSink for crate::search::Silent {
+    fn sample(&mut self, _index: usize, _sample: &EvalSampleRow) {}
+}
+
+/// [`eval_with`], silently.
+pub fn eval(
+    run: i64,
+    samples: Option<usize>,
+    reuse_cache: Option<bool>,
+    options: &SearchOptions,
+) -> anyhow::Result<EvalSummary> {
+    eval_with(run, samples, reuse_cache, options, &mut crate::search::Silent)
+}
+
+/// Samples from the frozen policy of `run` and trains each sample afresh with its own training
+/// seed, so the std includes training noise. With `reuse_cache`, each sample is looked up in the
+/// architecture cache under the run's own training seed instead (cheap; repeated architectures
+/// then share one result).
+pub fn eval_with(
+    run: i64,
+    samples: Option<usize>,
+    reuse_cache: Option<bool>,
+    options: &SearchOptions,
+    sink: &mut dyn SampleSink,
+) -> anyhow::Result<EvalSummary> {
     let mut store = Store::open(&options.db)?;
     let record = store.run(run)?;
     let config = RunConfig::from_toml(&record.config_toml)?;
@@ -94,16 +148,19 @@ pub fn eval(run: i64, samples: Option<usize>, options: &SearchOptions) -> anyhow
     let mut session = Session::open(&config, &agent_path, &reward_path, options, Some(agent_config))?;
     session.agent.load(&state)?;
     let count = samples.unwrap_or(config.eval.samples);
-    let bar = if options.progress && !options.json {
-        indicatif::ProgressBar::new(count as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let reuse_cache = reuse_cache.unwrap_or(config.eval.reuse_cache);
+    sink.started(count);
     let mut rows = Vec::with_capacity(count);
     for i in 0..count {
         session.reseed(EVAL_EPISODE_OFFSET + i);
         let arch = session.design(config.eval.explore, false)?;
-        let (evaluation_id, outcome, cache_hit) = session.evaluate(&store, &arch, true)?;
+        let train_seed = if reuse_cache {
+            config.train.seed
+        } else {
+            sample_train_seed(run, i)
+        };
+        let (evaluation_id, outcome, cache_hit) =
+            session.evaluate_with_seed(&store, &arch, reuse_cache, None, train_seed)?;
         rows.push(EvalSampleRow {
             architecture: arch.to_string(),
             accuracy: outcome.accuracy,
@@ -111,10 +168,12 @@ pub fn eval(run: i64, samples: Option<usize>, options: &SearchOptions) -> anyhow
             depth: arch.depth(),
             evaluation_id,
             cache_hit,
+            train_seed: Some(train_seed),
+            failure: outcome.failure,
         });
-        bar.inc(1);
+        sink.sample(i, rows.last().expect("just pushed"));
     }
-    bar.finish_and_clear();
+    sink.finished();
     store.replace_eval_samples(run, &rows)?;
     Ok(EvalSummary::from_samples(
         run,
