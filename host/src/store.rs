@@ -376,7 +376,6 @@ impl SqliteStore {
 }
 
 impl RunStore for SqliteStore {
-    /// The store's schema version (`PRAGMA user_version`).
     fn schema_version(&self) -> anyhow::Result<usize> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize)
     }
@@ -455,7 +454,6 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    /// Records what a resumed run now uses (after the user accepted a change with `--force`).
     fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()> {
         self.conn.execute(
             "UPDATE runs SET device = ?2, no_cache = ?3 WHERE id = ?1",
@@ -472,8 +470,6 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    /// Looks an architecture up in the cache. Transient failures are not served: the
-    /// architecture is trained again.
     fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>> {
         Ok(self
             .conn
@@ -485,9 +481,6 @@ impl RunStore for SqliteStore {
             .optional()?)
     }
 
-    /// The evaluation stored for episode `episode` of `run` under `cache_key`, if that episode
-    /// evaluated it before it was committed (a run killed in between). Served even when
-    /// transient, so the redone episode is recorded as the first attempt would have been.
     fn evaluation_of_episode(
         &self,
         cache_key: &str,
@@ -504,7 +497,6 @@ impl RunStore for SqliteStore {
             .optional()?)
     }
 
-    /// Records a finished evaluation (replacing an older one with the same key); returns its id.
     fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
         let NewEvaluation {
             cache_key,
@@ -536,7 +528,6 @@ impl RunStore for SqliteStore {
             })?)
     }
 
-    /// Writes a finished episode and the agent checkpoint taken after it, in one transaction.
     fn commit_episode(
         &mut self,
         run: i64,
@@ -563,7 +554,6 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    /// The latest checkpoint: (episodes finished, agent state).
     fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
         Ok(self
             .conn
@@ -622,7 +612,6 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    /// The stored `eval` samples of a run.
     fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>> {
         let mut stmt = self
             .conn

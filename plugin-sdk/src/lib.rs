@@ -8,20 +8,20 @@
 //! ```ignore
 //! use nas_plugin_sdk::*;
 //!
-//! struct Random { rng: PluginRng }
+//! struct Random;
 //!
 //! impl Agent for Random {
 //!     const NAME: &'static str = "random";
 //!     const DESCRIPTION: &'static str = "uniform over the valid actions";
-//!     fn init(_space: Space, _config: &str, seed: u64) -> Result<Self, String> {
-//!         Ok(Random { rng: PluginRng::new(seed) })
+//!     type Config = NoConfig;
+//!
+//!     fn init(_space: Space, _config: NoConfig, _seed: u64) -> Result<Self, String> {
+//!         Ok(Random)
 //!     }
+//!
 //!     fn act(&mut self, _env: u32, _obs: &Observation, mask: &[bool], _explore: bool) -> Result<usize, String> {
-//!         self.rng.uniform_valid(mask).ok_or_else(|| "no valid action".into())
+//!         PluginRng::from_host().uniform_valid(mask).ok_or_else(|| "no valid action".into())
 //!     }
-//!     fn observe(&mut self, _env: u32, _reward: f64, _done: bool) -> Result<(), String> { Ok(()) }
-//!     fn save(&self) -> Result<Vec<u8>, String> { to_bytes(&self.rng) }
-//!     fn load(&mut self, bytes: &[u8]) -> Result<(), String> { self.rng = from_bytes(bytes)?; Ok(()) }
 //! }
 //!
 //! register_agent!(Random);
@@ -37,32 +37,44 @@ pub use types::*;
 #[doc(hidden)]
 pub use wit_bindgen;
 
-/// The contract version this SDK speaks (the WIT package version).
+/// The contract version this SDK speaks: the version of the WIT package `nas:plugin` (a test
+/// checks it against `wit/nas-plugin.wit`).
 pub const CONTRACT_VERSION: &str = "0.1.0";
 
 /// A search policy. The host creates it with [`Agent::init`], then calls `act` for every step and
-/// `observe` after each one.
+/// `observe` after each one. Only `init` and `act` are required: a stateless agent keeps the
+/// defaults of the others.
 pub trait Agent: Sized + 'static {
     /// Short name, shown in logs, errors and reports.
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
+    /// The plugin's hyperparameters, parsed by the SDK from its `[plugins.NAME]` section (JSON):
+    /// missing fields keep their defaults when it has `#[serde(default)]`, unknown ones are an
+    /// error when it has `#[serde(deny_unknown_fields)]`. [`NoConfig`] takes none.
+    type Config: serde::de::DeserializeOwned + Default;
 
-    /// Creates the agent for a search space. `config` is the plugin's section of the run
-    /// configuration as JSON ("{}" when none); see [`parse_config`].
-    fn init(space: Space, config: &str, seed: u64) -> Result<Self, String>;
+    /// Creates the agent for a search space.
+    fn init(space: Space, config: Self::Config, seed: u64) -> Result<Self, String>;
 
     /// Returns an index into `space.actions` with `mask[index] == true`. When `explore` is false the
     /// host wants the policy's best guess (evaluation of a frozen policy).
     fn act(&mut self, env: u32, observation: &Observation, mask: &[bool], explore: bool) -> Result<usize, String>;
 
     /// The reward of the previous action in `env` and whether the episode ended with it.
-    fn observe(&mut self, env: u32, reward: f64, done: bool) -> Result<(), String>;
+    fn observe(&mut self, _env: u32, _reward: f64, _done: bool) -> Result<(), String> {
+        Ok(())
+    }
 
-    /// The whole learned state (see [`to_bytes`]), so a resumed run continues exactly.
-    fn save(&self) -> Result<Vec<u8>, String>;
+    /// The whole learned state (see [`to_bytes`]), so a resumed run continues exactly. A stateless
+    /// agent saves nothing.
+    fn save(&self) -> Result<Vec<u8>, String> {
+        Ok(Vec::new())
+    }
 
     /// Restores what [`Agent::save`] returned.
-    fn load(&mut self, bytes: &[u8]) -> Result<(), String>;
+    fn load(&mut self, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Values for the host's logs and plots.
     fn metrics(&self) -> Vec<(String, f64)> {
@@ -74,15 +86,17 @@ pub trait Agent: Sized + 'static {
 pub trait RewardShaper: Sized + 'static {
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
+    /// The shaper's hyperparameters, parsed as for [`Agent::Config`].
+    type Config: serde::de::DeserializeOwned + Default;
 
-    fn init(config: &str) -> Result<Self, String>;
+    fn init(config: Self::Config) -> Result<Self, String>;
 
     fn shape(&mut self, evaluation: &Evaluation) -> Result<f64, String>;
 }
 
-/// Parses a plugin's JSON configuration section into its hyperparameter struct. Missing fields keep
-/// their defaults when the struct has `#[serde(default)]`; unknown ones are an error when it has
-/// `#[serde(deny_unknown_fields)]`.
+/// Parses a plugin's JSON configuration section into its hyperparameter struct ("{}", empty or
+/// `null` give the defaults). The SDK does this for [`Agent::Config`]; it is public for plugins
+/// with configuration of their own.
 pub fn parse_config<T: serde::de::DeserializeOwned + Default>(config: &str) -> Result<T, String> {
     let text = config.trim();
     if text.is_empty() || text == "null" {
@@ -120,9 +134,13 @@ pub mod agent_bindings {
 
 #[doc(hidden)]
 pub mod reward_bindings {
+    // The reward world shares the agent world's `nas:plugin/types` (the key names the contract
+    // version; a stale one fails to compile as an unused remapping), so each type and its
+    // conversions exist once.
     wit_bindgen::generate!({
         path: "wit",
         world: "reward-plugin",
+        with: { "nas:plugin/types@0.1.0": crate::agent_bindings::nas::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_reward_world",
         default_bindings_module: "nas_plugin_sdk::reward_bindings",
@@ -134,69 +152,14 @@ pub mod reward_bindings {
 #[macro_export]
 macro_rules! register_agent {
     ($agent:ty) => {
-        mod __nas_agent_export {
-            use super::*;
-            use $crate::agent_bindings::exports::nas::plugin::agent as wit;
-            use $crate::agent_bindings::nas::plugin::types as wit_types;
-
-            ::std::thread_local! {
-                static AGENT: ::std::cell::RefCell<Option<$agent>> = const { ::std::cell::RefCell::new(None) };
-            }
-
-            fn with_agent<R>(call: &str, f: impl FnOnce(&mut $agent) -> Result<R, String>) -> Result<R, String> {
-                AGENT.with(|cell| match cell.borrow_mut().as_mut() {
-                    Some(agent) => f(agent),
-                    None => Err(format!("`{call}` called before `init`")),
-                })
-            }
-
-            pub struct Export;
-
-            impl wit::Guest for Export {
-                fn describe() -> wit_types::PluginInfo {
-                    $crate::__private::info(
-                        <$agent as $crate::Agent>::NAME,
-                        env!("CARGO_PKG_VERSION"),
-                        <$agent as $crate::Agent>::DESCRIPTION,
-                    )
-                }
-                fn init(space: wit_types::Space, config: String, seed: u64) -> Result<(), String> {
-                    let agent = <$agent as $crate::Agent>::init(space.into(), &config, seed)?;
-                    AGENT.with(|cell| *cell.borrow_mut() = Some(agent));
-                    Ok(())
-                }
-                fn act(
-                    env: u32,
-                    observation: wit_types::Observation,
-                    mask: Vec<bool>,
-                    explore: bool,
-                ) -> Result<u32, String> {
-                    let observation = observation.into();
-                    with_agent("act", |a| {
-                        $crate::Agent::act(a, env, &observation, &mask, explore)
-                    })
-                    .map(|i| i as u32)
-                }
-                fn observe(env: u32, reward: f64, done: bool) -> Result<(), String> {
-                    with_agent("observe", |a| $crate::Agent::observe(a, env, reward, done))
-                }
-                fn save() -> Result<Vec<u8>, String> {
-                    with_agent("save", |a| $crate::Agent::save(a))
-                }
-                fn load(state: Vec<u8>) -> Result<(), String> {
-                    with_agent("load", |a| $crate::Agent::load(a, &state))
-                }
-                fn metrics() -> Vec<wit_types::Metric> {
-                    with_agent("metrics", |a| Ok($crate::Agent::metrics(a)))
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(name, value)| wit_types::Metric { name, value })
-                        .collect()
-                }
-            }
-
-            $crate::agent_bindings::export_agent_world!(Export);
+        #[doc(hidden)]
+        pub struct __NasVersion;
+        impl $crate::__private::Version for __NasVersion {
+            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
         }
+        #[doc(hidden)]
+        type __NasAgentExport = $crate::__private::AgentExport<$agent, __NasVersion>;
+        $crate::agent_bindings::export_agent_world!(__NasAgentExport with_types_in $crate::agent_bindings);
     };
 }
 
@@ -204,63 +167,105 @@ macro_rules! register_agent {
 #[macro_export]
 macro_rules! register_reward {
     ($shaper:ty) => {
-        mod __nas_reward_export {
-            use super::*;
-            use $crate::reward_bindings::exports::nas::plugin::reward as wit;
-            use $crate::reward_bindings::nas::plugin::types as wit_types;
-
-            ::std::thread_local! {
-                static SHAPER: ::std::cell::RefCell<Option<$shaper>> = const { ::std::cell::RefCell::new(None) };
-            }
-
-            pub struct Export;
-
-            impl wit::Guest for Export {
-                fn describe() -> wit_types::PluginInfo {
-                    $crate::__private::reward_info(
-                        <$shaper as $crate::RewardShaper>::NAME,
-                        env!("CARGO_PKG_VERSION"),
-                        <$shaper as $crate::RewardShaper>::DESCRIPTION,
-                    )
-                }
-                fn init(config: String) -> Result<(), String> {
-                    let shaper = <$shaper as $crate::RewardShaper>::init(&config)?;
-                    SHAPER.with(|cell| *cell.borrow_mut() = Some(shaper));
-                    Ok(())
-                }
-                fn shape(evaluation: wit_types::Evaluation) -> Result<f64, String> {
-                    let evaluation = evaluation.into();
-                    SHAPER.with(|cell| match cell.borrow_mut().as_mut() {
-                        Some(shaper) => $crate::RewardShaper::shape(shaper, &evaluation),
-                        None => Err("`shape` called before `init`".into()),
-                    })
-                }
-            }
-
-            $crate::reward_bindings::export_reward_world!(Export);
+        #[doc(hidden)]
+        pub struct __NasVersion;
+        impl $crate::__private::Version for __NasVersion {
+            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
         }
+        #[doc(hidden)]
+        type __NasRewardExport = $crate::__private::RewardExport<$shaper, __NasVersion>;
+        $crate::reward_bindings::export_reward_world!(__NasRewardExport with_types_in $crate::reward_bindings);
     };
 }
 
+/// The WIT glue: ordinary generic code, so the register macros stay a few lines.
 #[doc(hidden)]
 pub mod __private {
-    pub fn info(name: &str, version: &str, description: &str) -> crate::agent_bindings::nas::plugin::types::PluginInfo {
-        crate::agent_bindings::nas::plugin::types::PluginInfo {
+    use std::any::Any;
+    use std::cell::RefCell;
+    use std::marker::PhantomData;
+
+    use crate::agent_bindings::exports::nas::plugin::agent::Guest as AgentGuest;
+    use crate::agent_bindings::nas::plugin::types as wit;
+    use crate::reward_bindings::exports::nas::plugin::reward::Guest as RewardGuest;
+    use crate::{Agent, RewardShaper};
+
+    thread_local! {
+        /// The plugin's one instance (a component exports one agent or one shaper).
+        static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    fn with<T: 'static, R>(call: &str, f: impl FnOnce(&mut T) -> Result<R, String>) -> Result<R, String> {
+        INSTANCE.with(
+            |cell| match cell.borrow_mut().as_mut().and_then(|b| b.downcast_mut::<T>()) {
+                Some(instance) => f(instance),
+                None => Err(format!("`{call}` called before `init`")),
+            },
+        )
+    }
+
+    fn install<T: 'static>(instance: T) {
+        INSTANCE.with(|cell| *cell.borrow_mut() = Some(Box::new(instance)));
+    }
+
+    /// The plugin crate's version, which only the register macro's expansion can name.
+    pub trait Version {
+        const VERSION: &'static str;
+    }
+
+    fn info(name: &str, version: &str, description: &str) -> wit::PluginInfo {
+        wit::PluginInfo {
             name: name.into(),
             version: version.into(),
             description: description.into(),
         }
     }
 
-    pub fn reward_info(
-        name: &str,
-        version: &str,
-        description: &str,
-    ) -> crate::reward_bindings::nas::plugin::types::PluginInfo {
-        crate::reward_bindings::nas::plugin::types::PluginInfo {
-            name: name.into(),
-            version: version.into(),
-            description: description.into(),
+    pub struct AgentExport<A, V>(PhantomData<(A, V)>);
+
+    impl<A: Agent, V: Version> AgentGuest for AgentExport<A, V> {
+        fn describe() -> wit::PluginInfo {
+            info(A::NAME, V::VERSION, A::DESCRIPTION)
+        }
+        fn init(space: wit::Space, config: String, seed: u64) -> Result<(), String> {
+            install(A::init(space.into(), crate::parse_config(&config)?, seed)?);
+            Ok(())
+        }
+        fn act(env: u32, observation: wit::Observation, mask: Vec<bool>, explore: bool) -> Result<u32, String> {
+            let observation = observation.into();
+            with("act", |a: &mut A| a.act(env, &observation, &mask, explore)).map(|i| i as u32)
+        }
+        fn observe(env: u32, reward: f64, done: bool) -> Result<(), String> {
+            with("observe", |a: &mut A| a.observe(env, reward, done))
+        }
+        fn save() -> Result<Vec<u8>, String> {
+            with("save", |a: &mut A| a.save())
+        }
+        fn load(state: Vec<u8>) -> Result<(), String> {
+            with("load", |a: &mut A| a.load(&state))
+        }
+        fn metrics() -> Vec<wit::Metric> {
+            with("metrics", |a: &mut A| Ok(a.metrics()))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, value)| wit::Metric { name, value })
+                .collect()
+        }
+    }
+
+    pub struct RewardExport<S, V>(PhantomData<(S, V)>);
+
+    impl<S: RewardShaper, V: Version> RewardGuest for RewardExport<S, V> {
+        fn describe() -> wit::PluginInfo {
+            info(S::NAME, V::VERSION, S::DESCRIPTION)
+        }
+        fn init(config: String) -> Result<(), String> {
+            install(S::init(crate::parse_config(&config)?)?);
+            Ok(())
+        }
+        fn shape(evaluation: wit::Evaluation) -> Result<f64, String> {
+            let evaluation = evaluation.into();
+            with("shape", |s: &mut S| s.shape(&evaluation))
         }
     }
 }
@@ -269,3 +274,17 @@ pub mod __private {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoConfig {}
+
+#[cfg(test)]
+mod contract_tests {
+    /// The one contract version constant matches the WIT package line.
+    #[test]
+    fn contract_version_matches_the_wit_package() {
+        let wit = include_str!("../wit/nas-plugin.wit");
+        let package = wit
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("package nas:plugin@"))
+            .expect("a package line");
+        assert_eq!(package.trim_end_matches(';'), super::CONTRACT_VERSION);
+    }
+}

@@ -106,6 +106,13 @@ impl PluginRng {
         rand::seq::SliceRandom::shuffle(items, &mut self.0);
     }
 
+    /// A generator seeded from the host's randomness for this episode. The host reseeds what a
+    /// plugin reads from it at every episode, so a stateless plugin that draws from it replays
+    /// exactly on resume and needs no `save`.
+    pub fn from_host() -> PluginRng {
+        PluginRng(ChaCha8Rng::from_os_rng())
+    }
+
     /// The underlying generator, for `rand` APIs.
     pub fn inner(&mut self) -> &mut ChaCha8Rng {
         &mut self.0
@@ -123,34 +130,23 @@ pub fn argmax_valid(values: &[f64], mask: &[bool]) -> Option<usize> {
     best
 }
 
-/// Conversions from one generated bindings module (the agent and reward worlds each have their
-/// own copy of the WIT types).
-macro_rules! conversions {
-    ($types:path) => {
-        const _: () = {
-            use $types as w;
-
-            impl From<w::Layer> for Layer {
-                fn from(layer: w::Layer) -> Layer {
-                    match layer {
-                        w::Layer::Conv(c) => Layer::Conv {
-                            filters: c.filters,
-                            kernel: c.kernel,
-                        },
-                        w::Layer::Pool(p) => Layer::Pool {
-                            size: p.size,
-                            stride: p.stride,
-                        },
-                        w::Layer::Fc(units) => Layer::Fc { units },
-                    }
-                }
-            }
-        };
-    };
+// Conversions from the WIT-generated types (one set: both worlds share `nas:plugin/types`).
+impl From<crate::agent_bindings::nas::plugin::types::Layer> for Layer {
+    fn from(layer: crate::agent_bindings::nas::plugin::types::Layer) -> Layer {
+        use crate::agent_bindings::nas::plugin::types as w;
+        match layer {
+            w::Layer::Conv(c) => Layer::Conv {
+                filters: c.filters,
+                kernel: c.kernel,
+            },
+            w::Layer::Pool(p) => Layer::Pool {
+                size: p.size,
+                stride: p.stride,
+            },
+            w::Layer::Fc(units) => Layer::Fc { units },
+        }
+    }
 }
-
-conversions!(crate::agent_bindings::nas::plugin::types);
-conversions!(crate::reward_bindings::nas::plugin::types);
 
 impl From<crate::agent_bindings::nas::plugin::types::Space> for Space {
     fn from(s: crate::agent_bindings::nas::plugin::types::Space) -> Space {
@@ -181,8 +177,8 @@ impl From<crate::agent_bindings::nas::plugin::types::Observation> for Observatio
     }
 }
 
-impl From<crate::reward_bindings::nas::plugin::types::Evaluation> for Evaluation {
-    fn from(e: crate::reward_bindings::nas::plugin::types::Evaluation) -> Evaluation {
+impl From<crate::agent_bindings::nas::plugin::types::Evaluation> for Evaluation {
+    fn from(e: crate::agent_bindings::nas::plugin::types::Evaluation) -> Evaluation {
         Evaluation {
             accuracy: e.accuracy,
             params: e.params,

@@ -1,49 +1,15 @@
 //! The host's handle on an agent plugin.
 
 use super::bindings::{self, wit, wit_layer};
-use super::runtime::{truncate, LoadedPlugin, Runtime, Sandbox, SandboxLimits};
-use super::{PluginError, PluginInfo, PluginKind};
+use super::handle::PluginHandle;
+use super::runtime::truncate;
+use super::PluginError;
 use crate::mdp::{Mdp, State};
 
 /// A running agent plugin. Every call is sandboxed; an action the mask forbids is refused.
-pub struct AgentPlugin {
-    sandbox: Sandbox,
-    plugin: bindings::agent::AgentPlugin,
-    pub sha256: String,
-}
+pub type AgentPlugin = PluginHandle<bindings::agent::AgentPlugin>;
 
 impl AgentPlugin {
-    /// Instantiates a loaded agent plugin and asks it to describe itself.
-    pub fn instantiate(
-        runtime: &Runtime,
-        loaded: &LoadedPlugin,
-        limits: SandboxLimits,
-        seed: u64,
-    ) -> anyhow::Result<AgentPlugin> {
-        let (sandbox, plugin) = runtime.sandboxed(
-            loaded,
-            PluginKind::Agent,
-            limits,
-            seed,
-            |store, component, linker| bindings::agent::AgentPlugin::instantiate(store, component, linker),
-            |p, s| p.nas_plugin_agent().call_describe(s),
-        )?;
-        Ok(AgentPlugin {
-            sandbox,
-            plugin,
-            sha256: loaded.sha256.clone(),
-        })
-    }
-
-    pub fn info(&self) -> &PluginInfo {
-        &self.sandbox.info
-    }
-
-    /// Restarts the plugin's WASI random stream (the host does this at every episode).
-    pub fn reseed(&mut self, seed: u64) {
-        self.sandbox.reseed(seed);
-    }
-
     /// Tells the agent the search space, its configuration (JSON) and seed.
     pub fn init(&mut self, mdp: &Mdp, config_json: &str, seed: u64) -> Result<(), PluginError> {
         let space = wit::Space {
@@ -59,7 +25,7 @@ impl AgentPlugin {
             tuple_field_sizes: mdp.tuple_field_sizes().iter().map(|&s| s as u32).collect(),
             max_depth: mdp.config.max_depth as u32,
         };
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         self.sandbox.call("init", |s| {
             plugin.nas_plugin_agent().call_init(s, &space, config_json, seed)
         })
@@ -80,7 +46,7 @@ impl AgentPlugin {
             depth: state.depth as u32,
             image_size: state.image_size,
         };
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         let index = self.sandbox.call("act", |s| {
             plugin.nas_plugin_agent().call_act(s, env, &observation, mask, explore)
         })? as usize;
@@ -103,25 +69,25 @@ impl AgentPlugin {
     }
 
     pub fn observe(&mut self, env: u32, reward: f64, done: bool) -> Result<(), PluginError> {
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         self.sandbox.call("observe", |s| {
             plugin.nas_plugin_agent().call_observe(s, env, reward, done)
         })
     }
 
     pub fn save(&mut self) -> Result<Vec<u8>, PluginError> {
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         self.sandbox.call("save", |s| plugin.nas_plugin_agent().call_save(s))
     }
 
     pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         self.sandbox
             .call("load", |s| plugin.nas_plugin_agent().call_load(s, state))
     }
 
     pub fn metrics(&mut self) -> Result<Vec<(String, f64)>, PluginError> {
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         let metrics = self
             .sandbox
             .call("metrics", |s| plugin.nas_plugin_agent().call_metrics(s).map(Ok))?;

@@ -6,12 +6,14 @@
 
 mod agent;
 mod bindings;
+mod handle;
 mod reward;
 mod runtime;
 
 use std::path::{Path, PathBuf};
 
 pub use agent::AgentPlugin;
+pub use handle::PluginHandle;
 pub use reward::{EvaluationInput, RewardPlugin};
 pub use runtime::{LoadedPlugin, PluginInfo, Runtime, SandboxLimits};
 
@@ -104,4 +106,18 @@ pub fn discover() -> Vec<PathBuf> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    /// The host's contract version is the WIT package's (the SDK checks its own the same way).
+    #[test]
+    fn contract_version_matches_the_wit_package() {
+        let wit = include_str!("../../../plugin-sdk/wit/nas-plugin.wit");
+        let package = wit
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("package nas:plugin@"))
+            .expect("a package line");
+        assert_eq!(package.trim_end_matches(';'), super::CONTRACT_VERSION);
+    }
 }

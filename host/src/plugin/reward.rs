@@ -1,8 +1,8 @@
 //! The host's handle on a reward-shaper plugin.
 
 use super::bindings::{self, wit, wit_layer};
-use super::runtime::{LoadedPlugin, Runtime, Sandbox, SandboxLimits};
-use super::{PluginError, PluginInfo, PluginKind};
+use super::handle::PluginHandle;
+use super::PluginError;
 use crate::arch::Architecture;
 
 /// What the reward shaper is told about a finished child.
@@ -16,45 +16,11 @@ pub struct EvaluationInput<'a> {
 }
 
 /// A running reward-shaper plugin.
-pub struct RewardPlugin {
-    sandbox: Sandbox,
-    plugin: bindings::reward::RewardPlugin,
-    pub sha256: String,
-}
+pub type RewardPlugin = PluginHandle<bindings::reward::RewardPlugin>;
 
 impl RewardPlugin {
-    pub fn instantiate(
-        runtime: &Runtime,
-        loaded: &LoadedPlugin,
-        limits: SandboxLimits,
-        seed: u64,
-    ) -> anyhow::Result<RewardPlugin> {
-        let (sandbox, plugin) = runtime.sandboxed(
-            loaded,
-            PluginKind::Reward,
-            limits,
-            seed,
-            |store, component, linker| bindings::reward::RewardPlugin::instantiate(store, component, linker),
-            |p, s| p.nas_plugin_reward().call_describe(s),
-        )?;
-        Ok(RewardPlugin {
-            sandbox,
-            plugin,
-            sha256: loaded.sha256.clone(),
-        })
-    }
-
-    pub fn info(&self) -> &PluginInfo {
-        &self.sandbox.info
-    }
-
-    /// Restarts the plugin's WASI random stream (the host does this at every episode).
-    pub fn reseed(&mut self, seed: u64) {
-        self.sandbox.reseed(seed);
-    }
-
     pub fn init(&mut self, config_json: &str) -> Result<(), PluginError> {
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         self.sandbox
             .call("init", |s| plugin.nas_plugin_reward().call_init(s, config_json))
     }
@@ -70,7 +36,7 @@ impl RewardPlugin {
             train_seconds: input.train_seconds,
             failure: input.failure.map(str::to_string),
         };
-        let plugin = &self.plugin;
+        let plugin = &self.bindings;
         let reward = self
             .sandbox
             .call("shape", |s| plugin.nas_plugin_reward().call_shape(s, &evaluation))?;

@@ -70,7 +70,8 @@ pub struct LoadedPlugin {
 }
 
 /// The host side of a store: WASI (nothing granted), limits, and the plugin's captured output.
-pub(crate) struct HostState {
+#[doc(hidden)]
+pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,

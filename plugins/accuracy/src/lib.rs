@@ -23,10 +23,10 @@ impl RewardShaper for Accuracy {
     const NAME: &'static str = "accuracy";
     const DESCRIPTION: &'static str = "Reward = validation accuracy (failed children get failure_reward, default 0)";
 
-    fn init(config: &str) -> Result<Self, String> {
-        Ok(Accuracy {
-            hp: parse_config(config)?,
-        })
+    type Config = Hyperparameters;
+
+    fn init(hp: Hyperparameters) -> Result<Self, String> {
+        Ok(Accuracy { hp })
     }
 
     fn shape(&mut self, evaluation: &Evaluation) -> Result<f64, String> {

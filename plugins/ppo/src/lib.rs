@@ -474,8 +474,9 @@ impl Agent for Ppo {
     const NAME: &'static str = "ppo";
     const DESCRIPTION: &'static str = "Masked PPO over the flat action list (MaskablePPO defaults, candle MLPs)";
 
-    fn init(space: Space, config: &str, seed: u64) -> Result<Self, String> {
-        let hp: Hyperparameters = parse_config(config)?;
+    type Config = Hyperparameters;
+
+    fn init(space: Space, hp: Hyperparameters, seed: u64) -> Result<Self, String> {
         if hp.n_steps == 0 || hp.batch_size == 0 || hp.hidden.is_empty() {
             return Err("n_steps, batch_size and hidden must be non-zero".into());
         }
@@ -626,7 +627,7 @@ mod tests {
     }
 
     fn ppo(config: &str) -> Ppo {
-        Ppo::init(space(4, 3), config, 7).unwrap()
+        Ppo::init(space(4, 3), parse_config(config).unwrap(), 7).unwrap()
     }
 
     fn transition(env: u32, value: f32, reward: f32, done: bool, next_value: f32) -> Transition {
@@ -776,7 +777,7 @@ mod tests {
         }
         assert_eq!(a.adam.step, 2, "one update of two minibatches ran");
         let bytes = a.save().unwrap();
-        let mut b = Ppo::init(space(4, 3), config, 99).unwrap();
+        let mut b = Ppo::init(space(4, 3), parse_config(config).unwrap(), 99).unwrap();
         b.load(&bytes).unwrap();
         assert_eq!(b.save().unwrap(), bytes);
         for i in 0..10 {
@@ -786,7 +787,7 @@ mod tests {
                 b.act(1, &o, &[true; 4], true).unwrap()
             );
         }
-        let mut other_shape = Ppo::init(space(4, 3), r#"{"hidden": [8]}"#, 0).unwrap();
+        let mut other_shape = Ppo::init(space(4, 3), parse_config(r#"{"hidden": [8]}"#).unwrap(), 0).unwrap();
         assert!(other_shape.load(&bytes).unwrap_err().contains("shapes"));
     }
 

@@ -137,8 +137,9 @@ impl Agent for QLearning {
     const DESCRIPTION: &'static str =
         "Mini-MetaQNN: tabular Q-learning, epsilon-greedy over valid actions, replay of 30 trajectories per episode";
 
-    fn init(_space: Space, config: &str, seed: u64) -> Result<Self, String> {
-        let hp: Hyperparameters = parse_config(config)?;
+    type Config = Hyperparameters;
+
+    fn init(_space: Space, hp: Hyperparameters, seed: u64) -> Result<Self, String> {
         if hp.epsilon_schedule.iter().any(|&(e, _)| !(0.0..=1.0).contains(&e)) {
             return Err("every epsilon in epsilon_schedule must be within [0, 1]".into());
         }
@@ -235,7 +236,7 @@ mod tests {
     }
 
     fn agent(config: &str) -> QLearning {
-        QLearning::init(space(), config, 0).unwrap()
+        QLearning::init(space(), parse_config(config).unwrap(), 0).unwrap()
     }
 
     fn step(state: &[u32], action: u32, mask: &[bool]) -> Step {

@@ -1,38 +1,23 @@
-//! The baseline every comparison includes: a uniformly random valid action at every step.
+//! The baseline every comparison includes: a uniformly random valid action at every step. The
+//! SDK's showcase — stateless, it draws from the host's per-episode randomness, so resumed runs
+//! replay exactly without `save`/`load`.
 use nas_plugin_sdk::*;
 
-struct Random {
-    rng: PluginRng,
-}
+struct Random;
 
 impl Agent for Random {
     const NAME: &'static str = "random";
     const DESCRIPTION: &'static str = "Baseline: uniform over the valid actions";
+    type Config = NoConfig;
 
-    fn init(_space: Space, config: &str, seed: u64) -> Result<Self, String> {
-        parse_config::<NoConfig>(config)?;
-        Ok(Random {
-            rng: PluginRng::new(seed),
-        })
+    fn init(_space: Space, _config: NoConfig, _seed: u64) -> Result<Self, String> {
+        Ok(Random)
     }
 
     fn act(&mut self, _env: u32, _obs: &Observation, mask: &[bool], _explore: bool) -> Result<usize, String> {
-        self.rng
+        PluginRng::from_host()
             .uniform_valid(mask)
-            .ok_or_else(|| "no valid action in the mask".into())
-    }
-
-    fn observe(&mut self, _env: u32, _reward: f64, _done: bool) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn save(&self) -> Result<Vec<u8>, String> {
-        to_bytes(&self.rng)
-    }
-
-    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.rng = from_bytes(bytes)?;
-        Ok(())
+            .ok_or_else(|| "no valid action".into())
     }
 }
 

@@ -46,8 +46,9 @@ impl RewardShaper for SizePenalty {
     const DESCRIPTION: &'static str =
         "Reward = accuracy - beta*(delta*x + ln x), x = trainable parameters (beta 0.01, delta 1e-8)";
 
-    fn init(config: &str) -> Result<Self, String> {
-        let hp: Hyperparameters = parse_config(config)?;
+    type Config = Hyperparameters;
+
+    fn init(hp: Hyperparameters) -> Result<Self, String> {
         if !(hp.beta >= 0.0 && hp.delta >= 0.0) {
             return Err(format!(
                 "beta and delta must be non-negative (got beta {}, delta {})",

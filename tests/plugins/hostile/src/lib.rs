@@ -24,9 +24,11 @@ impl Agent for Hostile {
     const NAME: &'static str = "hostile";
     const DESCRIPTION: &'static str = "Test plugin that misbehaves on purpose";
 
-    fn init(_space: Space, config: &str, _seed: u64) -> Result<Self, String> {
+    type Config = Hyperparameters;
+
+    fn init(_space: Space, hp: Hyperparameters, _seed: u64) -> Result<Self, String> {
         Ok(Hostile {
-            hp: parse_config(config)?,
+            hp,
             hoard: Vec::new(),
             acts: 0,
         })
@@ -80,14 +82,6 @@ impl Agent for Hostile {
         if self.hp.mode == "refuse-observe" {
             return Err("observe was called on a policy that must stay frozen".into());
         }
-        Ok(())
-    }
-
-    fn save(&self) -> Result<Vec<u8>, String> {
-        Ok(Vec::new())
-    }
-
-    fn load(&mut self, _bytes: &[u8]) -> Result<(), String> {
         Ok(())
     }
 }
