@@ -53,6 +53,9 @@ test: build
 	cargo test --release $(NATIVE)
 	# The plugins' own unit tests, run natively.
 	cargo test --release $(addprefix -p ,$(PLUGINS))
+	# The benchmark's PyTorch baseline really is the seed's pipeline (ToTensor only).
+	$(VENV)/bin/python -c "import torchvision" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check torchvision==0.26.0
+	$(VENV)/bin/python bench/reference.py --self-test
 
 demo: build
 	bash scripts/demo.sh

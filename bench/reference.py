@@ -109,15 +109,34 @@ def run(mode, train, test, classes, epochs, seed, lr):
     return {"mode": mode, "accuracy": acc, "seconds": seconds, "seconds_per_epoch": seconds / epochs}
 
 
+def self_test():
+    """The seed's pipeline gives each image as ToTensor() alone would: CHW floats in [0, 1], the
+    pixel values / 255, with no normalisation (run by `make test`)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(4, 3, 32, 32), dtype=np.uint8)
+    images[0, :, 0, 0] = (0, 128, 255)
+    dataset = ImageDataset(images, np.arange(4) % 2)
+    for i in range(4):
+        x, y = dataset[i]
+        assert x.shape == (3, 32, 32) and y == i % 2
+        assert torch.allclose(x, torch.from_numpy(images[i]).float() / 255.0), "pixels must be in [0, 1], as ToTensor gives them"
+    print("reference.py self-test: the seed's pipeline is ToTensor only")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--self-test", action="store_true", help="check the seed's data pipeline and exit")
     p.add_argument("--classes", type=int, default=5)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=0.001, help="Adam's learning rate (nas-host's default)")
     p.add_argument("--modes", default="dataloader,tensors")
     a = p.parse_args()
+    if a.self_test:
+        return self_test()
+    if not a.data_dir:
+        p.error("--data-dir is required")
     train, test = load_cifar(a.data_dir, a.classes)
     for mode in a.modes.split(","):
         print(json.dumps(run(mode, train, test, a.classes, a.epochs, a.seed, a.lr)), flush=True)
