@@ -8,15 +8,14 @@ use clap::{Args, Parser, Subcommand};
 use nas_datasets::{DataSource, DatasetName};
 
 use crate::arch::Architecture;
-use crate::config::{RunConfig, RunOverrides};
+use crate::config::{RunConfig, RunOverrides, TrainOverrides};
 use crate::device::DeviceChoice;
 use crate::frozen_policy::SampleSink;
-use crate::mdp::{Mdp, MdpConfig};
-use crate::model::Activation;
+use crate::mdp::Mdp;
 use crate::plugin::{self, Runtime};
 use crate::search::{self, EpisodeSink, SearchOptions, Start};
 use crate::store::{EpisodeRecord, EvalSampleRow, Store};
-use crate::train::{self, Normalize, TensorData, TrainConfig, Validation};
+use crate::train::{self, TensorData};
 use crate::{frozen_policy, report};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -180,22 +179,8 @@ struct TrainArchArgs {
     /// The architecture in canonical form, e.g. "conv(32,3) pool(5,3) fc(64)".
     #[arg(long)]
     arch: String,
-    #[arg(long)]
-    epochs: Option<usize>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    #[arg(long)]
-    lr: Option<f64>,
-    #[arg(long, value_enum)]
-    activation: Option<Activation>,
-    /// Input normalisation: per-channel (standardised) or none ([0, 1] pixels, the seed's).
-    #[arg(long, value_enum)]
-    normalize: Option<Normalize>,
-    /// `test` (the seed's protocol) or `holdout:N`.
-    #[arg(long)]
-    validation: Option<Validation>,
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    protocol: TrainOverrides,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -546,23 +531,15 @@ fn fetch_dataset(name: DatasetName, data_dir: Option<PathBuf>) -> anyhow::Result
 
 fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
     let arch: Architecture = args.arch.parse().map_err(anyhow::Error::msg)?;
-    let (dataset, mdp_config, mut config) = match &args.config {
-        Some(path) => {
-            let run = RunConfig::from_file(path)?;
-            (run.dataset, run.mdp, run.train)
-        }
-        None => (DatasetName::Mnist3, MdpConfig::default(), TrainConfig::default()),
+    let run = match &args.config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::default(),
     };
-    let dataset = args.dataset.unwrap_or(dataset);
-    config.epochs = args.epochs.unwrap_or(config.epochs);
-    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
-    config.learning_rate = args.lr.unwrap_or(config.learning_rate);
-    config.activation = args.activation.unwrap_or(config.activation);
-    config.normalize = args.normalize.unwrap_or(config.normalize);
-    config.validation = args.validation.unwrap_or(config.validation);
-    config.seed = args.seed.unwrap_or(config.seed);
+    let dataset = args.dataset.unwrap_or(run.dataset);
+    let mut config = run.train;
+    args.protocol.apply(&mut config);
     let (_, side, _) = dataset.image_shape();
-    Mdp::new(mdp_config, side as u32)
+    Mdp::new(run.mdp, side as u32)
         .validate(&arch)
         .map_err(|e| anyhow::anyhow!("invalid architecture `{arch}` for {dataset}: {e}"))?;
     let data = TensorData::load(dataset, args.data.data_dir.as_deref(), args.data.device, &config)?;

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::evaluator::{EvaluatorKind, SyntheticConfig};
 use crate::mdp::MdpConfig;
+use crate::model::Activation;
 use crate::plugin::SandboxLimits;
-use crate::train::TrainConfig;
+use crate::train::{Normalize, TrainConfig, Validation};
 
 /// Settings of `nas-host eval`: sampling the frozen final policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +148,41 @@ impl RunOverrides {
         config.evaluator = evaluator.unwrap_or(config.evaluator);
         config.seed = seed.unwrap_or(config.seed);
         config.train.epochs = epochs.unwrap_or(config.train.epochs);
+    }
+}
+
+/// `train-arch`'s flags over a training protocol (the run configuration's `[train]`, or the
+/// defaults).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TrainOverrides {
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// Input normalisation: per-channel (standardised) or none ([0, 1] pixels, the seed's).
+    #[arg(long, value_enum)]
+    pub normalize: Option<Normalize>,
+    /// `test` (the seed's protocol) or `holdout:N`.
+    #[arg(long)]
+    pub validation: Option<Validation>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl TrainOverrides {
+    /// Writes every given flag over `train`.
+    pub fn apply(&self, train: &mut TrainConfig) {
+        train.epochs = self.epochs.unwrap_or(train.epochs);
+        train.batch_size = self.batch_size.unwrap_or(train.batch_size);
+        train.learning_rate = self.lr.unwrap_or(train.learning_rate);
+        train.activation = self.activation.unwrap_or(train.activation);
+        train.normalize = self.normalize.unwrap_or(train.normalize);
+        train.validation = self.validation.unwrap_or(train.validation);
+        train.seed = self.seed.unwrap_or(train.seed);
     }
 }
 

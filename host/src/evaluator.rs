@@ -141,6 +141,17 @@ impl Evaluator {
         })
     }
 
+    /// The device kind children are trained on (`cpu`, `cuda`), or `none` for the synthetic
+    /// evaluator. Part of the cache key and recorded with a run: CPU and CUDA kernels give
+    /// different results for the same seed.
+    pub fn device_kind(&self) -> &'static str {
+        match self {
+            Evaluator::Train { data, .. } if data.device == tch::Device::Cpu => "cpu",
+            Evaluator::Train { .. } => "cuda",
+            Evaluator::Synthetic { .. } => "none",
+        }
+    }
+
     /// Evaluates `arch`, training with `train_seed` (the synthetic score has no randomness).
     pub fn evaluate(&self, arch: &Architecture, train_seed: u64) -> Outcome {
         match self {

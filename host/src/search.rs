@@ -133,14 +133,11 @@ impl Session {
             EvaluatorKind::Synthetic => serde_json::to_string(&self.config.synthetic),
         }
         .expect("protocols serialize");
-        let device = match &self.evaluator {
-            Evaluator::Train { data, .. } => device_kind(data.device),
-            Evaluator::Synthetic { .. } => "none",
-        };
         let text = format!(
-            "{arch}|{}|{}|{protocol}|{PROTOCOL_REVISION}|{device}",
+            "{arch}|{}|{}|{protocol}|{PROTOCOL_REVISION}|{}",
             self.config.dataset,
-            self.config.evaluator.as_str()
+            self.config.evaluator.as_str(),
+            self.evaluator.device_kind()
         );
         (sha256_hex(text.as_bytes()), protocol)
     }
@@ -196,15 +193,6 @@ impl Session {
         Ok((id, outcome, false))
     }
 
-    /// The device kind children are trained on (`cpu`, `cuda`), or `none` for the synthetic
-    /// evaluator.
-    pub fn device_kind(&self) -> &'static str {
-        match &self.evaluator {
-            Evaluator::Train { data, .. } => device_kind(data.device),
-            Evaluator::Synthetic { .. } => "none",
-        }
-    }
-
     /// Reseeds both plugins' WASI randomness for `episode`.
     pub fn reseed(&mut self, episode: usize) {
         let seed = episode_seed(self.config.seed, episode);
@@ -217,13 +205,6 @@ impl Session {
 /// that older cached evaluations are not served as if they were trained the current way.
 /// Revision 2: PyTorch's default initialisation of conv and linear layers.
 const PROTOCOL_REVISION: u32 = 2;
-
-fn device_kind(device: tch::Device) -> &'static str {
-    match device {
-        tch::Device::Cpu => "cpu",
-        _ => "cuda",
-    }
-}
 
 fn episode_seed(seed: u64, episode: usize) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (episode as u64).wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
@@ -319,7 +300,7 @@ pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSum
 /// Runs (or resumes) a search, stores every episode and hands each to `sink`.
 pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn EpisodeSink) -> anyhow::Result<SearchSummary> {
     let mut store = Store::open(&options.db)?;
-    let (run_id, mut session, first_episode) = match start {
+    let (run_id, mut session, first_episode, no_cache) = match start {
         Start::New(config) => {
             let agent_path = plugin::resolve(&config.agent)?;
             let reward_path = plugin::resolve(&config.reward)?;
@@ -332,10 +313,10 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
                 episodes_target: config.episodes,
                 agent: &session.agent_record,
                 reward: &session.reward_record,
-                device: session.device_kind(),
+                device: session.evaluator.device_kind(),
                 no_cache: options.no_cache,
             })?;
-            (run, session, 0)
+            (run, session, 0, options.no_cache)
         }
         Start::Resume { run, force, episodes } => {
             let record: RunRecord = store.run(run)?;
@@ -345,7 +326,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             let agent_path = check_unchanged("agent", &record.agent, force)?;
             let reward_path = check_unchanged("reward", &record.reward, force)?;
             let mut session = Session::open(&config, &agent_path, &reward_path, options, None)?;
-            let no_cache = check_same_environment(&record, session.device_kind(), options.no_cache, force)?;
+            let no_cache = check_same_environment(&record, session.evaluator.device_kind(), options.no_cache, force)?;
             let done = match store.checkpoint(run)? {
                 Some((done, state)) => {
                     session.agent.load(&state)?;
@@ -355,13 +336,12 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             };
             // Only now that the run can really continue does its record change.
             store.set_episodes_target(run, config.episodes)?;
-            store.set_run_environment(run, session.device_kind(), no_cache)?;
+            store.set_run_environment(run, session.evaluator.device_kind(), no_cache)?;
             store.set_status(run, "running", None)?;
             tracing::info!("resuming run {run} after episode {done} of {}", config.episodes);
-            (run, session, done)
+            (run, session, done, no_cache)
         }
     };
-    let no_cache = store.run(run_id)?.no_cache;
 
     let started = Instant::now();
     let result = run_episodes(&mut store, &mut session, run_id, first_episode, no_cache, sink);

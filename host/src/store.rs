@@ -324,9 +324,7 @@ impl SqliteStore {
                 .with_context(|| format!("migrating the store to schema version {}", version + 1))?;
             tx.pragma_update(None, "user_version", (version + 1) as i64)?;
             tx.commit()?;
-            if current > 0 || version > 0 {
-                tracing::debug!("store migrated to schema version {}", version + 1);
-            }
+            tracing::debug!("store migrated to schema version {}", version + 1);
         }
         Ok(())
     }
