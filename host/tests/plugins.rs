@@ -286,3 +286,205 @@ fn huge_output_is_cut_and_the_host_survives() {
     // Not fatal: the plugin returned an error, so the instance is still usable.
     agent.save().unwrap();
 }
+
+// --- Limits that hold whatever the plugin does (issue #9) ---
+
+fn wat_reward(name: &str, extra: &str, limits: SandboxLimits) -> anyhow::Result<RewardPlugin> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::wat::wat_reward(dir.path(), "wat_reward", name, extra);
+    let (rt, _cache) = runtime();
+    let loaded = rt.load(&path)?;
+    RewardPlugin::instantiate(&rt, &loaded, limits, 0)
+}
+
+fn short_calls() -> SandboxLimits {
+    SandboxLimits {
+        call_timeout_secs: 0.3,
+        ..SandboxLimits::default()
+    }
+}
+
+/// The hand-written plugin works when it misbehaves in no way, so each test below fails only for
+/// the limit it exercises.
+#[test]
+fn the_wat_reward_shaper_behaves_by_default() {
+    let mut reward = wat_reward("wat", "", SandboxLimits::default()).unwrap();
+    assert_eq!(reward.info().name, "wat");
+    reward.init("{\"beta\": 1}").unwrap();
+    let arch: Architecture = "conv(32,3) fc(64)".parse().unwrap();
+    let input = EvaluationInput {
+        architecture: &arch,
+        accuracy: 0.75,
+        params: 1000,
+        train_seconds: 1.0,
+        failure: None,
+    };
+    assert_eq!(reward.shape(&input).unwrap(), 0.75);
+}
+
+#[test]
+fn a_plugin_sleeping_in_a_call_is_stopped_at_the_time_limit() {
+    for wait in ["20", "forever"] {
+        let (mut agent, _c) = hostile("sleep", wait, short_calls());
+        let started = std::time::Instant::now();
+        let e = act_error(&mut agent);
+        let waited = started.elapsed().as_secs_f64();
+        assert!(waited < 5.0, "a {wait} s sleep held the host for {waited:.1} s");
+        assert!(e.fatal);
+        assert!(e.to_string().contains("exceeded its time limit of 0.3 s"), "{e}");
+        let again = agent.save().unwrap_err().to_string();
+        assert!(again.contains("stopped after an earlier failure"), "{again}");
+    }
+    // A short sleep inside the limit is allowed.
+    let (mut agent, _c) = hostile("sleep", "0.05", short_calls());
+    let e = act_error(&mut agent);
+    assert!(!e.fatal && e.to_string().contains("came back"), "{e}");
+}
+
+#[test]
+fn a_plugin_sleeping_while_it_starts_is_stopped_at_the_time_limit() {
+    let started = std::time::Instant::now();
+    let e = wat_reward("sleeper", "(start $sleep_forever)", short_calls()).unwrap_err();
+    assert!(started.elapsed().as_secs_f64() < 5.0);
+    let text = format!("{e:#}");
+    assert!(text.contains("exceeded its time limit of 0.3 s"), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+    // Spinning instead of waiting ends the same way, in one line rather than a raw trap.
+    let e = wat_reward("spinner", "(func $spin (loop $l (br $l))) (start $spin)", short_calls()).unwrap_err();
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("exceeded its time limit of 0.3 s") && !text.contains('\n'),
+        "{text}"
+    );
+}
+
+#[test]
+fn tables_count_against_the_memory_cap() {
+    let limits = SandboxLimits {
+        memory_mib: 16,
+        ..SandboxLimits::default()
+    };
+    // 4M function references are 32 MiB of host memory: declared...
+    let e = wat_reward("tables", "(table 4194304 funcref)", limits).unwrap_err();
+    assert!(format!("{e:#}").contains("exceeded its memory cap of 16 MiB"), "{e:#}");
+    // ...or grown at run time; a small table is fine.
+    let grow = "(table $t 1 funcref)
+        (func $grow (drop (table.grow $t (ref.null func) (i32.const 4194304))))
+        (start $grow)";
+    let e = wat_reward("tables", grow, limits).unwrap_err();
+    assert!(format!("{e:#}").contains("exceeded its memory cap of 16 MiB"), "{e:#}");
+    wat_reward("tables", "(table 1024 funcref)", limits).unwrap();
+}
+
+#[test]
+fn the_memory_cap_bounds_all_memories_together() {
+    let limits = SandboxLimits {
+        memory_mib: 16,
+        ..SandboxLimits::default()
+    };
+    // Two extra memories of 10 MiB (160 pages): each is under the cap, together they are not.
+    let e = wat_reward("memories", "(memory 160) (memory 160)", limits).unwrap_err();
+    let text = format!("{e:#}");
+    assert!(text.contains("exceeded its memory cap of 16 MiB"), "{text}");
+    wat_reward("memories", "(memory 80) (memory 80)", limits).unwrap();
+    // The number of memories is bounded too.
+    let few = SandboxLimits {
+        memories: 2,
+        ..SandboxLimits::default()
+    };
+    let e = wat_reward("memories", "(memory 1) (memory 1) (memory 1)", few).unwrap_err();
+    assert!(format!("{e:#}").contains("creates more than 2 memories"), "{e:#}");
+}
+
+#[test]
+fn instances_and_tables_are_counted() {
+    let (rt, _cache) = runtime();
+    let loaded = rt.load(&plugin("random")).unwrap();
+    let one = SandboxLimits {
+        instances: 1,
+        ..SandboxLimits::default()
+    };
+    let e = AgentPlugin::instantiate(&rt, &loaded, one, 0).err().unwrap();
+    assert!(format!("{e:#}").contains("creates more than 1 instances"), "{e:#}");
+    let one = SandboxLimits {
+        tables: 1,
+        ..SandboxLimits::default()
+    };
+    let e = AgentPlugin::instantiate(&rt, &loaded, one, 0).err().unwrap();
+    assert!(format!("{e:#}").contains("creates more than 1 tables"), "{e:#}");
+}
+
+fn assert_shown_escaped(text: &str) {
+    assert!(
+        !text.chars().any(|c| c.is_control()),
+        "raw control characters in {text:?}"
+    );
+    assert!(text.contains("\\u{1b}[2J"), "{text}");
+}
+
+#[test]
+fn plugin_text_is_shown_escaped() {
+    let (mut agent, _c) = hostile("escape", "", SandboxLimits::default());
+    let e = act_error(&mut agent);
+    assert_shown_escaped(&e.to_string());
+    let metrics = agent.metrics().unwrap();
+    assert_shown_escaped(&metrics[0].0);
+
+    let name = "\u{1b}[2J\u{1b}]0;pwned\u{7}evil\r\nerror: run 1 finished 9999 episodes";
+    let reward = wat_reward(name, "", SandboxLimits::default()).unwrap();
+    assert_shown_escaped(&reward.info().name);
+}
+
+#[test]
+fn plugins_inspect_prints_plugin_text_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "\u{1b}[2Jevil\r\nerror: forged";
+    let path = common::wat::wat_reward(dir.path(), "evil", name, "");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nas-host"))
+        .args(["plugins", "inspect"])
+        .arg(&path)
+        .env("NAS_CACHE_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "{stdout:?}");
+    assert!(
+        stdout.contains("name:        \\u{1b}[2Jevil\\r\\nerror: forged\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_checkpoint_may_be_as_large_as_the_memory_cap_allows() {
+    // wasmtime's default allows 128 MiB per call; 200 MiB fits under the 512 MiB cap.
+    let (mut agent, _c) = hostile("huge-save", "200", SandboxLimits::default());
+    assert_eq!(agent.save().unwrap().len(), 200 << 20);
+}
+
+#[test]
+fn directories_and_random_bytes_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("agent.wasm");
+    std::fs::create_dir(&folder).unwrap();
+    let e = nas_host::plugin::resolve(folder.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is a directory"), "{e}");
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(
+        &junk,
+        (0..4096u32)
+            .map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let (rt, _cache) = runtime();
+    let e = format!("{:#}", rt.load(&junk).err().unwrap());
+    assert!(!e.contains('\n'), "one line: {e}");
+    assert!(
+        e.starts_with(&junk.display().to_string()) && e.contains("not a valid WebAssembly component"),
+        "{e}"
+    );
+}

@@ -233,6 +233,43 @@ fn a_changed_plugin_is_refused_on_resume_unless_forced() {
     assert!(format!("{e:#}").contains("plugin qlearning 0.1.0, call load"), "{e:#}");
 }
 
+/// A resume whose agent traps in `load` leaves the run as it was: same target, same status.
+#[test]
+fn a_resume_that_fails_to_load_leaves_the_run_record_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.sqlite");
+    let mut config = synthetic_config("hostile", 10, 0);
+    config
+        .plugins
+        .insert("hostile".into(), toml::toml! { mode = "load-panic" });
+    let (run_id, episodes) = run(config, db.clone());
+    assert_eq!(episodes.len(), 10);
+    let before = Store::open(&db).unwrap().run(run_id).unwrap();
+    let e = search::search(
+        Start::Resume {
+            run: run_id,
+            force: false,
+            episodes: Some(20),
+        },
+        &common::options(db.clone()),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        format!("{e:#}").contains("plugin hostile 0.1.0, call load: crashed"),
+        "{e:#}"
+    );
+    let after = Store::open(&db).unwrap().run(run_id).unwrap();
+    assert_eq!(
+        (after.episodes_target, after.status.as_str(), after.error.as_deref()),
+        (10, "finished", None)
+    );
+    assert_eq!(
+        (before.episodes_target, before.status.as_str()),
+        (after.episodes_target, after.status.as_str())
+    );
+}
+
 #[test]
 fn a_failing_plugin_keeps_every_committed_episode() {
     let dir = tempfile::tempdir().unwrap();

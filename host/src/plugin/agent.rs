@@ -2,7 +2,7 @@
 
 use super::bindings::{self, wit, wit_layer};
 use super::handle::PluginHandle;
-use super::runtime::truncate;
+use super::runtime::plugin_text;
 use super::PluginError;
 use crate::mdp::{Mdp, State};
 
@@ -91,6 +91,6 @@ impl AgentPlugin {
         let metrics = self
             .sandbox
             .call("metrics", |s| plugin.nas_plugin_agent().call_metrics(s).map(Ok))?;
-        Ok(metrics.into_iter().map(|m| (truncate(&m.name), m.value)).collect())
+        Ok(metrics.into_iter().map(|m| (plugin_text(&m.name), m.value)).collect())
     }
 }

@@ -5,7 +5,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Store;
 
 use super::bindings::{self, wit};
-use super::runtime::{HostState, LoadedPlugin, Runtime, Sandbox, SandboxLimits};
+use super::limits::SandboxLimits;
+use super::runtime::{HostState, LoadedPlugin, Runtime, Sandbox};
 use super::{PluginInfo, PluginKind};
 
 /// A plugin world: which kind it is, how to instantiate its bindings and how to ask for its
@@ -79,5 +80,15 @@ impl<W: World> PluginHandle<W> {
     /// Restarts the plugin's WASI random stream (the host does this at every episode).
     pub fn reseed(&mut self, seed: u64) {
         self.sandbox.reseed(seed);
+    }
+}
+
+impl<W: World> std::fmt::Debug for PluginHandle<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHandle")
+            .field("kind", &W::KIND)
+            .field("info", &self.sandbox.info)
+            .field("sha256", &self.sha256)
+            .finish()
     }
 }

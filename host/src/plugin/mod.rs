@@ -7,6 +7,7 @@
 mod agent;
 mod bindings;
 mod handle;
+mod limits;
 mod reward;
 mod runtime;
 
@@ -14,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 pub use agent::AgentPlugin;
 pub use handle::PluginHandle;
+pub use limits::SandboxLimits;
 pub use reward::{EvaluationInput, RewardPlugin};
-pub use runtime::{LoadedPlugin, PluginInfo, Runtime, SandboxLimits};
+pub use runtime::{LoadedPlugin, PluginInfo, Runtime};
 
 /// The contract version this host speaks: the version of the WIT package `nas:plugin`.
 pub const CONTRACT_VERSION: &str = "0.1.0";
@@ -71,6 +73,11 @@ pub fn plugin_path() -> Vec<PathBuf> {
 pub fn resolve(spec: &str) -> anyhow::Result<PathBuf> {
     let as_path = Path::new(spec);
     if spec.ends_with(".wasm") || spec.contains(std::path::MAIN_SEPARATOR) {
+        anyhow::ensure!(
+            !as_path.is_dir(),
+            "plugin {} is a directory; give the .wasm file built from it (`cargo build --release --target wasm32-wasip2` writes it under target/wasm32-wasip2/release/)",
+            as_path.display()
+        );
         anyhow::ensure!(as_path.is_file(), "plugin file {} does not exist", as_path.display());
         return Ok(as_path.to_path_buf());
     }

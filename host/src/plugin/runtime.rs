@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wit;
+use super::limits::{link_deadline_clock, CallDeadline, DeadlineClock, PluginLimiter, SandboxLimits, WaitPastDeadline};
 use super::{PluginError, PluginKind, CONTRACT_VERSION};
 
 /// How often the engine's epoch advances; call time limits are counted in these ticks.
@@ -21,32 +22,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const LOG_CAP_BYTES: usize = 64 << 10;
 /// Longest message from a plugin that reaches the user.
 const MESSAGE_CAP_BYTES: usize = 4 << 10;
-
-/// Resource limits of one plugin instance.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SandboxLimits {
-    /// Cap on the plugin's linear memory, in MiB.
-    pub memory_mib: usize,
-    /// Wall-clock limit of one call into the plugin, in seconds.
-    pub call_timeout_secs: f64,
-}
-
-impl Default for SandboxLimits {
-    fn default() -> Self {
-        SandboxLimits {
-            memory_mib: 512,
-            call_timeout_secs: 5.0,
-        }
-    }
-}
-
-impl SandboxLimits {
-    /// The call time limit in epoch ticks.
-    fn deadline_ticks(&self) -> u64 {
-        (self.call_timeout_secs / EPOCH_TICK.as_secs_f64()).ceil().max(1.0) as u64
-    }
-}
 
 /// What a plugin says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,7 +49,8 @@ pub struct LoadedPlugin {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limiter: PluginLimiter,
+    deadline: CallDeadline,
     output: LogPipe,
     random: EpisodeRng,
 }
@@ -233,7 +209,7 @@ impl Runtime {
             Some(c) => c,
             None => {
                 let c = Component::new(&self.engine, &bytes).map_err(|e| {
-                    anyhow::anyhow!("{} is not a valid WebAssembly component ({e:#}); build plugins with `cargo build --release --target wasm32-wasip2` and the nas-plugin-sdk", path.display())
+                    anyhow::anyhow!("{} is not a valid WebAssembly component ({}); build plugins with `cargo build --release --target wasm32-wasip2` and the nas-plugin-sdk", path.display(), one_line(&e))
                 })?;
                 if let Some(cached) = &cached {
                     if let Err(e) = write_cache(cached, &c) {
@@ -290,7 +266,8 @@ impl Runtime {
 
     /// A store for one plugin instance: WASI with nothing granted (no files, environment, network
     /// or arguments), randomness seeded from the run seed, output captured for the log, and the
-    /// memory cap.
+    /// limits: one memory cap over all memories and tables, counts of instances, memories and
+    /// tables, the cap on data handed to the host in one call, and the call deadline.
     pub(crate) fn new_store(&self, limits: &SandboxLimits, seed: u64) -> Store<HostState> {
         let output = LogPipe::default();
         let random = EpisodeRng::new(seed);
@@ -307,25 +284,33 @@ impl Runtime {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_mib << 20)
-                .trap_on_grow_failure(true)
-                .instances(16)
-                .build(),
+            limiter: PluginLimiter::new(*limits),
+            // Instantiation runs the component's start-up code: it gets the same limit as a call.
+            deadline: CallDeadline::starting_now(limits),
             output,
             random,
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.limiter);
+        // What one call may hand to the host (a checkpoint, a string) follows the memory cap:
+        // the plugin could not hold more anyway. wasmtime's default is 128 MiB.
+        store.set_hostcall_fuel(limits.memory_bytes());
         store.epoch_deadline_trap();
-        // Instantiation runs the component's start-up code: it gets the same limit as a call.
-        store.set_epoch_deadline(limits.deadline_ticks());
+        store.set_epoch_deadline(deadline_ticks(limits));
         store
     }
 
     fn linker(&self) -> anyhow::Result<Linker<HostState>> {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+        // WASI's clock is replaced by one whose waits end at the call's deadline.
+        linker.allow_shadowing(true);
+        link_deadline_clock(&mut linker, |s: &mut HostState| DeadlineClock {
+            table: &mut s.table,
+            deadline: &mut s.deadline,
+        })
+        .map_err(|e| anyhow::anyhow!("linking the plugin clock: {e:#}"))?;
+        linker.allow_shadowing(false);
         Ok(linker)
     }
 
@@ -353,22 +338,45 @@ impl Runtime {
                 expected.article()
             );
         }
-        let mut store = self.new_store(&limits, seed);
-        let plugin = instantiate(&mut store, &loaded.component, &self.linker()?)
-            .map_err(|e| anyhow::anyhow!("instantiating {} {}: {e:#}", expected.as_str(), loaded.path.display()))?;
+        limits.check()?;
         let stem = loaded
             .path
             .file_stem()
             .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
-        let mut sandbox = Sandbox::new(store, limits, &stem);
+        let linker = self.linker()?;
+        let mut sandbox = Sandbox::new(self.new_store(&limits, seed), limits, &stem);
+        let instance = match instantiate(&mut sandbox.store, &loaded.component, &linker) {
+            // Start-up code woken from a wait by the deadline has used up its time.
+            Ok(_) if sandbox.store.data().deadline.was_hit() => Err(wasmtime::Error::new(WaitPastDeadline)),
+            other => other,
+        };
+        let plugin = match instance {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                let output = sandbox.forward_output();
+                anyhow::bail!(
+                    "instantiating {} {}: {}",
+                    expected.as_str(),
+                    loaded.path.display(),
+                    sandbox.describe_failure(&e, &output)
+                );
+            }
+        };
         let info = sandbox.call("describe", |s| describe(&plugin, s).map(Ok))?;
         sandbox.info = PluginInfo {
-            name: truncate(&info.name),
-            version: truncate(&info.version),
-            description: truncate(&info.description),
+            name: plugin_text(&info.name),
+            version: plugin_text(&info.version),
+            description: plugin_text(&info.description),
         };
         Ok((sandbox, plugin))
     }
+}
+
+/// The call time limit in epoch ticks.
+fn deadline_ticks(limits: &SandboxLimits) -> u64 {
+    (limits.call_timeout_secs / EPOCH_TICK.as_secs_f64())
+        .ceil()
+        .clamp(1.0, u64::MAX as f64) as u64
 }
 
 fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
@@ -379,6 +387,17 @@ fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
     std::fs::write(&tmp, compiled)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// An error and its causes on one line: wasmtime's messages can span lines (a backtrace, a
+/// parser's context) and the first line of each says what failed.
+fn one_line(error: &wasmtime::Error) -> String {
+    let messages: Vec<String> = error
+        .chain()
+        .map(|cause| cause.to_string().lines().next().unwrap_or("").trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    messages.join(": ")
 }
 
 /// Semver compatibility of contract versions: same major, and for 0.x the same minor.
@@ -447,21 +466,28 @@ impl Sandbox {
                 true,
             ));
         }
-        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        self.store.data_mut().deadline.restart(&self.limits);
+        self.store.set_epoch_deadline(deadline_ticks(&self.limits));
         let result = f(&mut self.store);
         let output = self.forward_output();
+        // A plugin woken from a wait by its deadline has used up its call, even if it returns.
+        let result = match result {
+            Ok(_) if self.store.data().deadline.was_hit() => Err(wasmtime::Error::new(WaitPastDeadline)),
+            other => other,
+        };
         match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(message)) => Err(self.error(call, truncate(&message), false)),
+            Ok(Err(message)) => Err(self.error(call, plugin_text(&message), false)),
             Err(trap) => {
-                let reason = self.describe_trap(&trap, &output);
+                let reason = self.describe_failure(&trap, &output);
                 self.poisoned = Some(reason.clone());
                 Err(self.error(call, reason, true))
             }
         }
     }
 
-    fn describe_trap(&self, error: &wasmtime::Error, output: &str) -> String {
+    /// Says in plain words why a call (or the instantiation) failed, with the plugin's last words.
+    fn describe_failure(&self, error: &wasmtime::Error, output: &str) -> String {
         let last_output = panic_message(output)
             .or_else(|| {
                 output
@@ -470,18 +496,39 @@ impl Sandbox {
                     .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
                     .map(str::to_string)
             })
-            .map(|l| truncate(&l));
-        let text = format!("{error:#}");
-        let reason = match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => format!(
-                "exceeded its time limit of {} s per call",
+            .map(|l| plugin_text(&l));
+        let state = self.store.data();
+        let text = one_line(error);
+        let reason = if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) || state.deadline.was_hit() {
+            format!(
+                "exceeded its time limit of {} s per call (waiting included; [sandbox] call_timeout_secs)",
                 self.limits.call_timeout_secs
-            ),
-            _ if text.contains("memory") && (text.contains("grow") || text.contains("limit")) => {
-                format!("exceeded its memory cap of {} MiB", self.limits.memory_mib)
-            }
-            Some(trap) => format!("crashed ({trap})"),
-            None => format!("failed: {}", truncate(&text)),
+            )
+        } else if let Some(total) = state.limiter.refused_total {
+            format!(
+                "exceeded its memory cap of {} MiB (memories and tables together; it asked for {:.1} MiB; [sandbox] memory_mib)",
+                self.limits.memory_mib,
+                total as f64 / f64::from(1 << 20)
+            )
+        } else if text.contains("fuel allocated for hostcalls") {
+            format!(
+                "handed the host more data in one call than its memory cap of {} MiB allows (a checkpoint from save(), a string or a list; [sandbox] memory_mib)",
+                self.limits.memory_mib
+            )
+        } else if let Some(what) = ["instance", "table", "memory"]
+            .into_iter()
+            .find(|what| text.contains(&format!("{what} count too high")))
+        {
+            let (limit, setting) = match what {
+                "instance" => (self.limits.instances, "instances"),
+                "table" => (self.limits.tables, "tables"),
+                _ => (self.limits.memories, "memories"),
+            };
+            format!("creates more than {limit} {setting}, the sandbox's limit ([sandbox] {setting})")
+        } else if let Some(trap) = error.downcast_ref::<Trap>() {
+            format!("crashed ({trap})")
+        } else {
+            format!("failed: {}", plugin_text(&text))
         };
         match last_output {
             Some(line) => format!("{reason}; the plugin said: {line}"),
@@ -494,7 +541,7 @@ impl Sandbox {
         let (bytes, dropped) = self.store.data().output.take();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            tracing::info!(target: "plugin", plugin = %self.info.name, "{line}");
+            tracing::info!(target: "plugin", plugin = %self.info.name, "{}", plugin_text(line));
         }
         if dropped > 0 {
             tracing::warn!(target: "plugin", plugin = %self.info.name, "dropped {dropped} bytes of plugin output over the {LOG_CAP_BYTES}-byte cap");
@@ -517,16 +564,27 @@ fn panic_message(output: &str) -> Option<String> {
     Some(format!("panicked at {location}: {message}"))
 }
 
-/// Cuts a plugin-supplied message to a readable size.
-pub(crate) fn truncate(message: &str) -> String {
-    if message.len() <= MESSAGE_CAP_BYTES {
-        return message.to_string();
-    }
-    let mut end = MESSAGE_CAP_BYTES;
+/// Makes text that came from a plugin safe to show: control characters (escape sequences, `\r`,
+/// `\n`) and bidirectional overrides are shown escaped, so a plugin can neither drive the terminal
+/// nor forge lines of the host's output; long text is cut to a readable size.
+pub(crate) fn plugin_text(message: &str) -> String {
+    let mut end = message.len().min(MESSAGE_CAP_BYTES);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes in all, cut)", &message[..end], message.len())
+    let mut shown = String::with_capacity(end);
+    for c in message[..end].chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    if end < message.len() {
+        shown.push_str(&format!("… ({} bytes in all, cut)", message.len()));
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -553,7 +611,20 @@ mod tests {
     #[test]
     fn long_messages_are_cut() {
         let long = "x".repeat(100_000);
-        let cut = truncate(&long);
+        let cut = plugin_text(&long);
         assert!(cut.len() < 5000 && cut.contains("100000 bytes"));
+    }
+
+    #[test]
+    fn plugin_text_cannot_drive_the_terminal() {
+        let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}ok\r\nerror: run 1 finished 9999 episodes\u{202e}txt";
+        let shown = plugin_text(hostile);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(!shown.contains('\u{202e}'));
+        assert_eq!(
+            shown,
+            "\\u{1b}[2J\\u{1b}]0;owned\\u{7}ok\\r\\nerror: run 1 finished 9999 episodes\\u{202e}txt"
+        );
+        assert_eq!(plugin_text("ε = 0.5, ü"), "ε = 0.5, ü");
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod wat;
+
 use std::path::PathBuf;
 
 use nas_host::config::RunConfig;

@@ -1,14 +1,22 @@
 //! A test-only agent that misbehaves as its configuration's `mode` asks, so the host's sandbox can
 //! be tested against each kind of hostile plugin. `mode = "none"` behaves (picks the first valid
-//! action). The `mode` only triggers in `act`, after a successful `init`.
+//! action). The `mode` triggers in `act`, after a successful `init`, except where a mode says
+//! otherwise (`metrics`, `save`, `load`, `observe`).
+use std::time::Duration;
+
 use nas_plugin_sdk::*;
 use serde::Deserialize;
+
+/// Text that would clear the screen, retitle the window and forge a line of the host's output if a
+/// host printed it raw.
+const ESCAPES: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\r\nerror: run 1 finished 9999 episodes";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
     mode: String,
-    /// Target of the file / socket / environment attempts.
+    /// Target of the file / socket / environment attempts; seconds to sleep (`sleep`, or
+    /// "forever"); MiB to return from `save` (`huge-save`).
     target: String,
     /// Behave for this many `act` calls before misbehaving.
     after: usize,
@@ -67,6 +75,18 @@ impl Agent for Hostile {
                 Ok(_) => Err(format!("LEAK: connected to {target}")),
                 Err(e) => Err(format!("denied: cannot connect to {target}: {e}")),
             },
+            "sleep" => {
+                let wait = match target.as_str() {
+                    "forever" => Duration::MAX,
+                    secs => {
+                        Duration::from_secs_f64(secs.parse().map_err(|_| format!("target {secs:?} is not seconds"))?)
+                    }
+                };
+                // WASI's clock: the epoch interrupt alone never fires while the guest waits here.
+                std::thread::sleep(wait);
+                Err(format!("slept {wait:?} and came back"))
+            }
+            "escape" => Err(ESCAPES.into()),
             "huge-output" => {
                 let huge = "A".repeat(64 << 20);
                 println!("{huge}");
@@ -83,6 +103,33 @@ impl Agent for Hostile {
             return Err("observe was called on a policy that must stay frozen".into());
         }
         Ok(())
+    }
+
+    /// `mode = "huge-save"` returns a checkpoint of `target` MiB.
+    fn save(&self) -> Result<Vec<u8>, String> {
+        match self.hp.mode.as_str() {
+            "huge-save" => {
+                let mib: usize = self.hp.target.parse().map_err(|_| "target is not MiB".to_string())?;
+                Ok(vec![7u8; mib << 20])
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// `mode = "load-panic"` traps when a run resumes.
+    fn load(&mut self, _bytes: &[u8]) -> Result<(), String> {
+        if self.hp.mode == "load-panic" {
+            panic!("hostile plugin panics in load on purpose");
+        }
+        Ok(())
+    }
+
+    /// `mode = "escape"` names its metric with terminal escapes.
+    fn metrics(&self) -> Vec<(String, f64)> {
+        match self.hp.mode.as_str() {
+            "escape" => vec![(ESCAPES.into(), 1.0)],
+            _ => Vec::new(),
+        }
     }
 }
 

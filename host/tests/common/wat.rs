@@ -1,0 +1,61 @@
+//! Hand-written WAT plugins (tests/plugins/*.wat) made into components, for sandbox tests of what a
+//! plugin built with the SDK cannot do.
+
+use std::path::{Path, PathBuf};
+
+/// The WASI interfaces the WAT plugins import, as far as they use them.
+const WASI_SUBSET: &str = r#"
+package test:wat-plugins;
+
+world reward {
+    import wasi:clocks/monotonic-clock@0.2.0;
+    export nas:plugin/reward@0.1.0;
+}
+
+package wasi:io@0.2.0 {
+    interface poll {
+        resource pollable {
+            block: func();
+        }
+    }
+}
+
+package wasi:clocks@0.2.0 {
+    interface monotonic-clock {
+        use wasi:io/poll@0.2.0.{pollable};
+        subscribe-duration: func(when: u64) -> pollable;
+    }
+}
+"#;
+
+/// Builds `tests/plugins/reward.wat` with the plugin name `name` and the module fields `extra`
+/// into a reward-shaper component at `dir/FILE_STEM.wasm`.
+pub fn wat_reward(dir: &Path, file_stem: &str, name: &str, extra: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = std::fs::read_to_string(root.join("tests/plugins/reward.wat")).unwrap();
+    let escaped_name: String = name.bytes().map(|b| format!("\\{b:02x}")).collect();
+    let text = template
+        .replace("{name}", &escaped_name)
+        .replace("{name_len}", &name.len().to_string())
+        .replace(";; {extra}", extra);
+    let mut module = wat::parse_str(&text).unwrap_or_else(|e| panic!("reward.wat: {e}"));
+
+    let mut resolve = wit_parser::Resolve::default();
+    resolve
+        .push_file(root.join("plugin-sdk/wit/nas-plugin.wit"))
+        .expect("the contract's WIT");
+    let package = resolve
+        .push_str("wasi-subset.wit", WASI_SUBSET)
+        .expect("the WASI subset");
+    let world = resolve.select_world(&[package], Some("reward")).unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap_or_else(|e| panic!("encoding the WAT reward shaper: {e:#}"));
+    let path = dir.join(format!("{file_stem}.wasm"));
+    std::fs::write(&path, component).unwrap();
+    path
+}
