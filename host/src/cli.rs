@@ -51,6 +51,9 @@ enum Command {
     Plugins(PluginsCommand),
     /// Train one architecture and print its accuracy, parameter count and time per epoch.
     TrainArch(TrainArchArgs),
+    /// Print an architecture's layer table (output shapes, parameters, multiply-adds), as
+    /// torchinfo's summary does; nothing is trained.
+    ShowArch(ShowArchArgs),
     /// Download (when missing), verify and summarise datasets.
     #[command(subcommand)]
     Datasets(DatasetsCommand),
@@ -163,6 +166,18 @@ struct ReportArgs {
     store: StoreArgs,
 }
 
+#[derive(Args, Debug)]
+struct ShowArchArgs {
+    /// The architecture in canonical form, e.g. "conv(32,3) pool(5,3) fc(64)".
+    arch: String,
+    /// Dataset whose input shape and classes the network is built for.
+    #[arg(long, default_value_t = DatasetName::Mnist3)]
+    dataset: DatasetName,
+    /// Print the table as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `train-arch`'s protocol: a run configuration's `[train]` and `[mdp]` (or the defaults), with
 /// these flags on top.
 #[derive(Args, Debug)]
@@ -210,6 +225,7 @@ pub fn main() -> ExitCode {
         Some(Command::Plugins(PluginsCommand::List)) => plugins_list(),
         Some(Command::Plugins(PluginsCommand::Inspect { file })) => plugins_inspect(&file),
         Some(Command::TrainArch(args)) => train_arch(args),
+        Some(Command::ShowArch(args)) => show_arch(args),
         Some(Command::Datasets(DatasetsCommand::Fetch { dataset, data_dir })) => fetch_dataset(dataset, data_dir),
     };
     match result {
@@ -319,12 +335,29 @@ impl EpisodeSink for JsonLinesSink {
     }
 }
 
+/// Logs go to stderr: coloured only on a terminal and without `NO_COLOR` (https://no-color.org),
+/// so pipes, files and Slurm logs get plain text; `NAS_LOG_FORMAT=json` writes one JSON object per
+/// line for machines. `NAS_LOG` filters (`info` by default).
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("NAS_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let json = std::env::var("NAS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().with_ansi(false).try_init()
+    } else {
+        builder
+            .with_ansi(colour_on_stderr(std::io::stderr().is_terminal()))
+            .try_init()
+    };
+}
+
+/// Whether stderr output may carry colour: only on a terminal, and never with `NO_COLOR` set to
+/// anything but the empty string.
+fn colour_on_stderr(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn run_search(args: SearchArgs) -> anyhow::Result<()> {
@@ -529,6 +562,44 @@ fn fetch_dataset(name: DatasetName, data_dir: Option<PathBuf>) -> anyhow::Result
     Ok(())
 }
 
+fn show_arch(args: ShowArchArgs) -> anyhow::Result<()> {
+    let arch: Architecture = args.arch.parse().map_err(anyhow::Error::msg)?;
+    let (_, side, _) = args.dataset.image_shape();
+    // The summary is defined for any architecture the network builder accepts; say when the
+    // default search space would not produce it, without refusing.
+    if let Err(e) = Mdp::new(Default::default(), side as u32).validate(&arch) {
+        anyhow::ensure!(
+            arch_fits(&arch, side as u32),
+            "`{arch}` cannot be built for {}: a layer's window is larger than its input ({e})",
+            args.dataset
+        );
+        eprintln!("note: the default search space would not produce `{arch}`: {e}");
+    }
+    let summary = arch.summary(args.dataset.image_shape(), args.dataset.num_classes());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{arch} on {}\n{summary}", args.dataset);
+    }
+    Ok(())
+}
+
+/// Whether every conv and pool window fits its input, so the network can be built.
+fn arch_fits(arch: &Architecture, mut side: u32) -> bool {
+    for layer in &arch.layers {
+        let window = match *layer {
+            crate::arch::Layer::Conv { kernel, .. } => kernel,
+            crate::arch::Layer::Pool { size, .. } => size,
+            crate::arch::Layer::Fc { .. } => 0,
+        };
+        if window > side {
+            return false;
+        }
+        side = layer.output_side(side);
+    }
+    true
+}
+
 fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
     let arch: Architecture = args.arch.parse().map_err(anyhow::Error::msg)?;
     let run = match &args.config {
@@ -559,6 +630,7 @@ fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
         println!("{json}");
     } else {
         println!("architecture   {arch}");
+        println!("{}", arch.summary(dataset.image_shape(), dataset.num_classes()));
         println!("dataset        {dataset} ({:?})", data.device);
         println!(
             "protocol       {} epochs, batch {}, Adam lr {}, activation {:?}, inputs {:?}, seed {}",

@@ -90,7 +90,25 @@ impl EvalSummary {
                 s.accuracy, s.params, s.architecture
             ));
         }
+        if let Some(text) = self.most_sampled_summary() {
+            out.push_str(&format!(
+                "\nThe most sampled architecture, layer by layer:\n\n```\n{text}\n```\n"
+            ));
+        }
         out
+    }
+
+    /// The layer table of the architecture the policy samples most often (the first such on ties).
+    fn most_sampled_summary(&self) -> Option<String> {
+        let dataset: nas_datasets::DatasetName = self.dataset.parse().ok()?;
+        let count = |a: &str| self.samples.iter().filter(|s| s.architecture == a).count();
+        let mode = self.samples.iter().fold(None::<&EvalSampleRow>, |best, s| match best {
+            Some(b) if count(&b.architecture) >= count(&s.architecture) => Some(b),
+            _ => Some(s),
+        })?;
+        let arch: crate::arch::Architecture = mode.architecture.parse().ok()?;
+        let summary = arch.summary(dataset.image_shape(), dataset.num_classes());
+        Some(format!("{arch}\n{summary}"))
     }
 }
 

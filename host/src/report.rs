@@ -12,10 +12,12 @@ use crate::frozen_policy::sample_stats;
 use crate::stats::mean_std;
 use crate::store::{EpisodeRecord, Store};
 
-/// One table across runs.
+/// One table across runs. The best value of each comparable column is marked in Markdown.
 pub struct CompareTable {
-    pub header: Vec<&'static str>,
+    pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// (row, column) of each column's best value.
+    pub best: Vec<(usize, usize)>,
 }
 
 impl CompareTable {
@@ -25,8 +27,22 @@ impl CompareTable {
             self.header.join(" | "),
             "---|".repeat(self.header.len())
         );
-        for row in &self.rows {
-            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        for (r, row) in self.rows.iter().enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| {
+                    if self.best.contains(&(r, c)) {
+                        format!("**{cell}**")
+                    } else {
+                        cell.clone()
+                    }
+                })
+                .collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        if !self.best.is_empty() {
+            out.push_str("\nBold: the best run in each column (highest score, fewest parameters, shortest time).\n");
         }
         out
     }
@@ -64,37 +80,66 @@ pub fn top_distinct(episodes: &[EpisodeRecord], count: usize) -> Vec<&EpisodeRec
     top
 }
 
+/// Which way is better in a compared column.
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+}
+
 pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable> {
+    let records = runs
+        .iter()
+        .map(|&run| store.run(run))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let synthetic = records.iter().filter(|r| r.evaluator == "synthetic").count();
+    let score = match synthetic {
+        0 => "accuracy",
+        n if n == records.len() => "score",
+        _ => "accuracy (score for synthetic runs)",
+    };
     let header = vec![
-        "run",
-        "agent",
-        "reward",
-        "dataset",
-        "episodes",
-        "best accuracy",
-        "eval accuracy (mean ± std)",
-        "eval mean params",
-        "eval mean depth",
-        "wall time (s)",
-        "cache hits",
+        "run".to_string(),
+        "agent".into(),
+        "reward".into(),
+        "dataset".into(),
+        "episodes".into(),
+        format!("best {score}"),
+        format!("eval {score} (mean ± std)"),
+        "eval mean params".into(),
+        "eval mean depth".into(),
+        "wall time (s)".into(),
+        "cache hits".into(),
     ];
+    // The columns with a better direction, and each row's value in them.
+    let compared = [
+        (5, Better::Higher),
+        (6, Better::Higher),
+        (7, Better::Lower),
+        (9, Better::Lower),
+    ];
+    let mut values: Vec<[Option<f64>; 4]> = Vec::new();
     let mut rows = Vec::new();
-    for &run in runs {
-        let r = store.run(run)?;
+    for (&run, r) in runs.iter().zip(&records) {
         let episodes = store.episodes(run)?;
         let best = episodes.iter().map(|e| e.accuracy).fold(f64::NAN, f64::max);
         let hits = episodes.iter().filter(|e| e.cache_hit).count();
         let samples = store.eval_samples(run)?;
-        let (eval_acc, eval_params, eval_depth) = if samples.is_empty() {
-            ("— (run `nas-host eval`)".to_string(), "—".to_string(), "—".to_string())
-        } else {
-            let (m, s, p, d) = sample_stats(&samples);
-            (
+        let stats = (!samples.is_empty()).then(|| sample_stats(&samples));
+        let (eval_score, eval_params, eval_depth) = match stats {
+            None => ("— (run `nas-host eval`)".to_string(), "—".to_string(), "—".to_string()),
+            Some((m, s, p, d)) => (
                 format!("{m:.4} ± {s:.4} (n={})", samples.len()),
                 format!("{p:.0}"),
                 format!("{d:.2}"),
-            )
+            ),
         };
+        values.push([
+            (!best.is_nan()).then_some(best),
+            stats.map(|s| s.0),
+            stats.map(|s| s.2),
+            Some(r.wall_seconds),
+        ]);
         rows.push(vec![
             run.to_string(),
             format!("{} {}", r.agent.name, r.agent.version),
@@ -106,14 +151,35 @@ pub fn compare_table(store: &Store, runs: &[i64]) -> anyhow::Result<CompareTable
             } else {
                 format!("{best:.4}")
             },
-            eval_acc,
+            eval_score,
             eval_params,
             eval_depth,
             format!("{:.1}", r.wall_seconds),
             format!("{hits}/{}", episodes.len()),
         ]);
     }
-    Ok(CompareTable { header, rows })
+    let mut marks = Vec::new();
+    if rows.len() > 1 {
+        for (k, &(column, better)) in compared.iter().enumerate() {
+            let best = values
+                .iter()
+                .enumerate()
+                .filter_map(|(row, v)| v[k].map(|x| (row, x)))
+                .reduce(|a, b| match better {
+                    Better::Higher if b.1 > a.1 => b,
+                    Better::Lower if b.1 < a.1 => b,
+                    _ => a,
+                });
+            if let Some((row, _)) = best {
+                marks.push((row, column));
+            }
+        }
+    }
+    Ok(CompareTable {
+        header,
+        rows,
+        best: marks,
+    })
 }
 
 fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
@@ -131,71 +197,112 @@ fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
-fn plot_rewards<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, episodes: &[EpisodeRecord]) -> DrawResult
+/// The Okabe–Ito palette: distinguishable with every common form of colour blindness.
+mod palette {
+    use plotters::style::RGBColor;
+    pub const VERMILLION: RGBColor = RGBColor(213, 94, 0);
+    pub const BLUE: RGBColor = RGBColor(0, 114, 178);
+    pub const BLUISH_GREEN: RGBColor = RGBColor(0, 158, 115);
+    pub const SKY_BLUE: RGBColor = RGBColor(86, 180, 233);
+    pub const ORANGE: RGBColor = RGBColor(230, 159, 0);
+    pub const GREY: RGBColor = RGBColor(90, 90, 90);
+}
+
+/// What every plot of a run says about it.
+struct PlotLabels {
+    /// "run 3 · agent ppo 0.1.0 · reward accuracy 0.1.0 · dataset cifar5 · evaluator train".
+    subtitle: String,
+    /// What the evaluator measures: "accuracy", or "score" for the synthetic evaluator.
+    score: &'static str,
+}
+
+/// Fills the area, writes the title and subtitle at the top and returns the area below them.
+fn titled<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    labels: &PlotLabels,
+) -> Result<DrawingArea<DB, Shift>, Box<dyn std::error::Error + 'a>>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let n = episodes.len().max(1);
+    let below_title = root.titled(title, ("sans-serif", 22))?;
+    Ok(below_title.titled(&labels.subtitle, ("sans-serif", 14).into_font().color(&palette::GREY))?)
+}
+
+/// A count as tick labels read it: 950, 1k, 20k, 1.5M.
+fn human_count(value: f64) -> String {
+    let (scaled, suffix) = match value.abs() {
+        v if v >= 1e9 => (value / 1e9, "G"),
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e3 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    let text = format!("{scaled:.1}");
+    format!("{}{suffix}", text.trim_end_matches(".0"))
+}
+
+fn plot_rewards<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    episodes: &[EpisodeRecord],
+    labels: &PlotLabels,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let n = episodes.len().max(1) as i64;
     let rewards: Vec<f64> = episodes.iter().map(|e| e.reward).collect();
-    let accuracies: Vec<f64> = episodes.iter().map(|e| e.accuracy).collect();
+    let scores: Vec<f64> = episodes.iter().map(|e| e.accuracy).collect();
     let lo = rewards
         .iter()
-        .chain(&accuracies)
+        .chain(&scores)
         .copied()
         .fold(f64::INFINITY, f64::min)
         .min(0.0);
     let hi = rewards
         .iter()
-        .chain(&accuracies)
+        .chain(&scores)
         .copied()
         .fold(f64::NEG_INFINITY, f64::max)
         .max(1.0);
-    let window = (n / 20).clamp(1, 100);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Reward and accuracy per episode (moving average over {window})"),
-            ("sans-serif", 22),
-        )
+    let window = (episodes.len() / 20).clamp(1, 100);
+    let title = format!("Reward and {} per episode (moving average over {window})", labels.score);
+    let area = titled(&root, &title, labels).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&area)
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
-        .build_cartesian_2d(0f64..n as f64, lo..hi)?;
+        .build_cartesian_2d(0..n, lo..hi)?;
     chart.configure_mesh().x_desc("episode").y_desc("value").draw()?;
-    let light_red = RGBColor(240, 160, 160);
-    let light_blue = RGBColor(150, 180, 240);
+    let faint = |c: RGBColor| c.mix(0.35).filled();
+    let index = |i: usize| i as i64;
     chart.draw_series(
         rewards
             .iter()
             .enumerate()
-            .map(|(i, &r)| Circle::new((i as f64, r), 2, light_red.filled())),
+            .map(|(i, &r)| Circle::new((index(i), r), 2, faint(palette::VERMILLION))),
     )?;
     chart.draw_series(
-        accuracies
+        scores
             .iter()
             .enumerate()
-            .map(|(i, &a)| Circle::new((i as f64, a), 2, light_blue.filled())),
+            .map(|(i, &a)| Circle::new((index(i), a), 2, faint(palette::BLUE))),
     )?;
-    chart
-        .draw_series(LineSeries::new(
-            moving_average(&rewards, window)
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (i as f64, v)),
-            RED.stroke_width(2),
-        ))?
-        .label("reward (moving average)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            moving_average(&accuracies, window)
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (i as f64, v)),
-            BLUE.stroke_width(2),
-        ))?
-        .label("accuracy (moving average)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+    for (values, colour, name) in [
+        (&rewards, palette::VERMILLION, "reward"),
+        (&scores, palette::BLUE, labels.score),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                moving_average(values, window)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (index(i), v)),
+                colour.stroke_width(2),
+            ))?
+            .label(format!("{name} (moving average)"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -206,46 +313,62 @@ where
     Ok(())
 }
 
-fn plot_accuracy_vs_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, episodes: &[EpisodeRecord]) -> DrawResult
+fn plot_accuracy_vs_params<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    episodes: &[EpisodeRecord],
+    labels: &PlotLabels,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE)?;
+    use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
     let params: Vec<f64> = episodes.iter().map(|e| (e.params.max(1)) as f64).collect();
     let (pmin, pmax) = params
         .iter()
         .fold((f64::INFINITY, 1.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
     let pmin = if pmin.is_finite() { pmin / 1.5 } else { 1.0 };
-    let n = episodes.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Accuracy vs parameters (colour: episode, early = blue, late = red)",
-            ("sans-serif", 22),
-        )
+    let n = episodes.len().max(1) as f32;
+    let title = format!(
+        "{} vs parameters (colour: episode, early = purple, late = yellow)",
+        capitalised(labels.score)
+    );
+    let area = titled(&root, &title, labels).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&area)
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d((pmin..pmax * 1.5).log_scale(), 0f64..1.0)?;
     chart
         .configure_mesh()
-        .x_desc("trainable parameters (log)")
-        .y_desc("accuracy")
+        .x_desc("trainable parameters (log scale)")
+        .y_desc(labels.score)
+        .x_label_formatter(&|v| human_count(*v))
         .draw()?;
     chart.draw_series(episodes.iter().zip(&params).map(|(e, &p)| {
-        let t = e.index as f64 / n;
-        let colour = RGBColor((255.0 * t) as u8, 60, (255.0 * (1.0 - t)) as u8);
+        let colour: RGBColor = ViridisRGB.get_color(e.index as f32 / n);
         Circle::new((p, e.accuracy), 3, colour.filled())
     }))?;
     root.present()?;
     Ok(())
 }
 
-fn plot_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, name: &str, points: &[(f64, f64)]) -> DrawResult
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+fn plot_metric<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    name: &str,
+    points: &[(i64, f64)],
+    labels: &PlotLabels,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE)?;
-    let xmax = points.last().map_or(1.0, |p| p.0 + 1.0);
+    let xmax = points.last().map_or(1, |p| p.0 + 1);
     let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0);
     let hi = points
         .iter()
@@ -253,70 +376,78 @@ where
         .fold(f64::NEG_INFINITY, f64::max)
         .max(lo + 1e-6)
         * 1.05;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Agent {name} over episodes"), ("sans-serif", 22))
+    let area = titled(&root, &format!("Agent {name} over episodes"), labels).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&area)
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
-        .build_cartesian_2d(0f64..xmax, lo..hi)?;
+        .build_cartesian_2d(0..xmax, lo..hi)?;
     chart.configure_mesh().x_desc("episode").y_desc(name).draw()?;
-    chart.draw_series(LineSeries::new(points.iter().copied(), GREEN.stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        palette::BLUISH_GREEN.stroke_width(2),
+    ))?;
     root.present()?;
     Ok(())
 }
 
-/// Box label of a layer in the seed's notation: CONV(filters,kernel,stride), POOL(size,stride), FC(units).
-fn box_label(layer: &Layer) -> String {
-    match layer {
-        Layer::Conv { filters, kernel } => format!("CONV({filters},{kernel},1)"),
-        Layer::Pool { size, stride } => format!("POOL({size},{stride})"),
-        Layer::Fc { units } => format!("FC({units})"),
-    }
+/// A layer box's text: the layer in the seed's notation, then its output shape and parameters.
+fn box_lines(row: &crate::arch::SummaryRow) -> [String; 3] {
+    let name = match row.layer.parse::<Layer>() {
+        Ok(Layer::Conv { filters, kernel }) => format!("CONV({filters},{kernel},1)"),
+        Ok(Layer::Pool { size, stride }) => format!("POOL({size},{stride})"),
+        Ok(Layer::Fc { units }) => format!("FC({units})"),
+        Err(_) => format!("FC({})", row.output[0]),
+    };
+    let shape = row.output.iter().map(u64::to_string).collect::<Vec<_>>().join("×");
+    let params = if row.params == 0 {
+        "no params".to_string()
+    } else {
+        format!("{} params", human_count(row.params as f64))
+    };
+    [name, shape, params]
 }
 
 fn draw_architecture<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
-    arch: &Architecture,
-    classes: usize,
+    summary: &crate::arch::Summary,
     caption: &str,
+    labels: &PlotLabels,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE)?;
-    let (width, height) = root.dim_in_pixel();
-    let mut labels: Vec<String> = arch.layers.iter().map(box_label).collect();
-    labels.push(format!("FC({classes})"));
-    let n = labels.len() as i32;
-    let gap = 34;
-    let box_w = ((width as i32 - 40 - gap * (n - 1)) / n).clamp(60, 150);
-    let (top, box_h) = (height as i32 / 2 - 24, 48);
-    root.draw(&Text::new(
-        caption.to_string(),
-        (20, 14),
-        ("sans-serif", 18).into_font(),
-    ))?;
-    for (i, label) in labels.iter().enumerate() {
+    let area = titled(&root, caption, labels).map_err(|e| e.to_string())?;
+    let (width, height) = area.dim_in_pixel();
+    let n = summary.rows.len() as i32;
+    let gap = 30;
+    let box_w = ((width as i32 - 40 - gap * (n - 1)) / n).clamp(70, 150);
+    let box_h = 66;
+    let top = (height as i32 - box_h) / 2;
+    for (i, row) in summary.rows.iter().enumerate() {
         let x = 20 + i as i32 * (box_w + gap);
-        let fill = if i + 1 == labels.len() {
-            RGBColor(255, 230, 200)
+        let classifier = i + 1 == summary.rows.len();
+        let fill = if classifier {
+            palette::ORANGE.mix(0.35)
         } else {
-            RGBColor(210, 225, 250)
+            palette::SKY_BLUE.mix(0.35)
         };
-        root.draw(&Rectangle::new([(x, top), (x + box_w, top + box_h)], fill.filled()))?;
-        root.draw(&Rectangle::new(
+        area.draw(&Rectangle::new([(x, top), (x + box_w, top + box_h)], fill.filled()))?;
+        area.draw(&Rectangle::new(
             [(x, top), (x + box_w, top + box_h)],
             BLACK.stroke_width(1),
         ))?;
-        root.draw(&Text::new(
-            label.clone(),
-            (x + 6, top + box_h / 2 - 7),
-            ("sans-serif", 14).into_font(),
-        ))?;
-        if i + 1 < labels.len() {
+        for (line, (text, size)) in box_lines(row).into_iter().zip([15, 13, 13]).enumerate() {
+            area.draw(&Text::new(
+                text,
+                (x + 6, top + 5 + 20 * line as i32),
+                ("sans-serif", size).into_font(),
+            ))?;
+        }
+        if !classifier {
             let (ax, ay) = (x + box_w + 4, top + box_h / 2);
-            root.draw(&PathElement::new([(ax, ay), (ax + gap - 8, ay)], BLACK.stroke_width(2)))?;
-            root.draw(&Polygon::new(
+            area.draw(&PathElement::new([(ax, ay), (ax + gap - 8, ay)], BLACK.stroke_width(2)))?;
+            area.draw(&Polygon::new(
                 vec![(ax + gap - 8, ay - 5), (ax + gap - 2, ay), (ax + gap - 8, ay + 5)],
                 BLACK.filled(),
             ))?;
@@ -343,6 +474,15 @@ fn figure(
     Ok(())
 }
 
+/// What an evaluator's number is: a trained child's accuracy, or the synthetic evaluator's score.
+pub fn score_name(evaluator: &str) -> &'static str {
+    if evaluator == "synthetic" {
+        "score"
+    } else {
+        "accuracy"
+    }
+}
+
 /// Writes `report.md` and its plots into `out`; returns the report's path.
 pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathBuf> {
     let record = store.run(run)?;
@@ -350,41 +490,53 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     anyhow::ensure!(!episodes.is_empty(), "run {run} has no finished episodes to report on");
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let config = crate::config::RunConfig::from_toml(&record.config_toml)?;
-    let classes = config.dataset.num_classes();
+    let labels = PlotLabels {
+        subtitle: format!(
+            "run {run} · agent {} {} · reward {} {} · dataset {} · evaluator {}",
+            record.agent.name,
+            record.agent.version,
+            record.reward.name,
+            record.reward.version,
+            record.dataset,
+            record.evaluator
+        ),
+        score: score_name(&record.evaluator),
+    };
+    let score = labels.score;
 
     figure(
         out,
         "reward",
         (1000, 560),
-        |a| plot_rewards(a, &episodes),
-        |a| plot_rewards(a, &episodes),
+        |a| plot_rewards(a, &episodes, &labels),
+        |a| plot_rewards(a, &episodes, &labels),
     )?;
     figure(
         out,
         "accuracy_vs_params",
         (1000, 560),
-        |a| plot_accuracy_vs_params(a, &episodes),
-        |a| plot_accuracy_vs_params(a, &episodes),
+        |a| plot_accuracy_vs_params(a, &episodes, &labels),
+        |a| plot_accuracy_vs_params(a, &episodes, &labels),
     )?;
     let metric = ["epsilon", "entropy"]
         .into_iter()
         .find(|m| episodes.iter().any(|e| e.metrics.contains_key(*m)));
     if let Some(metric) = metric {
-        let points: Vec<(f64, f64)> = episodes
+        let points: Vec<(i64, f64)> = episodes
             .iter()
             .filter_map(|e| {
                 e.metrics
                     .get(metric)
                     .and_then(|v| v.as_f64())
-                    .map(|v| (e.index as f64, v))
+                    .map(|v| (e.index as i64, v))
             })
             .collect();
         figure(
             out,
             "exploration",
             (1000, 480),
-            |a| plot_metric(a, metric, &points),
-            |a| plot_metric(a, metric, &points),
+            |a| plot_metric(a, metric, &points, &labels),
+            |a| plot_metric(a, metric, &points, &labels),
         )?;
     }
     let best = episodes
@@ -392,16 +544,20 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         .max_by(|a, b| a.reward.total_cmp(&b.reward))
         .expect("non-empty");
     let best_arch: Architecture = best.architecture.parse().map_err(anyhow::Error::msg)?;
+    let summary = best_arch.summary(config.dataset.image_shape(), config.dataset.num_classes());
     let caption = format!(
-        "Best architecture (episode {}, reward {:.4}, accuracy {:.4}, {} params)",
-        best.index, best.reward, best.accuracy, best.params
+        "Best architecture (episode {}, reward {:.4}, {score} {:.4}, {} params)",
+        best.index,
+        best.reward,
+        best.accuracy,
+        crate::arch::with_thousands(best.params)
     );
     figure(
         out,
         "best_architecture",
-        (1100, 180),
-        |a| draw_architecture(a, &best_arch, classes, &caption),
-        |a| draw_architecture(a, &best_arch, classes, &caption),
+        (1100, 200),
+        |a| draw_architecture(a, &summary, &caption, &labels),
+        |a| draw_architecture(a, &summary, &caption, &labels),
     )?;
 
     let top = top_distinct(&episodes, 10);
@@ -420,18 +576,20 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     );
     md.push_str("## Best architecture\n\n![best architecture](best_architecture.png)\n\n");
     md.push_str(&format!(
-        "`{}` — reward {:.4}, accuracy {:.4}, {} parameters, found in episode {}.\n\n",
+        "`{}` — reward {:.4}, {score} {:.4}, {} parameters, found in episode {}.\n\n```\n{summary}\n```\n\n",
         best.architecture, best.reward, best.accuracy, best.params, best.index
     ));
-    md.push_str("## Reward and accuracy\n\n![reward per episode](reward.png)\n\n");
-    md.push_str("## Accuracy vs size\n\n![accuracy vs parameters](accuracy_vs_params.png)\n\n");
+    md.push_str(&format!(
+        "## Reward and {score}\n\n![reward per episode](reward.png)\n\n## {} vs size\n\n![{score} vs parameters](accuracy_vs_params.png)\n\n",
+        capitalised(score)
+    ));
     match metric {
         Some(m) => md.push_str(&format!("## Exploration\n\n![{m} over episodes](exploration.png)\n\n")),
         None => md.push_str("## Exploration\n\nThis agent reports neither ε nor policy entropy.\n\n"),
     }
-    md.push_str(
-        "## Top architectures\n\n| reward | accuracy | params | depth | architecture |\n|---|---|---|---|---|\n",
-    );
+    md.push_str(&format!(
+        "## Top architectures\n\n| reward | {score} | params | depth | architecture |\n|---|---|---|---|---|\n"
+    ));
     for e in &top {
         md.push_str(&format!(
             "| {:.4} | {:.4} | {} | {} | `{}` |\n",
@@ -442,7 +600,7 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     if !samples.is_empty() {
         let (m, s, p, d) = sample_stats(&samples);
         md.push_str(&format!(
-            "\n## Frozen-policy evaluation\n\n{} samples: accuracy {m:.4} ± {s:.4}, mean parameters {p:.0}, mean depth {d:.2}.\n",
+            "\n## Frozen-policy evaluation\n\n{} samples: {score} {m:.4} ± {s:.4}, mean parameters {p:.0}, mean depth {d:.2}.\n",
             samples.len()
         ));
     }
@@ -454,6 +612,15 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_read_as_counts() {
+        let labels: Vec<String> = [950.0, 1e3, 2e4, 1e5, 1.5e6, 1e6]
+            .into_iter()
+            .map(human_count)
+            .collect();
+        assert_eq!(labels, ["950", "1k", "20k", "100k", "1.5M", "1M"]);
+    }
 
     #[test]
     fn moving_average_warms_up() {
@@ -492,9 +659,11 @@ mod tests {
     #[test]
     fn csv_escapes() {
         let t = CompareTable {
-            header: vec!["a", "b"],
+            header: vec!["a".into(), "b".into()],
             rows: vec![vec!["x,y".into(), "q\"".into()]],
+            best: vec![(0, 1)],
         };
         assert_eq!(t.to_csv(), "a,b\n\"x,y\",\"q\"\"\"\n");
+        assert!(t.to_markdown().contains("| x,y | **q\"** |"));
     }
 }

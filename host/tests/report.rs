@@ -52,15 +52,45 @@ fn eval_report_and_compare_work_on_finished_runs() {
     }
     let diagram = std::fs::read_to_string(out.join("best_architecture.svg")).unwrap();
     assert!(diagram.contains("FC(3)"), "the diagram ends in the classifier");
+    assert!(
+        diagram.contains("params") && diagram.contains('×'),
+        "boxes show shapes and parameters"
+    );
+    // The report's layer table counts the best architecture's recorded parameters.
+    assert!(
+        md.contains(&format!(
+            "Total params: {}",
+            nas_host::arch::with_thousands(best.params)
+        )),
+        "{md}"
+    );
+    // The synthetic evaluator scores; it does not measure accuracy.
+    assert!(
+        md.contains("| reward | score | params |") && md.contains("## Score vs size"),
+        "{md}"
+    );
 
     let table = report::compare_table(&store, &[ppo_run, random_run]).unwrap();
     let md = table.to_markdown();
-    assert_eq!(md.lines().count(), 4, "{md}");
+    assert_eq!(md.lines().count(), 6, "{md}");
     assert!(md.contains("| ppo 0.1.0 |") && md.contains("| random 0.1.0 |"));
     assert!(md.contains("(n=12)") && md.contains("run `nas-host eval`"));
+    // Each compared column marks one best value: only ppo was evaluated, so its eval cell is bold.
+    assert_eq!(md.matches("**").count(), 2 * 4, "{md}");
+    assert!(md.contains(&format!("**{:.4} ± ", summary.mean_accuracy)), "{md}");
+    let best_of = |run| {
+        store
+            .episodes(run)
+            .unwrap()
+            .iter()
+            .map(|e| e.accuracy)
+            .fold(f64::NAN, f64::max)
+    };
+    let winner = best_of(ppo_run).max(best_of(random_run));
+    assert!(md.contains(&format!("| **{winner:.4}** |")), "{md}");
     let csv = table.to_csv();
     assert_eq!(csv.lines().count(), 3);
-    assert!(csv.starts_with("run,agent,reward,dataset,episodes,best accuracy"));
+    assert!(csv.starts_with("run,agent,reward,dataset,episodes,best score") && !csv.contains("**"));
 }
 
 #[test]

@@ -33,6 +33,35 @@ fn every_masked_rollout_builds_and_counts_its_parameters() {
     }
 }
 
+/// The summary table (`show-arch`, reports) counts exactly the parameters of the network that is
+/// trained, layer by layer, including fc after pool, fc after fc and 1×1 convolutions.
+#[test]
+fn the_summary_counts_the_parameters_of_the_built_network() {
+    let cases = [
+        ("conv(32,3) pool(5,3) fc(64)", (3usize, 32usize, 32usize), 5usize),
+        ("conv(64,1) conv(10,1)", (3, 32, 32), 10),
+        ("pool(2,2) fc(128)", (1, 28, 28), 3),
+        ("conv(20,5) pool(3,2) fc(256) fc(64)", (1, 28, 28), 3),
+        ("conv(10,1) pool(2,2) conv(32,3) pool(5,3) fc(512)", (3, 32, 32), 10),
+    ];
+    for (text, input, classes) in cases {
+        let arch: Architecture = text.parse().unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = model::build(&vs.root(), &arch, input, classes, Activation::Relu);
+        let built: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let summary = arch.summary(input, classes);
+        assert_eq!(summary.total_params(), built as u64, "{text}");
+        assert!(
+            summary.to_string().contains(&format!(
+                "Total params: {}",
+                nas_host::arch::with_thousands(built as u64)
+            )),
+            "{text}"
+        );
+        assert_eq!(summary.rows.last().unwrap().output, vec![classes as u64], "{text}");
+    }
+}
+
 fn synthetic_data(validation: Validation) -> TensorData {
     let dataset = nas_datasets::generate_synthetic(&nas_datasets::SyntheticOptions::default());
     let protocol = TrainConfig {
