@@ -46,7 +46,13 @@ build: setup plugins
 
 # Tests run in the release profile so they share the (slow to build) wasmtime and libtorch
 # artifacts with `make build`.
-test: build
+# What the export tests load exported models with: safetensors and onnxruntime beside PyTorch.
+$(VENV)/.export-consumers: $(VENV)/.torch-$(TORCH_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check safetensors onnxruntime
+	touch $@
+
+test: export NAS_TEST_PYTHON := $(VENV)/bin/python
+test: build $(VENV)/.export-consumers
 	cargo fmt --all -- --check
 	cargo clippy --release $(NATIVE) --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS)) -- -D warnings

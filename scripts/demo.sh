@@ -16,4 +16,6 @@ rm -f runs.fetch.log
 $BIN search --config configs/demo.toml --dataset "$dataset" --db "$DB"
 run=$($BIN runs --db "$DB" | awk 'NR>1 {id=$1} END {print id}')
 $BIN report "$run" --db "$DB"
+# The best architecture as a trained, portable model (TorchScript, ONNX, safetensors + model.py).
+$BIN export "$run" --db "$DB" --out "runs/export-$run" --force
 echo "next: $BIN eval $run --db $DB   (trains the frozen policy's samples)"

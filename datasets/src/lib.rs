@@ -107,6 +107,31 @@ impl DatasetName {
         }
     }
 
+    /// The name of each class, by label.
+    pub fn class_names(self) -> Vec<String> {
+        const CIFAR10: [&str; 10] = [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ];
+        match self {
+            DatasetName::Mnist3 | DatasetName::Mnist => (0..self.num_classes()).map(|d| d.to_string()).collect(),
+            DatasetName::Cifar5 | DatasetName::Cifar10 => {
+                CIFAR10[..self.num_classes()].iter().map(|c| c.to_string()).collect()
+            }
+            DatasetName::Synthetic => ["horizontal bar", "vertical bar", "square outline"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+
     pub fn num_classes(self) -> usize {
         match self {
             DatasetName::Mnist3 => 3,

@@ -51,6 +51,11 @@ enum Command {
     Plugins(PluginsCommand),
     /// Train one architecture and print its accuracy, parameter count and time per epoch.
     TrainArch(TrainArchArgs),
+    /// Train a run's best architectures (or a given one) and write them as TorchScript, ONNX,
+    /// safetensors + model.py and model.json.
+    Export(ExportArgs),
+    /// Classify PNG/JPEG images with an exported model.
+    Predict(PredictArgs),
     /// Print an architecture's layer table (output shapes, parameters, multiply-adds), as
     /// torchinfo's summary does; nothing is trained.
     ShowArch(ShowArchArgs),
@@ -167,6 +172,40 @@ struct ReportArgs {
 }
 
 #[derive(Args, Debug)]
+struct ExportArgs {
+    run: i64,
+    /// Export the K best-rewarded distinct architectures of the run (into OUT/top-1 … OUT/top-K
+    /// when K > 1).
+    #[arg(long, default_value_t = 1, conflicts_with = "arch")]
+    top: usize,
+    /// Export this architecture instead (trained with the run's protocol and data).
+    #[arg(long)]
+    arch: Option<String>,
+    /// Epochs to train (default: the run's protocol; more than the search used is usual).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Output directory (default: runs/export-RUN).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write into an output directory that already exists.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// A directory written by `nas-host export`.
+    model: PathBuf,
+    /// PNG or JPEG files; converted to the model's channels and resized to its input if needed.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct ShowArchArgs {
     /// The architecture in canonical form, e.g. "conv(32,3) pool(5,3) fc(64)".
     arch: String,
@@ -226,6 +265,8 @@ pub fn main() -> ExitCode {
         Some(Command::Plugins(PluginsCommand::Inspect { file })) => plugins_inspect(&file),
         Some(Command::TrainArch(args)) => train_arch(args),
         Some(Command::ShowArch(args)) => show_arch(args),
+        Some(Command::Export(args)) => run_export(args),
+        Some(Command::Predict(args)) => run_predict(args),
         Some(Command::Datasets(DatasetsCommand::Fetch { dataset, data_dir })) => fetch_dataset(dataset, data_dir),
     };
     match result {
@@ -559,6 +600,74 @@ fn fetch_dataset(name: DatasetName, data_dir: Option<PathBuf>) -> anyhow::Result
         d.num_classes,
         source.data_dir.display()
     );
+    Ok(())
+}
+
+/// Export progress on stderr; where each model went on stdout.
+struct ExportProgress;
+
+impl crate::export::ExportSink for ExportProgress {
+    fn training(&mut self, index: usize, total: usize, arch: &Architecture, epochs: usize) {
+        eprintln!("[{}/{total}] training {arch} for {epochs} epochs", index + 1);
+    }
+
+    fn written(&mut self, model: &crate::export::Exported) {
+        println!(
+            "{}: {} — accuracy {:.4} ({} split), {} parameters",
+            model.dir.display(),
+            model.card.architecture,
+            model.card.accuracy,
+            model.card.evaluation_split,
+            model.card.params
+        );
+    }
+}
+
+fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    let choice = match &args.arch {
+        Some(text) => crate::export::Choice::Arch(text.parse().map_err(anyhow::Error::msg)?),
+        None => crate::export::Choice::Top(args.top),
+    };
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("runs/export-{}", args.run)));
+    let request = crate::export::ExportRequest {
+        run: args.run,
+        choice,
+        epochs: args.epochs,
+        out: out.clone(),
+        force: args.force,
+        data_dir: args.data.data_dir.clone(),
+        device: args.data.device,
+    };
+    let store = Store::open(&args.store.db)?;
+    let models = crate::export::export(&store, &request, &mut ExportProgress)?;
+    let first = &models[0].dir;
+    println!("\nIn Python (PyTorch; `pip install safetensors` for model.py):\n");
+    println!("    import sys; sys.path.insert(0, {:?})", first.display().to_string());
+    println!("    import model; net = model.load()");
+    println!("    logits = net(model.preprocess(images))  # uint8 images, [N, C, H, W]");
+    println!(
+        "\nor torch.jit.load({:?}), or onnxruntime on model.onnx.",
+        first.join("model.pt").display().to_string()
+    );
+    Ok(())
+}
+
+fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
+    for p in crate::export::predict(&args.model, &args.images)? {
+        let note = p
+            .resized_from
+            .map(|(w, h)| format!(" (resized from {w}×{h})"))
+            .unwrap_or_default();
+        println!(
+            "{}: {} (class {}, p = {:.3}){note}",
+            p.path.display(),
+            p.name,
+            p.class,
+            p.probability
+        );
+    }
     Ok(())
 }
 

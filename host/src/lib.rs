@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod device;
 pub mod evaluator;
+pub mod export;
 pub mod frozen_policy;
 pub mod mdp;
 pub mod model;

@@ -230,6 +230,20 @@ where
     Ok(below_title.titled(&labels.subtitle, ("sans-serif", 14).into_font().color(&palette::GREY))?)
 }
 
+/// The value axis: up to 1 (or the largest value), down to just below the smallest value, in steps
+/// of 0.1, so that a search whose children all score 0.98–0.99 is not drawn as one flat line at
+/// the top of a 0–1 axis.
+fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let floor = ((lo - 0.02) * 10.0).floor() / 10.0;
+    (floor.min(0.9), hi.max(1.0))
+}
+
 /// A count as tick labels read it: 950, 1k, 20k, 1.5M.
 fn human_count(value: f64) -> String {
     let (scaled, suffix) = match value.abs() {
@@ -253,18 +267,7 @@ where
     let n = episodes.len().max(1) as i64;
     let rewards: Vec<f64> = episodes.iter().map(|e| e.reward).collect();
     let scores: Vec<f64> = episodes.iter().map(|e| e.accuracy).collect();
-    let lo = rewards
-        .iter()
-        .chain(&scores)
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .min(0.0);
-    let hi = rewards
-        .iter()
-        .chain(&scores)
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max)
-        .max(1.0);
+    let (lo, hi) = value_range(rewards.iter().chain(&scores).copied());
     let window = (episodes.len() / 20).clamp(1, 100);
     let title = format!("Reward and {} per episode (moving average over {window})", labels.score);
     let area = titled(&root, &title, labels).map_err(|e| e.to_string())?;
@@ -337,7 +340,10 @@ where
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
-        .build_cartesian_2d((pmin..pmax * 1.5).log_scale(), 0f64..1.0)?;
+        .build_cartesian_2d(
+            (pmin..pmax * 1.5).log_scale(),
+            value_range(episodes.iter().map(|e| e.accuracy)).0..1.0,
+        )?;
     chart
         .configure_mesh()
         .x_desc("trainable parameters (log scale)")
@@ -612,6 +618,15 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_axes_zoom_to_the_data() {
+        assert_eq!(value_range([0.985, 0.99, 0.88].into_iter()), (0.8, 1.0));
+        assert_eq!(value_range([0.2, 0.5].into_iter()).0, 0.1);
+        assert_eq!(value_range([-0.3, 0.5].into_iter()).0, -0.4);
+        assert_eq!(value_range(std::iter::empty()), (0.0, 1.0));
+        assert_eq!(value_range([0.995].into_iter()).0, 0.9);
+    }
 
     #[test]
     fn tick_labels_read_as_counts() {

@@ -120,6 +120,10 @@ pub struct TensorData {
     pub input: (usize, usize, usize),
     pub num_classes: usize,
     pub device: Device,
+    /// Per-channel mean and std the [0, 1] pixels were standardised with (0 and 1 without
+    /// normalisation): what an exported model's users must apply too.
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
 }
 
 fn to_tensors(split: &Split, input: (usize, usize, usize)) -> (Tensor, Tensor) {
@@ -180,7 +184,16 @@ impl TensorData {
             Normalize::None => (Tensor::from(0f32), Tensor::from(1f32)),
         };
         let normalise = |x: &Tensor| ((x - &mean) / &std).to_device(device).contiguous();
+        let per_channel = |t: &Tensor| -> Vec<f64> {
+            let values: Vec<f64> = Vec::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default();
+            match values.as_slice() {
+                [one] => vec![*one; input.0],
+                _ => values,
+            }
+        };
         Ok(TensorData {
+            mean: per_channel(&mean),
+            std: per_channel(&std),
             train_x: normalise(&train_x),
             train_y: train_y.to_device(device),
             eval_x: normalise(&eval_x),
@@ -195,6 +208,25 @@ impl TensorData {
 /// Trains `arch` on `data` and measures its accuracy. Never panics: a diverging or out-of-memory
 /// child comes back as a failed outcome with its reason.
 pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> TrainOutcome {
+    match train_network(arch, data, config) {
+        Ok(trained) => trained.outcome,
+        Err(failed) => failed,
+    }
+}
+
+/// A trained child with its weights, for `export`.
+pub struct TrainedNetwork {
+    pub vs: nn::VarStore,
+    pub net: nn::Sequential,
+    pub outcome: TrainOutcome,
+}
+
+/// [`train`], keeping the trained network; a failure comes back as the failed outcome.
+pub fn train_network(
+    arch: &Architecture,
+    data: &TensorData,
+    config: &TrainConfig,
+) -> Result<TrainedNetwork, TrainOutcome> {
     // libtorch's random generator is process-wide: two trainings at once would draw from it in an
     // unpredictable interleaving, and a seed would no longer fix the result.
     static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -213,16 +245,20 @@ pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Tr
         transient,
     };
     match result {
-        Ok(Ok(accuracy)) => TrainOutcome {
-            accuracy,
-            params,
-            seconds,
-            seconds_per_epoch: seconds / epochs,
-            failure: None,
-            transient: false,
-        },
-        Ok(Err(ChildFailure::Diverged(reason))) => failed(reason, false),
-        Ok(Err(ChildFailure::Libtorch(reason))) => failed(reason, true),
+        Ok(Ok((vs, net, accuracy))) => Ok(TrainedNetwork {
+            vs,
+            net,
+            outcome: TrainOutcome {
+                accuracy,
+                params,
+                seconds,
+                seconds_per_epoch: seconds / epochs,
+                failure: None,
+                transient: false,
+            },
+        }),
+        Ok(Err(ChildFailure::Diverged(reason))) => Err(failed(reason, false)),
+        Ok(Err(ChildFailure::Libtorch(reason))) => Err(failed(reason, true)),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -234,7 +270,7 @@ pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Tr
             } else {
                 format!("libtorch error: {}", first_line(&message))
             };
-            failed(reason, true)
+            Err(failed(reason, true))
         }
     }
 }
@@ -250,7 +286,11 @@ enum ChildFailure {
     Libtorch(String),
 }
 
-fn train_inner(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Result<f64, ChildFailure> {
+fn train_inner(
+    arch: &Architecture,
+    data: &TensorData,
+    config: &TrainConfig,
+) -> Result<(nn::VarStore, nn::Sequential, f64), ChildFailure> {
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(data.device);
     let net = model::build(&vs.root(), arch, data.input, data.num_classes, config.activation);
@@ -284,7 +324,8 @@ fn train_inner(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> 
             )));
         }
     }
-    Ok(accuracy(&net, &data.eval_x, &data.eval_y))
+    let accuracy = accuracy(&net, &data.eval_x, &data.eval_y);
+    Ok((vs, net, accuracy))
 }
 
 /// Accuracy of `net` on (x, y), evaluated without gradients in large batches.
