@@ -613,12 +613,17 @@ impl crate::export::ExportSink for ExportProgress {
 
     fn written(&mut self, model: &crate::export::Exported) {
         println!(
-            "{}: {} — accuracy {:.4} ({} split), {} parameters",
+            "{}: {} — accuracy {:.4} ({} split), {} parameters{}",
             model.dir.display(),
             model.card.architecture,
             model.card.accuracy,
             model.card.evaluation_split,
-            model.card.params
+            model.card.params,
+            if model.from_search {
+                " (the weights the search kept; not trained again)"
+            } else {
+                ""
+            }
         );
     }
 }

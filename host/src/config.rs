@@ -51,6 +51,15 @@ impl Default for EvalConfig {
     }
 }
 
+/// `[search]`: what a search keeps beyond its episodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Keep the trained weights of the run's K best distinct architectures (by reward) in the
+    /// store, so `export --top K` with the run's protocol needs no training. 0 keeps none.
+    pub keep_weights: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
@@ -68,6 +77,7 @@ pub struct RunConfig {
     pub synthetic: SyntheticConfig,
     pub sandbox: SandboxLimits,
     pub eval: EvalConfig,
+    pub search: SearchConfig,
     /// Per-plugin sections, keyed by plugin name (the file stem): passed to the plugin as JSON.
     pub plugins: BTreeMap<String, toml::Table>,
 }
@@ -86,6 +96,7 @@ impl Default for RunConfig {
             synthetic: SyntheticConfig::default(),
             sandbox: SandboxLimits::default(),
             eval: EvalConfig::default(),
+            search: SearchConfig::default(),
             plugins: BTreeMap::new(),
         }
     }

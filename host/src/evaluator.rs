@@ -154,7 +154,28 @@ impl Evaluator {
 
     /// Evaluates `arch`, training with `train_seed` (the synthetic score has no randomness).
     pub fn evaluate(&self, arch: &Architecture, train_seed: u64) -> Outcome {
-        match self {
+        self.evaluate_keeping(arch, train_seed, false).0
+    }
+
+    /// [`Evaluator::evaluate`], also returning the trained weights (safetensors) when `keep` is
+    /// set and a network was trained.
+    pub fn evaluate_keeping(&self, arch: &Architecture, train_seed: u64, keep: bool) -> (Outcome, Option<Vec<u8>>) {
+        if let (true, Evaluator::Train { data, config }) = (keep, self) {
+            let protocol = TrainConfig {
+                seed: train_seed,
+                ..config.clone()
+            };
+            return match train::train_network(arch, data, &protocol) {
+                Ok(trained) => {
+                    let weights = crate::export::safetensors_bytes(&trained.vs)
+                        .map_err(|e| tracing::warn!("could not keep the weights of `{arch}`: {e:#}"))
+                        .ok();
+                    (trained.outcome.into(), weights)
+                }
+                Err(failed) => (failed.into(), None),
+            };
+        }
+        let outcome = match self {
             Evaluator::Train { data, config } => train::train(
                 arch,
                 data,
@@ -171,7 +192,8 @@ impl Evaluator {
                 failure: None,
                 transient: false,
             },
-        }
+        };
+        (outcome, None)
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Normalization {
 pub struct Exported {
     pub dir: PathBuf,
     pub card: ModelCard,
+    /// The weights the search kept (`[search] keep_weights`) were used; nothing was trained.
+    pub from_search: bool,
 }
 
 /// Hears about each model as it is trained and written (the CLI shows progress).
@@ -139,9 +141,21 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
         } else {
             request.out.join(format!("top-{}", i + 1))
         };
-        sink.training(i, architectures.len(), arch, protocol.epochs);
-        let trained = train::train_network(arch, &data, &protocol)
-            .map_err(|failed| anyhow::anyhow!("training `{arch}` failed: {}", failed.failure.unwrap_or_default()))?;
+        // The search's own protocol: the weights it kept for this architecture are the model.
+        let kept = match request.epochs {
+            Some(epochs) if epochs != config.train.epochs => None,
+            _ => kept_weights(store, request.run, arch)?,
+        };
+        let from_search = kept.is_some();
+        let trained = match kept {
+            Some(weights) => restore(arch, &data, &protocol, &weights)?,
+            None => {
+                sink.training(i, architectures.len(), arch, protocol.epochs);
+                train::train_network(arch, &data, &protocol).map_err(|failed| {
+                    anyhow::anyhow!("training `{arch}` failed: {}", failed.failure.unwrap_or_default())
+                })?
+            }
+        };
         let card = ModelCard {
             architecture: arch.to_string(),
             dataset: config.dataset.as_str().into(),
@@ -172,11 +186,60 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
             config.dataset,
             protocol.activation,
         )?;
-        let exported = Exported { dir, card };
+        let exported = Exported { dir, card, from_search };
         sink.written(&exported);
         written.push(exported);
     }
     Ok(written)
+}
+
+/// The weights a run kept for `arch`, if it kept any.
+fn kept_weights(store: &Store, run: i64, arch: &Architecture) -> anyhow::Result<Option<Vec<u8>>> {
+    let text = arch.to_string();
+    let episodes = store.episodes(run)?;
+    let evaluations = store.episode_evaluations(run)?;
+    for episode in episodes.iter().filter(|e| e.architecture == text) {
+        if let Some(weights) = store.kept_weights(evaluations[episode.index])? {
+            return Ok(Some(weights));
+        }
+    }
+    Ok(None)
+}
+
+/// The network with kept weights, its accuracy measured again on the evaluation split.
+fn restore(
+    arch: &Architecture,
+    data: &TensorData,
+    protocol: &TrainConfig,
+    weights: &[u8],
+) -> anyhow::Result<train::TrainedNetwork> {
+    let mut vs = nn::VarStore::new(data.device);
+    let net = model::build(&vs.root(), arch, data.input, data.num_classes, protocol.activation);
+    let file = tempfile::Builder::new().suffix(".safetensors").tempfile()?;
+    std::fs::write(file.path(), weights)?;
+    vs.load(file.path())
+        .with_context(|| format!("loading the weights the search kept for `{arch}`"))?;
+    let started = std::time::Instant::now();
+    let accuracy = train::accuracy(&net, &data.eval_x, &data.eval_y);
+    Ok(train::TrainedNetwork {
+        vs,
+        net,
+        outcome: train::TrainOutcome {
+            accuracy,
+            params: arch.param_count(data.input, data.num_classes),
+            seconds: started.elapsed().as_secs_f64(),
+            seconds_per_epoch: 0.0,
+            failure: None,
+            transient: false,
+        },
+    })
+}
+
+/// A network's variables as safetensors bytes (tch writes safetensors only to files).
+pub fn safetensors_bytes(vs: &nn::VarStore) -> anyhow::Result<Vec<u8>> {
+    let file = tempfile::Builder::new().suffix(".safetensors").tempfile()?;
+    vs.save(file.path())?;
+    Ok(std::fs::read(file.path())?)
 }
 
 /// Writes one model's files into `dir`.

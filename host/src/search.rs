@@ -165,18 +165,33 @@ impl Session {
         origin: Option<(i64, usize)>,
         train_seed: u64,
     ) -> anyhow::Result<(i64, Outcome, bool)> {
+        let (id, outcome, cache_hit, _) = self.evaluate_keeping(store, arch, use_cache, origin, train_seed, false)?;
+        Ok((id, outcome, cache_hit))
+    }
+
+    /// [`Session::evaluate_with_seed`], also returning the trained weights when `keep` is set and
+    /// the child was trained now (not served from the store).
+    fn evaluate_keeping(
+        &self,
+        store: &Store,
+        arch: &Architecture,
+        use_cache: bool,
+        origin: Option<(i64, usize)>,
+        train_seed: u64,
+        keep: bool,
+    ) -> anyhow::Result<(i64, Outcome, bool, Option<Vec<u8>>)> {
         let (key, protocol) = self.cache_key(arch, train_seed);
         if let Some((run, episode)) = origin {
             if let Some(mine) = store.evaluation_of_episode(&key, run, episode)? {
-                return Ok((mine.id, mine.outcome, false));
+                return Ok((mine.id, mine.outcome, false, None));
             }
         }
         if use_cache {
             if let Some(cached) = store.cached_evaluation(&key)? {
-                return Ok((cached.id, cached.outcome, true));
+                return Ok((cached.id, cached.outcome, true, None));
             }
         }
-        let outcome = self.evaluator.evaluate(arch, train_seed);
+        let (outcome, weights) = self.evaluator.evaluate_keeping(arch, train_seed, keep);
         if let Some(reason) = &outcome.failure {
             tracing::warn!("child `{arch}` failed: {reason}");
         }
@@ -190,7 +205,7 @@ impl Session {
             outcome: &outcome,
             origin,
         })?;
-        Ok((id, outcome, false))
+        Ok((id, outcome, false, weights))
     }
 
     /// Reseeds both plugins' WASI randomness for `episode`.
@@ -376,7 +391,15 @@ fn run_episodes(
         // The agent's values while it designed this episode (its ε, say), before the episode's
         // reward updates them.
         let metrics = session.agent.metrics()?;
-        let (evaluation_id, outcome, cache_hit) = session.evaluate(store, &arch, !no_cache, Some((run, index)))?;
+        let keep = session.config.search.keep_weights > 0;
+        let (evaluation_id, outcome, cache_hit, weights) = session.evaluate_keeping(
+            store,
+            &arch,
+            !no_cache,
+            Some((run, index)),
+            session.config.train.seed,
+            keep,
+        )?;
         let reward = session.reward.shape(&crate::plugin::EvaluationInput {
             architecture: &arch,
             accuracy: outcome.accuracy,
@@ -399,6 +422,9 @@ fn run_episodes(
             metrics: metrics.into_iter().map(|(k, v)| (k, serde_json::json!(v))).collect(),
         };
         store.commit_episode(run, &episode, evaluation_id, &state)?;
+        if let Some(weights) = weights {
+            keep_best_weights(store, run, session.config.search.keep_weights, evaluation_id, &weights)?;
+        }
         tracing::debug!(
             episode = index,
             reward,
@@ -410,6 +436,22 @@ fn run_episodes(
     }
     sink.finished();
     Ok(())
+}
+
+/// Keeps `weights` (of evaluation `evaluation_id`, just committed) if its architecture is among
+/// the run's `k` best distinct ones, and forgets the weights of any that left them. A child kept
+/// here is exported without training again (`nas-host export`).
+fn keep_best_weights(store: &Store, run: i64, k: usize, evaluation_id: i64, weights: &[u8]) -> anyhow::Result<()> {
+    let episodes = store.episodes(run)?;
+    let evaluations = store.episode_evaluations(run)?;
+    let best: Vec<i64> = crate::report::top_distinct(&episodes, k)
+        .into_iter()
+        .map(|e| evaluations[e.index])
+        .collect();
+    if best.contains(&evaluation_id) {
+        store.keep_weights(run, evaluation_id, weights)?;
+    }
+    store.prune_weights(run, &best)
 }
 
 #[cfg(test)]

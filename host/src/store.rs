@@ -113,6 +113,14 @@ ALTER TABLE episodes ADD COLUMN failure TEXT;
 ALTER TABLE eval_samples ADD COLUMN train_seed INTEGER;
 ALTER TABLE eval_samples ADD COLUMN failure TEXT;
 "#,
+    // 3: the trained weights of a run's best children (`keep_weights`), for `export`.
+    r#"
+CREATE TABLE IF NOT EXISTS kept_weights (
+    evaluation_id INTEGER PRIMARY KEY REFERENCES evaluations(id),
+    run_id        INTEGER NOT NULL REFERENCES runs(id),
+    safetensors   BLOB NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -259,6 +267,14 @@ pub trait RunStore {
     fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()>;
     /// The stored `eval` samples of a run.
     fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>>;
+    /// The evaluation behind each committed episode of a run, by episode index.
+    fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>>;
+    /// Keeps the trained weights (safetensors) of an evaluation for `run`.
+    fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()>;
+    /// Forgets the weights kept for `run` except those of `keep`.
+    fn prune_weights(&self, run: i64, keep: &[i64]) -> anyhow::Result<()>;
+    /// The weights kept for an evaluation, if any.
+    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>>;
 }
 
 /// An open run store, whatever its backend; derefs to [`RunStore`].
@@ -550,6 +566,45 @@ impl RunStore for SqliteStore {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT evaluation_id FROM episodes WHERE run_id = ?1 ORDER BY idx")?;
+        let ids = stmt.query_map([run], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+        Ok(ids)
+    }
+
+    fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (?1, ?2, ?3)",
+            params![evaluation_id, run, safetensors],
+        )?;
+        Ok(())
+    }
+
+    fn prune_weights(&self, run: i64, keep: &[i64]) -> anyhow::Result<()> {
+        let kept: Vec<String> = keep.iter().map(i64::to_string).collect();
+        self.conn.execute(
+            &format!(
+                "DELETE FROM kept_weights WHERE run_id = ?1 AND evaluation_id NOT IN ({})",
+                kept.join(",")
+            ),
+            [run],
+        )?;
+        Ok(())
+    }
+
+    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT safetensors FROM kept_weights WHERE evaluation_id = ?1",
+                [evaluation_id],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>> {

@@ -26,8 +26,8 @@ fn python() -> PathBuf {
     path
 }
 
-/// A tiny real-training search on the synthetic dataset.
-fn trained_run(db: &Path) -> i64 {
+/// A tiny real-training search on the synthetic dataset, keeping the weights of its `keep` best.
+fn trained_run(db: &Path, keep: usize) -> i64 {
     let config = RunConfig {
         agent: plugin("random").display().to_string(),
         reward: plugin("accuracy").display().to_string(),
@@ -39,6 +39,7 @@ fn trained_run(db: &Path) -> i64 {
             epochs: 1,
             ..Default::default()
         },
+        search: nas_host::config::SearchConfig { keep_weights: keep },
         ..RunConfig::default()
     };
     search::search(Start::New(Box::new(config)), &options(db.to_path_buf()))
@@ -64,7 +65,7 @@ fn write_test_split(path: &Path) {
 fn exported_models_load_in_pytorch_and_onnxruntime_with_the_same_logits_and_accuracy() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("x.sqlite");
-    let run = trained_run(&db);
+    let run = trained_run(&db, 0);
     let store = Store::open(&db).unwrap();
     let out = dir.path().join("export");
     let request = ExportRequest {
@@ -78,6 +79,10 @@ fn exported_models_load_in_pytorch_and_onnxruntime_with_the_same_logits_and_accu
     };
     let models = export::export(&store, &request, &mut Quiet).unwrap();
     assert_eq!(models.len(), 2);
+    assert!(
+        models.iter().all(|m| !m.from_search),
+        "the run kept no weights: each was trained"
+    );
     let episodes = store.episodes(run).unwrap();
     let split = dir.path().join("test-split.safetensors");
     write_test_split(&split);
@@ -149,7 +154,7 @@ fn exported_models_load_in_pytorch_and_onnxruntime_with_the_same_logits_and_accu
 fn predict_classifies_images_of_any_size() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.sqlite");
-    let run = trained_run(&db);
+    let run = trained_run(&db, 0);
     let out = dir.path().join("model");
     let exported = Command::new(env!("CARGO_BIN_EXE_nas-host"))
         .args(["export", &run.to_string(), "--db"])
@@ -191,4 +196,52 @@ fn predict_classifies_images_of_any_size() {
     assert!(e.contains("junk.png") && e.contains("not a PNG or JPEG"), "{e}");
     let e = format!("{:#}", export::predict(dir.path(), &[exact]).err().unwrap());
     assert!(e.contains("model.json") && e.contains("exported model"), "{e}");
+}
+
+/// With `[search] keep_weights = K`, `export --top K` uses the children the search trained.
+#[test]
+fn kept_weights_are_exported_without_training_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.sqlite");
+    let run = trained_run(&db, 2);
+    let store = Store::open(&db).unwrap();
+    let evaluations = store.episode_evaluations(run).unwrap();
+    let kept = evaluations
+        .iter()
+        .filter(|&&id| store.kept_weights(id).unwrap().is_some())
+        .count();
+    assert_eq!(kept, 2, "the two best of three children keep their weights");
+    let request = ExportRequest {
+        run,
+        choice: Choice::Top(2),
+        epochs: None,
+        out: dir.path().join("kept"),
+        force: false,
+        data_dir: None,
+        device: nas_host::device::DeviceChoice::Cpu,
+    };
+    let models = export::export(&store, &request, &mut Quiet).unwrap();
+    let episodes = store.episodes(run).unwrap();
+    for model in &models {
+        assert!(model.from_search, "{}", model.card.architecture);
+        let searched = episodes
+            .iter()
+            .find(|e| e.architecture == model.card.architecture)
+            .unwrap();
+        assert_eq!(searched.accuracy, model.card.accuracy);
+    }
+    let checked = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_export.py"))
+        .arg(&models[0].dir)
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
+    // Another protocol trains again.
+    let longer = ExportRequest {
+        epochs: Some(2),
+        choice: Choice::Top(1),
+        out: dir.path().join("longer"),
+        ..request
+    };
+    assert!(!export::export(&store, &longer, &mut Quiet).unwrap()[0].from_search);
 }
