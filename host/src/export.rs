@@ -214,7 +214,10 @@ fn restore(
     weights: &[u8],
 ) -> anyhow::Result<train::TrainedNetwork> {
     let mut vs = nn::VarStore::new(data.device);
-    let net = model::build(&vs.root(), arch, data.input, data.num_classes, protocol.activation);
+    let net = {
+        let _rng = train::libtorch_rng();
+        model::build(&vs.root(), arch, data.input, data.num_classes, protocol.activation)
+    };
     let file = tempfile::Builder::new().suffix(".safetensors").tempfile()?;
     std::fs::write(file.path(), weights)?;
     vs.load(file.path())
@@ -257,7 +260,11 @@ fn write_model(
     // The exported network: on the CPU, in libtorch's default memory layout, with the trained
     // weights (the names are PyTorch's: l0.weight, classifier.bias…).
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = model::build_with_layout(&vs.root(), arch, data.input, data.num_classes, activation, false);
+    // Building initialises weights from libtorch's generator, which a training may be using.
+    let net = {
+        let _rng = train::libtorch_rng();
+        model::build_with_layout(&vs.root(), arch, data.input, data.num_classes, activation, false)
+    };
     vs.copy(trained).context("copying the trained weights")?;
     vs.freeze();
 

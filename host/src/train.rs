@@ -165,6 +165,7 @@ impl TensorData {
                 "--validation holdout:{n} holds out every training image ({total}); use fewer"
             );
             let _guard = tch::no_grad_guard();
+            let _rng = libtorch_rng();
             tch::manual_seed(seed as i64);
             let perm = Tensor::randperm(total as i64, (Kind::Int64, Device::Cpu));
             let (keep, held) = (
@@ -214,6 +215,14 @@ pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> Tr
     }
 }
 
+/// Exclusive use of libtorch's random generator, which is process-wide: a training (or anything
+/// that initialises a network) while another runs would draw from it in an unpredictable
+/// interleaving, and a seed would no longer fix the result. Hold the guard while drawing.
+pub fn libtorch_rng() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A trained child with its weights, for `export`.
 pub struct TrainedNetwork {
     pub vs: nn::VarStore,
@@ -227,10 +236,7 @@ pub fn train_network(
     data: &TensorData,
     config: &TrainConfig,
 ) -> Result<TrainedNetwork, TrainOutcome> {
-    // libtorch's random generator is process-wide: two trainings at once would draw from it in an
-    // unpredictable interleaving, and a seed would no longer fix the result.
-    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = libtorch_rng();
     let params = arch.param_count(data.input, data.num_classes);
     let started = Instant::now();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config)));

@@ -47,6 +47,26 @@ fn trained_run(db: &Path, keep: usize) -> i64 {
         .run
 }
 
+/// Runs tests/python/check_export.py on an exported model (PyTorch, model.py and onnxruntime must
+/// reproduce nas-host's logits; with a split, its accuracy); returns what it measured.
+fn check_with_python(model: &Path, split: Option<&Path>) -> serde_json::Value {
+    let mut command = Command::new(python());
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_export.py"))
+        .arg(model);
+    if let Some(split) = split {
+        command.arg("--split").arg(split);
+    }
+    let checked = command.output().unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    serde_json::from_str(report.trim()).unwrap()
+}
+
 /// The synthetic test split as `images` (uint8 [N, C, H, W]) and `labels`, for the Python side.
 fn write_test_split(path: &Path) {
     let data = nas_datasets::generate_synthetic(&nas_datasets::SyntheticOptions::default());
@@ -112,21 +132,12 @@ fn exported_models_load_in_pytorch_and_onnxruntime_with_the_same_logits_and_accu
             card.accuracy
         );
 
-        let checked = Command::new(python())
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_export.py"))
-            .arg(&model.dir)
-            .arg("--split")
-            .arg(&split)
-            .output()
-            .unwrap();
-        let report = String::from_utf8_lossy(&checked.stdout);
-        assert!(
-            checked.status.success(),
-            "{report}\n{}",
-            String::from_utf8_lossy(&checked.stderr)
+        let measured = check_with_python(&model.dir, Some(&split));
+        assert_eq!(
+            measured["python_accuracy"].as_f64().unwrap(),
+            card.accuracy,
+            "{measured}"
         );
-        let measured: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
-        assert_eq!(measured["python_accuracy"].as_f64().unwrap(), card.accuracy, "{report}");
     }
 
     // An existing output directory is refused without --force; other bad requests name the problem.
@@ -230,12 +241,7 @@ fn kept_weights_are_exported_without_training_again() {
             .unwrap();
         assert_eq!(searched.accuracy, model.card.accuracy);
     }
-    let checked = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_export.py"))
-        .arg(&models[0].dir)
-        .output()
-        .unwrap();
-    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
+    check_with_python(&models[0].dir, None);
     // Another protocol trains again.
     let longer = ExportRequest {
         epochs: Some(2),
