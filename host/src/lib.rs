@@ -1,7 +1,8 @@
 //! nas-host: neural architecture search by reinforcement learning. The host owns the MDP, the masks
 //! and child-network training (libtorch); agents and reward shapers are sandboxed WebAssembly plugins.
 //!
-//! Data flows one way: CLI → search loop → (agent plugin, env, evaluator) → store → report.
+//! Data flows one way: CLI → search loop → (agent plugin, env, evaluator) → store → report and
+//! export.
 
 pub mod arch;
 pub mod cli;
