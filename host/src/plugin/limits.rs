@@ -35,6 +35,9 @@ pub struct SandboxLimits {
     pub memories: usize,
     /// How many tables the plugin may create (a Rust plugin uses 2).
     pub tables: usize,
+    /// Plugin output (stdout and stderr) forwarded to the log per call, in KiB; the rest is
+    /// dropped and counted.
+    pub output_kib: usize,
 }
 
 impl Default for SandboxLimits {
@@ -45,6 +48,7 @@ impl Default for SandboxLimits {
             instances: 16,
             memories: 8,
             tables: 16,
+            output_kib: 64,
         }
     }
 }

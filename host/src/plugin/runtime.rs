@@ -18,8 +18,6 @@ use super::{PluginError, PluginKind, CONTRACT_VERSION};
 
 /// How often the engine's epoch advances; call time limits are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Plugin output (stdout/stderr) kept per call; the rest is dropped and counted.
-const LOG_CAP_BYTES: usize = 64 << 10;
 /// Longest message from a plugin that reaches the user.
 const MESSAGE_CAP_BYTES: usize = 4 << 10;
 
@@ -99,9 +97,11 @@ impl WasiView for HostState {
 }
 
 /// Collects a plugin's stdout and stderr (up to a cap) so the host can forward it to tracing.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct LogPipe {
     buffer: Arc<Mutex<(Vec<u8>, usize)>>,
+    /// Output kept per call; the rest is dropped and counted.
+    cap_bytes: usize,
 }
 
 impl LogPipe {
@@ -115,7 +115,7 @@ impl tokio::io::AsyncWrite for LogPipe {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let mut guard = self.buffer.lock().expect("log pipe poisoned");
         let (kept, dropped) = &mut *guard;
-        let room = LOG_CAP_BYTES.saturating_sub(kept.len()).min(buf.len());
+        let room = self.cap_bytes.saturating_sub(kept.len()).min(buf.len());
         kept.extend_from_slice(&buf[..room]);
         *dropped += buf.len() - room;
         Poll::Ready(Ok(buf.len()))
@@ -269,7 +269,10 @@ impl Runtime {
     /// limits: one memory cap over all memories and tables, counts of instances, memories and
     /// tables, the cap on data handed to the host in one call, and the call deadline.
     pub(crate) fn new_store(&self, limits: &SandboxLimits, seed: u64) -> Store<HostState> {
-        let output = LogPipe::default();
+        let output = LogPipe {
+            buffer: Arc::default(),
+            cap_bytes: limits.output_kib.saturating_mul(1 << 10),
+        };
         let random = EpisodeRng::new(seed);
         let wasi = WasiCtx::builder()
             .stdout(output.clone())
@@ -544,7 +547,7 @@ impl Sandbox {
             tracing::info!(target: "plugin", plugin = %self.info.name, "{}", plugin_text(line));
         }
         if dropped > 0 {
-            tracing::warn!(target: "plugin", plugin = %self.info.name, "dropped {dropped} bytes of plugin output over the {LOG_CAP_BYTES}-byte cap");
+            tracing::warn!(target: "plugin", plugin = %self.info.name, "dropped {dropped} bytes of plugin output over the {} KiB per call ([sandbox] output_kib)", self.limits.output_kib);
         }
         text
     }
@@ -599,6 +602,23 @@ mod tests {
         assert!(!compatible("1.1.0", "0.1.0"));
         assert!(compatible("1.4.0", "1.0.0"));
         assert!(!compatible("garbage", "0.1.0"));
+    }
+
+    #[test]
+    fn plugin_output_is_kept_up_to_its_cap() {
+        use tokio::io::AsyncWrite;
+        let mut pipe = LogPipe {
+            buffer: Arc::default(),
+            cap_bytes: 1 << 10,
+        };
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for _ in 0..10 {
+            let written = Pin::new(&mut pipe).poll_write(&mut cx, &[b'x'; 1000]);
+            assert!(matches!(written, Poll::Ready(Ok(1000))), "the plugin is never blocked");
+        }
+        let (kept, dropped) = pipe.take();
+        assert_eq!((kept.len(), dropped), (1024, 10_000 - 1024));
     }
 
     #[test]
