@@ -24,7 +24,11 @@ fn every_masked_rollout_builds_and_counts_its_parameters() {
         for _ in 0..rollouts {
             let arch = mdp.sample_architecture(&mut rng);
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = model::build(&vs.root(), &arch, input, classes, Activation::Relu);
+            // Building draws from libtorch's process-wide generator: never while a seeded test runs.
+            let net = {
+                let _rng = nas_host::train::libtorch_rng();
+                model::build(&vs.root(), &arch, input, classes, Activation::Relu)
+            };
             let y = net.forward(&x);
             assert_eq!(y.size(), vec![2, classes as i64], "{arch}");
             let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
@@ -47,7 +51,10 @@ fn the_summary_counts_the_parameters_of_the_built_network() {
     for (text, input, classes) in cases {
         let arch: Architecture = text.parse().unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = model::build(&vs.root(), &arch, input, classes, Activation::Relu);
+        let _net = {
+            let _rng = nas_host::train::libtorch_rng();
+            model::build(&vs.root(), &arch, input, classes, Activation::Relu)
+        };
         let built: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         let summary = arch.summary(input, classes);
         assert_eq!(summary.total_params(), built as u64, "{text}");
@@ -107,9 +114,11 @@ fn no_activation_builds_an_affine_network() {
     let y = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
     let zero = Tensor::zeros([4, 1, 28, 28], (Kind::Float, Device::Cpu));
     let gap = |activation: Activation| {
+        let rng = nas_host::train::libtorch_rng();
         tch::manual_seed(5);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build(&vs.root(), &arch, (1, 28, 28), 3, activation);
+        drop(rng);
         let lhs = net.forward(&(&x + &y)) - net.forward(&y);
         let rhs = net.forward(&x) - net.forward(&zero);
         (lhs - rhs).abs().max().double_value(&[])
@@ -123,6 +132,7 @@ fn no_activation_builds_an_affine_network() {
 /// biases).
 #[test]
 fn layers_are_initialised_as_pytorch_does() {
+    let _rng = nas_host::train::libtorch_rng();
     tch::manual_seed(0);
     let arch: Architecture = "conv(64,3) conv(32,5) pool(2,2) fc(256) fc(64)".parse().unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
@@ -241,9 +251,12 @@ fn channels_last_computes_the_same_function() {
     let x = Tensor::randn([8, 3, 32, 32], (Kind::Float, Device::Cpu));
     let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 0, 1, 2]);
     let run = |channels_last: bool| {
+        // Both layouts must start from the same weights: no other test may draw in between.
+        let rng = nas_host::train::libtorch_rng();
         tch::manual_seed(11);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build_with_layout(&vs.root(), &arch, (3, 32, 32), 5, Activation::Relu, channels_last);
+        drop(rng);
         let loss = net.forward(&x).cross_entropy_for_logits(&y);
         loss.backward();
         let mut grads: Vec<(String, Tensor)> = vs
