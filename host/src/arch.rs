@@ -110,6 +110,24 @@ impl Architecture {
         self.layers.len()
     }
 
+    /// Whether every conv and pool window fits its input of side `side`, so that the network can
+    /// be built at all ([`Architecture::summary`] and `model::build` assume it). A search space's
+    /// own rules (`Mdp::validate`) are stricter.
+    pub fn fits(&self, mut side: u32) -> bool {
+        for layer in &self.layers {
+            let window = match *layer {
+                Layer::Conv { kernel, .. } => kernel,
+                Layer::Pool { size, .. } => size,
+                Layer::Fc { .. } => 0,
+            };
+            if window > side {
+                return false;
+            }
+            side = layer.output_side(side);
+        }
+        true
+    }
+
     /// Trainable parameters of the network built from this architecture (with the classifier).
     pub fn param_count(&self, input: (usize, usize, usize), num_classes: usize) -> u64 {
         self.summary(input, num_classes).total_params()
@@ -308,6 +326,20 @@ mod tests {
         );
         assert_eq!(with_thousands(1_234_567), "1,234,567");
         assert_eq!(with_thousands(999), "999");
+    }
+
+    #[test]
+    fn windows_must_fit_their_input() {
+        assert!("conv(32,5) pool(5,3) conv(10,3)"
+            .parse::<Architecture>()
+            .unwrap()
+            .fits(28));
+        // 28 → 8 → 2: a third 5×5 pool has nothing to slide over.
+        assert!(!"pool(5,3) pool(5,3) pool(5,3)"
+            .parse::<Architecture>()
+            .unwrap()
+            .fits(28));
+        assert!(!"conv(10,5)".parse::<Architecture>().unwrap().fits(4));
     }
 
     #[test]

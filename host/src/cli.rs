@@ -683,7 +683,7 @@ fn show_arch(args: ShowArchArgs) -> anyhow::Result<()> {
     // default search space would not produce it, without refusing.
     if let Err(e) = Mdp::new(Default::default(), side as u32).validate(&arch) {
         anyhow::ensure!(
-            arch_fits(&arch, side as u32),
+            arch.fits(side as u32),
             "`{arch}` cannot be built for {}: a layer's window is larger than its input ({e})",
             args.dataset
         );
@@ -696,22 +696,6 @@ fn show_arch(args: ShowArchArgs) -> anyhow::Result<()> {
         println!("{arch} on {}\n{summary}", args.dataset);
     }
     Ok(())
-}
-
-/// Whether every conv and pool window fits its input, so the network can be built.
-fn arch_fits(arch: &Architecture, mut side: u32) -> bool {
-    for layer in &arch.layers {
-        let window = match *layer {
-            crate::arch::Layer::Conv { kernel, .. } => kernel,
-            crate::arch::Layer::Pool { size, .. } => size,
-            crate::arch::Layer::Fc { .. } => 0,
-        };
-        if window > side {
-            return false;
-        }
-        side = layer.output_side(side);
-    }
-    true
 }
 
 fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {

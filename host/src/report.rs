@@ -397,13 +397,14 @@ where
     Ok(())
 }
 
-/// A layer box's text: the layer in the seed's notation, then its output shape and parameters.
-fn box_lines(row: &crate::arch::SummaryRow) -> [String; 3] {
-    let name = match row.layer.parse::<Layer>() {
-        Ok(Layer::Conv { filters, kernel }) => format!("CONV({filters},{kernel},1)"),
-        Ok(Layer::Pool { size, stride }) => format!("POOL({size},{stride})"),
-        Ok(Layer::Fc { units }) => format!("FC({units})"),
-        Err(_) => format!("FC({})", row.output[0]),
+/// A layer box's text: the layer in the seed's notation (CONV(filters,kernel,stride),
+/// POOL(size,stride), FC(units); `None` is the classifier), then its output shape and parameters.
+fn box_lines(layer: Option<&Layer>, row: &crate::arch::SummaryRow) -> [String; 3] {
+    let name = match layer {
+        Some(Layer::Conv { filters, kernel }) => format!("CONV({filters},{kernel},1)"),
+        Some(Layer::Pool { size, stride }) => format!("POOL({size},{stride})"),
+        Some(Layer::Fc { units }) => format!("FC({units})"),
+        None => format!("FC({})", row.output[0]),
     };
     let shape = row.output.iter().map(u64::to_string).collect::<Vec<_>>().join("×");
     let params = if row.params == 0 {
@@ -416,6 +417,7 @@ fn box_lines(row: &crate::arch::SummaryRow) -> [String; 3] {
 
 fn draw_architecture<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
+    arch: &Architecture,
     summary: &crate::arch::Summary,
     caption: &str,
     labels: &PlotLabels,
@@ -443,7 +445,11 @@ where
             [(x, top), (x + box_w, top + box_h)],
             BLACK.stroke_width(1),
         ))?;
-        for (line, (text, size)) in box_lines(row).into_iter().zip([15, 13, 13]).enumerate() {
+        for (line, (text, size)) in box_lines(arch.layers.get(i), row)
+            .into_iter()
+            .zip([15, 13, 13])
+            .enumerate()
+        {
             area.draw(&Text::new(
                 text,
                 (x + 6, top + 5 + 20 * line as i32),
@@ -562,8 +568,8 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         out,
         "best_architecture",
         (1100, 200),
-        |a| draw_architecture(a, &summary, &caption, &labels),
-        |a| draw_architecture(a, &summary, &caption, &labels),
+        |a| draw_architecture(a, &best_arch, &summary, &caption, &labels),
+        |a| draw_architecture(a, &best_arch, &summary, &caption, &labels),
     )?;
 
     let top = top_distinct(&episodes, 10);

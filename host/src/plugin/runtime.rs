@@ -348,12 +348,8 @@ impl Runtime {
             .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
         let linker = self.linker()?;
         let mut sandbox = Sandbox::new(self.new_store(&limits, seed), limits, &stem);
-        let instance = match instantiate(&mut sandbox.store, &loaded.component, &linker) {
-            // Start-up code woken from a wait by the deadline has used up its time.
-            Ok(_) if sandbox.store.data().deadline.was_hit() => Err(wasmtime::Error::new(WaitPastDeadline)),
-            other => other,
-        };
-        let plugin = match instance {
+        let instance = instantiate(&mut sandbox.store, &loaded.component, &linker);
+        let plugin = match sandbox.within_deadline(instance) {
             Ok(plugin) => plugin,
             Err(e) => {
                 let output = sandbox.forward_output();
@@ -473,12 +469,7 @@ impl Sandbox {
         self.store.set_epoch_deadline(deadline_ticks(&self.limits));
         let result = f(&mut self.store);
         let output = self.forward_output();
-        // A plugin woken from a wait by its deadline has used up its call, even if it returns.
-        let result = match result {
-            Ok(_) if self.store.data().deadline.was_hit() => Err(wasmtime::Error::new(WaitPastDeadline)),
-            other => other,
-        };
-        match result {
+        match self.within_deadline(result) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(message)) => Err(self.error(call, plugin_text(&message), false)),
             Err(trap) => {
@@ -486,6 +477,15 @@ impl Sandbox {
                 self.poisoned = Some(reason.clone());
                 Err(self.error(call, reason, true))
             }
+        }
+    }
+
+    /// The outcome of a call (or of start-up code), made a timeout when the plugin was woken from
+    /// a wait by its deadline: it has used up its time even if it then returned.
+    fn within_deadline<T>(&self, result: wasmtime::Result<T>) -> wasmtime::Result<T> {
+        match result {
+            Ok(_) if self.store.data().deadline.was_hit() => Err(wasmtime::Error::new(WaitPastDeadline)),
+            other => other,
         }
     }
 
