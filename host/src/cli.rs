@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use nas_datasets::{DataSource, DatasetName};
 
 use crate::arch::Architecture;
-use crate::config::{RunConfig, RunOverrides, TrainOverrides};
+use crate::config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
 use crate::device::DeviceChoice;
 use crate::frozen_policy::SampleSink;
 use crate::mdp::Mdp;
@@ -44,8 +44,11 @@ enum Command {
     Compare(CompareArgs),
     /// Write a Markdown report with plots for a run.
     Report(ReportArgs),
-    /// List the runs in the store.
+    /// List the runs in the store, and the workers training children now.
     Runs(StoreArgs),
+    /// Train children from the store's queue (for parallel searches; `search --workers N`
+    /// starts its own).
+    Worker(WorkerArgs),
     /// Find and inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -120,9 +123,31 @@ struct SearchArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    parallel: ParallelOverrides,
+    #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
     data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// libtorch threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds a claim on a child lasts without a heartbeat.
+    #[arg(long, default_value_t = 60.0)]
+    lease_secs: f64,
+    /// Exit after this many seconds without a child to train (default: wait forever).
+    #[arg(long)]
+    idle_exit: Option<f64>,
+    /// Exit after training this many children.
+    #[arg(long)]
+    max_children: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -152,6 +177,12 @@ struct CompareArgs {
     /// and compare its runs. See configs/compare-cifar5.toml.
     #[arg(long, conflicts_with = "runs")]
     plan: Option<PathBuf>,
+    /// Worker processes shared by all the plan's searches, which then run at once.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// libtorch threads per worker (default: the cores shared out evenly).
+    #[arg(long)]
+    threads_per_worker: Option<usize>,
     #[command(flatten)]
     data: DataArgs,
     /// Also write the table as CSV to this file.
@@ -261,6 +292,7 @@ pub fn main() -> ExitCode {
         Some(Command::Compare(args)) => run_compare(args),
         Some(Command::Report(args)) => run_report(args),
         Some(Command::Runs(args)) => list_runs(args),
+        Some(Command::Worker(args)) => run_worker(args),
         Some(Command::Plugins(PluginsCommand::List)) => plugins_list(),
         Some(Command::Plugins(PluginsCommand::Inspect { file })) => plugins_inspect(&file),
         Some(Command::TrainArch(args)) => train_arch(args),
@@ -282,20 +314,27 @@ impl DataArgs {
     /// Search options for commands that search or evaluate (with the architecture cache on).
     fn search_options(&self, store: &StoreArgs) -> SearchOptions {
         SearchOptions {
-            db: store.db.clone(),
             data_dir: self.data_dir.clone(),
             device: self.device,
-            no_cache: false,
+            ..SearchOptions::new(store.db.clone())
         }
     }
 }
 
 /// Shows a search's (and an evaluation's) progress as a bar on stderr: episodes, best and last
-/// reward; hidden when stderr is not a terminal (indicatif's own rule).
+/// reward, and with workers how many are busy, the queue and children trained per hour; hidden
+/// when stderr is not a terminal (indicatif's own rule). A comparison's searches share one bar.
 #[derive(Default)]
 struct ProgressSink {
     bar: Option<ProgressBar>,
     best: f64,
+    last: String,
+    pool: Option<crate::pool::PoolStatus>,
+    /// Children trained (not served from the cache) since the bar started, and when it started.
+    trained: usize,
+    since: Option<std::time::Instant>,
+    /// Runs whose episodes the bar counts (several when a comparison runs them at once).
+    runs: Vec<i64>,
 }
 
 impl ProgressSink {
@@ -313,45 +352,87 @@ impl ProgressSink {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        self.runs.clear();
+    }
+
+    fn refresh(&self) {
+        let Some(bar) = &self.bar else { return };
+        let mut message = format!("best {:.4} | last {}", self.best, self.last);
+        if let Some(pool) = self.pool {
+            let hours = self.since.map_or(0.0, |s| s.elapsed().as_secs_f64() / 3600.0);
+            let rate = if hours > 0.0 { self.trained as f64 / hours } else { 0.0 };
+            message = format!(
+                "workers {} busy {} idle | {} queued | {rate:.0} children/h | {message}",
+                pool.busy, pool.idle, pool.queued
+            );
+        }
+        bar.set_message(message);
     }
 }
 
 impl EpisodeSink for ProgressSink {
-    fn started(&mut self, _run: i64, committed: &[EpisodeRecord], total: usize) {
-        self.best = committed.iter().map(|e| e.reward).fold(f64::NEG_INFINITY, f64::max);
-        self.start_bar(committed.len(), total);
+    fn started(&mut self, run: i64, committed: &[EpisodeRecord], total: usize) {
+        let best = committed.iter().map(|e| e.reward).fold(f64::NEG_INFINITY, f64::max);
+        match &self.bar {
+            // Another search of a comparison running at the same time: one bar for all.
+            Some(bar) if !self.runs.is_empty() => {
+                bar.inc_length(total as u64);
+                bar.inc(committed.len() as u64);
+                self.best = self.best.max(best);
+            }
+            _ => {
+                self.best = best;
+                self.start_bar(committed.len(), total);
+                self.since = Some(std::time::Instant::now());
+                self.trained = 0;
+            }
+        }
+        self.runs.push(run);
     }
 
     fn episode(&mut self, _run: i64, episode: &EpisodeRecord) {
         self.best = self.best.max(episode.reward);
+        self.trained += usize::from(!episode.cache_hit);
+        self.last = format!("{:.4} {}", episode.reward, episode.architecture);
         if let Some(bar) = &self.bar {
-            bar.set_message(format!(
-                "best {:.4} | last {:.4} {}",
-                self.best, episode.reward, episode.architecture
-            ));
             bar.inc(1);
         }
+        self.refresh();
+    }
+
+    fn pool(&mut self, status: &crate::pool::PoolStatus) {
+        self.pool = Some(*status);
+        self.refresh();
     }
 
     fn finished(&mut self) {
-        self.finish_bar();
+        let position = self.bar.as_ref().map_or(0, |b| b.position());
+        let length = self.bar.as_ref().and_then(|b| b.length()).unwrap_or(0);
+        if position >= length {
+            self.finish_bar();
+        }
     }
 }
 
 impl SampleSink for ProgressSink {
     fn started(&mut self, total: usize) {
-        self.start_bar(0, total);
+        if self.bar.is_none() {
+            self.start_bar(0, total);
+        }
     }
 
     fn sample(&mut self, _index: usize, sample: &EvalSampleRow) {
-        if let Some(bar) = &self.bar {
+        // While a comparison's searches share the bar, it counts their episodes only.
+        if let Some(bar) = self.bar.as_ref().filter(|_| self.runs.is_empty()) {
             bar.set_message(format!("{:.4} {}", sample.accuracy, sample.architecture));
             bar.inc(1);
         }
     }
 
     fn finished(&mut self) {
-        self.finish_bar();
+        if self.runs.is_empty() {
+            self.finish_bar();
+        }
     }
 }
 
@@ -404,6 +485,7 @@ fn colour_on_stderr(is_terminal: bool) -> bool {
 fn run_search(args: SearchArgs) -> anyhow::Result<()> {
     let options = SearchOptions {
         no_cache: args.no_cache,
+        parallel: args.parallel.clone(),
         ..args.data.search_options(&args.store)
     };
     let start = match args.resume {
@@ -473,8 +555,28 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let runs = match &args.plan {
         Some(path) => {
             let (plan, base) = crate::plan::ComparePlan::from_file(path)?;
-            let options = args.data.search_options(&args.store);
-            crate::plan::run_plan_with(&plan, &base, &options, &mut ProgressSink::default())?
+            let mut options = args.data.search_options(&args.store);
+            if args.workers > 0 {
+                let parallel = crate::config::ParallelConfig {
+                    workers: args.workers,
+                    threads_per_worker: args.threads_per_worker.unwrap_or(0),
+                    ..base.parallel.clone()
+                };
+                let device_kind =
+                    crate::pool::device_kind_for(crate::evaluator::EvaluatorKind::Train, args.data.device)?;
+                let spec = crate::pool::WorkerSpec::for_config(
+                    &parallel,
+                    &args.store.db,
+                    args.data.data_dir.as_deref(),
+                    device_kind,
+                )?;
+                options.shared_workers = Some(crate::pool::LocalWorkers::start(spec)?);
+            }
+            let runs = crate::plan::run_plan_with(&plan, &base, &options, &mut ProgressSink::default());
+            if let Some(workers) = options.shared_workers.take() {
+                workers.stop();
+            }
+            runs?
         }
         None => args.runs.clone(),
     };
@@ -498,9 +600,73 @@ fn run_report(args: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints one line per worker.
+struct WorkerLines;
+
+impl crate::worker::WorkerSink for WorkerLines {
+    fn started(&mut self, name: &str, device: &str) {
+        eprintln!("worker {name} on {device}: waiting for children");
+    }
+
+    fn claimed(&mut self, job: &crate::store::ClaimedJob) {
+        eprintln!("training {} (attempt {})", job.architecture, job.attempt);
+    }
+
+    fn finished(&mut self, job: &crate::store::ClaimedJob, outcome: &crate::evaluator::Outcome, recorded: bool) {
+        let result = match &outcome.failure {
+            None => format!("accuracy {:.4}", outcome.accuracy),
+            Some(reason) => format!("failed: {reason}"),
+        };
+        let note = if recorded {
+            ""
+        } else {
+            " (lease lost; another worker's result stands)"
+        };
+        eprintln!("{}: {result} in {:.1} s{note}", job.architecture, outcome.seconds);
+    }
+}
+
+fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let options = crate::worker::WorkerOptions {
+        db: args.store.db,
+        data_dir: args.data.data_dir,
+        device: args.data.device,
+        threads: args.threads,
+        lease_secs: args.lease_secs,
+        idle_exit: args.idle_exit.map(std::time::Duration::from_secs_f64),
+        max_children: args.max_children,
+    };
+    let trained = crate::worker::run(&options, &mut WorkerLines)?;
+    eprintln!("worker done: trained {trained} children");
+    Ok(())
+}
+
 fn list_runs(args: StoreArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.db)?;
     let runs = store.runs()?;
+    let workers = store.workers(crate::store::queue::unix_now() - 60.0)?;
+    if !workers.is_empty() {
+        let queue = store.queue_counts()?;
+        println!(
+            "{} workers, {} children queued, {} in training:",
+            workers.len(),
+            queue.pending,
+            queue.running
+        );
+        for w in &workers {
+            println!(
+                "  {:<24} {:<4} {:>2} thr  trained {:>4}  {}",
+                w.name,
+                w.device,
+                w.threads,
+                w.trained,
+                w.job
+                    .as_ref()
+                    .map_or_else(|| "idle".to_string(), |(_, arch)| format!("training {arch}"))
+            );
+        }
+        println!();
+    }
     if runs.is_empty() {
         println!(
             "no runs in {} yet; start one with `nas-host search` or `make demo`",

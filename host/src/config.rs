@@ -60,6 +60,103 @@ pub struct SearchConfig {
     pub keep_weights: usize,
 }
 
+/// How children in flight are turned into rewards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Design one child per environment, train them all, then report their rewards in
+    /// environment order: reproducible and exactly resumable for a fixed number of environments.
+    #[default]
+    Sync,
+    /// Design a new child as soon as any finishes (MetaQNN's distributed mode): no worker waits
+    /// for the slowest child, but rewards arrive in the order children finish.
+    Async,
+}
+
+/// Who starts the workers of a parallel search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Launcher {
+    /// The search starts `workers` worker processes on this machine and replaces any that die.
+    #[default]
+    Local,
+    /// The search only queues children; start workers by hand (`nas-host worker --db …`).
+    None,
+}
+
+/// `[parallel]`: children in flight and the workers that train them. `envs` and `schedule`
+/// shape the search's results and stay with a run; the rest is how it is executed, which a
+/// resumed run may change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParallelConfig {
+    /// Worker processes training children; 0 trains them one at a time in the search process.
+    pub workers: usize,
+    /// Environments the agent designs in, i.e. children in flight (0: one per worker).
+    pub envs: usize,
+    pub schedule: Schedule,
+    pub launcher: Launcher,
+    /// GPUs the workers are pinned to, round robin (empty: every visible GPU).
+    pub gpus: Vec<u32>,
+    /// Workers per GPU when `workers` is 0 and GPUs are listed.
+    pub workers_per_gpu: usize,
+    /// libtorch intra-op threads of each CPU worker (0: the machine's cores shared out evenly).
+    pub threads_per_worker: usize,
+    /// Seconds a worker's claim on a child lasts without a heartbeat; after that another worker
+    /// trains the child.
+    pub lease_secs: f64,
+}
+
+impl Default for ParallelConfig {
+    fn default() -> Self {
+        ParallelConfig {
+            workers: 0,
+            envs: 0,
+            schedule: Schedule::Sync,
+            launcher: Launcher::Local,
+            gpus: Vec::new(),
+            workers_per_gpu: 1,
+            threads_per_worker: 0,
+            lease_secs: 60.0,
+        }
+    }
+}
+
+impl ParallelConfig {
+    /// Whether children go through the store's queue to workers (else the search trains them).
+    pub fn uses_workers(&self) -> bool {
+        self.worker_count() > 0 || self.launcher == Launcher::None
+    }
+
+    /// Workers the launcher starts: `workers`, or `workers_per_gpu` on each listed GPU.
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 && !self.gpus.is_empty() {
+            self.gpus.len() * self.workers_per_gpu.max(1)
+        } else {
+            self.workers
+        }
+    }
+
+    /// Environments the agent designs in.
+    pub fn env_count(&self) -> usize {
+        if self.envs > 0 {
+            self.envs
+        } else {
+            self.worker_count().max(1)
+        }
+    }
+
+    /// libtorch threads per CPU worker: as given, or the machine's cores divided among the
+    /// workers (at least one each).
+    pub fn threads_for(&self, workers: usize) -> usize {
+        if self.threads_per_worker > 0 {
+            return self.threads_per_worker;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / workers.max(1)).max(1)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
@@ -78,6 +175,7 @@ pub struct RunConfig {
     pub sandbox: SandboxLimits,
     pub eval: EvalConfig,
     pub search: SearchConfig,
+    pub parallel: ParallelConfig,
     /// Per-plugin sections, keyed by plugin name (the file stem): passed to the plugin as JSON.
     pub plugins: BTreeMap<String, toml::Table>,
 }
@@ -97,6 +195,7 @@ impl Default for RunConfig {
             sandbox: SandboxLimits::default(),
             eval: EvalConfig::default(),
             search: SearchConfig::default(),
+            parallel: ParallelConfig::default(),
             plugins: BTreeMap::new(),
         }
     }
@@ -159,6 +258,49 @@ impl RunOverrides {
         config.evaluator = evaluator.unwrap_or(config.evaluator);
         config.seed = seed.unwrap_or(config.seed);
         config.train.epochs = epochs.unwrap_or(config.train.epochs);
+    }
+}
+
+/// Flags over `[parallel]`. On a resumed run only how it is executed changes (workers, devices,
+/// launcher); its environments and schedule stay those it started with.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ParallelOverrides {
+    /// Worker processes training children in parallel (0: train in this process).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Environments the agent designs in, i.e. children in flight (default: one per worker).
+    #[arg(long)]
+    pub envs: Option<usize>,
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// `local` starts the workers here; `none` only queues children for workers started by hand
+    /// (`nas-host worker --db …`).
+    #[arg(long, value_enum)]
+    pub launcher: Option<Launcher>,
+    /// GPUs to pin workers to, e.g. 0,1,2,3 (default: every visible GPU).
+    #[arg(long, value_delimiter = ',')]
+    pub gpus: Option<Vec<u32>>,
+    /// Workers sharing each GPU (with --gpus and no --workers).
+    #[arg(long)]
+    pub workers_per_gpu: Option<usize>,
+    /// libtorch threads per CPU worker (default: the cores shared out evenly).
+    #[arg(long)]
+    pub threads_per_worker: Option<usize>,
+}
+
+impl ParallelOverrides {
+    /// Writes the execution flags over `parallel`; with `design`, also the ones that shape
+    /// results (environments, schedule), which only a new run may set.
+    pub fn apply(&self, parallel: &mut ParallelConfig, design: bool) {
+        parallel.workers = self.workers.unwrap_or(parallel.workers);
+        parallel.launcher = self.launcher.unwrap_or(parallel.launcher);
+        parallel.gpus = self.gpus.clone().unwrap_or(std::mem::take(&mut parallel.gpus));
+        parallel.workers_per_gpu = self.workers_per_gpu.unwrap_or(parallel.workers_per_gpu);
+        parallel.threads_per_worker = self.threads_per_worker.unwrap_or(parallel.threads_per_worker);
+        if design {
+            parallel.envs = self.envs.unwrap_or(parallel.envs);
+            parallel.schedule = self.schedule.unwrap_or(parallel.schedule);
+        }
     }
 }
 

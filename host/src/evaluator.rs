@@ -160,40 +160,49 @@ impl Evaluator {
     /// [`Evaluator::evaluate`], also returning the trained weights (safetensors) when `keep` is
     /// set and a network was trained.
     pub fn evaluate_keeping(&self, arch: &Architecture, train_seed: u64, keep: bool) -> (Outcome, Option<Vec<u8>>) {
-        if let (true, Evaluator::Train { data, config }) = (keep, self) {
-            let protocol = TrainConfig {
-                seed: train_seed,
-                ..config.clone()
-            };
-            return match train::train_network(arch, data, &protocol) {
-                Ok(trained) => {
-                    let weights = crate::export::safetensors_bytes(&trained.vs)
-                        .map_err(|e| tracing::warn!("could not keep the weights of `{arch}`: {e:#}"))
-                        .ok();
-                    (trained.outcome.into(), weights)
-                }
-                Err(failed) => (failed.into(), None),
-            };
-        }
-        let outcome = match self {
-            Evaluator::Train { data, config } => train::train(
-                arch,
-                data,
-                &TrainConfig {
+        match self {
+            Evaluator::Train { data, config } => {
+                let protocol = TrainConfig {
                     seed: train_seed,
                     ..config.clone()
-                },
-            )
-            .into(),
-            Evaluator::Synthetic { target, dataset } => Outcome {
-                accuracy: synthetic_score(arch, target),
-                params: arch.param_count(dataset.image_shape(), dataset.num_classes()),
-                seconds: 0.0,
-                failure: None,
-                transient: false,
-            },
-        };
-        (outcome, None)
+                };
+                train_child(arch, data, &protocol, keep)
+            }
+            Evaluator::Synthetic { target, dataset } => (score_synthetic(arch, target, *dataset), None),
+        }
+    }
+}
+
+/// The synthetic evaluator's outcome for `arch`.
+pub fn score_synthetic(arch: &Architecture, target: &Architecture, dataset: DatasetName) -> Outcome {
+    Outcome {
+        accuracy: synthetic_score(arch, target),
+        params: arch.param_count(dataset.image_shape(), dataset.num_classes()),
+        seconds: 0.0,
+        failure: None,
+        transient: false,
+    }
+}
+
+/// Trains `arch` on `data` with `protocol`; with `keep`, also returns the trained weights
+/// (safetensors). Never panics: a failed child is a failed outcome.
+pub fn train_child(
+    arch: &Architecture,
+    data: &TensorData,
+    protocol: &TrainConfig,
+    keep: bool,
+) -> (Outcome, Option<Vec<u8>>) {
+    if !keep {
+        return (train::train(arch, data, protocol).into(), None);
+    }
+    match train::train_network(arch, data, protocol) {
+        Ok(trained) => {
+            let weights = crate::export::safetensors_bytes(&trained.vs)
+                .map_err(|e| tracing::warn!("could not keep the weights of `{arch}`: {e:#}"))
+                .ok();
+            (trained.outcome.into(), weights)
+        }
+        Err(failed) => (failed.into(), None),
     }
 }
 

@@ -6,7 +6,8 @@
 use serde::Serialize;
 
 use crate::config::RunConfig;
-use crate::search::{plugin_section_name, SearchOptions, Session};
+use crate::evaluator::Outcome;
+use crate::search::{plugin_section_name, Lookup, SearchOptions, Session};
 use crate::stats::mean_std;
 use crate::store::{EvalSampleRow, Store};
 
@@ -122,6 +123,25 @@ pub fn sample_train_seed(run: i64, sample: usize) -> u64 {
     (x ^ (x >> 31)) >> 1 // libtorch seeds are i64
 }
 
+fn sample_row(
+    arch: &crate::arch::Architecture,
+    train_seed: u64,
+    evaluation_id: i64,
+    outcome: Outcome,
+    cache_hit: bool,
+) -> EvalSampleRow {
+    EvalSampleRow {
+        architecture: arch.to_string(),
+        accuracy: outcome.accuracy,
+        params: outcome.params,
+        depth: arch.depth(),
+        evaluation_id,
+        cache_hit,
+        train_seed: Some(train_seed),
+        failure: outcome.failure,
+    }
+}
+
 /// Receives each `eval` sample as it is trained (the CLI shows progress; tests record).
 pub trait SampleSink {
     fn started(&mut self, _total: usize) {}
@@ -168,29 +188,49 @@ pub fn eval_with(
     let count = samples.unwrap_or(config.eval.samples);
     let reuse_cache = reuse_cache.unwrap_or(config.eval.reuse_cache);
     sink.started(count);
-    let mut rows = Vec::with_capacity(count);
-    for i in 0..count {
+    // Samples do not learn from each other: every one is designed first, then all are trained
+    // together (in parallel, with workers).
+    let mut rows: Vec<Option<EvalSampleRow>> = vec![None; count];
+    let mut designs = Vec::with_capacity(count);
+    for (i, row) in rows.iter_mut().enumerate() {
         session.reseed(EVAL_EPISODE_OFFSET + i);
-        let arch = session.design(config.eval.explore, false)?;
+        let arch = session.design(0, config.eval.explore, false)?;
         let train_seed = if reuse_cache {
             config.train.seed
         } else {
             sample_train_seed(run, i)
         };
-        let (evaluation_id, outcome, cache_hit) =
-            session.evaluate_with_seed(&store, &arch, reuse_cache, None, train_seed)?;
-        rows.push(EvalSampleRow {
-            architecture: arch.to_string(),
-            accuracy: outcome.accuracy,
-            params: outcome.params,
-            depth: arch.depth(),
-            evaluation_id,
-            cache_hit,
-            train_seed: Some(train_seed),
-            failure: outcome.failure,
-        });
-        sink.sample(i, rows.last().expect("just pushed"));
+        match session.lookup(&store, &arch, reuse_cache, None, train_seed, false)? {
+            Lookup::Known {
+                evaluation_id,
+                outcome,
+                cache_hit,
+            } => {
+                *row = Some(sample_row(&arch, train_seed, evaluation_id, outcome, cache_hit));
+                sink.sample(i, row.as_ref().expect("just set"));
+            }
+            Lookup::Train(child) => session.trainer.submit(&store, i, child)?,
+        }
+        designs.push(arch);
     }
+    while rows.iter().any(Option::is_none) {
+        let (i, finished) = session.trainer.wait(&store, &mut |_| {})?;
+        let arch = &designs[i];
+        let train_seed = if reuse_cache {
+            config.train.seed
+        } else {
+            sample_train_seed(run, i)
+        };
+        rows[i] = Some(sample_row(
+            arch,
+            train_seed,
+            finished.evaluation_id,
+            finished.outcome,
+            finished.joined,
+        ));
+        sink.sample(i, rows[i].as_ref().expect("just set"));
+    }
+    let rows: Vec<EvalSampleRow> = rows.into_iter().flatten().collect();
     sink.finished();
     store.replace_eval_samples(run, &rows)?;
     Ok(EvalSummary::from_samples(

@@ -661,6 +661,7 @@ mod tests {
             cache_hit: false,
             failure: None,
             metrics: Default::default(),
+            reported: index,
         };
         // A and B interleave in reward order: dropping only adjacent duplicates would list A twice.
         let episodes = [

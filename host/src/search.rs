@@ -4,18 +4,20 @@
 //! checkpoint, so a run can be resumed from its last committed episode.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use nas_datasets::sha256_hex;
 
 use crate::arch::Architecture;
-use crate::config::RunConfig;
+use crate::config::{ParallelOverrides, RunConfig, Schedule};
 use crate::device::DeviceChoice;
-use crate::evaluator::{Evaluator, EvaluatorKind, Outcome};
+use crate::evaluator::{EvaluatorKind, Outcome};
 use crate::mdp::Mdp;
 use crate::plugin::{self, AgentPlugin, RewardPlugin, Runtime};
-use crate::store::{EpisodeRecord, NewEvaluation, NewRun, PluginRecord, RunRecord, Store};
+use crate::pool::{self, ChildRequest, LocalWorkers, PoolStatus, Trainer};
+use crate::store::{EpisodeRecord, InFlightDesign, NewRun, PluginRecord, RunRecord, Store};
 use crate::train::TrainConfig;
 
 /// How a search talks to the outside: where data and the store are, and what it prints.
@@ -26,14 +28,36 @@ pub struct SearchOptions {
     pub device: DeviceChoice,
     /// Train even architectures the cache knows.
     pub no_cache: bool,
+    /// Flags over the run's `[parallel]` (on a resumed run, only how it is executed).
+    pub parallel: ParallelOverrides,
+    /// Workers already started for several searches at once (a comparison plan); else a search
+    /// starts its own as its `[parallel]` says.
+    pub shared_workers: Option<Arc<LocalWorkers>>,
+}
+
+impl SearchOptions {
+    /// Options with the defaults: CPU, the architecture cache on, training in this process.
+    pub fn new(db: PathBuf) -> SearchOptions {
+        SearchOptions {
+            db,
+            data_dir: None,
+            device: DeviceChoice::Cpu,
+            no_cache: false,
+            parallel: ParallelOverrides::default(),
+            shared_workers: None,
+        }
+    }
 }
 
 /// Receives a search's progress as it happens: the episodes already committed when it starts,
-/// then each episode as it is committed. The loop only hands results over; printing them (a
-/// progress bar, JSON lines) is the CLI's sinks' business, and tests record them.
+/// then each episode as it is committed, and the workers' state while children train. The loop
+/// only hands results over; printing them (a progress bar, JSON lines) is the CLI's sinks'
+/// business, and tests record them.
 pub trait EpisodeSink {
     fn started(&mut self, _run: i64, _committed: &[EpisodeRecord], _total: usize) {}
     fn episode(&mut self, run: i64, episode: &EpisodeRecord);
+    /// About once a second while the search waits for workers.
+    fn pool(&mut self, _status: &PoolStatus) {}
     fn finished(&mut self) {}
 }
 
@@ -44,13 +68,15 @@ impl EpisodeSink for Silent {
     fn episode(&mut self, _run: i64, _episode: &EpisodeRecord) {}
 }
 
-/// Everything one run needs: the MDP, the plugins and the evaluator.
+/// Everything one run needs: the MDP, the plugins and where children are trained.
 pub struct Session {
     pub config: RunConfig,
     pub mdp: Mdp,
     pub agent: AgentPlugin,
     pub reward: RewardPlugin,
-    pub evaluator: Evaluator,
+    pub trainer: Box<dyn Trainer>,
+    /// The workers this session started (dropping the session stops them).
+    _workers: Option<Arc<LocalWorkers>>,
     pub agent_record: PluginRecord,
     pub reward_record: PluginRecord,
 }
@@ -64,9 +90,21 @@ fn record(path: &Path, info: &plugin::PluginInfo, sha256: &str) -> PluginRecord 
     }
 }
 
+/// How an architecture is evaluated: already known (this episode's own evaluation, or the
+/// cache), or to be trained.
+pub enum Lookup {
+    Known {
+        evaluation_id: i64,
+        outcome: Outcome,
+        cache_hit: bool,
+    },
+    Train(ChildRequest),
+}
+
 impl Session {
-    /// Loads the plugins and the evaluator (and the dataset, for real training). `agent_config`
-    /// overrides the agent's configuration section (used by `eval`).
+    /// Loads the plugins and sets up training as the run's `[parallel]` says (loading the
+    /// dataset when this process trains). `agent_config` overrides the agent's configuration
+    /// section (used by `eval`).
     pub fn open(
         config: &RunConfig,
         agent_path: &Path,
@@ -89,7 +127,7 @@ impl Session {
             config.seed,
         )?;
         reward.init(&config.plugin_json(&reward_name))?;
-        let evaluator = Evaluator::for_run(config, &mdp, options.data_dir.as_deref(), options.device)?;
+        let (trainer, workers) = pool::trainer_for(config, &mdp, options)?;
         let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         Ok(Session {
@@ -97,25 +135,26 @@ impl Session {
             mdp,
             agent,
             reward,
-            evaluator,
+            trainer,
+            _workers: workers,
             agent_record,
             reward_record,
         })
     }
 
-    /// Lets the agent design one architecture in environment 0. With `learn`, the agent is told
-    /// the (zero) reward of every intermediate step.
-    pub fn design(&mut self, explore: bool, learn: bool) -> anyhow::Result<Architecture> {
+    /// Lets the agent design one architecture in environment `env`. With `learn`, the agent is
+    /// told the (zero) reward of every intermediate step.
+    pub fn design(&mut self, env: u32, explore: bool, learn: bool) -> anyhow::Result<Architecture> {
         let mut state = self.mdp.start();
         let mut layers = Vec::new();
         while !state.terminated {
             let mask = self.mdp.mask(&state);
-            let index = self.agent.act(0, &self.mdp, &state, &mask, explore)?;
+            let index = self.agent.act(env, &self.mdp, &state, &mask, explore)?;
             let action = self.mdp.actions()[index];
             layers.push(action.layer);
             state = self.mdp.next_state(&state, &action);
             if learn && !state.terminated {
-                self.agent.observe(0, 0.0, false)?;
+                self.agent.observe(env, 0.0, false)?;
             }
         }
         Ok(Architecture { layers })
@@ -137,41 +176,15 @@ impl Session {
             "{arch}|{}|{}|{protocol}|{PROTOCOL_REVISION}|{}",
             self.config.dataset,
             self.config.evaluator.as_str(),
-            self.evaluator.device_kind()
+            self.trainer.device_kind()
         );
         (sha256_hex(text.as_bytes()), protocol)
     }
 
-    /// Evaluates an architecture through the cache: returns (evaluation id, outcome, cache hit).
-    /// A new evaluation is stored as soon as it finishes, marked with `origin` (run, episode):
-    /// when that episode is redone after a kill it reuses the evaluation and records it exactly
-    /// as the first attempt would have (not a cache hit), even with `use_cache` off.
-    pub fn evaluate(
-        &self,
-        store: &Store,
-        arch: &Architecture,
-        use_cache: bool,
-        origin: Option<(i64, usize)>,
-    ) -> anyhow::Result<(i64, Outcome, bool)> {
-        self.evaluate_with_seed(store, arch, use_cache, origin, self.config.train.seed)
-    }
-
-    /// [`Session::evaluate`] with another training seed (`eval` trains each sample with its own).
-    pub fn evaluate_with_seed(
-        &self,
-        store: &Store,
-        arch: &Architecture,
-        use_cache: bool,
-        origin: Option<(i64, usize)>,
-        train_seed: u64,
-    ) -> anyhow::Result<(i64, Outcome, bool)> {
-        let (id, outcome, cache_hit, _) = self.evaluate_keeping(store, arch, use_cache, origin, train_seed, false)?;
-        Ok((id, outcome, cache_hit))
-    }
-
-    /// [`Session::evaluate_with_seed`], also returning the trained weights when `keep` is set and
-    /// the child was trained now (not served from the store).
-    fn evaluate_keeping(
+    /// Finds how `arch` is evaluated: the evaluation stored for `origin` (run, episode) when that
+    /// episode is redone after a kill, so it is recorded exactly as the first attempt would have
+    /// been (not a cache hit, even with `use_cache` off); else the cache; else a child to train.
+    pub fn lookup(
         &self,
         store: &Store,
         arch: &Architecture,
@@ -179,33 +192,57 @@ impl Session {
         origin: Option<(i64, usize)>,
         train_seed: u64,
         keep: bool,
-    ) -> anyhow::Result<(i64, Outcome, bool, Option<Vec<u8>>)> {
-        let (key, protocol) = self.cache_key(arch, train_seed);
+    ) -> anyhow::Result<Lookup> {
+        let (cache_key, protocol_json) = self.cache_key(arch, train_seed);
         if let Some((run, episode)) = origin {
-            if let Some(mine) = store.evaluation_of_episode(&key, run, episode)? {
-                return Ok((mine.id, mine.outcome, false, None));
+            if let Some(mine) = store.evaluation_of_episode(&cache_key, run, episode)? {
+                return Ok(Lookup::Known {
+                    evaluation_id: mine.id,
+                    outcome: mine.outcome,
+                    cache_hit: false,
+                });
             }
         }
         if use_cache {
-            if let Some(cached) = store.cached_evaluation(&key)? {
-                return Ok((cached.id, cached.outcome, true, None));
+            if let Some(cached) = store.cached_evaluation(&cache_key)? {
+                return Ok(Lookup::Known {
+                    evaluation_id: cached.id,
+                    outcome: cached.outcome,
+                    cache_hit: true,
+                });
             }
         }
-        let (outcome, weights) = self.evaluator.evaluate_keeping(arch, train_seed, keep);
-        if let Some(reason) = &outcome.failure {
-            tracing::warn!("child `{arch}` failed: {reason}");
-        }
-        let id = store.insert_evaluation(&NewEvaluation {
-            cache_key: &key,
-            architecture: &arch.to_string(),
-            dataset: self.config.dataset.as_str(),
-            evaluator: self.config.evaluator.as_str(),
-            protocol_json: &protocol,
-            depth: arch.depth(),
-            outcome: &outcome,
+        Ok(Lookup::Train(ChildRequest {
+            arch: arch.clone(),
+            cache_key,
+            protocol_json,
+            train_seed,
             origin,
-        })?;
-        Ok((id, outcome, false, weights))
+            keep,
+        }))
+    }
+
+    /// Evaluates one architecture now, through the cache: (evaluation id, outcome, cache hit).
+    pub fn evaluate(
+        &mut self,
+        store: &Store,
+        arch: &Architecture,
+        use_cache: bool,
+        origin: Option<(i64, usize)>,
+    ) -> anyhow::Result<(i64, Outcome, bool)> {
+        let seed = self.config.train.seed;
+        match self.lookup(store, arch, use_cache, origin, seed, false)? {
+            Lookup::Known {
+                evaluation_id,
+                outcome,
+                cache_hit,
+            } => Ok((evaluation_id, outcome, cache_hit)),
+            Lookup::Train(child) => {
+                self.trainer.submit(store, 0, child)?;
+                let (_, finished) = self.trainer.wait(store, &mut |_| {})?;
+                Ok((finished.evaluation_id, finished.outcome, finished.joined))
+            }
+        }
     }
 
     /// Reseeds both plugins' WASI randomness for `episode`.
@@ -213,6 +250,22 @@ impl Session {
         let seed = episode_seed(self.config.seed, episode);
         self.agent.reseed(seed);
         self.reward.reseed(seed ^ 1);
+    }
+
+    /// Reseeds the reward plugin alone for `episode`, before it shapes that episode's reward.
+    fn reseed_reward(&mut self, episode: usize) {
+        self.reward.reseed(episode_seed(self.config.seed, episode) ^ 1);
+    }
+
+    /// Shapes the reward of an evaluated architecture.
+    fn shape(&mut self, arch: &Architecture, outcome: &Outcome) -> anyhow::Result<f64> {
+        Ok(self.reward.shape(&crate::plugin::EvaluationInput {
+            architecture: arch,
+            accuracy: outcome.accuracy,
+            params: outcome.params,
+            train_seconds: outcome.seconds,
+            failure: outcome.failure.as_deref(),
+        })?)
     }
 }
 
@@ -316,7 +369,11 @@ pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSum
 pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn EpisodeSink) -> anyhow::Result<SearchSummary> {
     let mut store = Store::open(&options.db)?;
     let (run_id, mut session, first_episode, no_cache) = match start {
-        Start::New(config) => {
+        Start::New(mut config) => {
+            options.parallel.apply(&mut config.parallel, true);
+            // The number of environments shapes the results: fixed now, whatever workers a
+            // resume brings.
+            config.parallel.envs = config.parallel.env_count();
             let agent_path = plugin::resolve(&config.agent)?;
             let reward_path = plugin::resolve(&config.reward)?;
             let session = Session::open(&config, &agent_path, &reward_path, options, None)?;
@@ -328,7 +385,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
                 episodes_target: config.episodes,
                 agent: &session.agent_record,
                 reward: &session.reward_record,
-                device: session.evaluator.device_kind(),
+                device: session.trainer.device_kind(),
                 no_cache: options.no_cache,
             })?;
             (run, session, 0, options.no_cache)
@@ -338,28 +395,52 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             let mut config = RunConfig::from_toml(&record.config_toml)?;
             // The stored target wins over the configuration's: it holds every extension so far.
             config.episodes = episodes.unwrap_or(record.episodes_target);
+            // Runs from before parallel search designed in one environment.
+            config.parallel.envs = config.parallel.envs.max(1);
+            let designed_with = (config.parallel.envs, config.parallel.schedule);
+            options.parallel.apply(&mut config.parallel, false);
+            if options.parallel.envs.is_some_and(|k| k != designed_with.0)
+                || options.parallel.schedule.is_some_and(|s| s != designed_with.1)
+            {
+                tracing::warn!(
+                    "run {run} designs in {} environments with the {:?} schedule, as it started; --envs and --schedule apply to new runs only",
+                    designed_with.0,
+                    designed_with.1
+                );
+            }
             let agent_path = check_unchanged("agent", &record.agent, force)?;
             let reward_path = check_unchanged("reward", &record.reward, force)?;
             let mut session = Session::open(&config, &agent_path, &reward_path, options, None)?;
-            let no_cache = check_same_environment(&record, session.evaluator.device_kind(), options.no_cache, force)?;
-            let done = match store.checkpoint(run)? {
-                Some((done, state)) => {
+            let no_cache = check_same_environment(&record, session.trainer.device_kind(), options.no_cache, force)?;
+            let designed = match store.checkpoint(run)? {
+                Some((designed, state)) => {
                     session.agent.load(&state)?;
-                    done
+                    designed
                 }
                 None => 0,
             };
             // Only now that the run can really continue does its record change.
             store.set_episodes_target(run, config.episodes)?;
-            store.set_run_environment(run, session.evaluator.device_kind(), no_cache)?;
+            store.set_run_environment(run, session.trainer.device_kind(), no_cache)?;
             store.set_status(run, "running", None)?;
-            tracing::info!("resuming run {run} after episode {done} of {}", config.episodes);
-            (run, session, done, no_cache)
+            tracing::info!(
+                "resuming run {run} after episode {} of {}",
+                record.episodes_done,
+                config.episodes
+            );
+            (run, session, designed, no_cache)
         }
     };
 
     let started = Instant::now();
-    let result = run_episodes(&mut store, &mut session, run_id, first_episode, no_cache, sink);
+    sink.started(run_id, &store.episodes(run_id)?, session.config.episodes);
+    let result = match session.config.parallel.schedule {
+        Schedule::Sync => run_sync(&mut store, &mut session, run_id, first_episode, no_cache, sink),
+        Schedule::Async => run_async(&mut store, &mut session, run_id, first_episode, no_cache, sink),
+    };
+    if result.is_ok() {
+        sink.finished();
+    }
     store.add_wall_seconds(run_id, started.elapsed().as_secs_f64())?;
     match &result {
         Ok(_) => store.set_status(run_id, "finished", None)?,
@@ -375,7 +456,125 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
     Ok(SearchSummary { run: run_id, episodes })
 }
 
-fn run_episodes(
+/// One design of an episode on its way to a reward.
+struct Slot {
+    episode: usize,
+    env: u32,
+    arch: Architecture,
+    /// The agent's values while it designed this episode (its ε, say), before the episode's
+    /// reward updates them.
+    metrics: serde_json::Map<String, serde_json::Value>,
+    /// (evaluation id, outcome, cache hit, kept weights) once evaluated.
+    result: Option<(i64, Outcome, bool, Option<Vec<u8>>)>,
+}
+
+impl Session {
+    /// Designs episode `episode` in environment `env` and looks its architecture up; a child
+    /// to train is submitted under the episode's index.
+    fn design_episode(
+        &mut self,
+        store: &Store,
+        run: i64,
+        episode: usize,
+        env: u32,
+        no_cache: bool,
+    ) -> anyhow::Result<Slot> {
+        self.reseed(episode);
+        let arch = self.design(env, true, true)?;
+        let metrics = self.agent_metrics()?;
+        let mut slot = Slot {
+            episode,
+            env,
+            arch,
+            metrics,
+            result: None,
+        };
+        self.evaluate_slot(store, run, &mut slot, no_cache)?;
+        Ok(slot)
+    }
+
+    fn agent_metrics(&mut self) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+        Ok(self
+            .agent
+            .metrics()?
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::json!(v)))
+            .collect())
+    }
+
+    /// Fills in the slot's result when it is known, else submits its child.
+    fn evaluate_slot(&mut self, store: &Store, run: i64, slot: &mut Slot, no_cache: bool) -> anyhow::Result<()> {
+        let keep = self.config.search.keep_weights > 0;
+        let seed = self.config.train.seed;
+        match self.lookup(store, &slot.arch, !no_cache, Some((run, slot.episode)), seed, keep)? {
+            Lookup::Known {
+                evaluation_id,
+                outcome,
+                cache_hit,
+            } => slot.result = Some((evaluation_id, outcome, cache_hit, None)),
+            Lookup::Train(child) => self.trainer.submit(store, slot.episode, child)?,
+        }
+        Ok(())
+    }
+
+    /// Waits for one submitted child and files its result in its slot; returns the slot's index.
+    fn wait_into(&mut self, store: &Store, slots: &mut [Slot], sink: &mut dyn EpisodeSink) -> anyhow::Result<usize> {
+        let (ticket, finished) = self.trainer.wait(store, &mut |status| sink.pool(status))?;
+        let index = slots
+            .iter()
+            .position(|s| s.episode == ticket && s.result.is_none())
+            .context("a child finished that no episode waits for")?;
+        if let Some(reason) = &finished.outcome.failure {
+            tracing::warn!("child `{}` failed: {reason}", slots[index].arch);
+        }
+        slots[index].result = Some((
+            finished.evaluation_id,
+            finished.outcome,
+            finished.joined,
+            finished.weights,
+        ));
+        Ok(index)
+    }
+
+    /// Shapes the slot's reward and tells the agent; returns the episode record.
+    fn report(&mut self, slot: &Slot, reported: usize) -> anyhow::Result<(EpisodeRecord, i64)> {
+        let (evaluation_id, outcome, cache_hit, _) = slot.result.as_ref().expect("evaluated");
+        self.reseed_reward(slot.episode);
+        let reward = self.shape(&slot.arch, outcome)?;
+        self.agent.observe(slot.env, reward, true)?;
+        tracing::debug!(
+            episode = slot.episode,
+            env = slot.env,
+            reward,
+            accuracy = outcome.accuracy,
+            cache_hit,
+            "{}",
+            slot.arch
+        );
+        Ok((
+            EpisodeRecord {
+                index: slot.episode,
+                env: slot.env,
+                architecture: slot.arch.to_string(),
+                reward,
+                accuracy: outcome.accuracy,
+                params: outcome.params,
+                depth: slot.arch.depth(),
+                cache_hit: *cache_hit,
+                failure: outcome.failure.clone(),
+                metrics: slot.metrics.clone(),
+                reported,
+            },
+            *evaluation_id,
+        ))
+    }
+}
+
+/// The `sync` schedule: the agent designs one episode in each environment, the children are
+/// trained (in parallel, with workers), and the rewards are reported in environment order; the
+/// batch is then committed with one checkpoint. With one environment this is the plain loop:
+/// design, train, reward, commit.
+fn run_sync(
     store: &mut Store,
     session: &mut Session,
     run: i64,
@@ -384,58 +583,109 @@ fn run_episodes(
     sink: &mut dyn EpisodeSink,
 ) -> anyhow::Result<()> {
     let total = session.config.episodes;
-    sink.started(run, &store.episodes(run)?, total);
-    for index in first..total {
-        session.reseed(index);
-        let arch = session.design(true, true)?;
-        // The agent's values while it designed this episode (its ε, say), before the episode's
-        // reward updates them.
-        let metrics = session.agent.metrics()?;
-        let keep = session.config.search.keep_weights > 0;
-        let (evaluation_id, outcome, cache_hit, weights) = session.evaluate_keeping(
-            store,
-            &arch,
-            !no_cache,
-            Some((run, index)),
-            session.config.train.seed,
-            keep,
-        )?;
-        let reward = session.reward.shape(&crate::plugin::EvaluationInput {
-            architecture: &arch,
-            accuracy: outcome.accuracy,
-            params: outcome.params,
-            train_seconds: outcome.seconds,
-            failure: outcome.failure.as_deref(),
-        })?;
-        session.agent.observe(0, reward, true)?;
+    let envs = session.config.parallel.envs.max(1);
+    let mut next = first;
+    while next < total {
+        let end = (next + envs).min(total);
+        let mut slots = Vec::with_capacity(end - next);
+        for (env, episode) in (next..end).enumerate() {
+            slots.push(session.design_episode(store, run, episode, env as u32, no_cache)?);
+        }
+        while slots.iter().any(|s| s.result.is_none()) {
+            session.wait_into(store, &mut slots, sink)?;
+        }
+        let mut records = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            records.push(session.report(slot, slot.episode)?);
+        }
         let state = session.agent.save()?;
-        let episode = EpisodeRecord {
-            index,
-            env: 0,
-            architecture: arch.to_string(),
-            reward,
-            accuracy: outcome.accuracy,
-            params: outcome.params,
-            depth: arch.depth(),
-            cache_hit,
-            failure: outcome.failure.clone(),
-            metrics: metrics.into_iter().map(|(k, v)| (k, serde_json::json!(v))).collect(),
+        store.commit_episodes(run, &records, &state, end)?;
+        for (slot, (episode, evaluation_id)) in slots.iter_mut().zip(&records) {
+            if let Some(weights) = slot.result.as_mut().and_then(|r| r.3.take()) {
+                keep_best_weights(store, run, session.config.search.keep_weights, *evaluation_id, &weights)?;
+            }
+            sink.episode(run, episode);
+        }
+        next = end;
+    }
+    Ok(())
+}
+
+/// The `async` schedule: whenever an environment is free the agent designs its next episode
+/// there (the design and the agent's state are committed at once), and a finished child's reward
+/// is reported as soon as it arrives. A resumed run waits for the designs it left in flight.
+fn run_async(
+    store: &mut Store,
+    session: &mut Session,
+    run: i64,
+    first: usize,
+    no_cache: bool,
+    sink: &mut dyn EpisodeSink,
+) -> anyhow::Result<()> {
+    let total = session.config.episodes;
+    let envs = session.config.parallel.envs.max(1) as u32;
+    let mut designed = first;
+    let mut reported = store.episodes(run)?.len();
+    let mut slots: Vec<Slot> = Vec::new();
+    for design in store.in_flight(run)? {
+        let mut slot = Slot {
+            episode: design.episode,
+            env: design.env,
+            arch: design.architecture.parse().map_err(anyhow::Error::msg)?,
+            metrics: design.metrics,
+            result: None,
         };
-        store.commit_episode(run, &episode, evaluation_id, &state)?;
-        if let Some(weights) = weights {
+        session.evaluate_slot(store, run, &mut slot, no_cache)?;
+        slots.push(slot);
+    }
+    loop {
+        while designed < total && slots.len() < envs as usize {
+            let env = (0..envs)
+                .find(|e| slots.iter().all(|s| s.env != *e))
+                .expect("a free environment");
+            session.reseed(designed);
+            let arch = session.design(env, true, true)?;
+            let metrics = session.agent_metrics()?;
+            let state = session.agent.save()?;
+            store.commit_design(
+                run,
+                &InFlightDesign {
+                    episode: designed,
+                    env,
+                    architecture: arch.to_string(),
+                    metrics: metrics.clone(),
+                },
+                &state,
+                designed + 1,
+            )?;
+            let mut slot = Slot {
+                episode: designed,
+                env,
+                arch,
+                metrics,
+                result: None,
+            };
+            session.evaluate_slot(store, run, &mut slot, no_cache)?;
+            slots.push(slot);
+            designed += 1;
+        }
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let index = match slots.iter().position(|s| s.result.is_some()) {
+            Some(index) => index,
+            None => session.wait_into(store, &mut slots, sink)?,
+        };
+        let mut slot = slots.remove(index);
+        let (episode, evaluation_id) = session.report(&slot, reported)?;
+        let state = session.agent.save()?;
+        store.commit_episodes(run, &[(episode.clone(), evaluation_id)], &state, designed)?;
+        reported += 1;
+        if let Some(weights) = slot.result.as_mut().and_then(|r| r.3.take()) {
             keep_best_weights(store, run, session.config.search.keep_weights, evaluation_id, &weights)?;
         }
-        tracing::debug!(
-            episode = index,
-            reward,
-            accuracy = outcome.accuracy,
-            cache_hit,
-            "{arch}"
-        );
         sink.episode(run, &episode);
     }
-    sink.finished();
-    Ok(())
 }
 
 /// Keeps `weights` (of evaluation `evaluation_id`, just committed) if its architecture is among

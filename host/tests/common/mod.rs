@@ -21,12 +21,7 @@ pub fn plugin(name: &str) -> PathBuf {
 }
 
 pub fn options(db: PathBuf) -> SearchOptions {
-    SearchOptions {
-        db,
-        data_dir: None,
-        device: nas_host::device::DeviceChoice::Cpu,
-        no_cache: false,
-    }
+    SearchOptions::new(db)
 }
 
 /// A synthetic-evaluator configuration for `agent`.

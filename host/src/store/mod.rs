@@ -121,6 +121,54 @@ CREATE TABLE IF NOT EXISTS kept_weights (
     safetensors   BLOB NOT NULL
 );
 "#,
+    // 4: parallel search — the queue of children for workers (with leases), the workers seen, the
+    // designs in flight of an `async` run, and the order in which rewards were reported.
+    r#"
+ALTER TABLE episodes ADD COLUMN reported INTEGER;
+CREATE TABLE IF NOT EXISTS in_flight (
+    run_id       INTEGER NOT NULL REFERENCES runs(id),
+    idx          INTEGER NOT NULL,            -- the episode this design belongs to
+    env          INTEGER NOT NULL,
+    architecture TEXT NOT NULL,
+    metrics      TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS queue (
+    id             INTEGER PRIMARY KEY,
+    cache_key      TEXT NOT NULL UNIQUE,      -- one training per key, however many wait on it
+    architecture   TEXT NOT NULL,
+    dataset        TEXT NOT NULL,
+    evaluator      TEXT NOT NULL,
+    protocol       TEXT NOT NULL,
+    device         TEXT NOT NULL,             -- cpu | cuda | none (any worker)
+    origin_run     INTEGER,
+    origin_episode INTEGER,
+    keep_weights   INTEGER NOT NULL DEFAULT 0,
+    status         TEXT NOT NULL,             -- pending | running | done
+    owner          TEXT,                      -- the worker holding the lease
+    attempt        INTEGER NOT NULL DEFAULT 0,
+    lease_until    REAL,                      -- unix seconds
+    evaluation_id  INTEGER REFERENCES evaluations(id),
+    weights        BLOB,                      -- safetensors, until the search takes them
+    last_error     TEXT,
+    queued_at      REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL
+);
+CREATE INDEX IF NOT EXISTS queue_status ON queue (status, id);
+CREATE TABLE IF NOT EXISTS workers (
+    name       TEXT PRIMARY KEY,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    device     TEXT NOT NULL,
+    threads    INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at    REAL NOT NULL,                 -- unix seconds of its last sign of life
+    job_id     INTEGER,                       -- the child it trains now
+    trained    INTEGER NOT NULL DEFAULT 0,
+    stopped    INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -170,6 +218,21 @@ pub struct EpisodeRecord {
     /// Why the child failed, if it did (a transient failure is recorded here but not cached).
     #[serde(default)]
     pub failure: Option<String>,
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+    /// The position of this episode's reward among the rewards the agent was told (0-based). The
+    /// episode index is the order of design; with the `async` schedule, rewards arrive in the
+    /// order children finish.
+    #[serde(default)]
+    pub reported: usize,
+}
+
+/// A design of an `async` run whose child is still being trained: the agent's checkpoint holds
+/// its half-finished episode, so a resumed run waits for this child instead of designing again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlightDesign {
+    pub episode: usize,
+    pub env: u32,
+    pub architecture: String,
     pub metrics: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -228,7 +291,7 @@ pub struct CachedEvaluation {
 /// What the rest of the host asks of a run store: runs, the architecture cache, episodes with
 /// checkpoints, and `eval` samples. SQLite implements it ([`SqliteStore`]); another backend is a
 /// second implementation of this trait, not a second copy of its callers.
-pub trait RunStore {
+pub trait RunStore: JobQueue + Send {
     /// The store's schema version.
     fn schema_version(&self) -> anyhow::Result<usize>;
     fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64>;
@@ -251,17 +314,33 @@ pub trait RunStore {
         run: i64,
         episode: usize,
     ) -> anyhow::Result<Option<CachedEvaluation>>;
+    /// The evaluation with row id `id`.
+    fn evaluation(&self, id: i64) -> anyhow::Result<CachedEvaluation>;
     /// Records a finished evaluation (replacing an older one with the same key); returns its id.
     fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64>;
-    /// Writes a finished episode and the agent checkpoint taken after it, atomically.
-    fn commit_episode(
+    /// Writes finished episodes (each with its evaluation) and the agent checkpoint taken after
+    /// them, atomically; `designed` is the number of episodes the agent has designed by then (the
+    /// next episode index). Their in-flight designs, if any, go with it.
+    fn commit_episodes(
         &mut self,
         run: i64,
-        episode: &EpisodeRecord,
-        evaluation_id: i64,
+        episodes: &[(EpisodeRecord, i64)],
         agent_state: &[u8],
+        designed: usize,
     ) -> anyhow::Result<()>;
-    /// The latest checkpoint: (episodes finished, agent state).
+    /// Records a design whose child is now in flight and the agent checkpoint taken after it,
+    /// atomically (the `async` schedule).
+    fn commit_design(
+        &mut self,
+        run: i64,
+        design: &InFlightDesign,
+        agent_state: &[u8],
+        designed: usize,
+    ) -> anyhow::Result<()>;
+    /// The designs of `run` whose episodes are not committed yet, by episode.
+    fn in_flight(&self, run: i64) -> anyhow::Result<Vec<InFlightDesign>>;
+    /// The latest checkpoint: (episodes designed, agent state). Without designs in flight, every
+    /// designed episode is committed.
     fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>>;
     fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>>;
     fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()>;
@@ -276,6 +355,9 @@ pub trait RunStore {
     /// The weights kept for an evaluation, if any.
     fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>>;
 }
+
+pub mod queue;
+pub use queue::{ClaimedJob, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
 
 /// An open run store, whatever its backend; derefs to [`RunStore`].
 pub struct Store(Box<dyn RunStore>);
@@ -511,61 +593,87 @@ impl RunStore for SqliteStore {
             .optional()?)
     }
 
-    fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
-        let NewEvaluation {
-            cache_key,
-            architecture,
-            dataset,
-            evaluator,
-            protocol_json,
-            depth,
-            outcome,
-            origin,
-        } = *evaluation;
-        let (origin_run, origin_episode) = (origin.map(|o| o.0), origin.map(|o| o.1 as i64));
-        self.conn.execute(
-            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT(cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
-                seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
-                origin_run = excluded.origin_run, origin_episode = excluded.origin_episode, created_at = datetime('now')",
-            params![
-                cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
-                outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
-                origin_run, origin_episode
-            ],
-        )?;
-        Ok(self
-            .conn
-            .query_row("SELECT id FROM evaluations WHERE cache_key = ?1", [cache_key], |r| {
-                r.get(0)
-            })?)
+    fn evaluation(&self, id: i64) -> anyhow::Result<CachedEvaluation> {
+        self.conn
+            .query_row(
+                "SELECT * FROM evaluations WHERE id = ?1",
+                [id],
+                Self::evaluation_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| anyhow::anyhow!("no evaluation {id} in this store"))
     }
 
-    fn commit_episode(
+    fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
+        insert_evaluation_on(&self.conn, evaluation)
+    }
+
+    fn commit_episodes(
         &mut self,
         run: i64,
-        episode: &EpisodeRecord,
-        evaluation_id: i64,
+        episodes: &[(EpisodeRecord, i64)],
         agent_state: &[u8],
+        designed: usize,
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        for (episode, evaluation_id) in episodes {
+            tx.execute(
+                "INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics, failure, reported)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    run, episode.index as i64, episode.env, episode.architecture, episode.reward, episode.accuracy,
+                    episode.params as i64, episode.depth as i64, evaluation_id, episode.cache_hit,
+                    serde_json::Value::Object(episode.metrics.clone()).to_string(), episode.failure,
+                    episode.reported as i64
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM in_flight WHERE run_id = ?1 AND idx = ?2",
+                params![run, episode.index as i64],
+            )?;
+        }
+        save_checkpoint(&tx, run, agent_state, designed)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn commit_design(
+        &mut self,
+        run: i64,
+        design: &InFlightDesign,
+        agent_state: &[u8],
+        designed: usize,
     ) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics, failure)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO in_flight (run_id, idx, env, architecture, metrics) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
-                run, episode.index as i64, episode.env, episode.architecture, episode.reward, episode.accuracy,
-                episode.params as i64, episode.depth as i64, evaluation_id, episode.cache_hit,
-                serde_json::Value::Object(episode.metrics.clone()).to_string(), episode.failure
+                run,
+                design.episode as i64,
+                design.env,
+                design.architecture,
+                serde_json::Value::Object(design.metrics.clone()).to_string()
             ],
         )?;
-        tx.execute(
-            "INSERT INTO checkpoints (run_id, episodes, agent_state) VALUES (?1, ?2, ?3)
-             ON CONFLICT(run_id) DO UPDATE SET episodes = excluded.episodes, agent_state = excluded.agent_state, saved_at = datetime('now')",
-            params![run, (episode.index + 1) as i64, agent_state],
-        )?;
+        save_checkpoint(&tx, run, agent_state, designed)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn in_flight(&self, run: i64) -> anyhow::Result<Vec<InFlightDesign>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM in_flight WHERE run_id = ?1 ORDER BY idx")?;
+        let rows = stmt.query_map([run], |r| {
+            let metrics: String = r.get("metrics")?;
+            Ok(InFlightDesign {
+                episode: r.get::<_, i64>("idx")? as usize,
+                env: r.get("env")?,
+                architecture: r.get("architecture")?,
+                metrics: serde_json::from_str(&metrics).unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>> {
@@ -635,6 +743,9 @@ impl RunStore for SqliteStore {
                 cache_hit: r.get("cache_hit")?,
                 failure: r.get("failure")?,
                 metrics: serde_json::from_str(&metrics).unwrap_or_default(),
+                reported: r
+                    .get::<_, Option<i64>>("reported")?
+                    .map_or_else(|| r.get::<_, i64>("idx"), Ok)? as usize,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -683,6 +794,48 @@ impl RunStore for SqliteStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Records a finished evaluation on `conn` (a transaction, or the store's connection).
+fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
+    let NewEvaluation {
+        cache_key,
+        architecture,
+        dataset,
+        evaluator,
+        protocol_json,
+        depth,
+        outcome,
+        origin,
+    } = *evaluation;
+    let (origin_run, origin_episode) = (origin.map(|o| o.0), origin.map(|o| o.1 as i64));
+    conn.execute(
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT(cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
+            seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
+            origin_run = excluded.origin_run, origin_episode = excluded.origin_episode, created_at = datetime('now')",
+        params![
+            cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
+            outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
+            origin_run, origin_episode
+        ],
+    )?;
+    Ok(
+        conn.query_row("SELECT id FROM evaluations WHERE cache_key = ?1", [cache_key], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Writes the agent checkpoint of `run` (within the caller's transaction).
+fn save_checkpoint(conn: &Connection, run: i64, agent_state: &[u8], designed: usize) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO checkpoints (run_id, episodes, agent_state) VALUES (?1, ?2, ?3)
+         ON CONFLICT(run_id) DO UPDATE SET episodes = excluded.episodes, agent_state = excluded.agent_state, saved_at = datetime('now')",
+        params![run, designed as i64, agent_state],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,533 @@
+//! The queue of children waiting for a worker, in the run store (as Optuna keeps its trials in
+//! its storage): a search enqueues, workers claim with a lease, heartbeat while they train and
+//! write the result. A worker that stops heartbeating loses its lease and the child goes to the
+//! next worker; a result is accepted only from the lease holder, so no evaluation is recorded
+//! twice. One row per cache key: two environments (or two runs) that design the same architecture
+//! while it is in flight wait on one training.
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::{insert_evaluation_on, NewEvaluation, SqliteStore};
+use crate::evaluator::Outcome;
+
+/// A worker that died this many times while training one child gives up on it: the child is
+/// recorded as a (transient) failure instead of killing workers forever.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Unix time in seconds; leases and heartbeats are compared in it across processes (and, with a
+/// shared store, across machines whose clocks are assumed to be synchronised, as NTP does).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A child for the workers.
+#[derive(Debug, Clone, Copy)]
+pub struct NewJob<'a> {
+    pub cache_key: &'a str,
+    pub architecture: &'a str,
+    pub dataset: &'a str,
+    pub evaluator: &'a str,
+    pub protocol_json: &'a str,
+    /// The device kind the child must be trained on (`cpu`, `cuda`), or `none` for any worker
+    /// (the synthetic evaluator).
+    pub device: &'a str,
+    pub origin: Option<(i64, usize)>,
+    /// Hand the trained weights back with the result.
+    pub keep_weights: bool,
+}
+
+/// A child a worker holds the lease on; `attempt` tells this lease from later ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub attempt: u32,
+    pub cache_key: String,
+    pub architecture: String,
+    pub dataset: String,
+    pub evaluator: String,
+    pub protocol_json: String,
+    pub origin: Option<(i64, usize)>,
+    pub keep_weights: bool,
+}
+
+impl ClaimedJob {
+    /// The evaluation this job's `outcome` makes.
+    pub fn evaluation<'a>(&'a self, depth: usize, outcome: &'a Outcome) -> NewEvaluation<'a> {
+        NewEvaluation {
+            cache_key: &self.cache_key,
+            architecture: &self.architecture,
+            dataset: &self.dataset,
+            evaluator: &self.evaluator,
+            protocol_json: &self.protocol_json,
+            depth,
+            outcome,
+            origin: self.origin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    Pending,
+    Running { owner: String },
+    Done { evaluation_id: i64 },
+}
+
+/// How many children wait for a worker and how many are being trained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueCounts {
+    pub pending: usize,
+    pub running: usize,
+}
+
+/// A worker as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    pub name: String,
+    pub host: String,
+    pub pid: u32,
+    pub device: String,
+    pub threads: usize,
+    pub started_at: f64,
+    pub seen_at: f64,
+    /// The job it trains now, and that job's architecture.
+    pub job: Option<(i64, String)>,
+    pub trained: usize,
+    pub stopped: bool,
+}
+
+/// The queue's side of a run store.
+pub trait JobQueue {
+    /// Queues a child and returns its job id. A child with the same cache key that is pending or
+    /// being trained is joined instead; a finished one is queued again (the caller wants a new
+    /// training: the cache was off, or its result was transient).
+    fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64>;
+    /// Takes the oldest pending child for `device` (or one whose lease expired) with a lease of
+    /// `lease_secs`, for worker `owner`.
+    fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>>;
+    /// Extends a lease; false when the worker no longer holds it (it expired and another took it).
+    fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool>;
+    /// Records the result of a claimed child and marks it done, atomically, if `owner` still holds
+    /// this lease; returns the evaluation id, or `None` when the lease was lost (the result is
+    /// dropped: the worker that took over records its own).
+    fn complete(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        evaluation: &NewEvaluation<'_>,
+        weights: Option<&[u8]>,
+    ) -> anyhow::Result<Option<i64>>;
+    fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>>;
+    /// Takes (and forgets) the weights a worker handed back with a job.
+    fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Puts the children `owner` holds back in the queue at once (its process is known to be
+    /// gone); returns how many.
+    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize>;
+    fn queue_counts(&self) -> anyhow::Result<QueueCounts>;
+    /// Records a worker starting (or starting again under the same name).
+    fn register_worker(&self, worker: &WorkerRow) -> anyhow::Result<()>;
+    /// A worker's sign of life: the job it trains now, and whether it just finished one.
+    fn worker_seen(&self, name: &str, job: Option<i64>, finished_one: bool) -> anyhow::Result<()>;
+    fn worker_stopped(&self, name: &str) -> anyhow::Result<()>;
+    /// Workers not stopped and seen since `since` (unix seconds).
+    fn workers(&self, since: f64) -> anyhow::Result<Vec<WorkerRow>>;
+}
+
+impl JobQueue for SqliteStore {
+    fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let existing: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, status FROM queue WHERE cache_key = ?1",
+                [job.cache_key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
+        let id = match existing {
+            Some((id, status)) if status != "done" => {
+                if job.keep_weights {
+                    tx.execute("UPDATE queue SET keep_weights = 1 WHERE id = ?1", [id])?;
+                }
+                id
+            }
+            Some((id, _)) => {
+                tx.execute(
+                    "UPDATE queue SET status = 'pending', owner = NULL, attempt = 0, lease_until = NULL,
+                        evaluation_id = NULL, weights = NULL, last_error = NULL, origin_run = ?2,
+                        origin_episode = ?3, keep_weights = ?4, queued_at = ?5, started_at = NULL,
+                        finished_at = NULL
+                     WHERE id = ?1",
+                    params![id, origin_run, origin_episode, job.keep_weights, unix_now()],
+                )?;
+                id
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
+                        origin_run, origin_episode, keep_weights, status, queued_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)",
+                    params![
+                        job.cache_key,
+                        job.architecture,
+                        job.dataset,
+                        job.evaluator,
+                        job.protocol_json,
+                        job.device,
+                        origin_run,
+                        origin_episode,
+                        job.keep_weights,
+                        unix_now()
+                    ],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let now = unix_now();
+        loop {
+            let candidate = tx
+                .query_row(
+                    "SELECT * FROM queue
+                     WHERE (status = 'pending' OR (status = 'running' AND lease_until < ?1))
+                       AND (device = ?2 OR device = 'none')
+                     ORDER BY id LIMIT 1",
+                    params![now, device],
+                    |r| {
+                        let origin_run: Option<i64> = r.get("origin_run")?;
+                        let origin_episode: Option<i64> = r.get("origin_episode")?;
+                        Ok((
+                            ClaimedJob {
+                                id: r.get("id")?,
+                                attempt: r.get("attempt")?,
+                                cache_key: r.get("cache_key")?,
+                                architecture: r.get("architecture")?,
+                                dataset: r.get("dataset")?,
+                                evaluator: r.get("evaluator")?,
+                                protocol_json: r.get("protocol")?,
+                                origin: origin_run.zip(origin_episode.map(|e| e as usize)),
+                                keep_weights: r.get("keep_weights")?,
+                            },
+                            r.get::<_, String>("status")?,
+                            r.get::<_, Option<String>>("owner")?,
+                            r.get::<_, Option<String>>("last_error")?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((mut job, status, previous_owner, last_error)) = candidate else {
+                tx.commit()?;
+                return Ok(None);
+            };
+            let lost = match (status.as_str(), previous_owner) {
+                ("running", Some(previous)) => Some(format!("worker {previous} stopped heartbeating")),
+                _ => last_error,
+            };
+            if job.attempt >= MAX_ATTEMPTS {
+                // Workers died on it every time: record it as failed rather than feed it to the
+                // next worker forever. Transient, so a later run tries it again.
+                let outcome = Outcome {
+                    accuracy: 0.0,
+                    params: 0,
+                    seconds: 0.0,
+                    failure: Some(format!(
+                        "{MAX_ATTEMPTS} workers stopped while training it (last: {})",
+                        lost.as_deref().unwrap_or("unknown")
+                    )),
+                    transient: true,
+                };
+                let depth = job.architecture.split_whitespace().count();
+                let evaluation_id = insert_evaluation_on(&tx, &job.evaluation(depth, &outcome))?;
+                tx.execute(
+                    "UPDATE queue SET status = 'done', owner = NULL, lease_until = NULL, evaluation_id = ?2,
+                        finished_at = ?3 WHERE id = ?1",
+                    params![job.id, evaluation_id, now],
+                )?;
+                tracing::warn!(
+                    "gave up on `{}`: {}",
+                    job.architecture,
+                    outcome.failure.unwrap_or_default()
+                );
+                continue;
+            }
+            job.attempt += 1;
+            tx.execute(
+                "UPDATE queue SET status = 'running', owner = ?2, attempt = ?3, lease_until = ?4,
+                    started_at = ?5, last_error = ?6 WHERE id = ?1",
+                params![job.id, owner, job.attempt, now + lease_secs, now, lost],
+            )?;
+            tx.commit()?;
+            return Ok(Some(job));
+        }
+    }
+
+    fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool> {
+        let updated = self.conn.execute(
+            "UPDATE queue SET lease_until = ?4 WHERE id = ?1 AND owner = ?2 AND attempt = ?3 AND status = 'running'",
+            params![job.id, owner, job.attempt, unix_now() + lease_secs],
+        )?;
+        Ok(updated == 1)
+    }
+
+    fn complete(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        evaluation: &NewEvaluation<'_>,
+        weights: Option<&[u8]>,
+    ) -> anyhow::Result<Option<i64>> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let holds: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM queue WHERE id = ?1 AND owner = ?2 AND attempt = ?3 AND status = 'running'",
+                params![job.id, owner, job.attempt],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if holds.is_none() {
+            tx.commit()?;
+            return Ok(None);
+        }
+        let evaluation_id = insert_evaluation_on(&tx, evaluation)?;
+        tx.execute(
+            "UPDATE queue SET status = 'done', owner = NULL, lease_until = NULL, evaluation_id = ?2,
+                weights = ?3, finished_at = ?4 WHERE id = ?1",
+            params![job.id, evaluation_id, weights, unix_now()],
+        )?;
+        tx.commit()?;
+        Ok(Some(evaluation_id))
+    }
+
+    fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, owner, evaluation_id FROM queue WHERE id = ?1")?;
+        let mut states = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let state = stmt
+                .query_row([id], |r| {
+                    let status: String = r.get(0)?;
+                    Ok(match (status.as_str(), r.get::<_, Option<i64>>(2)?) {
+                        ("done", Some(evaluation_id)) => JobState::Done { evaluation_id },
+                        ("running", _) => JobState::Running {
+                            owner: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        },
+                        _ => JobState::Pending,
+                    })
+                })
+                .optional()?
+                .ok_or_else(|| anyhow::anyhow!("job {id} vanished from the queue"))?;
+            states.push((id, state));
+        }
+        Ok(states)
+    }
+
+    fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>> {
+        let weights: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT weights FROM queue WHERE id = ?1", [job], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if weights.is_some() {
+            self.conn
+                .execute("UPDATE queue SET weights = NULL WHERE id = ?1", [job])?;
+        }
+        Ok(weights)
+    }
+
+    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE queue SET status = 'pending', owner = NULL, lease_until = NULL, last_error = ?2
+             WHERE status = 'running' AND owner = ?1",
+            params![owner, reason],
+        )?)
+    }
+
+    fn queue_counts(&self) -> anyhow::Result<QueueCounts> {
+        let now = unix_now();
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(status = 'pending' OR (status = 'running' AND lease_until < ?1)), 0),
+                    COALESCE(SUM(status = 'running' AND lease_until >= ?1), 0)
+             FROM queue WHERE status != 'done'",
+            [now],
+            |r| {
+                Ok(QueueCounts {
+                    pending: r.get::<_, i64>(0)? as usize,
+                    running: r.get::<_, i64>(1)? as usize,
+                })
+            },
+        )?)
+    }
+
+    fn register_worker(&self, w: &WorkerRow) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO workers (name, host, pid, device, threads, started_at, seen_at, job_id, trained, stopped)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 0, 0)
+             ON CONFLICT(name) DO UPDATE SET host = excluded.host, pid = excluded.pid, device = excluded.device,
+                threads = excluded.threads, started_at = excluded.started_at, seen_at = excluded.seen_at,
+                job_id = NULL, trained = 0, stopped = 0",
+            params![
+                w.name,
+                w.host,
+                w.pid,
+                w.device,
+                w.threads as i64,
+                w.started_at,
+                w.seen_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn worker_seen(&self, name: &str, job: Option<i64>, finished_one: bool) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE workers SET seen_at = ?2, job_id = ?3, trained = trained + ?4 WHERE name = ?1",
+            params![name, unix_now(), job, finished_one as i64],
+        )?;
+        Ok(())
+    }
+
+    fn worker_stopped(&self, name: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE workers SET stopped = 1, job_id = NULL, seen_at = ?2 WHERE name = ?1",
+            params![name, unix_now()],
+        )?;
+        Ok(())
+    }
+
+    fn workers(&self, since: f64) -> anyhow::Result<Vec<WorkerRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT w.*, q.architecture AS job_architecture FROM workers w
+             LEFT JOIN queue q ON q.id = w.job_id
+             WHERE w.stopped = 0 AND w.seen_at >= ?1 ORDER BY w.name",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            let job_id: Option<i64> = r.get("job_id")?;
+            let job_architecture: Option<String> = r.get("job_architecture")?;
+            Ok(WorkerRow {
+                name: r.get("name")?,
+                host: r.get("host")?,
+                pid: r.get::<_, i64>("pid")? as u32,
+                device: r.get("device")?,
+                threads: r.get::<_, i64>("threads")? as usize,
+                started_at: r.get("started_at")?,
+                seen_at: r.get("seen_at")?,
+                job: job_id.zip(job_architecture),
+                trained: r.get::<_, i64>("trained")? as usize,
+                stopped: r.get("stopped")?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::Store;
+
+    fn job(key: &str) -> NewJob<'_> {
+        NewJob {
+            cache_key: key,
+            architecture: "conv(10,3)",
+            dataset: "mnist3",
+            evaluator: "train",
+            protocol_json: "{}",
+            device: "cpu",
+            origin: Some((1, 0)),
+            keep_weights: false,
+        }
+    }
+
+    fn ok(accuracy: f64) -> Outcome {
+        Outcome {
+            accuracy,
+            params: 10,
+            seconds: 1.0,
+            failure: None,
+            transient: false,
+        }
+    }
+
+    #[test]
+    fn the_same_key_in_flight_is_one_job() {
+        let store = Store::open(Path::new(":memory:")).unwrap();
+        let a = store.enqueue(&job("k")).unwrap();
+        assert_eq!(store.enqueue(&job("k")).unwrap(), a);
+        assert_ne!(store.enqueue(&job("other")).unwrap(), a);
+        assert_eq!(store.queue_counts().unwrap(), QueueCounts { pending: 2, running: 0 });
+    }
+
+    #[test]
+    fn only_the_lease_holder_records_a_result() {
+        let store = Store::open(Path::new(":memory:")).unwrap();
+        let id = store.enqueue(&job("k")).unwrap();
+        assert_eq!(
+            store.claim("w1", "cuda", 10.0).unwrap(),
+            None,
+            "a cpu child is not for a cuda worker"
+        );
+        // w1's lease expires at once (a lease of -1 s); w2 takes the child over.
+        let stale = store.claim("w1", "cpu", -1.0).unwrap().unwrap();
+        let fresh = store.claim("w2", "cpu", 60.0).unwrap().unwrap();
+        assert_eq!((stale.id, fresh.id, fresh.attempt), (id, id, 2));
+        assert!(!store.renew_lease(&stale, "w1", 60.0).unwrap());
+        let late = ok(0.1);
+        assert_eq!(
+            store.complete(&stale, "w1", &stale.evaluation(1, &late), None).unwrap(),
+            None
+        );
+        let good = ok(0.9);
+        let evaluation = store
+            .complete(&fresh, "w2", &fresh.evaluation(1, &good), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.job_states(&[id]).unwrap(),
+            vec![(
+                id,
+                JobState::Done {
+                    evaluation_id: evaluation
+                }
+            )]
+        );
+        assert_eq!(store.cached_evaluation("k").unwrap().unwrap().outcome, good);
+        // The stale worker's late answer changes nothing, even after the job is done.
+        assert_eq!(
+            store.complete(&stale, "w1", &stale.evaluation(1, &late), None).unwrap(),
+            None
+        );
+        assert_eq!(store.cached_evaluation("k").unwrap().unwrap().outcome, good);
+    }
+
+    #[test]
+    fn a_child_that_kills_its_workers_is_given_up() {
+        let store = Store::open(Path::new(":memory:")).unwrap();
+        let id = store.enqueue(&job("k")).unwrap();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+            assert_eq!(claimed.attempt, attempt);
+            assert_eq!(store.requeue_owner("w", "worker w died").unwrap(), 1);
+        }
+        assert_eq!(store.claim("w", "cpu", 60.0).unwrap(), None);
+        let JobState::Done { .. } = store.job_states(&[id]).unwrap()[0].1 else {
+            panic!("the job is not given up")
+        };
+        let failed = store.evaluation_of_episode("k", 1, 0).unwrap().unwrap();
+        assert!(failed.outcome.transient);
+        assert!(failed.outcome.failure.unwrap().contains("worker w died"));
+        // Queued again, it is trained afresh.
+        store.enqueue(&job("k")).unwrap();
+        assert_eq!(store.claim("w", "cpu", 60.0).unwrap().unwrap().attempt, 1);
+    }
+}

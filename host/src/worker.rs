@@ -1,0 +1,265 @@
+//! `nas-host worker`: trains children from the run store's queue. It claims the oldest child for
+//! its device with a lease, renews the lease from a heartbeat thread while it trains, and writes
+//! the result, which the store accepts only while the lease is still its own. Workers never load
+//! plugins; they load each dataset once and keep it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nas_datasets::DatasetName;
+
+use crate::arch::Architecture;
+use crate::device::DeviceChoice;
+use crate::evaluator::{score_synthetic, train_child, EvaluatorKind, Outcome, SyntheticConfig};
+use crate::pool::{host_name, worker_name};
+use crate::store::{queue::unix_now, ClaimedJob, Store, WorkerRow};
+use crate::train::{TensorData, TrainConfig, Validation};
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub db: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub device: DeviceChoice,
+    /// libtorch intra-op threads (`None`: libtorch's default, every core).
+    pub threads: Option<usize>,
+    /// Seconds a claim lasts without a heartbeat.
+    pub lease_secs: f64,
+    /// Exit after this long without a child to train (`None`: wait for children forever).
+    pub idle_exit: Option<Duration>,
+    /// Exit after training this many children.
+    pub max_children: Option<usize>,
+}
+
+/// Receives what a worker does; the CLI prints it.
+pub trait WorkerSink {
+    fn started(&mut self, _name: &str, _device: &str) {}
+    fn claimed(&mut self, _job: &ClaimedJob) {}
+    /// A child is trained; `recorded` is false when its lease was lost meanwhile and the result
+    /// was dropped.
+    fn finished(&mut self, _job: &ClaimedJob, _outcome: &Outcome, _recorded: bool) {}
+}
+
+/// How often an idle worker says it is alive.
+const IDLE_SIGN_OF_LIFE: Duration = Duration::from_secs(2);
+
+/// Runs a worker until it is idle for `idle_exit` or has trained `max_children`; returns the
+/// number of children it trained.
+pub fn run(options: &WorkerOptions, sink: &mut dyn WorkerSink) -> anyhow::Result<usize> {
+    if let Some(threads) = options.threads {
+        tch::set_num_threads(threads as i32);
+    }
+    let device = crate::device::select(options.device)?;
+    let device_kind = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
+    let name = worker_name(std::process::id());
+    let store = Store::open(&options.db)?;
+    let now = unix_now();
+    store.register_worker(&WorkerRow {
+        name: name.clone(),
+        host: host_name(),
+        pid: std::process::id(),
+        device: device_kind.into(),
+        threads: options
+            .threads
+            .unwrap_or_else(|| tch::get_num_threads().max(1) as usize),
+        started_at: now,
+        seen_at: now,
+        job: None,
+        trained: 0,
+        stopped: false,
+    })?;
+    sink.started(&name, device_kind);
+    let mut datasets = Datasets::new(options.data_dir.clone(), device);
+    let result = serve(options, &store, &name, device_kind, &mut datasets, sink);
+    if result.is_err() {
+        // Whatever it held goes to the next worker now rather than when its lease runs out.
+        let _ = store.requeue_owner(&name, &format!("worker {name} stopped with an error"));
+    }
+    let _ = store.worker_stopped(&name);
+    result
+}
+
+fn serve(
+    options: &WorkerOptions,
+    store: &Store,
+    name: &str,
+    device_kind: &str,
+    datasets: &mut Datasets,
+    sink: &mut dyn WorkerSink,
+) -> anyhow::Result<usize> {
+    let mut trained = 0;
+    let mut idle_since = Instant::now();
+    let mut last_seen = Instant::now();
+    let mut poll = Duration::from_millis(20);
+    loop {
+        let Some(job) = store.claim(name, device_kind, options.lease_secs)? else {
+            if options.idle_exit.is_some_and(|limit| idle_since.elapsed() >= limit) {
+                return Ok(trained);
+            }
+            if last_seen.elapsed() >= IDLE_SIGN_OF_LIFE {
+                store.worker_seen(name, None, false)?;
+                last_seen = Instant::now();
+            }
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(250));
+            continue;
+        };
+        poll = Duration::from_millis(20);
+        store.worker_seen(name, Some(job.id), false)?;
+        sink.claimed(&job);
+        let heartbeat = Heartbeat::start(options.db.clone(), name.to_string(), job.clone(), options.lease_secs);
+        let evaluated = evaluate(&job, datasets);
+        heartbeat.stop();
+        let (outcome, weights) = evaluated?;
+        let depth = job.architecture.split_whitespace().count();
+        let recorded = store.complete(&job, name, &job.evaluation(depth, &outcome), weights.as_deref())?;
+        if recorded.is_none() {
+            tracing::warn!(
+                "lost the lease on `{}` while training it; another worker's result stands",
+                job.architecture
+            );
+        }
+        store.worker_seen(name, None, recorded.is_some())?;
+        last_seen = Instant::now();
+        sink.finished(&job, &outcome, recorded.is_some());
+        trained += 1;
+        idle_since = Instant::now();
+        if options.max_children.is_some_and(|max| trained >= max) {
+            return Ok(trained);
+        }
+    }
+}
+
+/// Evaluates a claimed child. A child that cannot be described (a malformed job) is a failed
+/// outcome; a dataset this worker cannot load is an error, so the child goes to another worker.
+fn evaluate(job: &ClaimedJob, datasets: &mut Datasets) -> anyhow::Result<(Outcome, Option<Vec<u8>>)> {
+    let failed = |reason: String| Outcome {
+        accuracy: 0.0,
+        params: 0,
+        seconds: 0.0,
+        failure: Some(reason),
+        transient: false,
+    };
+    let arch: Architecture = match job.architecture.parse() {
+        Ok(arch) => arch,
+        Err(e) => return Ok((failed(format!("the queued architecture is malformed: {e}")), None)),
+    };
+    let dataset: DatasetName = match job.dataset.parse() {
+        Ok(d) => d,
+        Err(e) => return Ok((failed(format!("the queued dataset is unknown: {e}")), None)),
+    };
+    match job.evaluator.as_str() {
+        e if e == EvaluatorKind::Synthetic.as_str() => {
+            let config: SyntheticConfig = match serde_json::from_str(&job.protocol_json) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Ok((
+                        failed(format!("the queued synthetic settings are malformed: {e}")),
+                        None,
+                    ))
+                }
+            };
+            let target: Architecture = config.target.parse().map_err(anyhow::Error::msg)?;
+            Ok((score_synthetic(&arch, &target, dataset), None))
+        }
+        _ => {
+            let protocol: TrainConfig = match serde_json::from_str(&job.protocol_json) {
+                Ok(p) => p,
+                Err(e) => return Ok((failed(format!("the queued training protocol is malformed: {e}")), None)),
+            };
+            let data = datasets.get(dataset, &protocol)?;
+            Ok(train_child(&arch, data, &protocol, job.keep_weights))
+        }
+    }
+}
+
+/// Datasets loaded on this worker's device, by what shapes their tensors.
+struct Datasets {
+    data_dir: Option<PathBuf>,
+    device: tch::Device,
+    loaded: HashMap<String, TensorData>,
+}
+
+impl Datasets {
+    fn new(data_dir: Option<PathBuf>, device: tch::Device) -> Datasets {
+        Datasets {
+            data_dir,
+            device,
+            loaded: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, dataset: DatasetName, protocol: &TrainConfig) -> anyhow::Result<&TensorData> {
+        // The holdout split is drawn with the protocol's seed; the test split is not.
+        let seed = match protocol.validation {
+            Validation::Holdout(_) => protocol.seed,
+            Validation::Test => 0,
+        };
+        let key = format!("{dataset}|{:?}|{:?}|{seed}", protocol.normalize, protocol.validation);
+        if !self.loaded.contains_key(&key) {
+            let source = nas_datasets::DataSource::resolve(self.data_dir.as_deref());
+            let raw = nas_datasets::load(dataset, &source).map_err(|e| {
+                anyhow::anyhow!(
+                    "this worker cannot load dataset {dataset} from {}: {e}; give it --data-dir or NAS_DATA_DIR",
+                    source.data_dir.display()
+                )
+            })?;
+            let data = TensorData::new(&raw, protocol, self.device)?;
+            self.loaded.insert(key.clone(), data);
+        }
+        Ok(&self.loaded[&key])
+    }
+}
+
+/// Renews a lease every quarter of its length from its own thread and store connection, while
+/// the worker's thread trains.
+struct Heartbeat {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    fn start(db: PathBuf, name: String, job: ClaimedJob, lease_secs: f64) -> Heartbeat {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let store = match Store::open(&db) {
+                    Ok(store) => store,
+                    Err(e) => return tracing::warn!("heartbeat: {e:#}"),
+                };
+                let every = Duration::from_secs_f64((lease_secs / 4.0).max(0.05));
+                let (lock, signal) = &*stop;
+                let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let mut lost = false;
+                while !*stopped {
+                    stopped = signal.wait_timeout(stopped, every).unwrap_or_else(|p| p.into_inner()).0;
+                    if *stopped || lost {
+                        continue;
+                    }
+                    match store.renew_lease(&job, &name, lease_secs) {
+                        Ok(true) => {
+                            let _ = store.worker_seen(&name, Some(job.id), false);
+                        }
+                        Ok(false) => {
+                            tracing::warn!(
+                                "the lease on `{}` was lost (another worker took it over)",
+                                job.architecture
+                            );
+                            lost = true;
+                        }
+                        Err(e) => tracing::warn!("heartbeat: {e:#}"),
+                    }
+                }
+            })
+        };
+        Heartbeat { stop, thread }
+    }
+
+    fn stop(self) {
+        *self.stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
+    }
+}
