@@ -1,0 +1,381 @@
+//! Parallel search: workers training children from the store's queue, killed workers and a
+//! killed search. These run the binary, since a search starts its workers as processes of it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::plugin;
+use nas_host::store::{EpisodeRecord, Store};
+use rand::{Rng, SeedableRng};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nas-host");
+
+/// `search` arguments: `agent` on `dataset` with the given evaluator, episodes and extra flags.
+fn search_args(db: &Path, agent: &str, evaluator: &str, episodes: usize, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "search",
+        "--agent",
+        plugin(agent).to_str().unwrap(),
+        "--reward",
+        plugin("accuracy").to_str().unwrap(),
+        "--dataset",
+        if evaluator == "synthetic" {
+            "mnist3"
+        } else {
+            "synthetic"
+        },
+        "--evaluator",
+        evaluator,
+        "--episodes",
+        &episodes.to_string(),
+        "--seed",
+        "5",
+        "--db",
+        db.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn spawn(args: &[String], log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(BIN)
+        .args(args)
+        .env("NAS_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ok(mut child: Child, log: &Path) {
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "search failed: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Polls `check` every 10 ms until it returns something (or panics after `limit`).
+fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn sql<T: rusqlite::types::FromSql>(db: &Path, query: &str) -> Vec<Vec<T>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+    let mut stmt = conn.prepare(query).unwrap();
+    let columns = stmt.column_count();
+    stmt.query_map([], |r| (0..columns).map(|i| r.get(i)).collect::<Result<Vec<T>, _>>())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Every episode of 0..total is recorded once, and the rewards were reported in some order of
+/// them, each once.
+fn assert_each_episode_once(episodes: &[EpisodeRecord], total: usize) {
+    let indices: Vec<usize> = episodes.iter().map(|e| e.index).collect();
+    assert_eq!(indices, (0..total).collect::<Vec<_>>());
+    let reported: BTreeSet<usize> = episodes.iter().map(|e| e.reported).collect();
+    assert_eq!(reported, (0..total).collect(), "each reward reported once");
+}
+
+/// Each distinct architecture was trained once: one evaluation, and the episodes that did not
+/// train it (cache hits, or waiting on another environment's training) are all the others.
+fn assert_each_architecture_trained_once(db: &Path, episodes: &[EpisodeRecord]) {
+    let distinct: BTreeSet<&str> = episodes.iter().map(|e| e.architecture.as_str()).collect();
+    let evaluations = sql::<String>(db, "SELECT architecture FROM evaluations");
+    assert_eq!(evaluations.len(), distinct.len(), "one evaluation per architecture");
+    let trained = episodes.iter().filter(|e| !e.cache_hit).count();
+    assert_eq!(trained, distinct.len(), "each architecture trained by one episode only");
+}
+
+fn pid_alive(pid: i64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+#[test]
+fn two_workers_train_every_architecture_once_and_record_every_episode_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs/nas.sqlite");
+    let log = dir.path().join("search.log");
+    let total = 12;
+    let child = spawn(
+        &search_args(&db, "random", "train", total, &["--epochs", "1", "--workers", "2"]),
+        &log,
+    );
+    wait_ok(child, &log);
+    let episodes = Store::open(&db).unwrap().episodes(1).unwrap();
+    assert_each_episode_once(&episodes, total);
+    assert_each_architecture_trained_once(&db, &episodes);
+    // Two environments: episodes alternate between them, and both workers trained children.
+    assert_eq!(
+        episodes.iter().map(|e| e.env).collect::<Vec<_>>(),
+        (0..total).map(|i| (i % 2) as u32).collect::<Vec<_>>()
+    );
+    let per_worker = sql::<i64>(&db, "SELECT trained FROM workers");
+    assert_eq!(per_worker.len(), 2, "two workers: {per_worker:?}");
+    assert!(
+        per_worker.iter().all(|w| w[0] > 0),
+        "both workers trained: {per_worker:?}"
+    );
+    // Every child of the queue was trained once, by the first worker that claimed it.
+    let attempts = sql::<i64>(&db, "SELECT attempt FROM queue");
+    assert!(attempts.iter().all(|a| a[0] == 1), "{attempts:?}");
+    // The workers stopped with the search.
+    for pid in sql::<i64>(&db, "SELECT pid FROM workers") {
+        assert!(!pid_alive(pid[0]), "worker {} outlived the search", pid[0]);
+    }
+}
+
+#[test]
+fn a_worker_killed_while_training_is_replaced_and_its_child_trained_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    let log = dir.path().join("search.log");
+    let total = 8;
+    // A lease far longer than the test: the child must come back because the search saw its
+    // worker die, not because the lease ran out.
+    std::fs::write(dir.path().join("run.toml"), "[parallel]\nlease_secs = 600\n").unwrap();
+    let config = dir.path().join("run.toml");
+    let child = spawn(
+        &search_args(
+            &db,
+            "random",
+            "train",
+            total,
+            &["--epochs", "2", "--workers", "2", "--config", config.to_str().unwrap()],
+        ),
+        &log,
+    );
+    let (pid, job) = poll(Duration::from_secs(120), "a worker training a child", || {
+        if !db.exists() {
+            return None;
+        }
+        let conn = rusqlite::Connection::open(&db).ok()?;
+        conn.query_row(
+            "SELECT pid, job_id FROM workers WHERE job_id IS NOT NULL LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .ok()
+    });
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_ok(child, &log);
+
+    let episodes = Store::open(&db).unwrap().episodes(1).unwrap();
+    assert_each_episode_once(&episodes, total);
+    assert_each_architecture_trained_once(&db, &episodes);
+    let killed = sql::<rusqlite::types::Value>(
+        &db,
+        &format!("SELECT status, attempt, last_error FROM queue WHERE id = {job}"),
+    );
+    assert_eq!(killed[0][0], rusqlite::types::Value::Text("done".into()));
+    assert_eq!(
+        killed[0][1],
+        rusqlite::types::Value::Integer(2),
+        "trained a second time"
+    );
+    let rusqlite::types::Value::Text(reason) = &killed[0][2] else {
+        panic!("no reason recorded: {killed:?}")
+    };
+    assert!(reason.contains("exited"), "{reason}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("starting a replacement"), "{text}");
+    // Three workers in all: the two started and the replacement.
+    assert_eq!(sql::<i64>(&db, "SELECT pid FROM workers").len(), 3);
+}
+
+/// Kills the search (SIGKILL) at random points and resumes it, until it finishes; returns the
+/// number of kills.
+fn kill_and_resume(db: &Path, dir: &Path, first: &[String], resume_extra: &[&str], delays_ms: (u64, u64)) -> usize {
+    let log = dir.join("killed.log");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("kill delays seeded with {seed}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut child = spawn(first, &log);
+    let mut kills = 0;
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(delays_ms.0..delays_ms.1)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        let next: Vec<String> = match Store::open(db).unwrap().run(1) {
+            Ok(_) => ["search", "--resume", "1", "--db", db.to_str().unwrap()]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(resume_extra.iter().map(|s| s.to_string()))
+                .collect(),
+            Err(_) => first.to_vec(),
+        };
+        child = spawn(&next, &log);
+    }
+    wait_ok(child, &log);
+    kills
+}
+
+#[test]
+fn a_killed_sync_search_with_two_workers_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = 200;
+    let straight = dir.path().join("straight.sqlite");
+    let log = dir.path().join("straight.log");
+    wait_ok(
+        spawn(
+            &search_args(&straight, "ppo", "synthetic", total, &["--workers", "2"]),
+            &log,
+        ),
+        &log,
+    );
+    let killed = dir.path().join("killed.sqlite");
+    let kills = kill_and_resume(
+        &killed,
+        dir.path(),
+        &search_args(&killed, "ppo", "synthetic", total, &["--workers", "2"]),
+        &["--workers", "2"],
+        (300, 900),
+    );
+    assert!(kills >= 1, "the run finished before it could be killed");
+    let key = |e: &EpisodeRecord| (e.index, e.env, e.architecture.clone(), e.reward.to_bits());
+    let a = Store::open(&straight).unwrap().episodes(1).unwrap();
+    let b = Store::open(&killed).unwrap().episodes(1).unwrap();
+    assert_each_episode_once(&b, total);
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        b.iter().map(key).collect::<Vec<_>>()
+    );
+    // Two environments, and the same result as training in the search process with two.
+    let in_process = dir.path().join("in-process.sqlite");
+    let log = dir.path().join("in-process.log");
+    wait_ok(
+        spawn(
+            &search_args(&in_process, "ppo", "synthetic", total, &["--envs", "2"]),
+            &log,
+        ),
+        &log,
+    );
+    let c = Store::open(&in_process).unwrap().episodes(1).unwrap();
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        c.iter().map(key).collect::<Vec<_>>()
+    );
+    assert!(a.iter().any(|e| e.env == 1));
+}
+
+#[test]
+fn a_killed_search_with_real_training_never_trains_a_finished_child_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    let log = dir.path().join("first.log");
+    let total = 10;
+    let args = search_args(&db, "random", "train", total, &["--epochs", "1", "--workers", "2"]);
+    let mut child = spawn(&args, &log);
+    // Kill it once some children are trained but not all episodes are committed.
+    poll(Duration::from_secs(120), "two trained children", || {
+        let conn = rusqlite::Connection::open(&db).ok()?;
+        let done: i64 = conn
+            .query_row("SELECT COUNT(*) FROM queue WHERE status = 'done'", [], |r| r.get(0))
+            .ok()?;
+        (done >= 2).then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished_before: BTreeMap<i64, f64> = sql::<f64>(
+        &db,
+        "SELECT CAST(id AS REAL), finished_at FROM queue WHERE status = 'done'",
+    )
+    .into_iter()
+    .map(|r| (r[0] as i64, r[1]))
+    .collect();
+    let workers: Vec<i64> = sql::<i64>(&db, "SELECT pid FROM workers")
+        .into_iter()
+        .map(|r| r[0])
+        .collect();
+    poll(Duration::from_secs(10), "the workers to die with the search", || {
+        workers.iter().all(|&pid| !pid_alive(pid)).then_some(())
+    });
+    let resume: Vec<String> = [
+        "search",
+        "--resume",
+        "1",
+        "--workers",
+        "2",
+        "--db",
+        db.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let log = dir.path().join("resume.log");
+    wait_ok(spawn(&resume, &log), &log);
+
+    let episodes = Store::open(&db).unwrap().episodes(1).unwrap();
+    assert_each_episode_once(&episodes, total);
+    assert_each_architecture_trained_once(&db, &episodes);
+    for (job, finished_at) in &finished_before {
+        let now = sql::<f64>(&db, &format!("SELECT finished_at FROM queue WHERE id = {job}"));
+        assert_eq!(
+            now[0][0], *finished_at,
+            "child {job} was trained again after the resume"
+        );
+    }
+}
+
+fn async_args(db: &Path, total: usize) -> Vec<String> {
+    search_args(
+        db,
+        "qlearning",
+        "synthetic",
+        total,
+        &["--workers", "3", "--schedule", "async"],
+    )
+}
+
+#[test]
+fn an_async_search_killed_and_resumed_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("nas.sqlite");
+    let total = 300;
+    let kills = kill_and_resume(
+        &db,
+        dir.path(),
+        &async_args(&db, total),
+        &["--workers", "3"],
+        (300, 900),
+    );
+    assert!(kills >= 1, "the run finished before it could be killed");
+    let store = Store::open(&db).unwrap();
+    let episodes = store.episodes(1).unwrap();
+    assert_each_episode_once(&episodes, total);
+    assert!(store.in_flight(1).unwrap().is_empty());
+    assert_eq!(store.checkpoint(1).unwrap().unwrap().0, total);
+    let envs: BTreeSet<u32> = episodes.iter().map(|e| e.env).collect();
+    assert_eq!(envs, BTreeSet::from([0, 1, 2]));
+}
