@@ -18,7 +18,7 @@ TEST_PLUGINS := $(patsubst tests/plugins/%/Cargo.toml,%,$(wildcard tests/plugins
 NATIVE := --workspace $(addprefix --exclude ,$(PLUGINS) $(TEST_PLUGINS))
 WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 
-.PHONY: build test demo bench setup plugins lint clean
+.PHONY: build test demo bench bench-parallel setup plugins lint clean
 
 $(VENV)/.torch-$(TORCH_VERSION):
 	@echo "setting up PyTorch $(TORCH_VERSION) (libtorch for tch) in $(VENV)"
@@ -68,6 +68,10 @@ demo: build
 
 bench: build
 	bash scripts/bench.sh
+
+# Parallel search alone: one worker with every core vs one single-thread worker per core.
+bench-parallel: build
+	bash scripts/bench-parallel.sh
 
 lint:
 	cargo fmt --all

@@ -51,3 +51,7 @@ PYEOF
 echo
 echo "plugin call benchmark (PPO agent, 38 actions):"
 cargo run --quiet --release --example plugin_bench | tee "$OUT/plugins.json"
+
+echo
+# Parallel search (MNIST-3): one worker with every core vs one single-thread worker per core.
+bash scripts/bench-parallel.sh

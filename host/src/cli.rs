@@ -163,6 +163,8 @@ struct EvalArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    parallel: ParallelOverrides,
+    #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
     data: DataArgs,
@@ -530,7 +532,10 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let options = args.data.search_options(&args.store);
+    let options = SearchOptions {
+        parallel: args.parallel.clone(),
+        ..args.data.search_options(&args.store)
+    };
     let reuse_cache = args.reuse_cache.then_some(true);
     let summary = if args.json {
         frozen_policy::eval(args.run, args.samples, reuse_cache, &options)?

@@ -176,7 +176,9 @@ pub fn eval_with(
 ) -> anyhow::Result<EvalSummary> {
     let mut store = Store::open(&options.db)?;
     let record = store.run(run)?;
-    let config = RunConfig::from_toml(&record.config_toml)?;
+    let mut config = RunConfig::from_toml(&record.config_toml)?;
+    // Samples train in parallel with the run's workers, or the ones asked for now.
+    options.parallel.apply(&mut config.parallel, false);
     let (_, state) = store
         .checkpoint(run)?
         .ok_or_else(|| anyhow::anyhow!("run {run} has no finished episode yet, so there is no policy to evaluate"))?;

@@ -272,6 +272,9 @@ impl Trainer for Queued {
     }
 }
 
+/// Local workers held by every search that uses them; the last holder's drop stops them.
+pub type SharedWorkers = Arc<LocalWorkers>;
+
 /// How [`LocalWorkers`] starts each worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
@@ -640,7 +643,7 @@ pub fn trainer_for(
     config: &crate::config::RunConfig,
     mdp: &crate::mdp::Mdp,
     options: &crate::search::SearchOptions,
-) -> anyhow::Result<(Box<dyn Trainer>, Option<Arc<LocalWorkers>>)> {
+) -> anyhow::Result<(Box<dyn Trainer>, Option<SharedWorkers>)> {
     let parallel = &config.parallel;
     if !parallel.uses_workers() && options.shared_workers.is_none() {
         let evaluator = Evaluator::for_run(config, mdp, options.data_dir.as_deref(), options.device)?;
