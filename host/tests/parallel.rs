@@ -379,3 +379,63 @@ fn an_async_search_killed_and_resumed_loses_and_repeats_nothing() {
     let envs: BTreeSet<u32> = episodes.iter().map(|e| e.env).collect();
     assert_eq!(envs, BTreeSet::from([0, 1, 2]));
 }
+
+#[test]
+fn a_comparison_runs_its_searches_at_once_over_one_pool_of_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    std::fs::write(
+        dir.path().join("base.toml"),
+        "evaluator = \"synthetic\"\ndataset = \"mnist3\"\nreward = \"accuracy\"\n",
+    )
+    .unwrap();
+    let agents = [plugin("random"), plugin("qlearning")].map(|p| format!("{:?}", p.display().to_string()));
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!(
+            "base = \"base.toml\"\nagents = [{}]\nseeds = [1, 2]\nepisodes = 60\neval_samples = 4\nreward = {:?}\n",
+            agents.join(", "),
+            plugin("accuracy").display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["compare", "--plan"])
+        .arg(dir.path().join("plan.toml"))
+        .args(["--workers", "2", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains("random"))
+            .count(),
+        2,
+        "{table}"
+    );
+    let store = Store::open(&db).unwrap();
+    for run in 1..=4 {
+        assert_each_episode_once(&store.episodes(run).unwrap(), 60);
+        assert_eq!(store.eval_samples(run).unwrap().len(), 4);
+    }
+    // The runs were in flight together: the queue holds their children interleaved, not run
+    // after run.
+    let origins: Vec<i64> = sql::<i64>(
+        &db,
+        "SELECT origin_run FROM queue WHERE origin_run IS NOT NULL ORDER BY id",
+    )
+    .into_iter()
+    .map(|r| r[0])
+    .collect();
+    assert!(
+        origins.windows(2).any(|w| w[1] < w[0]),
+        "the runs went one after another: {origins:?}"
+    );
+    assert_eq!(
+        sql::<i64>(&db, "SELECT pid FROM workers").len(),
+        2,
+        "one pool for every run"
+    );
+}
