@@ -516,7 +516,7 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
             "run {} finished {} episodes (store {})",
             summary.run,
             summary.episodes.len(),
-            options.db.display()
+            Store::describe(&options.db)
         );
         println!("best architectures:");
         println!("  {:>8}  {:>8}  {:>9}  architecture", "reward", "accuracy", "params");
@@ -675,7 +675,7 @@ fn list_runs(args: StoreArgs) -> anyhow::Result<()> {
     if runs.is_empty() {
         println!(
             "no runs in {} yet; start one with `nas-host search` or `make demo`",
-            args.db.display()
+            Store::describe(&args.db)
         );
         return Ok(());
     }

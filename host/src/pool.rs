@@ -176,7 +176,7 @@ impl Queued {
             jobs: Vec::new(),
             ready: VecDeque::new(),
             workers,
-            worker_hint: format!("nas-host worker --db {}", db.display()),
+            worker_hint: format!("nas-host worker --db {}", Store::describe(db)),
             lease_secs,
         }
     }
@@ -315,11 +315,14 @@ impl WorkerSpec {
             "cuda" => DeviceChoice::Cuda,
             _ => DeviceChoice::Cpu,
         };
-        let log_dir = db
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join("worker-logs");
+        let log_dir = if Store::is_postgres(db) {
+            PathBuf::from("runs/worker-logs")
+        } else {
+            db.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("worker-logs")
+        };
         Ok(WorkerSpec {
             exe: std::env::current_exe().context("finding the nas-host binary to start workers with")?,
             db: db.to_path_buf(),
@@ -492,8 +495,8 @@ fn spawn(spec: &WorkerSpec, index: usize, quick_exits: u32) -> anyhow::Result<Sl
     let mut command = Command::new(&spec.exe);
     command
         .arg("worker")
-        .arg("--db")
-        .arg(&spec.db)
+        // Through the environment, so a PostgreSQL password stays out of the process list.
+        .env("NAS_DB", &spec.db)
         .args(["--threads", &spec.threads.to_string()])
         .args(["--lease-secs", &spec.lease_secs.to_string()])
         .args([

@@ -1,4 +1,5 @@
-//! The run store: one SQLite database per workspace (default `runs/nas.sqlite`).
+//! The run store: one SQLite database per workspace (default `runs/nas.sqlite`), or a PostgreSQL
+//! database (`postgres.rs`) when workers on several machines share it.
 //!
 //! Schema (readable with the `sqlite3` shell or pandas):
 //! - `runs`: one row per search run — its configuration (TOML), plugins (name, version, path,
@@ -356,6 +357,7 @@ pub trait RunStore: JobQueue + Send {
     fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>>;
 }
 
+pub mod postgres;
 pub mod queue;
 pub use queue::{ClaimedJob, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
 
@@ -363,10 +365,24 @@ pub use queue::{ClaimedJob, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
 pub struct Store(Box<dyn RunStore>);
 
 impl Store {
-    /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date;
-    /// ":memory:" gives a throwaway store.
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
-        Ok(Store(Box::new(SqliteStore::open(path)?)))
+    /// Opens the store `db` names and brings its schema up to date: a PostgreSQL database
+    /// (`postgres://USER@HOST/DB`), else a SQLite file, created if needed (":memory:" gives a
+    /// throwaway store).
+    pub fn open(db: &Path) -> anyhow::Result<Store> {
+        match db.to_str().filter(|url| postgres::is_postgres_url(url)) {
+            Some(url) => Ok(Store(Box::new(postgres::PgStore::connect(url)?))),
+            None => Ok(Store(Box::new(SqliteStore::open(db)?))),
+        }
+    }
+
+    /// How to name the store `db` in messages: a PostgreSQL URL without its password.
+    pub fn describe(db: &Path) -> String {
+        postgres::redact(&db.display().to_string())
+    }
+
+    /// Whether `db` is a PostgreSQL store.
+    pub fn is_postgres(db: &Path) -> bool {
+        db.to_str().is_some_and(postgres::is_postgres_url)
     }
 }
 
