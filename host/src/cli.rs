@@ -49,6 +49,9 @@ enum Command {
     /// Train children from the store's queue (for parallel searches; `search --workers N`
     /// starts its own).
     Worker(WorkerArgs),
+    /// Slurm helpers.
+    #[command(subcommand)]
+    Slurm(SlurmCommand),
     /// Find and inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -76,6 +79,13 @@ enum DatasetsCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum SlurmCommand {
+    /// Print the batch script `--launcher slurm` would submit (a job array of workers), for
+    /// submitting by hand: `nas-host slurm script --config C --workers 8 --db postgres://… > w.sh`.
+    Script(SearchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -295,6 +305,7 @@ pub fn main() -> ExitCode {
         Some(Command::Report(args)) => run_report(args),
         Some(Command::Runs(args)) => list_runs(args),
         Some(Command::Worker(args)) => run_worker(args),
+        Some(Command::Slurm(SlurmCommand::Script(args))) => slurm_script(args),
         Some(Command::Plugins(PluginsCommand::List)) => plugins_list(),
         Some(Command::Plugins(PluginsCommand::Inspect { file })) => plugins_inspect(&file),
         Some(Command::TrainArch(args)) => train_arch(args),
@@ -528,6 +539,18 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
         }
         println!("next: nas-host eval {0} | nas-host report {0}", summary.run);
     }
+    Ok(())
+}
+
+fn slurm_script(args: SearchArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::default(),
+    };
+    args.overrides.apply(&mut config);
+    args.parallel.apply(&mut config.parallel, true);
+    let options = args.data.search_options(&args.store);
+    print!("{}", crate::slurm::script_for(&config, &options)?);
     Ok(())
 }
 

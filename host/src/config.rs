@@ -82,6 +82,48 @@ pub enum Launcher {
     Local,
     /// The search only queues children; start workers by hand (`nas-host worker --db …`).
     None,
+    /// The search submits a Slurm job array of `workers` workers (`sbatch`), follows it with
+    /// `squeue` and cancels it (`scancel`) when it ends; see `[slurm]`. Needs a PostgreSQL store.
+    Slurm,
+}
+
+/// `[slurm]`: how `--launcher slurm` submits its workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlurmConfig {
+    pub partition: Option<String>,
+    /// Generic resources per worker, e.g. "gpu:1" (workers then train on CUDA).
+    pub gres: Option<String>,
+    /// Time limit per worker, e.g. "04:00:00".
+    pub time_limit: Option<String>,
+    pub cpus_per_worker: usize,
+    /// Memory per worker, e.g. "8G".
+    pub mem_per_worker: Option<String>,
+    /// Most workers running at once (the array's `%N`; 0: no limit).
+    pub array_parallelism: usize,
+    /// More `sbatch` options, each as one `#SBATCH` line (e.g. "--account=lab", "--qos=short").
+    pub extra_args: Vec<String>,
+    /// Seconds a worker may wait in the queue before the search reports it.
+    pub pending_warn_secs: f64,
+    /// A worker exits after this many seconds without a child (it outlives a search that was
+    /// killed outright).
+    pub idle_exit_secs: f64,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            partition: None,
+            gres: None,
+            time_limit: None,
+            cpus_per_worker: 1,
+            mem_per_worker: None,
+            array_parallelism: 0,
+            extra_args: Vec::new(),
+            pending_warn_secs: 300.0,
+            idle_exit_secs: 600.0,
+        }
+    }
 }
 
 /// `[parallel]`: children in flight and the workers that train them. `envs` and `schedule`
@@ -176,6 +218,7 @@ pub struct RunConfig {
     pub eval: EvalConfig,
     pub search: SearchConfig,
     pub parallel: ParallelConfig,
+    pub slurm: SlurmConfig,
     /// Per-plugin sections, keyed by plugin name (the file stem): passed to the plugin as JSON.
     pub plugins: BTreeMap<String, toml::Table>,
 }
@@ -196,6 +239,7 @@ impl Default for RunConfig {
             eval: EvalConfig::default(),
             search: SearchConfig::default(),
             parallel: ParallelConfig::default(),
+            slurm: SlurmConfig::default(),
             plugins: BTreeMap::new(),
         }
     }
@@ -273,7 +317,8 @@ pub struct ParallelOverrides {
     pub envs: Option<usize>,
     #[arg(long, value_enum)]
     pub schedule: Option<Schedule>,
-    /// `local` starts the workers here; `none` only queues children for workers started by hand
+    /// `local` starts the workers here; `slurm` submits them as a Slurm job array (with a
+    /// PostgreSQL store); `none` only queues children for workers started by hand
     /// (`nas-host worker --db …`).
     #[arg(long, value_enum)]
     pub launcher: Option<Launcher>,

@@ -18,6 +18,7 @@ pub mod plugin;
 pub mod pool;
 pub mod report;
 pub mod search;
+pub mod slurm;
 pub mod stats;
 pub mod store;
 pub mod train;

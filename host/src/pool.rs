@@ -154,7 +154,7 @@ pub struct Queued {
     /// (job id, tickets waiting on it, weights wanted).
     jobs: Vec<(i64, Vec<usize>, bool)>,
     ready: VecDeque<(usize, Finished)>,
-    workers: Option<Arc<LocalWorkers>>,
+    workers: Option<SharedWorkers>,
     /// How to start a worker by hand, said when children wait and no worker takes them.
     worker_hint: String,
     lease_secs: f64,
@@ -165,7 +165,7 @@ impl Queued {
         device_kind: &'static str,
         dataset: &str,
         evaluator: &'static str,
-        workers: Option<Arc<LocalWorkers>>,
+        workers: Option<SharedWorkers>,
         db: &Path,
         lease_secs: f64,
     ) -> Queued {
@@ -272,8 +272,16 @@ impl Trainer for Queued {
     }
 }
 
-/// Local workers held by every search that uses them; the last holder's drop stops them.
-pub type SharedWorkers = Arc<LocalWorkers>;
+/// Workers a launcher started, as the searches that use them see them.
+pub trait WorkerPool: Send + Sync + std::fmt::Debug {
+    /// Fails when the pool gave up (workers that cannot start, a job array that ended).
+    fn check(&self) -> anyhow::Result<()>;
+    /// Stops the workers (idempotent).
+    fn stop(&self);
+}
+
+/// Workers held by every search that uses them; the last holder's drop stops them.
+pub type SharedWorkers = Arc<dyn WorkerPool>;
 
 /// How [`LocalWorkers`] starts each worker process.
 #[derive(Debug, Clone)]
@@ -353,9 +361,17 @@ pub fn host_name() -> String {
     }
 }
 
-/// The name a worker process records itself under: its host and process id.
+/// The name a worker process records itself under: its host and process id, and its Slurm
+/// task when Slurm started it (so `scancel` can find it).
 pub fn worker_name(pid: u32) -> String {
-    format!("{}:{pid}", host_name())
+    let slurm = match (
+        std::env::var("SLURM_ARRAY_JOB_ID"),
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+    ) {
+        (Ok(job), Ok(task)) if pid == std::process::id() => format!(":slurm-{job}_{task}"),
+        _ => String::new(),
+    };
+    format!("{}:{pid}{slurm}", host_name())
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -416,7 +432,7 @@ struct Slot {
 }
 
 impl LocalWorkers {
-    pub fn start(spec: WorkerSpec) -> anyhow::Result<Arc<LocalWorkers>> {
+    pub fn start(spec: WorkerSpec) -> anyhow::Result<SharedWorkers> {
         std::fs::create_dir_all(&spec.log_dir)
             .with_context(|| format!("creating the worker log directory {}", spec.log_dir.display()))?;
         let store = Store::open(&spec.db)?;
@@ -458,9 +474,10 @@ impl LocalWorkers {
             thread: Mutex::new(Some(thread)),
         }))
     }
+}
 
-    /// Fails when the pool gave up.
-    pub fn check(&self) -> anyhow::Result<()> {
+impl WorkerPool for LocalWorkers {
+    fn check(&self) -> anyhow::Result<()> {
         match &*self.shared.failure.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(reason) => anyhow::bail!("{reason}"),
             None => Ok(()),
@@ -468,7 +485,7 @@ impl LocalWorkers {
     }
 
     /// Stops every worker (their children in training go back to the queue) and waits for them.
-    pub fn stop(&self) {
+    fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = thread.join();
@@ -656,8 +673,12 @@ pub fn trainer_for(
     if config.evaluator == EvaluatorKind::Synthetic {
         Evaluator::for_run(config, mdp, None, DeviceChoice::Cpu)?;
     }
-    let device_kind = device_kind_for(config.evaluator, options.device)?;
-    let workers = match (&options.shared_workers, parallel.launcher) {
+    let device_kind = match (config.evaluator, parallel.launcher) {
+        // Workers run on other machines: what this one has says nothing about theirs.
+        (EvaluatorKind::Train, Launcher::Slurm) => crate::slurm::device_kind(&config.slurm, options.device),
+        (evaluator, _) => device_kind_for(evaluator, options.device)?,
+    };
+    let workers: Option<SharedWorkers> = match (&options.shared_workers, parallel.launcher) {
         (Some(shared), _) => Some(Arc::clone(shared)),
         (None, Launcher::Local) => Some(LocalWorkers::start(WorkerSpec::for_config(
             parallel,
@@ -665,6 +686,9 @@ pub fn trainer_for(
             options.data_dir.as_deref(),
             device_kind,
         )?)?),
+        (None, Launcher::Slurm) => Some(crate::slurm::SlurmWorkers::submit(
+            &crate::slurm::SlurmSpec::for_config(config, options, device_kind)?,
+        )?),
         (None, Launcher::None) => None,
     };
     let trainer = Queued::new(

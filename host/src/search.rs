@@ -4,7 +4,6 @@
 //! checkpoint, so a run can be resumed from its last committed episode.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -16,7 +15,7 @@ use crate::device::DeviceChoice;
 use crate::evaluator::{EvaluatorKind, Outcome};
 use crate::mdp::Mdp;
 use crate::plugin::{self, AgentPlugin, RewardPlugin, Runtime};
-use crate::pool::{self, ChildRequest, LocalWorkers, PoolStatus, Trainer};
+use crate::pool::{self, ChildRequest, PoolStatus, SharedWorkers, Trainer};
 use crate::store::{EpisodeRecord, InFlightDesign, NewRun, PluginRecord, RunRecord, Store};
 use crate::train::TrainConfig;
 
@@ -32,7 +31,7 @@ pub struct SearchOptions {
     pub parallel: ParallelOverrides,
     /// Workers already started for several searches at once (a comparison plan); else a search
     /// starts its own as its `[parallel]` says.
-    pub shared_workers: Option<Arc<LocalWorkers>>,
+    pub shared_workers: Option<SharedWorkers>,
 }
 
 impl SearchOptions {
@@ -76,7 +75,7 @@ pub struct Session {
     pub reward: RewardPlugin,
     pub trainer: Box<dyn Trainer>,
     /// The workers this session started (dropping the session stops them).
-    _workers: Option<Arc<LocalWorkers>>,
+    _workers: Option<SharedWorkers>,
     pub agent_record: PluginRecord,
     pub reward_record: PluginRecord,
 }
