@@ -62,6 +62,28 @@ impl Dataset {
     pub fn image_len(&self) -> usize {
         self.channels * self.height * self.width
     }
+
+    /// The sha256 of the dataset's content (shape, then each split's images and labels), so
+    /// that two machines can tell whether they train on the same data whatever their files.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(format!(
+            "{}|{}x{}x{}|{}",
+            self.name.as_str(),
+            self.channels,
+            self.height,
+            self.width,
+            self.num_classes
+        ));
+        for split in [&self.train, &self.test] {
+            hash.update((split.images.len() as u64).to_le_bytes());
+            hash.update(&split.images);
+            hash.update((split.labels.len() as u64).to_le_bytes());
+            hash.update(&split.labels);
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The named datasets nas-host knows.

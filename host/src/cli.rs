@@ -98,7 +98,7 @@ enum PluginsCommand {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct StoreArgs {
-    /// The run store (SQLite).
+    /// The run store: a SQLite file, or a PostgreSQL database (postgres://USER@HOST/DB).
     #[arg(long, default_value = "runs/nas.sqlite", env = "NAS_DB")]
     pub db: PathBuf,
 }

@@ -158,6 +158,8 @@ pub struct Queued {
     /// How to start a worker by hand, said when children wait and no worker takes them.
     worker_hint: String,
     lease_secs: f64,
+    /// The fingerprint of the search's data, which workers must match.
+    data_sha256: String,
 }
 
 impl Queued {
@@ -168,6 +170,7 @@ impl Queued {
         workers: Option<SharedWorkers>,
         db: &Path,
         lease_secs: f64,
+        data_sha256: String,
     ) -> Queued {
         Queued {
             device_kind,
@@ -178,6 +181,7 @@ impl Queued {
             workers,
             worker_hint: format!("nas-host worker --db {}", Store::describe(db)),
             lease_secs,
+            data_sha256,
         }
     }
 }
@@ -209,6 +213,7 @@ impl Trainer for Queued {
             device: self.device_kind,
             origin: child.origin,
             keep_weights: child.keep,
+            data_sha256: &self.data_sha256,
         })?;
         match self.jobs.iter_mut().find(|(id, _, _)| *id == job) {
             Some((_, tickets, keep)) => {
@@ -691,6 +696,16 @@ pub fn trainer_for(
         )?),
         (None, Launcher::None) => None,
     };
+    // Workers load their own copy of the data; the search's fingerprint lets them check it.
+    let data_sha256 = match config.evaluator {
+        EvaluatorKind::Synthetic => String::new(),
+        EvaluatorKind::Train => {
+            let source = nas_datasets::DataSource::resolve(options.data_dir.as_deref());
+            nas_datasets::load(config.dataset, &source)
+                .with_context(|| format!("loading dataset {}", config.dataset))?
+                .fingerprint()
+        }
+    };
     let trainer = Queued::new(
         device_kind,
         config.dataset.as_str(),
@@ -698,6 +713,7 @@ pub fn trainer_for(
         workers.clone(),
         &options.db,
         parallel.lease_secs,
+        data_sha256,
     );
     Ok((Box::new(trainer), workers))
 }

@@ -168,6 +168,15 @@ fn evaluate(job: &ClaimedJob, datasets: &mut Datasets) -> anyhow::Result<(Outcom
                 Ok(p) => p,
                 Err(e) => return Ok((failed(format!("the queued training protocol is malformed: {e}")), None)),
             };
+            datasets.get(dataset, &protocol)?;
+            let mine = &datasets.fingerprints[&dataset];
+            anyhow::ensure!(
+                job.data_sha256.is_empty() || &job.data_sha256 == mine,
+                "this worker's copy of {dataset} (in {}) has checksum {}, the search's has {}; give this worker the search's data (--data-dir or NAS_DATA_DIR)",
+                datasets.source_dir().display(),
+                &mine[..12],
+                &job.data_sha256[..12.min(job.data_sha256.len())]
+            );
             let data = datasets.get(dataset, &protocol)?;
             Ok(train_child(&arch, data, &protocol, job.keep_weights))
         }
@@ -179,6 +188,8 @@ struct Datasets {
     data_dir: Option<PathBuf>,
     device: tch::Device,
     loaded: HashMap<String, TensorData>,
+    /// The fingerprint of each dataset this worker loaded.
+    fingerprints: HashMap<DatasetName, String>,
 }
 
 impl Datasets {
@@ -187,7 +198,12 @@ impl Datasets {
             data_dir,
             device,
             loaded: HashMap::new(),
+            fingerprints: HashMap::new(),
         }
+    }
+
+    fn source_dir(&self) -> PathBuf {
+        nas_datasets::DataSource::resolve(self.data_dir.as_deref()).data_dir
     }
 
     fn get(&mut self, dataset: DatasetName, protocol: &TrainConfig) -> anyhow::Result<&TensorData> {
@@ -205,6 +221,7 @@ impl Datasets {
                     source.data_dir.display()
                 )
             })?;
+            self.fingerprints.entry(dataset).or_insert_with(|| raw.fingerprint());
             let data = TensorData::new(&raw, protocol, self.device)?;
             self.loaded.insert(key.clone(), data);
         }

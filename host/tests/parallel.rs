@@ -439,3 +439,52 @@ fn a_comparison_runs_its_searches_at_once_over_one_pool_of_workers() {
         "one pool for every run"
     );
 }
+
+#[test]
+fn a_worker_whose_data_differs_from_the_searchs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    let protocol = serde_json::to_string(&nas_host::train::TrainConfig {
+        epochs: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let store = Store::open(&db).unwrap();
+    let job = store
+        .enqueue(&nas_host::store::NewJob {
+            cache_key: "k",
+            architecture: "conv(10,3)",
+            dataset: "synthetic",
+            evaluator: "train",
+            protocol_json: &protocol,
+            device: "cpu",
+            origin: None,
+            keep_weights: false,
+            data_sha256: "0123456789abcdef0123456789abcdef",
+        })
+        .unwrap();
+    let output = Command::new(BIN)
+        .args([
+            "worker",
+            "--device",
+            "cpu",
+            "--idle-exit",
+            "5",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("checksum") && stderr.contains("0123456789ab") && stderr.contains("NAS_DATA_DIR"),
+        "{stderr}"
+    );
+    // The child is back in the queue for a worker with the right data, untrained.
+    assert_eq!(
+        store.job_states(&[job]).unwrap()[0].1,
+        nas_host::store::JobState::Pending
+    );
+    assert!(store.cached_evaluation("k").unwrap().is_none());
+}

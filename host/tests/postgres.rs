@@ -77,6 +77,7 @@ fn job(key: &str) -> NewJob<'_> {
         device: "cpu",
         origin: Some((1, 0)),
         keep_weights: false,
+        data_sha256: "",
     }
 }
 

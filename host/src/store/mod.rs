@@ -170,6 +170,11 @@ CREATE TABLE IF NOT EXISTS workers (
     stopped    INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 5: the checksum of the data a child must be trained on, so a worker with other data is
+    // refused.
+    r#"
+ALTER TABLE queue ADD COLUMN data_sha256 TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS workers (
 );
 "#
         .into(),
+        "ALTER TABLE queue ADD COLUMN data_sha256 TEXT NOT NULL DEFAULT '';".into(),
     ]
 }
 
@@ -614,6 +615,7 @@ fn claimed_from_row(r: &Row) -> ClaimedJob {
         protocol_json: r.get("protocol"),
         origin: origin_run.zip(origin_episode.map(|e| e as usize)),
         keep_weights: r.get("keep_weights"),
+        data_sha256: r.get("data_sha256"),
     }
 }
 
@@ -624,8 +626,8 @@ impl JobQueue for PgStore {
         let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
         let inserted = tx.query_opt(
             "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
-                origin_run, origin_episode, keep_weights, status, queued_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10)
+                origin_run, origin_episode, keep_weights, status, queued_at, data_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)
              ON CONFLICT (cache_key) DO NOTHING RETURNING id",
             &[
                 &job.cache_key,
@@ -638,6 +640,7 @@ impl JobQueue for PgStore {
                 &origin_episode,
                 &job.keep_weights,
                 &unix_now(),
+                &job.data_sha256,
             ],
         )?;
         let id = match inserted {
@@ -657,9 +660,16 @@ impl JobQueue for PgStore {
                         "UPDATE queue SET status = 'pending', owner = NULL, attempt = 0, lease_until = NULL,
                             evaluation_id = NULL, weights = NULL, last_error = NULL, origin_run = $2,
                             origin_episode = $3, keep_weights = $4, queued_at = $5, started_at = NULL,
-                            finished_at = NULL
+                            finished_at = NULL, data_sha256 = $6
                          WHERE id = $1",
-                        &[&id, &origin_run, &origin_episode, &job.keep_weights, &unix_now()],
+                        &[
+                            &id,
+                            &origin_run,
+                            &origin_episode,
+                            &job.keep_weights,
+                            &unix_now(),
+                            &job.data_sha256,
+                        ],
                     )?;
                 }
                 id

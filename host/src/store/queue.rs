@@ -37,6 +37,9 @@ pub struct NewJob<'a> {
     pub origin: Option<(i64, usize)>,
     /// Hand the trained weights back with the result.
     pub keep_weights: bool,
+    /// The fingerprint of the data the search uses ([`nas_datasets::Dataset::fingerprint`]);
+    /// empty when no data is involved (the synthetic evaluator).
+    pub data_sha256: &'a str,
 }
 
 /// A child a worker holds the lease on; `attempt` tells this lease from later ones.
@@ -51,6 +54,7 @@ pub struct ClaimedJob {
     pub protocol_json: String,
     pub origin: Option<(i64, usize)>,
     pub keep_weights: bool,
+    pub data_sha256: String,
 }
 
 impl ClaimedJob {
@@ -159,17 +163,24 @@ impl JobQueue for SqliteStore {
                     "UPDATE queue SET status = 'pending', owner = NULL, attempt = 0, lease_until = NULL,
                         evaluation_id = NULL, weights = NULL, last_error = NULL, origin_run = ?2,
                         origin_episode = ?3, keep_weights = ?4, queued_at = ?5, started_at = NULL,
-                        finished_at = NULL
+                        finished_at = NULL, data_sha256 = ?6
                      WHERE id = ?1",
-                    params![id, origin_run, origin_episode, job.keep_weights, unix_now()],
+                    params![
+                        id,
+                        origin_run,
+                        origin_episode,
+                        job.keep_weights,
+                        unix_now(),
+                        job.data_sha256
+                    ],
                 )?;
                 id
             }
             None => {
                 tx.execute(
                     "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
-                        origin_run, origin_episode, keep_weights, status, queued_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)",
+                        origin_run, origin_episode, keep_weights, status, queued_at, data_sha256)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)",
                     params![
                         job.cache_key,
                         job.architecture,
@@ -180,7 +191,8 @@ impl JobQueue for SqliteStore {
                         origin_run,
                         origin_episode,
                         job.keep_weights,
-                        unix_now()
+                        unix_now(),
+                        job.data_sha256
                     ],
                 )?;
                 tx.last_insert_rowid()
@@ -215,6 +227,7 @@ impl JobQueue for SqliteStore {
                                 protocol_json: r.get("protocol")?,
                                 origin: origin_run.zip(origin_episode.map(|e| e as usize)),
                                 keep_weights: r.get("keep_weights")?,
+                                data_sha256: r.get("data_sha256")?,
                             },
                             r.get::<_, String>("status")?,
                             r.get::<_, Option<String>>("owner")?,
@@ -446,6 +459,7 @@ mod tests {
             device: "cpu",
             origin: Some((1, 0)),
             keep_weights: false,
+            data_sha256: "",
         }
     }
 
