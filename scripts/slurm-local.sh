@@ -25,7 +25,12 @@ up() {
   fi
   chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
   chmod 400 /etc/munge/munge.key
-  pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+  # A munged without its socket (left from an earlier install) authenticates nothing: restart it.
+  if [ ! -S /run/munge/munge.socket.2 ]; then
+    pkill -x munged 2>/dev/null || true
+    sleep 0.5
+    runuser -u munge -- /usr/sbin/munged
+  fi
   cat > /etc/slurm/slurm.conf <<CONF
 # Written by nas-host's scripts/slurm-local.sh: a single-node cluster.
 ClusterName=nas-local
@@ -55,12 +60,18 @@ PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   pgrep -x slurmctld >/dev/null || slurmctld
   pgrep -x slurmd >/dev/null || slurmd
-  for _ in $(seq 60); do
+  for i in $(seq 60); do
     state=$(sinfo -h -o %T 2>/dev/null | head -n 1 || true)
     case "$state" in
       idle|mixed|allocated) echo "slurm: up ($(sinfo -h -o '%P %D nodes, %C CPUs A/I/O/T'))"; return ;;
       down*|drain*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
     esac
+    # A slurmd that could not register (started before munged or slurmctld) does not retry soon.
+    if [ "$i" = 15 ]; then
+      pkill -9 -x slurmd 2>/dev/null || true
+      sleep 1
+      slurmd
+    fi
     sleep 1
   done
   echo "slurm did not come up; see /var/log/slurm/" >&2
@@ -74,6 +85,8 @@ down() {
     scontrol shutdown 2>/dev/null || true
   fi
   for daemon in slurmd slurmctld; do pkill -x "$daemon" 2>/dev/null || true; done
+  sleep 1
+  for daemon in slurmd slurmctld; do pkill -9 -x "$daemon" 2>/dev/null || true; done
   echo "slurm: down"
 }
 
