@@ -468,28 +468,18 @@ struct Slot {
 }
 
 impl Session {
-    /// Designs episode `episode` in environment `env` and looks its architecture up; a child
-    /// to train is submitted under the episode's index.
-    fn design_episode(
-        &mut self,
-        store: &Store,
-        run: i64,
-        episode: usize,
-        env: u32,
-        no_cache: bool,
-    ) -> anyhow::Result<Slot> {
+    /// Lets the agent design episode `episode` in environment `env`, learning as it goes.
+    fn design_slot(&mut self, episode: usize, env: u32) -> anyhow::Result<Slot> {
         self.reseed(episode);
         let arch = self.design(env, true, true)?;
         let metrics = self.agent_metrics()?;
-        let mut slot = Slot {
+        Ok(Slot {
             episode,
             env,
             arch,
             metrics,
             result: None,
-        };
-        self.evaluate_slot(store, run, &mut slot, no_cache)?;
-        Ok(slot)
+        })
     }
 
     fn agent_metrics(&mut self) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
@@ -588,7 +578,9 @@ fn run_sync(
         let end = (next + envs).min(total);
         let mut slots = Vec::with_capacity(end - next);
         for (env, episode) in (next..end).enumerate() {
-            slots.push(session.design_episode(store, run, episode, env as u32, no_cache)?);
+            let mut slot = session.design_slot(episode, env as u32)?;
+            session.evaluate_slot(store, run, &mut slot, no_cache)?;
+            slots.push(slot);
         }
         while slots.iter().any(|s| s.result.is_none()) {
             session.wait_into(store, &mut slots, sink)?;
@@ -642,28 +634,19 @@ fn run_async(
             let env = (0..envs)
                 .find(|e| slots.iter().all(|s| s.env != *e))
                 .expect("a free environment");
-            session.reseed(designed);
-            let arch = session.design(env, true, true)?;
-            let metrics = session.agent_metrics()?;
+            let mut slot = session.design_slot(designed, env)?;
             let state = session.agent.save()?;
             store.commit_design(
                 run,
                 &InFlightDesign {
                     episode: designed,
                     env,
-                    architecture: arch.to_string(),
-                    metrics: metrics.clone(),
+                    architecture: slot.arch.to_string(),
+                    metrics: slot.metrics.clone(),
                 },
                 &state,
                 designed + 1,
             )?;
-            let mut slot = Slot {
-                episode: designed,
-                env,
-                arch,
-                metrics,
-                result: None,
-            };
             session.evaluate_slot(store, run, &mut slot, no_cache)?;
             slots.push(slot);
             designed += 1;

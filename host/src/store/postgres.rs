@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use postgres::{Client, NoTls, Row, Transaction};
 
-use super::queue::{unix_now, MAX_ATTEMPTS};
+use super::queue::{given_up, unix_now, MAX_ATTEMPTS};
 use super::{
     CachedEvaluation, ClaimedJob, EpisodeRecord, EvalSampleRow, InFlightDesign, JobQueue, JobState, NewEvaluation,
     NewJob, NewRun, PluginRecord, QueueCounts, RunRecord, RunStore, WorkerRow, SCHEMA_VERSION,
@@ -704,16 +704,7 @@ impl JobQueue for PgStore {
                 _ => row.get("last_error"),
             };
             if job.attempt >= MAX_ATTEMPTS {
-                let outcome = Outcome {
-                    accuracy: 0.0,
-                    params: 0,
-                    seconds: 0.0,
-                    failure: Some(format!(
-                        "{MAX_ATTEMPTS} workers stopped while training it (last: {})",
-                        lost.as_deref().unwrap_or("unknown")
-                    )),
-                    transient: true,
-                };
+                let outcome = given_up(lost.as_deref());
                 let depth = job.architecture.split_whitespace().count();
                 let evaluation_id = insert_evaluation_on(&mut tx, &job.evaluation(depth, &outcome))?;
                 tx.execute(

@@ -23,6 +23,22 @@ pub fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The outcome of a child that [`MAX_ATTEMPTS`] workers died on (`lost`: the last reason):
+/// recorded as failed rather than fed to the next worker forever; transient, so a later run
+/// tries it again.
+pub fn given_up(lost: Option<&str>) -> Outcome {
+    Outcome {
+        accuracy: 0.0,
+        params: 0,
+        seconds: 0.0,
+        failure: Some(format!(
+            "{MAX_ATTEMPTS} workers stopped while training it (last: {})",
+            lost.unwrap_or("unknown")
+        )),
+        transient: true,
+    }
+}
+
 /// A child for the workers.
 #[derive(Debug, Clone, Copy)]
 pub struct NewJob<'a> {
@@ -245,18 +261,7 @@ impl JobQueue for SqliteStore {
                 _ => last_error,
             };
             if job.attempt >= MAX_ATTEMPTS {
-                // Workers died on it every time: record it as failed rather than feed it to the
-                // next worker forever. Transient, so a later run tries it again.
-                let outcome = Outcome {
-                    accuracy: 0.0,
-                    params: 0,
-                    seconds: 0.0,
-                    failure: Some(format!(
-                        "{MAX_ATTEMPTS} workers stopped while training it (last: {})",
-                        lost.as_deref().unwrap_or("unknown")
-                    )),
-                    transient: true,
-                };
+                let outcome = given_up(lost.as_deref());
                 let depth = job.architecture.split_whitespace().count();
                 let evaluation_id = insert_evaluation_on(&tx, &job.evaluation(depth, &outcome))?;
                 tx.execute(
@@ -463,16 +468,6 @@ mod tests {
         }
     }
 
-    fn ok(accuracy: f64) -> Outcome {
-        Outcome {
-            accuracy,
-            params: 10,
-            seconds: 1.0,
-            failure: None,
-            transient: false,
-        }
-    }
-
     #[test]
     fn the_same_key_in_flight_is_one_job() {
         let store = Store::open(Path::new(":memory:")).unwrap();
@@ -480,68 +475,5 @@ mod tests {
         assert_eq!(store.enqueue(&job("k")).unwrap(), a);
         assert_ne!(store.enqueue(&job("other")).unwrap(), a);
         assert_eq!(store.queue_counts().unwrap(), QueueCounts { pending: 2, running: 0 });
-    }
-
-    #[test]
-    fn only_the_lease_holder_records_a_result() {
-        let store = Store::open(Path::new(":memory:")).unwrap();
-        let id = store.enqueue(&job("k")).unwrap();
-        assert_eq!(
-            store.claim("w1", "cuda", 10.0).unwrap(),
-            None,
-            "a cpu child is not for a cuda worker"
-        );
-        // w1's lease expires at once (a lease of -1 s); w2 takes the child over.
-        let stale = store.claim("w1", "cpu", -1.0).unwrap().unwrap();
-        let fresh = store.claim("w2", "cpu", 60.0).unwrap().unwrap();
-        assert_eq!((stale.id, fresh.id, fresh.attempt), (id, id, 2));
-        assert!(!store.renew_lease(&stale, "w1", 60.0).unwrap());
-        let late = ok(0.1);
-        assert_eq!(
-            store.complete(&stale, "w1", &stale.evaluation(1, &late), None).unwrap(),
-            None
-        );
-        let good = ok(0.9);
-        let evaluation = store
-            .complete(&fresh, "w2", &fresh.evaluation(1, &good), None)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            store.job_states(&[id]).unwrap(),
-            vec![(
-                id,
-                JobState::Done {
-                    evaluation_id: evaluation
-                }
-            )]
-        );
-        assert_eq!(store.cached_evaluation("k").unwrap().unwrap().outcome, good);
-        // The stale worker's late answer changes nothing, even after the job is done.
-        assert_eq!(
-            store.complete(&stale, "w1", &stale.evaluation(1, &late), None).unwrap(),
-            None
-        );
-        assert_eq!(store.cached_evaluation("k").unwrap().unwrap().outcome, good);
-    }
-
-    #[test]
-    fn a_child_that_kills_its_workers_is_given_up() {
-        let store = Store::open(Path::new(":memory:")).unwrap();
-        let id = store.enqueue(&job("k")).unwrap();
-        for attempt in 1..=MAX_ATTEMPTS {
-            let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
-            assert_eq!(claimed.attempt, attempt);
-            assert_eq!(store.requeue_owner("w", "worker w died").unwrap(), 1);
-        }
-        assert_eq!(store.claim("w", "cpu", 60.0).unwrap(), None);
-        let JobState::Done { .. } = store.job_states(&[id]).unwrap()[0].1 else {
-            panic!("the job is not given up")
-        };
-        let failed = store.evaluation_of_episode("k", 1, 0).unwrap().unwrap();
-        assert!(failed.outcome.transient);
-        assert!(failed.outcome.failure.unwrap().contains("worker w died"));
-        // Queued again, it is trained afresh.
-        store.enqueue(&job("k")).unwrap();
-        assert_eq!(store.claim("w", "cpu", 60.0).unwrap().unwrap().attempt, 1);
     }
 }

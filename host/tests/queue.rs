@@ -1,0 +1,151 @@
+//! The queue's guarantees, checked on both store backends (SQLite, and PostgreSQL on a
+//! throwaway server): one job per key in flight, only the lease holder records a result, a
+//! duplicated report is not recorded twice, concurrent workers claim each child once, and a child
+//! that kills its workers is given up.
+
+mod common;
+
+use std::path::Path;
+
+use common::pg::PgServer;
+use nas_host::evaluator::Outcome;
+use nas_host::store::queue::MAX_ATTEMPTS;
+use nas_host::store::{JobState, NewJob, Store};
+
+fn job(key: &str) -> NewJob<'_> {
+    NewJob {
+        cache_key: key,
+        architecture: "conv(10,3)",
+        dataset: "mnist3",
+        evaluator: "train",
+        protocol_json: "{}",
+        device: "cpu",
+        origin: Some((1, 0)),
+        keep_weights: false,
+        data_sha256: "",
+    }
+}
+
+fn outcome(accuracy: f64) -> Outcome {
+    Outcome {
+        accuracy,
+        params: 10,
+        seconds: 1.0,
+        failure: None,
+        transient: false,
+    }
+}
+
+fn only_the_lease_holder_records_a_result(store: &Store) {
+    let id = store.enqueue(&job("k")).unwrap();
+    assert_eq!(store.enqueue(&job("k")).unwrap(), id, "one job per key in flight");
+    assert_eq!(
+        store.claim("w1", "cuda", 10.0).unwrap(),
+        None,
+        "a cpu child is not for a cuda worker"
+    );
+    // w1's lease expires at once (a lease of -1 s); w2 takes the child over.
+    let stale = store.claim("w1", "cpu", -1.0).unwrap().unwrap();
+    let fresh = store.claim("w2", "cpu", 60.0).unwrap().unwrap();
+    assert_eq!((stale.id, fresh.id, fresh.attempt), (id, id, 2));
+    assert!(!store.renew_lease(&stale, "w1", 60.0).unwrap());
+    assert!(store.renew_lease(&fresh, "w2", 60.0).unwrap());
+    let late = outcome(0.1);
+    assert_eq!(
+        store.complete(&stale, "w1", &stale.evaluation(1, &late), None).unwrap(),
+        None
+    );
+    let good = outcome(0.9);
+    let evaluation = store
+        .complete(&fresh, "w2", &fresh.evaluation(1, &good), Some(&[1, 2, 3]))
+        .unwrap()
+        .unwrap();
+    // A duplicated report of the same result, and the stale worker's late one, change nothing.
+    assert_eq!(
+        store.complete(&fresh, "w2", &fresh.evaluation(1, &good), None).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.complete(&stale, "w1", &stale.evaluation(1, &late), None).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.job_states(&[id]).unwrap(),
+        vec![(
+            id,
+            JobState::Done {
+                evaluation_id: evaluation
+            }
+        )]
+    );
+    assert_eq!(store.cached_evaluation("k").unwrap().unwrap().outcome, good);
+    assert_eq!(store.take_job_weights(id).unwrap(), Some(vec![1, 2, 3]));
+    assert_eq!(store.take_job_weights(id).unwrap(), None);
+}
+
+fn a_child_that_kills_its_workers_is_given_up(store: &Store) {
+    let id = store.enqueue(&job("deadly")).unwrap();
+    for attempt in 1..=MAX_ATTEMPTS {
+        let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+        assert_eq!(claimed.attempt, attempt);
+        assert_eq!(store.requeue_owner("w", "worker w died").unwrap(), 1);
+    }
+    assert_eq!(store.claim("w", "cpu", 60.0).unwrap(), None);
+    assert!(matches!(store.job_states(&[id]).unwrap()[0].1, JobState::Done { .. }));
+    let failed = store.evaluation_of_episode("deadly", 1, 0).unwrap().unwrap();
+    assert!(failed.outcome.transient);
+    assert!(failed.outcome.failure.unwrap().contains("worker w died"));
+    // Queued again, it is trained afresh.
+    store.enqueue(&job("deadly")).unwrap();
+    assert_eq!(store.claim("w", "cpu", 60.0).unwrap().unwrap().attempt, 1);
+}
+
+fn concurrent_workers_each_claim_a_different_child(db: &Path) {
+    let store = Store::open(db).unwrap();
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    for key in &keys {
+        store.enqueue(&job(key)).unwrap();
+    }
+    let claimed: Vec<Vec<i64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                scope.spawn(move || {
+                    let store = Store::open(db).unwrap();
+                    let mut mine = Vec::new();
+                    while let Some(job) = store.claim(&format!("w{w}"), "cpu", 60.0).unwrap() {
+                        mine.push(job.id);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = claimed.concat();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(
+        (before, all.len()),
+        (40, 40),
+        "every child claimed exactly once: {claimed:?}"
+    );
+}
+
+#[test]
+fn the_sqlite_queue_keeps_its_guarantees() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("a.sqlite")).unwrap();
+    only_the_lease_holder_records_a_result(&store);
+    a_child_that_kills_its_workers_is_given_up(&store);
+    concurrent_workers_each_claim_a_different_child(&dir.path().join("b.sqlite"));
+}
+
+#[test]
+fn the_postgres_queue_keeps_its_guarantees() {
+    let server = PgServer::start();
+    let store = Store::open(&server.database("leases")).unwrap();
+    only_the_lease_holder_records_a_result(&store);
+    a_child_that_kills_its_workers_is_given_up(&store);
+    concurrent_workers_each_claim_a_different_child(&server.database("claims"));
+}
