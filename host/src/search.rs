@@ -221,29 +221,6 @@ impl Session {
         }))
     }
 
-    /// Evaluates one architecture now, through the cache: (evaluation id, outcome, cache hit).
-    pub fn evaluate(
-        &mut self,
-        store: &Store,
-        arch: &Architecture,
-        use_cache: bool,
-        origin: Option<(i64, usize)>,
-    ) -> anyhow::Result<(i64, Outcome, bool)> {
-        let seed = self.config.train.seed;
-        match self.lookup(store, arch, use_cache, origin, seed, false)? {
-            Lookup::Known {
-                evaluation_id,
-                outcome,
-                cache_hit,
-            } => Ok((evaluation_id, outcome, cache_hit)),
-            Lookup::Train(child) => {
-                self.trainer.submit(store, 0, child)?;
-                let (_, finished) = self.trainer.wait(store, &mut |_| {})?;
-                Ok((finished.evaluation_id, finished.outcome, finished.joined))
-            }
-        }
-    }
-
     /// Reseeds both plugins' WASI randomness for `episode`.
     pub fn reseed(&mut self, episode: usize) {
         let seed = episode_seed(self.config.seed, episode);
