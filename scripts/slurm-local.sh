@@ -15,7 +15,7 @@ up() {
     echo "installing slurm-wlm and munge"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null
   fi
-  if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+  if timeout 5 sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
     echo "slurm: already up ($(sinfo -h -o '%P %D %T %C'))"
     return
   fi
@@ -25,12 +25,7 @@ up() {
   fi
   chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
   chmod 400 /etc/munge/munge.key
-  # A munged without its socket (left from an earlier install) authenticates nothing: restart it.
-  if [ ! -S /run/munge/munge.socket.2 ]; then
-    pkill -x munged 2>/dev/null || true
-    sleep 0.5
-    runuser -u munge -- /usr/sbin/munged
-  fi
+  start_munged
   cat > /etc/slurm/slurm.conf <<CONF
 # Written by nas-host's scripts/slurm-local.sh: a single-node cluster.
 ClusterName=nas-local
@@ -60,11 +55,13 @@ PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   pgrep -x slurmctld >/dev/null || slurmctld
   pgrep -x slurmd >/dev/null || slurmd
+  # Each Slurm command is bounded: with authentication broken, sinfo waits out its message
+  # timeouts (about a minute) instead of failing.
   for i in $(seq 60); do
-    state=$(sinfo -h -o %T 2>/dev/null | head -n 1 || true)
+    state=$(timeout 5 sinfo -h -o %T 2>/dev/null | head -n 1 || true)
     case "$state" in
       idle|mixed|allocated) echo "slurm: up ($(sinfo -h -o '%P %D nodes, %C CPUs A/I/O/T'))"; return ;;
-      down*|drain*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
+      down*|drain*) timeout 5 scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
     esac
     # A slurmd that could not register (started before munged or slurmctld) does not retry soon.
     if [ "$i" = 15 ]; then
@@ -75,7 +72,30 @@ CONF
     sleep 1
   done
   echo "slurm did not come up; see /var/log/slurm/" >&2
-  tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+  tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log /var/log/munge/munged.log >&2 || true
+  exit 1
+}
+
+# munged is judged by a round trip, not by its socket file: a machine restored from a snapshot
+# (as CI machines are) keeps /run/munge/munge.socket.2 with no munged behind it, and every Slurm
+# daemon then fails to authenticate.
+munge_works() { timeout 5 munge -n 2>/dev/null | timeout 5 unmunge >/dev/null 2>&1; }
+
+start_munged() {
+  if munge_works; then return; fi
+  pkill -x munged 2>/dev/null || true
+  sleep 0.5
+  pkill -9 -x munged 2>/dev/null || true
+  rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock /run/munge/munged.pid
+  # --force: munged refuses to start when a parent of its log or key directory is group-writable,
+  # which some container images have; the key itself stays 0400 and owned by munge.
+  runuser -u munge -- /usr/sbin/munged --force
+  for _ in $(seq 20); do
+    if munge_works; then return; fi
+    sleep 0.5
+  done
+  echo "munged did not start; see /var/log/munge/munged.log" >&2
+  tail -n 20 /var/log/munge/munged.log >&2 || true
   exit 1
 }
 
