@@ -290,6 +290,7 @@ pub fn main() -> ExitCode {
         Some(Command::Search(args)) => run_search(args),
         None if cli.search.overrides.agent.is_some()
             || cli.search.overrides.reward.is_some()
+            || cli.search.overrides.assessor.is_some()
             || cli.search.config.is_some()
             || cli.search.resume.is_some() =>
         {
@@ -730,17 +731,25 @@ fn plugins_list() -> anyhow::Result<()> {
         println!("no plugins found on the plugin path; build the bundled ones with `make build`");
         return Ok(());
     }
-    println!("{:<7}  {:<13}  {:<8}  path", "kind", "name", "version");
+    println!("{:<8}  {:<13}  {:<8}  {:<8}  path", "kind", "name", "version", "contract");
     for file in files {
         match describe(&runtime, &file) {
-            Ok((kind, info, _)) => println!(
-                "{:<7}  {:<13}  {:<8}  {}",
+            Ok((kind, info, loaded)) => println!(
+                "{:<8}  {:<13}  {:<8}  {:<8}  {}",
                 kind.as_str(),
                 info.name,
                 info.version,
+                loaded.contract_version,
                 file.display()
             ),
-            Err(e) => println!("{:<7}  {:<13}  {:<8}  {} ({e:#})", "invalid", "-", "-", file.display()),
+            Err(e) => println!(
+                "{:<8}  {:<13}  {:<8}  {:<8}  {} ({e:#})",
+                "invalid",
+                "-",
+                "-",
+                "-",
+                file.display()
+            ),
         }
     }
     Ok(())
@@ -757,6 +766,9 @@ fn describe(
             .info()
             .clone(),
         plugin::PluginKind::Reward => plugin::RewardPlugin::instantiate(runtime, &loaded, limits, 0)?
+            .info()
+            .clone(),
+        plugin::PluginKind::Assessor => plugin::AssessorPlugin::instantiate(runtime, &loaded, limits, 0)?
             .info()
             .clone(),
     };

@@ -206,6 +206,9 @@ pub struct RunConfig {
     pub agent: String,
     /// Reward-shaper plugin: a name or a path.
     pub reward: String,
+    /// Assessor plugin (early stopping): a name or a path; `none` trains every child to the end
+    /// and measures accuracy once, as before assessors existed.
+    pub assessor: String,
     #[serde(with = "dataset_name")]
     pub dataset: DatasetName,
     pub episodes: usize,
@@ -228,6 +231,7 @@ impl Default for RunConfig {
         RunConfig {
             agent: "ppo".into(),
             reward: "accuracy".into(),
+            assessor: NO_ASSESSOR.into(),
             dataset: DatasetName::Mnist3,
             episodes: 100,
             seed: 0,
@@ -242,6 +246,16 @@ impl Default for RunConfig {
             slurm: SlurmConfig::default(),
             plugins: BTreeMap::new(),
         }
+    }
+}
+
+/// The `assessor` that loads no plugin: children train to the end, accuracy is measured once.
+pub const NO_ASSESSOR: &str = "none";
+
+impl RunConfig {
+    /// The assessor plugin to load, if any.
+    pub fn assessor_spec(&self) -> Option<&str> {
+        (self.assessor != NO_ASSESSOR).then_some(self.assessor.as_str())
     }
 }
 
@@ -268,6 +282,10 @@ pub struct RunOverrides {
     /// Reward plugin: a name (accuracy, size_penalty) or a .wasm file.
     #[arg(long)]
     pub reward: Option<String>,
+    /// Assessor plugin that stops hopeless children early: a name (median_stop) or a .wasm file;
+    /// `none` (the default) trains every child to the end.
+    #[arg(long)]
+    pub assessor: Option<String>,
     /// Dataset: mnist3, mnist, cifar5, cifar10 or synthetic.
     #[arg(long)]
     pub dataset: Option<DatasetName>,
@@ -289,6 +307,7 @@ impl RunOverrides {
         let RunOverrides {
             agent,
             reward,
+            assessor,
             dataset,
             episodes,
             evaluator,
@@ -297,6 +316,7 @@ impl RunOverrides {
         } = self.clone();
         config.agent = agent.unwrap_or(std::mem::take(&mut config.agent));
         config.reward = reward.unwrap_or(std::mem::take(&mut config.reward));
+        config.assessor = assessor.unwrap_or(std::mem::take(&mut config.assessor));
         config.dataset = dataset.unwrap_or(config.dataset);
         config.episodes = episodes.unwrap_or(config.episodes);
         config.evaluator = evaluator.unwrap_or(config.evaluator);
@@ -389,7 +409,7 @@ impl RunConfig {
     /// a plugin of this run (or one of `also`: a comparison plan's other agents), so a misspelt
     /// section is an error instead of silently ignored.
     pub fn check_plugin_sections(&self, also: &[String]) -> anyhow::Result<()> {
-        let names: Vec<String> = [&self.agent, &self.reward]
+        let names: Vec<String> = [&self.agent, &self.reward, &self.assessor]
             .into_iter()
             .chain(also)
             .map(|p| crate::search::plugin_section_name(Path::new(p)))

@@ -10,7 +10,7 @@ use crate::arch::{Architecture, Layer};
 use crate::config::RunConfig;
 use crate::device::DeviceChoice;
 use crate::mdp::Mdp;
-use crate::train::{self, TensorData, TrainConfig, TrainOutcome};
+use crate::train::{self, Curve, EpochJudge, TensorData, TrainConfig, TrainOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +88,21 @@ pub struct Outcome {
     /// The failure says nothing about the architecture (out of memory, a device or libtorch
     /// error): recorded on the episode but never served from the cache.
     pub transient: bool,
+    /// The learning curve, when an assessor watched (empty otherwise). A stopped child is
+    /// recorded on its episode but never served from the cache.
+    #[serde(default)]
+    pub curve: Curve,
+}
+
+impl Outcome {
+    /// Epochs trained: the protocol's `epochs` unless an assessor stopped the child.
+    pub fn epochs_trained(&self, epochs: usize) -> usize {
+        if self.curve.stopped {
+            self.curve.accuracy.len()
+        } else {
+            epochs
+        }
+    }
 }
 
 impl From<TrainOutcome> for Outcome {
@@ -98,13 +113,19 @@ impl From<TrainOutcome> for Outcome {
             seconds: t.seconds,
             failure: t.failure,
             transient: t.transient,
+            curve: t.curve,
         }
     }
 }
 
 pub enum Evaluator {
     Train { data: Box<TensorData>, config: TrainConfig },
-    Synthetic { target: Architecture, dataset: DatasetName },
+    Synthetic {
+        target: Architecture,
+        dataset: DatasetName,
+        /// Points of the synthetic learning curve an assessor is shown (the protocol's epochs).
+        epochs: usize,
+    },
 }
 
 impl Evaluator {
@@ -132,6 +153,7 @@ impl Evaluator {
                 Evaluator::Synthetic {
                     target,
                     dataset: config.dataset,
+                    epochs: config.train.epochs,
                 }
             }
             EvaluatorKind::Train => Evaluator::Train {
@@ -152,25 +174,59 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates `arch`, training with `train_seed` (the synthetic score has no randomness).
-    pub fn evaluate(&self, arch: &Architecture, train_seed: u64) -> Outcome {
-        self.evaluate_keeping(arch, train_seed, false).0
-    }
-
-    /// [`Evaluator::evaluate`], also returning the trained weights (safetensors) when `keep` is
-    /// set and a network was trained.
-    pub fn evaluate_keeping(&self, arch: &Architecture, train_seed: u64, keep: bool) -> (Outcome, Option<Vec<u8>>) {
+    /// Evaluates `arch`, training with `train_seed` (the synthetic score has no randomness); also
+    /// returns the trained weights (safetensors) when `keep` is set and a network was trained.
+    /// A `judge` (an assessor) sees the learning curve after every epoch and may stop training.
+    pub fn evaluate(
+        &self,
+        arch: &Architecture,
+        train_seed: u64,
+        keep: bool,
+        judge: Option<EpochJudge<'_>>,
+    ) -> (Outcome, Option<Vec<u8>>) {
         match self {
             Evaluator::Train { data, config } => {
                 let protocol = TrainConfig {
                     seed: train_seed,
                     ..config.clone()
                 };
-                train_child(arch, data, &protocol, keep)
+                train_child(arch, data, &protocol, keep, judge)
             }
-            Evaluator::Synthetic { target, dataset } => (score_synthetic(arch, target, *dataset), None),
+            Evaluator::Synthetic {
+                target,
+                dataset,
+                epochs,
+            } => {
+                let mut outcome = score_synthetic(arch, target, *dataset);
+                if let Some(judge) = judge {
+                    outcome.curve = synthetic_curve(outcome.accuracy, *epochs, judge);
+                    outcome.accuracy = outcome.curve.accuracy.last().copied().unwrap_or(outcome.accuracy);
+                }
+                (outcome, None)
+            }
         }
     }
+}
+
+/// The synthetic evaluator's learning curve for a final score `score` over `epochs` epochs, as a
+/// judge watching it would stop it: score · (1 − 2^−e) / (1 − 2^−E) after epoch e, rising fast and
+/// ending at the score. Architectures keep their order at every epoch, as an assessor assumes.
+fn synthetic_curve(score: f64, epochs: usize, judge: EpochJudge<'_>) -> Curve {
+    let mut curve = Curve::default();
+    let full = 1.0 - 0.5f64.powi(epochs as i32);
+    for epoch in 1..=epochs {
+        // The last point is the score itself, bit for bit, as without an assessor.
+        curve.accuracy.push(if epoch == epochs {
+            score
+        } else {
+            score * (1.0 - 0.5f64.powi(epoch as i32)) / full
+        });
+        if epoch < epochs && judge(&curve.accuracy) {
+            curve.stopped = true;
+            break;
+        }
+    }
+    curve
 }
 
 /// The synthetic evaluator's outcome for `arch`.
@@ -181,6 +237,7 @@ pub fn score_synthetic(arch: &Architecture, target: &Architecture, dataset: Data
         seconds: 0.0,
         failure: None,
         transient: false,
+        curve: Curve::default(),
     }
 }
 
@@ -191,11 +248,10 @@ pub fn train_child(
     data: &TensorData,
     protocol: &TrainConfig,
     keep: bool,
+    judge: Option<EpochJudge<'_>>,
 ) -> (Outcome, Option<Vec<u8>>) {
-    if !keep {
-        return (train::train(arch, data, protocol).into(), None);
-    }
-    match train::train_network(arch, data, protocol) {
+    match train::train_network(arch, data, protocol, judge) {
+        Ok(trained) if !keep => (trained.outcome.into(), None),
         Ok(trained) => {
             let weights = crate::export::safetensors_bytes(&trained.vs)
                 .map_err(|e| tracing::warn!("could not keep the weights of `{arch}`: {e:#}"))
@@ -220,5 +276,30 @@ mod tests {
         assert!((synthetic_score(&far, &target) - (0.1 + 0.9 * 0.5 / 4.0)).abs() < 1e-12);
         let longer: Architecture = "conv(64,3) pool(2,2) conv(64,3) fc(128) fc(64)".parse().unwrap();
         assert!(synthetic_score(&longer, &target) < 1.0);
+    }
+
+    #[test]
+    fn the_synthetic_curve_rises_to_the_score_and_stops_when_judged() {
+        let mut never = |_: &[f64]| false;
+        let full = synthetic_curve(0.8, 3, &mut never);
+        // 0.8 · (1/2, 3/4, 7/8) / (7/8)
+        let expected = [0.8 * 4.0 / 7.0, 0.8 * 6.0 / 7.0, 0.8];
+        assert_eq!(full.accuracy.len(), 3);
+        for (got, want) in full.accuracy.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+        assert!(!full.stopped);
+        let mut asked = 0;
+        let mut after_two = |curve: &[f64]| {
+            asked += 1;
+            curve.len() == 2
+        };
+        let stopped = synthetic_curve(0.8, 3, &mut after_two);
+        assert_eq!((stopped.accuracy.len(), stopped.stopped, asked), (2, true, 2));
+        let mut judge_never_asked_after_the_last = |curve: &[f64]| {
+            assert!(curve.len() < 3);
+            false
+        };
+        assert!(!synthetic_curve(0.8, 3, &mut judge_never_asked_after_the_last).stopped);
     }
 }

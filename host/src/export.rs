@@ -151,7 +151,7 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
             Some(weights) => restore(arch, &data, &protocol, &weights)?,
             None => {
                 sink.training(i, architectures.len(), arch, protocol.epochs);
-                train::train_network(arch, &data, &protocol).map_err(|failed| {
+                train::train_network(arch, &data, &protocol, None).map_err(|failed| {
                     anyhow::anyhow!("training `{arch}` failed: {}", failed.failure.unwrap_or_default())
                 })?
             }
@@ -234,6 +234,7 @@ fn restore(
             seconds_per_epoch: 0.0,
             failure: None,
             transient: false,
+            curve: train::Curve::default(),
         },
     })
 }

@@ -185,7 +185,7 @@ pub fn eval_with(
     let agent_path = std::path::PathBuf::from(&record.agent.path);
     let reward_path = std::path::PathBuf::from(&record.reward.path);
     let agent_config = config.eval_plugin_json(&plugin_section_name(&agent_path));
-    let mut session = Session::open(&config, &agent_path, &reward_path, options, Some(agent_config))?;
+    let mut session = Session::open(&config, &agent_path, &reward_path, None, options, Some(agent_config))?;
     session.agent.load(&state)?;
     let count = samples.unwrap_or(config.eval.samples);
     let reuse_cache = reuse_cache.unwrap_or(config.eval.reuse_cache);
@@ -216,7 +216,7 @@ pub fn eval_with(
         designs.push(arch);
     }
     while rows.iter().any(Option::is_none) {
-        let (i, finished) = session.trainer.wait(&store, &mut |_| {})?;
+        let (i, finished) = session.trainer.wait(&store, &mut |_| {}, None)?;
         let arch = &designs[i];
         let train_seed = if reuse_cache {
             config.train.seed

@@ -1,10 +1,12 @@
 //! nas-host: neural architecture search by reinforcement learning. The host owns the MDP, the masks
-//! and child-network training (libtorch); agents and reward shapers are sandboxed WebAssembly plugins.
+//! and child-network training (libtorch); agents, reward shapers and assessors are sandboxed
+//! WebAssembly plugins.
 //!
 //! Data flows one way: CLI → search loop → (agent plugin, env, evaluator) → store → report and
 //! export.
 
 pub mod arch;
+pub mod assess;
 pub mod cli;
 pub mod config;
 pub mod device;

@@ -26,6 +26,9 @@ pub struct ComparePlan {
     /// Reward plugin override.
     #[serde(default)]
     pub reward: Option<String>,
+    /// Assessor plugin override.
+    #[serde(default)]
+    pub assessor: Option<String>,
     /// Frozen-policy samples per run for `eval` (0 skips the evaluation).
     #[serde(default)]
     pub eval_samples: Option<usize>,
@@ -45,6 +48,7 @@ impl ComparePlan {
         let config = RunConfig::from_file(&base)?;
         let mut others = plan.agents.clone();
         others.extend(plan.reward.clone());
+        others.extend(plan.assessor.clone());
         config
             .check_plugin_sections(&others)
             .with_context(|| format!("plan {}", path.display()))?;
@@ -74,6 +78,7 @@ fn run_configs(plan: &ComparePlan, base: &RunConfig) -> Vec<(String, u64, RunCon
                 seed: Some(seed),
                 episodes: plan.episodes,
                 reward: plan.reward.clone(),
+                assessor: plan.assessor.clone(),
                 ..RunOverrides::default()
             }
             .apply(&mut config);

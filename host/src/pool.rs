@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::arch::Architecture;
+use crate::assess::Watch;
 use crate::config::{Launcher, ParallelConfig};
 use crate::device::DeviceChoice;
 use crate::evaluator::{Evaluator, EvaluatorKind, Outcome};
@@ -60,8 +61,15 @@ pub trait Trainer: Send {
     fn device_kind(&self) -> &'static str;
     fn submit(&mut self, store: &Store, ticket: usize, child: ChildRequest) -> anyhow::Result<()>;
     /// Blocks until a submitted child is evaluated (and stored); calls `tick` about once a
-    /// second while it waits.
-    fn wait(&mut self, store: &Store, tick: &mut dyn FnMut(&PoolStatus)) -> anyhow::Result<(usize, Finished)>;
+    /// second while it waits. With a `watch`, an assessor follows each child's training.
+    fn wait(
+        &mut self,
+        store: &Store,
+        tick: &mut dyn FnMut(&PoolStatus),
+        watch: Option<&mut Watch>,
+    ) -> anyhow::Result<(usize, Finished)>;
+    /// Whether an assessor can watch the children this trainer trains.
+    fn can_watch(&self) -> bool;
 }
 
 /// Children that share a cache key: the first ticket trains it, the others join.
@@ -111,7 +119,16 @@ impl Trainer for InProcess {
         Ok(())
     }
 
-    fn wait(&mut self, store: &Store, _tick: &mut dyn FnMut(&PoolStatus)) -> anyhow::Result<(usize, Finished)> {
+    fn can_watch(&self) -> bool {
+        true
+    }
+
+    fn wait(
+        &mut self,
+        store: &Store,
+        _tick: &mut dyn FnMut(&PoolStatus),
+        watch: Option<&mut Watch>,
+    ) -> anyhow::Result<(usize, Finished)> {
         if let Some(done) = self.ready.pop_front() {
             return Ok(done);
         }
@@ -119,9 +136,23 @@ impl Trainer for InProcess {
             .queue
             .pop_front()
             .context("waited for a child, but none was submitted")?;
-        let (outcome, weights) = self
-            .evaluator
-            .evaluate_keeping(&child.arch, child.train_seed, child.keep);
+        let (outcome, weights) = match watch {
+            Some(watch) => {
+                let evaluated = {
+                    let mut judge = watch.judge(&child.arch);
+                    self.evaluator
+                        .evaluate(&child.arch, child.train_seed, child.keep, Some(&mut judge))
+                };
+                if let Some(failure) = watch.take_failure() {
+                    // The child is not recorded: its curve was cut short by the failure, not by
+                    // a verdict. The search stops with the assessor's error.
+                    self.queue.push_front((tickets, child));
+                    return Err(failure.into());
+                }
+                evaluated
+            }
+            None => self.evaluator.evaluate(&child.arch, child.train_seed, child.keep, None),
+        };
         if let Some(reason) = &outcome.failure {
             tracing::warn!("child `{}` failed: {reason}", child.arch);
         }
@@ -225,7 +256,17 @@ impl Trainer for Queued {
         Ok(())
     }
 
-    fn wait(&mut self, store: &Store, tick: &mut dyn FnMut(&PoolStatus)) -> anyhow::Result<(usize, Finished)> {
+    /// Workers never load plugins, so no assessor watches them.
+    fn can_watch(&self) -> bool {
+        false
+    }
+
+    fn wait(
+        &mut self,
+        store: &Store,
+        tick: &mut dyn FnMut(&PoolStatus),
+        _watch: Option<&mut Watch>,
+    ) -> anyhow::Result<(usize, Finished)> {
         let started = Instant::now();
         let mut last_tick: Option<Instant> = None;
         let mut hinted = false;

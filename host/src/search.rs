@@ -10,11 +10,12 @@ use anyhow::Context;
 use nas_datasets::sha256_hex;
 
 use crate::arch::Architecture;
+use crate::assess::Watch;
 use crate::config::{ParallelOverrides, RunConfig, Schedule};
 use crate::device::DeviceChoice;
 use crate::evaluator::{EvaluatorKind, Outcome};
 use crate::mdp::Mdp;
-use crate::plugin::{self, AgentPlugin, RewardPlugin, Runtime};
+use crate::plugin::{self, AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
 use crate::pool::{self, ChildRequest, PoolStatus, SharedWorkers, Trainer};
 use crate::store::{EpisodeRecord, InFlightDesign, NewRun, PluginRecord, RunRecord, Store};
 use crate::train::TrainConfig;
@@ -74,10 +75,13 @@ pub struct Session {
     pub agent: AgentPlugin,
     pub reward: RewardPlugin,
     pub trainer: Box<dyn Trainer>,
+    /// The assessor watching children in training, if the run has one.
+    pub watch: Option<Watch>,
     /// The workers this session started (dropping the session stops them).
     _workers: Option<SharedWorkers>,
     pub agent_record: PluginRecord,
     pub reward_record: PluginRecord,
+    pub assessor_record: Option<PluginRecord>,
 }
 
 fn record(path: &Path, info: &plugin::PluginInfo, sha256: &str) -> PluginRecord {
@@ -103,11 +107,12 @@ pub enum Lookup {
 impl Session {
     /// Loads the plugins and sets up training as the run's `[parallel]` says (loading the
     /// dataset when this process trains). `agent_config` overrides the agent's configuration
-    /// section (used by `eval`).
+    /// section (used by `eval`); an assessor (`assessor_path`) watches the search's children.
     pub fn open(
         config: &RunConfig,
         agent_path: &Path,
         reward_path: &Path,
+        assessor_path: Option<&Path>,
         options: &SearchOptions,
         agent_config: Option<String>,
     ) -> anyhow::Result<Session> {
@@ -126,19 +131,61 @@ impl Session {
             config.seed,
         )?;
         reward.init(&config.plugin_json(&reward_name))?;
+        let assessor = match assessor_path {
+            Some(path) => {
+                let file = runtime.load(path)?;
+                let mut assessor = AssessorPlugin::instantiate(&runtime, &file, config.sandbox, config.seed)?;
+                assessor.init(&config.plugin_json(&plugin_section_name(path)))?;
+                Some((record(path, assessor.info(), &file.sha256), assessor))
+            }
+            None => None,
+        };
         let (trainer, workers) = pool::trainer_for(config, &mdp, options)?;
+        if assessor.is_some() && !trainer.can_watch() {
+            anyhow::bail!(
+                "assessor {} watches children trained in the search process, but this search trains them in workers, which load no plugins; run without workers (no --workers/--launcher), or with --assessor none",
+                config.assessor
+            );
+        }
         let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
+        let (assessor_record, watch) = match assessor {
+            Some((record, plugin)) => {
+                let input = config.dataset.image_shape();
+                let watch = Watch::new(plugin, config.train.epochs, input, config.dataset.num_classes());
+                (Some(record), Some(watch))
+            }
+            None => (None, None),
+        };
         Ok(Session {
             config: config.clone(),
             mdp,
             agent,
             reward,
             trainer,
+            watch,
             _workers: workers,
             agent_record,
             reward_record,
+            assessor_record,
         })
+    }
+
+    /// Tells the assessor, in the order their rewards were reported, the whole curves of the
+    /// run's committed children, as an uninterrupted run had told it by now.
+    fn replay_completed(&mut self, store: &Store, run: i64) -> anyhow::Result<()> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Ok(());
+        };
+        let mut episodes = store.episodes(run)?;
+        episodes.sort_by_key(|e| e.reported);
+        let evaluations = store.episode_evaluations(run)?;
+        for episode in &episodes {
+            let id = evaluations[episode.index];
+            let arch: Architecture = episode.architecture.parse().map_err(anyhow::Error::msg)?;
+            watch.completed(id, &arch, &store.evaluation(id)?.outcome)?;
+        }
+        Ok(())
     }
 
     /// Lets the agent design one architecture in environment `env`. With `learn`, the agent is
@@ -235,12 +282,16 @@ impl Session {
 
     /// Shapes the reward of an evaluated architecture.
     fn shape(&mut self, arch: &Architecture, outcome: &Outcome) -> anyhow::Result<f64> {
+        let epochs = self.config.train.epochs;
         Ok(self.reward.shape(&crate::plugin::EvaluationInput {
             architecture: arch,
             accuracy: outcome.accuracy,
             params: outcome.params,
             train_seconds: outcome.seconds,
             failure: outcome.failure.as_deref(),
+            epochs_trained: outcome.epochs_trained(epochs) as u32,
+            epochs: epochs as u32,
+            stopped: outcome.curve.stopped,
         })?)
     }
 }
@@ -352,7 +403,8 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             config.parallel.envs = config.parallel.env_count();
             let agent_path = plugin::resolve(&config.agent)?;
             let reward_path = plugin::resolve(&config.reward)?;
-            let session = Session::open(&config, &agent_path, &reward_path, options, None)?;
+            let assessor_path = config.assessor_spec().map(plugin::resolve).transpose()?;
+            let session = Session::open(&config, &agent_path, &reward_path, assessor_path.as_deref(), options, None)?;
             let run = store.create_run(&NewRun {
                 config_toml: &config.to_toml(),
                 dataset: config.dataset.as_str(),
@@ -361,6 +413,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
                 episodes_target: config.episodes,
                 agent: &session.agent_record,
                 reward: &session.reward_record,
+                assessor: session.assessor_record.as_ref(),
                 device: session.trainer.device_kind(),
                 no_cache: options.no_cache,
             })?;
@@ -386,7 +439,14 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             }
             let agent_path = check_unchanged("agent", &record.agent, force)?;
             let reward_path = check_unchanged("reward", &record.reward, force)?;
-            let mut session = Session::open(&config, &agent_path, &reward_path, options, None)?;
+            let assessor_path = match (&record.assessor, config.assessor_spec()) {
+                (Some(recorded), _) => Some(check_unchanged("assessor", recorded, force)?),
+                // A run stored before its assessor was recorded: resolve it as it started.
+                (None, Some(spec)) => Some(plugin::resolve(spec)?),
+                (None, None) => None,
+            };
+            let mut session = Session::open(&config, &agent_path, &reward_path, assessor_path.as_deref(), options, None)?;
+            session.replay_completed(&store, run)?;
             let no_cache = check_same_environment(&record, session.trainer.device_kind(), options.no_cache, force)?;
             let designed = match store.checkpoint(run)? {
                 Some((designed, state)) => {
@@ -485,7 +545,9 @@ impl Session {
 
     /// Waits for one submitted child and files its result in its slot; returns the slot's index.
     fn wait_into(&mut self, store: &Store, slots: &mut [Slot], sink: &mut dyn EpisodeSink) -> anyhow::Result<usize> {
-        let (ticket, finished) = self.trainer.wait(store, &mut |status| sink.pool(status))?;
+        let (ticket, finished) = self
+            .trainer
+            .wait(store, &mut |status| sink.pool(status), self.watch.as_mut())?;
         let index = slots
             .iter()
             .position(|s| s.episode == ticket && s.result.is_none())
@@ -508,6 +570,9 @@ impl Session {
         self.reseed_reward(slot.episode);
         let reward = self.shape(&slot.arch, outcome)?;
         self.agent.observe(slot.env, reward, true)?;
+        if let Some(watch) = self.watch.as_mut() {
+            watch.completed(*evaluation_id, &slot.arch, outcome)?;
+        }
         tracing::debug!(
             episode = slot.episode,
             env = slot.env,

@@ -108,7 +108,33 @@ pub struct TrainOutcome {
     /// trains the architecture again. Divergence is deterministic and is cached.
     #[serde(default)]
     pub transient: bool,
+    /// The learning curve, when an assessor watched the training.
+    #[serde(default)]
+    pub curve: Curve,
 }
+
+/// What an assessor's watch leaves: the accuracy after each epoch and whether training stopped
+/// early. Empty (the default) when nobody watched: accuracy was then measured once, at the end.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    /// Accuracy on the evaluation split after each epoch trained.
+    pub accuracy: Vec<f64>,
+    /// The assessor stopped training after `accuracy.len()` epochs.
+    pub stopped: bool,
+    /// Seconds spent measuring accuracy after epochs other than the last one trained: what
+    /// watching cost (the last measurement is the reward's, made anyway).
+    pub measure_seconds: f64,
+}
+
+impl Curve {
+    /// Whether a curve was measured.
+    pub fn is_measured(&self) -> bool {
+        !self.accuracy.is_empty()
+    }
+}
+
+/// Told the accuracies so far after every epoch but the protocol's last; `true` stops training.
+pub type EpochJudge<'a> = &'a mut dyn FnMut(&[f64]) -> bool;
 
 /// A dataset as float tensors on the training device, scaled to [0, 1] and (with
 /// `Normalize::PerChannel`) standardised per channel with the training split's statistics.
@@ -209,7 +235,7 @@ impl TensorData {
 /// Trains `arch` on `data` and measures its accuracy. Never panics: a diverging or out-of-memory
 /// child comes back as a failed outcome with its reason.
 pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> TrainOutcome {
-    match train_network(arch, data, config) {
+    match train_network(arch, data, config, None) {
         Ok(trained) => trained.outcome,
         Err(failed) => failed,
     }
@@ -230,18 +256,26 @@ pub struct TrainedNetwork {
     pub outcome: TrainOutcome,
 }
 
-/// [`train`], keeping the trained network; a failure comes back as the failed outcome.
+/// [`train`], keeping the trained network; a failure comes back as the failed outcome. With a
+/// `judge` (an assessor), accuracy is measured after every epoch and the judge may stop training
+/// early; the outcome's accuracy is then the last one measured.
 pub fn train_network(
     arch: &Architecture,
     data: &TensorData,
     config: &TrainConfig,
+    judge: Option<EpochJudge<'_>>,
 ) -> Result<TrainedNetwork, TrainOutcome> {
     let _one_at_a_time = libtorch_rng();
     let params = arch.param_count(data.input, data.num_classes);
     let started = Instant::now();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config)));
+    let mut curve = Curve::default();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config, judge, &mut curve)));
     let seconds = started.elapsed().as_secs_f64();
-    let epochs = config.epochs.max(1) as f64;
+    let epochs = if curve.is_measured() {
+        curve.accuracy.len() as f64
+    } else {
+        config.epochs.max(1) as f64
+    };
     let failed = |reason: String, transient: bool| TrainOutcome {
         accuracy: 0.0,
         params,
@@ -249,6 +283,7 @@ pub fn train_network(
         seconds_per_epoch: seconds / epochs,
         failure: Some(reason),
         transient,
+        curve: curve.clone(),
     };
     match result {
         Ok(Ok((vs, net, accuracy))) => Ok(TrainedNetwork {
@@ -261,6 +296,7 @@ pub fn train_network(
                 seconds_per_epoch: seconds / epochs,
                 failure: None,
                 transient: false,
+                curve: curve.clone(),
             },
         }),
         Ok(Err(ChildFailure::Diverged(reason))) => Err(failed(reason, false)),
@@ -296,6 +332,8 @@ fn train_inner(
     arch: &Architecture,
     data: &TensorData,
     config: &TrainConfig,
+    mut judge: Option<EpochJudge<'_>>,
+    curve: &mut Curve,
 ) -> Result<(nn::VarStore, nn::Sequential, f64), ChildFailure> {
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(data.device);
@@ -329,8 +367,24 @@ fn train_inner(
                 epoch + 1
             )));
         }
+        let Some(judge) = judge.as_mut() else {
+            continue;
+        };
+        let measuring = Instant::now();
+        curve.accuracy.push(accuracy(&net, &data.eval_x, &data.eval_y));
+        let last = epoch + 1 == config.epochs;
+        if !last {
+            curve.measure_seconds += measuring.elapsed().as_secs_f64();
+            if judge(&curve.accuracy) {
+                curve.stopped = true;
+                break;
+            }
+        }
     }
-    let accuracy = accuracy(&net, &data.eval_x, &data.eval_y);
+    let accuracy = match curve.accuracy.last() {
+        Some(&last) => last,
+        None => accuracy(&net, &data.eval_x, &data.eval_y),
+    };
     Ok((vs, net, accuracy))
 }
 

@@ -140,6 +140,7 @@ fn evaluate(job: &ClaimedJob, datasets: &mut Datasets) -> anyhow::Result<(Outcom
         seconds: 0.0,
         failure: Some(reason),
         transient: false,
+        curve: Default::default(),
     };
     let arch: Architecture = match job.architecture.parse() {
         Ok(arch) => arch,
@@ -178,7 +179,7 @@ fn evaluate(job: &ClaimedJob, datasets: &mut Datasets) -> anyhow::Result<(Outcom
                 &job.data_sha256[..12.min(job.data_sha256.len())]
             );
             let data = datasets.get(dataset, &protocol)?;
-            Ok(train_child(&arch, data, &protocol, job.keep_weights))
+            Ok(train_child(&arch, data, &protocol, job.keep_weights, None))
         }
     }
 }

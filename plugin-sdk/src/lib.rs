@@ -1,7 +1,8 @@
 //! # nas-plugin-sdk
 //!
-//! Write nas-host agents and reward shapers in plain Rust. Implement [`Agent`] or [`RewardShaper`],
-//! then call [`register_agent!`] or [`register_reward!`] once; build with
+//! Write nas-host agents, reward shapers and assessors in plain Rust. Implement [`Agent`],
+//! [`RewardShaper`] or [`Assessor`], then call [`register_agent!`], [`register_reward!`] or
+//! [`register_assessor!`] once; build with
 //! `cargo build --release --target wasm32-wasip2`. The WIT contract (`wit/nas-plugin.wit`) and its
 //! glue stay hidden, the way Zed's `zed_extension_api` hides its own.
 //!
@@ -39,7 +40,7 @@ pub use wit_bindgen;
 
 /// The contract version this SDK speaks: the version of the WIT package `nas:plugin` (a test
 /// checks it against `wit/nas-plugin.wit`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A search policy. The host creates it with [`Agent::init`], then calls `act` for every step and
 /// `observe` after each one. Only `init` and `act` are required: a stateless agent keeps the
@@ -94,6 +95,28 @@ pub trait RewardShaper: Sized + 'static {
     fn shape(&mut self, evaluation: &Evaluation) -> Result<f64, String>;
 }
 
+/// Stops hopeless children early. After each epoch but the last of a child in training the host
+/// calls [`Assessor::assess`] with the curve so far; a child that trains to the end is passed to
+/// [`Assessor::completed`], so the assessor can learn what the population's curves look like.
+/// A resumed run replays the completed curves of its children in order, so an assessor needs no
+/// checkpoint of its own.
+pub trait Assessor: Sized + 'static {
+    const NAME: &'static str;
+    const DESCRIPTION: &'static str;
+    /// The assessor's settings, parsed as for [`Agent::Config`].
+    type Config: serde::de::DeserializeOwned + Default;
+
+    fn init(config: Self::Config) -> Result<Self, String>;
+
+    /// Continue or stop a child in training, from its curve so far.
+    fn assess(&mut self, curve: &LearningCurve) -> Result<Verdict, String>;
+
+    /// The whole curve of a child that trained to the end.
+    fn completed(&mut self, _curve: &LearningCurve) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Parses a plugin's JSON configuration section into its hyperparameter struct ("{}", empty or
 /// `null` give the defaults). The SDK does this for [`Agent::Config`]; it is public for plugins
 /// with configuration of their own.
@@ -140,10 +163,23 @@ pub mod reward_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "reward-plugin",
-        with: { "nas:plugin/types@0.1.0": crate::agent_bindings::nas::plugin::types },
+        with: { "nas:plugin/types@0.2.0": crate::agent_bindings::nas::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_reward_world",
         default_bindings_module: "nas_plugin_sdk::reward_bindings",
+        runtime_path: "nas_plugin_sdk::wit_bindgen::rt",
+    });
+}
+
+#[doc(hidden)]
+pub mod assessor_bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "assessor-plugin",
+        with: { "nas:plugin/types@0.2.0": crate::agent_bindings::nas::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_assessor_world",
+        default_bindings_module: "nas_plugin_sdk::assessor_bindings",
         runtime_path: "nas_plugin_sdk::wit_bindgen::rt",
     });
 }
@@ -178,6 +214,21 @@ macro_rules! register_reward {
     };
 }
 
+/// Exports an [`Assessor`] implementation as the plugin's assessor.
+#[macro_export]
+macro_rules! register_assessor {
+    ($assessor:ty) => {
+        #[doc(hidden)]
+        pub struct __NasVersion;
+        impl $crate::__private::Version for __NasVersion {
+            const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+        }
+        #[doc(hidden)]
+        type __NasAssessorExport = $crate::__private::AssessorExport<$assessor, __NasVersion>;
+        $crate::assessor_bindings::export_assessor_world!(__NasAssessorExport with_types_in $crate::assessor_bindings);
+    };
+}
+
 /// The WIT glue: ordinary generic code, so the register macros stay a few lines.
 #[doc(hidden)]
 pub mod __private {
@@ -187,11 +238,12 @@ pub mod __private {
 
     use crate::agent_bindings::exports::nas::plugin::agent::Guest as AgentGuest;
     use crate::agent_bindings::nas::plugin::types as wit;
+    use crate::assessor_bindings::exports::nas::plugin::assessor::Guest as AssessorGuest;
     use crate::reward_bindings::exports::nas::plugin::reward::Guest as RewardGuest;
-    use crate::{Agent, RewardShaper};
+    use crate::{Agent, Assessor, RewardShaper};
 
     thread_local! {
-        /// The plugin's one instance (a component exports one agent or one shaper).
+        /// The plugin's one instance (a component exports one agent, shaper or assessor).
         static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     }
 
@@ -266,6 +318,26 @@ pub mod __private {
         fn shape(evaluation: wit::Evaluation) -> Result<f64, String> {
             let evaluation = evaluation.into();
             with("shape", |s: &mut S| s.shape(&evaluation))
+        }
+    }
+
+    pub struct AssessorExport<A, V>(PhantomData<(A, V)>);
+
+    impl<A: Assessor, V: Version> AssessorGuest for AssessorExport<A, V> {
+        fn describe() -> wit::PluginInfo {
+            info(A::NAME, V::VERSION, A::DESCRIPTION)
+        }
+        fn init(config: String) -> Result<(), String> {
+            install(A::init(crate::parse_config(&config)?)?);
+            Ok(())
+        }
+        fn assess(curve: wit::LearningCurve) -> Result<wit::Verdict, String> {
+            let curve = curve.into();
+            with("assess", |a: &mut A| a.assess(&curve)).map(Into::into)
+        }
+        fn completed(curve: wit::LearningCurve) -> Result<(), String> {
+            let curve = curve.into();
+            with("completed", |a: &mut A| a.completed(&curve))
         }
     }
 }

@@ -48,6 +48,50 @@ pub struct Evaluation {
     pub layers: Vec<Layer>,
     pub train_seconds: f64,
     pub failure: Option<String>,
+    /// Epochs the child was trained for: `epochs`, unless an assessor stopped it.
+    pub epochs_trained: usize,
+    /// Epochs of the training protocol.
+    pub epochs: usize,
+    /// An assessor stopped the child early: `accuracy` is the last one measured.
+    pub stopped: bool,
+}
+
+/// A child's learning curve: accuracy on the evaluation split after each epoch so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearningCurve {
+    /// `accuracy[i]` is the accuracy after epoch i + 1.
+    pub accuracy: Vec<f64>,
+    /// Epochs of the training protocol (the full curve's length).
+    pub epochs: usize,
+    pub architecture: String,
+    pub layers: Vec<Layer>,
+    pub params: u64,
+}
+
+impl LearningCurve {
+    /// Epochs trained so far.
+    pub fn epochs_trained(&self) -> usize {
+        self.accuracy.len()
+    }
+
+    /// The best accuracy so far (0 for an empty curve).
+    pub fn best(&self) -> f64 {
+        self.accuracy.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// Accuracy after `epoch` (1-based), if the curve reached it.
+    pub fn at_epoch(&self, epoch: usize) -> Option<f64> {
+        epoch.checked_sub(1).and_then(|i| self.accuracy.get(i)).copied()
+    }
+}
+
+/// An assessor's answer after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Train the next epoch.
+    Continue,
+    /// Stop now; the reward is shaped from the last accuracy.
+    Stop,
 }
 
 /// A seeded, serializable random generator (ChaCha8): save it with the agent's state so a resumed
@@ -130,7 +174,7 @@ pub fn argmax_valid(values: &[f64], mask: &[bool]) -> Option<usize> {
     best
 }
 
-// Conversions from the WIT-generated types (one set: both worlds share `nas:plugin/types`).
+// Conversions from the WIT-generated types (one set: the worlds share `nas:plugin/types`).
 impl From<crate::agent_bindings::nas::plugin::types::Layer> for Layer {
     fn from(layer: crate::agent_bindings::nas::plugin::types::Layer) -> Layer {
         use crate::agent_bindings::nas::plugin::types as w;
@@ -187,6 +231,31 @@ impl From<crate::agent_bindings::nas::plugin::types::Evaluation> for Evaluation 
             layers: e.layers.into_iter().map(Layer::from).collect(),
             train_seconds: e.train_seconds,
             failure: e.failure,
+            epochs_trained: e.epochs_trained as usize,
+            epochs: e.epochs as usize,
+            stopped: e.stopped,
+        }
+    }
+}
+
+impl From<crate::agent_bindings::nas::plugin::types::LearningCurve> for LearningCurve {
+    fn from(c: crate::agent_bindings::nas::plugin::types::LearningCurve) -> LearningCurve {
+        LearningCurve {
+            accuracy: c.accuracy,
+            epochs: c.epochs as usize,
+            architecture: c.architecture,
+            layers: c.layers.into_iter().map(Layer::from).collect(),
+            params: c.params,
+        }
+    }
+}
+
+impl From<Verdict> for crate::agent_bindings::nas::plugin::types::Verdict {
+    fn from(v: Verdict) -> Self {
+        use crate::agent_bindings::nas::plugin::types as w;
+        match v {
+            Verdict::Continue => w::Verdict::Continue,
+            Verdict::Stop => w::Verdict::Stop,
         }
     }
 }
@@ -212,6 +281,22 @@ mod tests {
         a.uniform();
         let mut b: PluginRng = crate::from_bytes(&crate::to_bytes(&a).unwrap()).unwrap();
         assert_eq!(a.below(1000), b.below(1000));
+    }
+
+    #[test]
+    fn learning_curve_helpers() {
+        let curve = LearningCurve {
+            accuracy: vec![0.5, 0.7, 0.6],
+            epochs: 5,
+            architecture: "fc(64)".into(),
+            layers: vec![Layer::Fc { units: 64 }],
+            params: 10,
+        };
+        assert_eq!(curve.epochs_trained(), 3);
+        assert_eq!(curve.best(), 0.7);
+        assert_eq!(curve.at_epoch(1), Some(0.5));
+        assert_eq!(curve.at_epoch(0), None);
+        assert_eq!(curve.at_epoch(4), None);
     }
 
     #[test]

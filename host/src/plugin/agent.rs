@@ -1,13 +1,13 @@
 //! The host's handle on an agent plugin.
 
-use super::bindings::{self, wit, wit_layer};
-use super::handle::PluginHandle;
+use super::bindings::{wit, wit_layer};
+use super::handle::{on_agent, AgentBindings, PluginHandle};
 use super::runtime::plugin_text;
 use super::PluginError;
 use crate::mdp::{Mdp, State};
 
 /// A running agent plugin. Every call is sandboxed; an action the mask forbids is refused.
-pub type AgentPlugin = PluginHandle<bindings::agent::AgentPlugin>;
+pub type AgentPlugin = PluginHandle<AgentBindings>;
 
 impl AgentPlugin {
     /// Tells the agent the search space, its configuration (JSON) and seed.
@@ -27,7 +27,7 @@ impl AgentPlugin {
         };
         let plugin = &self.bindings;
         self.sandbox.call("init", |s| {
-            plugin.nas_plugin_agent().call_init(s, &space, config_json, seed)
+            on_agent!(plugin, |agent| agent.call_init(s, &space, config_json, seed))
         })
     }
 
@@ -48,7 +48,7 @@ impl AgentPlugin {
         };
         let plugin = &self.bindings;
         let index = self.sandbox.call("act", |s| {
-            plugin.nas_plugin_agent().call_act(s, env, &observation, mask, explore)
+            on_agent!(plugin, |agent| agent.call_act(s, env, &observation, mask, explore))
         })? as usize;
         match mask.get(index) {
             Some(true) => Ok(index),
@@ -71,26 +71,26 @@ impl AgentPlugin {
     pub fn observe(&mut self, env: u32, reward: f64, done: bool) -> Result<(), PluginError> {
         let plugin = &self.bindings;
         self.sandbox.call("observe", |s| {
-            plugin.nas_plugin_agent().call_observe(s, env, reward, done)
+            on_agent!(plugin, |agent| agent.call_observe(s, env, reward, done))
         })
     }
 
     pub fn save(&mut self) -> Result<Vec<u8>, PluginError> {
         let plugin = &self.bindings;
-        self.sandbox.call("save", |s| plugin.nas_plugin_agent().call_save(s))
+        self.sandbox.call("save", |s| on_agent!(plugin, |agent| agent.call_save(s)))
     }
 
     pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let plugin = &self.bindings;
         self.sandbox
-            .call("load", |s| plugin.nas_plugin_agent().call_load(s, state))
+            .call("load", |s| on_agent!(plugin, |agent| agent.call_load(s, state)))
     }
 
     pub fn metrics(&mut self) -> Result<Vec<(String, f64)>, PluginError> {
         let plugin = &self.bindings;
         let metrics = self
             .sandbox
-            .call("metrics", |s| plugin.nas_plugin_agent().call_metrics(s).map(Ok))?;
+            .call("metrics", |s| on_agent!(plugin, |agent| agent.call_metrics(&mut *s)).map(Ok))?;
         Ok(metrics.into_iter().map(|m| (plugin_text(&m.name), m.value)).collect())
     }
 }

@@ -1,10 +1,12 @@
-//! Plugins: agents and reward shapers as sandboxed WebAssembly components.
+//! Plugins: agents, reward shapers and assessors as sandboxed WebAssembly components.
 //!
 //! `runtime` owns the wasmtime engine, the on-disk compile cache and the sandbox (WASI with nothing
-//! granted, a memory cap, a time limit per call); `agent` and `reward` are typed handles over it.
+//! granted, a memory cap, a time limit per call); `agent`, `reward` and `assessor` are typed
+//! handles over it.
 //! Plugins are found by name on the plugin path or loaded from a file.
 
 mod agent;
+mod assessor;
 mod bindings;
 mod handle;
 mod limits;
@@ -14,19 +16,25 @@ mod runtime;
 use std::path::{Path, PathBuf};
 
 pub use agent::AgentPlugin;
+pub use assessor::{AssessorPlugin, CurveInput, Verdict};
 pub use handle::PluginHandle;
 pub use limits::SandboxLimits;
 pub use reward::{EvaluationInput, RewardPlugin};
 pub use runtime::{LoadedPlugin, PluginInfo, Runtime};
 
 /// The contract version this host speaks: the version of the WIT package `nas:plugin`.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// Older contracts the host still loads (their WIT is kept in host/wit/), with the plugin kinds
+/// each one had: agents and reward shapers from before assessors existed.
+pub const OLDER_CONTRACTS: &[(&str, &[PluginKind])] = &[("0.1.0", &[PluginKind::Agent, PluginKind::Reward])];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Agent,
     Reward,
+    Assessor,
 }
 
 impl PluginKind {
@@ -34,6 +42,16 @@ impl PluginKind {
         match self {
             PluginKind::Agent => "agent",
             PluginKind::Reward => "reward",
+            PluginKind::Assessor => "assessor",
+        }
+    }
+
+    /// The command-line option that takes a plugin of this kind.
+    pub fn flag(self) -> &'static str {
+        match self {
+            PluginKind::Agent => "--agent",
+            PluginKind::Reward => "--reward",
+            PluginKind::Assessor => "--assessor",
         }
     }
 
@@ -41,6 +59,7 @@ impl PluginKind {
         match self {
             PluginKind::Agent => "an agent",
             PluginKind::Reward => "a reward shaper",
+            PluginKind::Assessor => "an assessor",
         }
     }
 }
@@ -126,5 +145,15 @@ mod tests {
             .find_map(|l| l.trim().strip_prefix("package nas:plugin@"))
             .expect("a package line");
         assert_eq!(package.trim_end_matches(';'), super::CONTRACT_VERSION);
+    }
+
+    /// Each older contract the host loads has its frozen WIT under host/wit/, named by version.
+    #[test]
+    fn older_contracts_are_kept() {
+        for (version, _) in super::OLDER_CONTRACTS {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("wit/nas-plugin@{version}.wit"));
+            let wit = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(wit.contains(&format!("package nas:plugin@{version};")), "{}", path.display());
+        }
     }
 }

@@ -14,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wit;
 use super::limits::{link_deadline_clock, CallDeadline, DeadlineClock, PluginLimiter, SandboxLimits, WaitPastDeadline};
-use super::{PluginError, PluginKind, CONTRACT_VERSION};
+use super::{PluginError, PluginKind, CONTRACT_VERSION, OLDER_CONTRACTS};
 
 /// How often the engine's epoch advances; call time limits are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -39,6 +39,8 @@ pub struct LoadedPlugin {
     pub sha256: String,
     /// Whether the compiled code came from the on-disk cache.
     pub cache_hit: bool,
+    /// The contract the plugin speaks: this host's, or one of the older ones it still loads
+    /// (the host's version string, e.g. "0.1.0" for a plugin built for 0.1.3).
     pub contract_version: String,
 }
 
@@ -242,19 +244,37 @@ impl Runtime {
             let kind = match interface {
                 "agent" => PluginKind::Agent,
                 "reward" => PluginKind::Reward,
+                "assessor" => PluginKind::Assessor,
                 _ => continue,
             };
-            if !compatible(version, CONTRACT_VERSION) {
+            let contract = if compatible(version, CONTRACT_VERSION) {
+                CONTRACT_VERSION
+            } else if let Some((older, _)) = OLDER_CONTRACTS
+                .iter()
+                .find(|(older, kinds)| compatible(version, older) && kinds.contains(&kind))
+            {
+                older
+            } else {
+                let older: Vec<String> = OLDER_CONTRACTS
+                    .iter()
+                    .filter(|(_, kinds)| kinds.contains(&kind))
+                    .map(|(v, _)| format!("nas:plugin@{v}"))
+                    .collect();
+                let also = if older.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (and still loads {} plugins of {})", kind.as_str(), older.join(", "))
+                };
                 anyhow::bail!(
-                    "{} is {} built for plugin contract nas:plugin@{version}, but this nas-host speaks nas:plugin@{CONTRACT_VERSION}; rebuild the plugin with a matching nas-plugin-sdk",
+                    "{} is {} built for plugin contract nas:plugin@{version}, but this nas-host speaks nas:plugin@{CONTRACT_VERSION}{also}; rebuild the plugin with a matching nas-plugin-sdk",
                     path.display(),
                     kind.article()
                 );
-            }
-            return Ok((kind, version.to_string()));
+            };
+            return Ok((kind, contract.to_string()));
         }
         anyhow::bail!(
-            "{} is not a nas-host plugin: it exports neither nas:plugin/agent nor nas:plugin/reward (exports: {})",
+            "{} is not a nas-host plugin: it exports none of nas:plugin/agent, nas:plugin/reward, nas:plugin/assessor (exports: {})",
             path.display(),
             if names.is_empty() {
                 "none".into()
@@ -325,20 +345,18 @@ impl Runtime {
         expected: PluginKind,
         limits: SandboxLimits,
         seed: u64,
-        instantiate: impl FnOnce(&mut Store<HostState>, &Component, &Linker<HostState>) -> wasmtime::Result<P>,
+        instantiate: impl FnOnce(&mut Store<HostState>, &LoadedPlugin, &Linker<HostState>) -> wasmtime::Result<P>,
         describe: impl FnOnce(&P, &mut Store<HostState>) -> wasmtime::Result<wit::PluginInfo>,
     ) -> anyhow::Result<(Sandbox, P)> {
         if loaded.kind != expected {
-            let (flag, other) = match expected {
-                PluginKind::Agent => ("--agent", "--reward"),
-                PluginKind::Reward => ("--reward", "--agent"),
-            };
             anyhow::bail!(
-                "{} is {} plugin, not {}; pass it with {other}, or give {} to {flag}",
+                "{} is {} plugin, not {}; pass it with {}, or give {} to {}",
                 loaded.path.display(),
                 loaded.kind.article(),
                 expected.article(),
-                expected.article()
+                loaded.kind.flag(),
+                expected.article(),
+                expected.flag()
             );
         }
         limits.check()?;
@@ -348,7 +366,7 @@ impl Runtime {
             .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
         let linker = self.linker()?;
         let mut sandbox = Sandbox::new(self.new_store(&limits, seed), limits, &stem);
-        let instance = instantiate(&mut sandbox.store, &loaded.component, &linker);
+        let instance = instantiate(&mut sandbox.store, loaded, &linker);
         let plugin = match sandbox.within_deadline(instance) {
             Ok(plugin) => plugin,
             Err(e) => {

@@ -175,7 +175,52 @@ CREATE TABLE IF NOT EXISTS workers (
     r#"
 ALTER TABLE queue ADD COLUMN data_sha256 TEXT NOT NULL DEFAULT '';
 "#,
+    // 6: assessors: a child's learning curve, whether the assessor stopped it (such an evaluation
+    // is stored under a key of its own episode, so it is never a cache hit) and what measuring
+    // the curve cost; the run's assessor plugin.
+    r#"
+ALTER TABLE evaluations ADD COLUMN curve TEXT;               -- JSON list, accuracy per epoch; NULL unwatched
+ALTER TABLE evaluations ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE evaluations ADD COLUMN measure_seconds REAL NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN assessor_name TEXT;
+ALTER TABLE runs ADD COLUMN assessor_version TEXT;
+ALTER TABLE runs ADD COLUMN assessor_path TEXT;
+ALTER TABLE runs ADD COLUMN assessor_sha256 TEXT;
+"#,
 ];
+
+/// Where an evaluation is stored: a stopped child under a key of the episode that stopped it, so
+/// that a run which would train the architecture fully never finds it in the cache, while the
+/// episode itself (redone after a kill) still does.
+pub(crate) fn stored_key<'a>(cache_key: &'a str, outcome: &Outcome, origin: Option<(i64, usize)>) -> std::borrow::Cow<'a, str> {
+    match (outcome.curve.stopped, origin) {
+        (true, Some((run, episode))) => stopped_key(cache_key, run, episode).into(),
+        (true, None) => format!("{cache_key}#stopped").into(),
+        (false, _) => cache_key.into(),
+    }
+}
+
+/// The key of a child that episode `episode` of `run` stopped early.
+pub(crate) fn stopped_key(cache_key: &str, run: i64, episode: usize) -> String {
+    format!("{cache_key}#stopped:{run}:{episode}")
+}
+
+/// A learning curve as stored (JSON), `None` when none was measured.
+pub(crate) fn curve_text(outcome: &Outcome) -> Option<String> {
+    outcome
+        .curve
+        .is_measured()
+        .then(|| serde_json::to_string(&outcome.curve.accuracy).expect("numbers serialize"))
+}
+
+/// The learning curve stored as `text` (as [`curve_text`] wrote it).
+pub(crate) fn curve_from(text: Option<String>, stopped: bool, measure_seconds: f64) -> crate::train::Curve {
+    crate::train::Curve {
+        accuracy: text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
+        stopped,
+        measure_seconds,
+    }
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -203,6 +248,9 @@ pub struct RunRecord {
     pub episodes_done: usize,
     pub agent: PluginRecord,
     pub reward: PluginRecord,
+    /// The run's assessor, if one watched its children.
+    #[serde(default)]
+    pub assessor: Option<PluginRecord>,
     pub wall_seconds: f64,
     /// The device kind children were trained on (`cpu`, `cuda`); `None` for runs stored before
     /// it was recorded.
@@ -252,6 +300,7 @@ pub struct NewRun<'a> {
     pub episodes_target: usize,
     pub agent: &'a PluginRecord,
     pub reward: &'a PluginRecord,
+    pub assessor: Option<&'a PluginRecord>,
     pub device: &'a str,
     pub no_cache: bool,
 }
@@ -469,6 +518,10 @@ impl SqliteStore {
             episodes_target: row.get::<_, i64>("episodes_target")? as usize,
             agent: plugin("agent")?,
             reward: plugin("reward")?,
+            assessor: match row.get::<_, Option<String>>("assessor_name")? {
+                Some(_) => Some(plugin("assessor")?),
+                None => None,
+            },
             wall_seconds: row.get("wall_seconds")?,
             episodes_done: row.get::<_, i64>("episodes_done")? as usize,
             device: row.get("device")?,
@@ -487,6 +540,7 @@ impl SqliteStore {
                 seconds: row.get("seconds")?,
                 failure: row.get("failure")?,
                 transient: row.get("transient")?,
+                curve: curve_from(row.get("curve")?, row.get("stopped")?, row.get("measure_seconds")?),
             },
         })
     }
@@ -506,14 +560,16 @@ impl RunStore for SqliteStore {
             episodes_target,
             agent,
             reward,
+            assessor,
             device,
             no_cache,
         } = *run;
         self.conn.execute(
             "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
                 agent_name, agent_version, agent_path, agent_sha256,
-                reward_name, reward_version, reward_path, reward_sha256, device, no_cache)
-             VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                reward_name, reward_version, reward_path, reward_sha256, device, no_cache,
+                assessor_name, assessor_version, assessor_path, assessor_sha256)
+             VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             params![
                 config_toml,
                 dataset,
@@ -529,7 +585,11 @@ impl RunStore for SqliteStore {
                 reward.path,
                 reward.sha256,
                 device,
-                no_cache
+                no_cache,
+                assessor.map(|a| &a.name),
+                assessor.map(|a| &a.version),
+                assessor.map(|a| &a.path),
+                assessor.map(|a| &a.sha256)
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -591,7 +651,7 @@ impl RunStore for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT * FROM evaluations WHERE cache_key = ?1 AND transient = 0",
+                "SELECT * FROM evaluations WHERE cache_key = ?1 AND transient = 0 AND stopped = 0",
                 [cache_key],
                 Self::evaluation_from_row,
             )
@@ -607,8 +667,8 @@ impl RunStore for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT * FROM evaluations WHERE cache_key = ?1 AND origin_run = ?2 AND origin_episode = ?3",
-                params![cache_key, run, episode as i64],
+                "SELECT * FROM evaluations WHERE cache_key IN (?1, ?4) AND origin_run = ?2 AND origin_episode = ?3",
+                params![cache_key, run, episode as i64, stopped_key(cache_key, run, episode)],
                 Self::evaluation_from_row,
             )
             .optional()?)
@@ -830,16 +890,19 @@ fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> an
         origin,
     } = *evaluation;
     let (origin_run, origin_episode) = (origin.map(|o| o.0), origin.map(|o| o.1 as i64));
+    let cache_key = &*stored_key(cache_key, outcome, origin);
     conn.execute(
-        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT(cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
             seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
-            origin_run = excluded.origin_run, origin_episode = excluded.origin_episode, created_at = datetime('now')",
+            origin_run = excluded.origin_run, origin_episode = excluded.origin_episode,
+            curve = excluded.curve, stopped = excluded.stopped, measure_seconds = excluded.measure_seconds,
+            created_at = datetime('now')",
         params![
             cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
             outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
-            origin_run, origin_episode
+            origin_run, origin_episode, curve_text(outcome), outcome.curve.stopped, outcome.curve.measure_seconds
         ],
     )?;
     Ok(
@@ -870,6 +933,7 @@ mod tests {
             seconds: 1.0,
             failure: failure.map(String::from),
             transient,
+            curve: Default::default(),
         }
     }
 

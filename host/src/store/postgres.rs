@@ -99,6 +99,16 @@ CREATE TABLE IF NOT EXISTS workers (
 "#
         .into(),
         "ALTER TABLE queue ADD COLUMN data_sha256 TEXT NOT NULL DEFAULT '';".into(),
+        r#"
+ALTER TABLE evaluations ADD COLUMN curve TEXT;
+ALTER TABLE evaluations ADD COLUMN stopped BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE evaluations ADD COLUMN measure_seconds DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN assessor_name TEXT;
+ALTER TABLE runs ADD COLUMN assessor_version TEXT;
+ALTER TABLE runs ADD COLUMN assessor_path TEXT;
+ALTER TABLE runs ADD COLUMN assessor_sha256 TEXT;
+"#
+        .into(),
     ]
 }
 
@@ -224,6 +234,9 @@ fn run_from_row(row: &Row) -> RunRecord {
         episodes_done: row.get::<_, i64>("episodes_done") as usize,
         agent: plugin("agent"),
         reward: plugin("reward"),
+        assessor: row
+            .get::<_, Option<String>>("assessor_name")
+            .map(|_| plugin("assessor")),
         wall_seconds: row.get("wall_seconds"),
         device: row.get("device"),
         no_cache: row.get("no_cache"),
@@ -241,6 +254,7 @@ fn evaluation_from_row(row: &Row) -> CachedEvaluation {
             seconds: row.get("seconds"),
             failure: row.get("failure"),
             transient: row.get("transient"),
+            curve: super::curve_from(row.get("curve"), row.get("stopped"), row.get("measure_seconds")),
         },
     }
 }
@@ -251,17 +265,20 @@ fn metrics_text(metrics: &serde_json::Map<String, serde_json::Value>) -> String 
 
 fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation<'_>) -> anyhow::Result<i64> {
     let (origin_run, origin_episode) = (e.origin.map(|o| o.0), e.origin.map(|o| o.1 as i64));
+    let cache_key = super::stored_key(e.cache_key, e.outcome, e.origin);
     let row = tx.query_one(
         &format!(
-            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
                 seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
-                origin_run = excluded.origin_run, origin_episode = excluded.origin_episode, created_at = {NOW}
+                origin_run = excluded.origin_run, origin_episode = excluded.origin_episode,
+                curve = excluded.curve, stopped = excluded.stopped, measure_seconds = excluded.measure_seconds,
+                created_at = {NOW}
              RETURNING id"
         ),
         &[
-            &e.cache_key,
+            &&*cache_key,
             &e.architecture,
             &e.dataset,
             &e.evaluator,
@@ -274,6 +291,9 @@ fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation
             &e.outcome.transient,
             &origin_run,
             &origin_episode,
+            &super::curve_text(e.outcome),
+            &e.outcome.curve.stopped,
+            &e.outcome.curve.measure_seconds,
         ],
     )?;
     Ok(row.get(0))
@@ -300,8 +320,9 @@ impl RunStore for PgStore {
         let row = self.client().query_one(
             "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
                 agent_name, agent_version, agent_path, agent_sha256,
-                reward_name, reward_version, reward_path, reward_sha256, device, no_cache)
-             VALUES ('running', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                reward_name, reward_version, reward_path, reward_sha256, device, no_cache,
+                assessor_name, assessor_version, assessor_path, assessor_sha256)
+             VALUES ('running', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
             &[
                 &run.config_toml,
                 &run.dataset,
@@ -318,6 +339,10 @@ impl RunStore for PgStore {
                 &run.reward.sha256,
                 &run.device,
                 &run.no_cache,
+                &run.assessor.map(|a| &a.name),
+                &run.assessor.map(|a| &a.version),
+                &run.assessor.map(|a| &a.path),
+                &run.assessor.map(|a| &a.sha256),
             ],
         )?;
         Ok(row.get(0))
@@ -376,7 +401,7 @@ impl RunStore for PgStore {
         Ok(self
             .client()
             .query_opt(
-                "SELECT * FROM evaluations WHERE cache_key = $1 AND NOT transient",
+                "SELECT * FROM evaluations WHERE cache_key = $1 AND NOT transient AND NOT stopped",
                 &[&cache_key],
             )?
             .map(|row| evaluation_from_row(&row)))
@@ -391,8 +416,8 @@ impl RunStore for PgStore {
         Ok(self
             .client()
             .query_opt(
-                "SELECT * FROM evaluations WHERE cache_key = $1 AND origin_run = $2 AND origin_episode = $3",
-                &[&cache_key, &run, &(episode as i64)],
+                "SELECT * FROM evaluations WHERE cache_key IN ($1, $4) AND origin_run = $2 AND origin_episode = $3",
+                &[&cache_key, &run, &(episode as i64), &super::stopped_key(cache_key, run, episode)],
             )?
             .map(|row| evaluation_from_row(&row)))
     }

@@ -36,6 +36,7 @@ pub fn given_up(lost: Option<&str>) -> Outcome {
             lost.unwrap_or("unknown")
         )),
         transient: true,
+        curve: Default::default(),
     }
 }
 
