@@ -18,7 +18,7 @@ TEST_PLUGINS := $(patsubst tests/plugins/%/Cargo.toml,%,$(wildcard tests/plugins
 NATIVE := --workspace $(addprefix --exclude ,$(PLUGINS) $(TEST_PLUGINS))
 WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 
-.PHONY: build test demo bench bench-parallel setup plugins lint clean
+.PHONY: build test demo bench bench-parallel bench-assessor setup plugins lint clean
 
 $(VENV)/.torch-$(TORCH_VERSION):
 	@echo "setting up PyTorch $(TORCH_VERSION) (libtorch for tch) in $(VENV)"
@@ -72,6 +72,10 @@ bench: build
 # Parallel search alone: one worker with every core vs one single-thread worker per core.
 bench-parallel: build
 	bash scripts/bench-parallel.sh
+
+# Early stopping: the same MNIST-3 search with and without median_stop (about half an hour here).
+bench-assessor: build
+	bash scripts/bench-assessor.sh
 
 lint:
 	cargo fmt --all

@@ -731,7 +731,10 @@ fn plugins_list() -> anyhow::Result<()> {
         println!("no plugins found on the plugin path; build the bundled ones with `make build`");
         return Ok(());
     }
-    println!("{:<8}  {:<13}  {:<8}  {:<8}  path", "kind", "name", "version", "contract");
+    println!(
+        "{:<8}  {:<13}  {:<8}  {:<8}  path",
+        "kind", "name", "version", "contract"
+    );
     for file in files {
         match describe(&runtime, &file) {
             Ok((kind, info, loaded)) => println!(

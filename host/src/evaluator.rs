@@ -119,7 +119,10 @@ impl From<TrainOutcome> for Outcome {
 }
 
 pub enum Evaluator {
-    Train { data: Box<TensorData>, config: TrainConfig },
+    Train {
+        data: Box<TensorData>,
+        config: TrainConfig,
+    },
     Synthetic {
         target: Architecture,
         dataset: DatasetName,

@@ -8,6 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::arch::{Architecture, Layer};
+use crate::evaluator::Outcome;
 use crate::frozen_policy::sample_stats;
 use crate::stats::mean_std;
 use crate::store::{EpisodeRecord, Store};
@@ -397,6 +398,115 @@ where
     Ok(())
 }
 
+/// What an assessor did to the children a run trained (cache hits are not counted: the run
+/// trained nothing for them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssessorSummary {
+    /// Children trained by the run, and how many of them the assessor stopped.
+    pub trained: usize,
+    pub stopped: usize,
+    /// Epochs trained, and the epochs training every child to the end would have taken.
+    pub epochs_trained: usize,
+    pub epochs_full: usize,
+    /// Wall time of the children's training (the curve's measurements included).
+    pub train_seconds: f64,
+    /// Seconds spent measuring accuracy after epochs other than each child's last.
+    pub measure_seconds: f64,
+    /// The training time the stopped children's remaining epochs would have taken, at each
+    /// child's own seconds per epoch (measurements excluded).
+    pub saved_seconds: f64,
+}
+
+impl AssessorSummary {
+    /// Sums over the outcomes of the children a run trained, under a protocol of `epochs` epochs.
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>, epochs: usize) -> AssessorSummary {
+        let mut s = AssessorSummary::default();
+        for outcome in outcomes {
+            let trained = outcome.epochs_trained(epochs);
+            s.trained += 1;
+            s.epochs_trained += trained;
+            s.epochs_full += epochs;
+            s.train_seconds += outcome.seconds;
+            s.measure_seconds += outcome.curve.measure_seconds;
+            if outcome.curve.stopped {
+                s.stopped += 1;
+                let per_epoch = (outcome.seconds - outcome.curve.measure_seconds).max(0.0) / trained.max(1) as f64;
+                s.saved_seconds += per_epoch * epochs.saturating_sub(trained) as f64;
+            }
+        }
+        s
+    }
+
+    /// The report's paragraph.
+    pub fn to_markdown(&self) -> String {
+        let share = |part: f64, whole: f64| if whole > 0.0 { 100.0 * part / whole } else { 0.0 };
+        format!(
+            "The assessor stopped {} of the {} children this run trained ({:.0}%). They trained {} of the {} epochs that training each to the end would have taken ({:.0}% saved). Training took {:.1} s, of which {:.1} s measured the per-epoch accuracy the assessor reads; the remaining epochs of the stopped children would have taken about {:.1} s more (estimated from each child's own time per epoch), so the assessor saved about {:.0}% of the training time.\n\n",
+            self.stopped,
+            self.trained,
+            share(self.stopped as f64, self.trained as f64),
+            self.epochs_trained,
+            self.epochs_full,
+            share((self.epochs_full - self.epochs_trained) as f64, self.epochs_full as f64),
+            self.train_seconds,
+            self.measure_seconds,
+            self.saved_seconds,
+            share(self.saved_seconds, self.train_seconds + self.saved_seconds),
+        )
+    }
+}
+
+/// Learning curves: completed children in blue, stopped ones in vermillion ending in a cross.
+fn plot_curves<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    curves: &[(Vec<f64>, bool)],
+    epochs: usize,
+    labels: &PlotLabels,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let epochs = epochs.max(curves.iter().map(|c| c.0.len()).max().unwrap_or(1)).max(2) as i64;
+    let (lo, hi) = value_range(curves.iter().flat_map(|c| c.0.iter().copied()));
+    let title = format!(
+        "Learning curves ({} per epoch; stopped children in vermillion, ending in ×)",
+        labels.score
+    );
+    let area = titled(&root, &title, labels).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(1..epochs, lo..hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(labels.score)
+        .x_labels(epochs as usize)
+        .draw()?;
+    let points = |c: &[f64]| {
+        c.iter()
+            .enumerate()
+            .map(|(i, &a)| (i as i64 + 1, a))
+            .collect::<Vec<_>>()
+    };
+    // Completed curves first, so the stopped ones stay visible on top.
+    for stopped in [false, true] {
+        let colour = if stopped { palette::VERMILLION } else { palette::BLUE };
+        for (curve, _) in curves.iter().filter(|c| c.1 == stopped) {
+            let line = points(curve);
+            chart.draw_series(LineSeries::new(line.clone(), colour.mix(0.45).stroke_width(1)))?;
+            if stopped {
+                if let Some(&end) = line.last() {
+                    chart.draw_series(std::iter::once(Cross::new(end, 4, colour.stroke_width(2))))?;
+                }
+            }
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
 /// A layer box's text: the layer in the seed's notation (CONV(filters,kernel,stride),
 /// POOL(size,stride), FC(units); `None` is the classifier), then its output shape and parameters.
 fn box_lines(layer: Option<&Layer>, row: &crate::arch::SummaryRow) -> [String; 3] {
@@ -572,6 +682,35 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         |a| draw_architecture(a, &best_arch, &summary, &caption, &labels),
     )?;
 
+    // Learning curves and what the assessor saved, when the run's children have curves.
+    let evaluation_ids = store.episode_evaluations(run)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut curves = Vec::new();
+    let mut trained_here = Vec::new();
+    for episode in &episodes {
+        let id = evaluation_ids[episode.index];
+        if !seen.insert(id) {
+            continue;
+        }
+        let outcome = store.evaluation(id)?.outcome;
+        if outcome.curve.is_measured() {
+            curves.push((outcome.curve.accuracy.clone(), outcome.curve.stopped));
+        }
+        if !episode.cache_hit {
+            trained_here.push(outcome);
+        }
+    }
+    let assessed = record.assessor.is_some() || !curves.is_empty();
+    if !curves.is_empty() {
+        figure(
+            out,
+            "learning_curves",
+            (1000, 560),
+            |a| plot_curves(a, &curves, config.train.epochs, &labels),
+            |a| plot_curves(a, &curves, config.train.epochs, &labels),
+        )?;
+    }
+
     let top = top_distinct(&episodes, 10);
     let hits = episodes.iter().filter(|e| e.cache_hit).count();
     let tail = episodes.len().min(100);
@@ -586,6 +725,13 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         record.agent.name, record.agent.version, record.reward.name, record.reward.version, record.dataset, record.evaluator,
         record.seed, record.status, episodes.len(), record.episodes_target, record.wall_seconds
     );
+    if let Some(assessor) = &record.assessor {
+        md = md.replacen(
+            "| dataset |",
+            &format!("| assessor | {} {} |\n| dataset |", assessor.name, assessor.version),
+            1,
+        );
+    }
     md.push_str("## Best architecture\n\n![best architecture](best_architecture.png)\n\n");
     md.push_str(&format!(
         "`{}` — reward {:.4}, {score} {:.4}, {} parameters, found in episode {}.\n\n```\n{summary}\n```\n\n",
@@ -595,6 +741,13 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         "## Reward and {score}\n\n![reward per episode](reward.png)\n\n## {} vs size\n\n![{score} vs parameters](accuracy_vs_params.png)\n\n",
         capitalised(score)
     ));
+    if assessed {
+        md.push_str("## Learning curves and early stopping\n\n");
+        if !curves.is_empty() {
+            md.push_str("![learning curves](learning_curves.png)\n\n");
+        }
+        md.push_str(&AssessorSummary::of(&trained_here, config.train.epochs).to_markdown());
+    }
     match metric {
         Some(m) => md.push_str(&format!("## Exploration\n\n![{m} over episodes](exploration.png)\n\n")),
         None => md.push_str("## Exploration\n\nThis agent reports neither ε nor policy entropy.\n\n"),
@@ -641,6 +794,41 @@ mod tests {
             .map(human_count)
             .collect();
         assert_eq!(labels, ["950", "1k", "20k", "100k", "1.5M", "1M"]);
+    }
+
+    #[test]
+    fn the_assessor_summary_counts_what_was_stopped_and_saved() {
+        use crate::train::Curve;
+        let outcome = |seconds: f64, accuracy: &[f64], stopped: bool, measure_seconds: f64| Outcome {
+            accuracy: accuracy.last().copied().unwrap_or(0.0),
+            params: 1,
+            seconds,
+            failure: None,
+            transient: false,
+            curve: Curve {
+                accuracy: accuracy.to_vec(),
+                stopped,
+                measure_seconds,
+            },
+        };
+        // 5 epochs: one child trained to the end in 10 s (1 s of it measuring); one stopped after
+        // 1 epoch in 3 s (no measuring cost: its only measurement is its reward's), so its 4
+        // remaining epochs would have taken 4 × 3 s; one stopped after 2 epochs in 5 s, 1 s
+        // measuring, so (5 − 1) / 2 = 2 s per epoch and 3 × 2 s saved.
+        let outcomes = [
+            outcome(10.0, &[0.5, 0.6, 0.7, 0.8, 0.9], false, 1.0),
+            outcome(3.0, &[0.2], true, 0.0),
+            outcome(5.0, &[0.3, 0.35], true, 1.0),
+        ];
+        let s = AssessorSummary::of(&outcomes, 5);
+        assert_eq!((s.trained, s.stopped, s.epochs_trained, s.epochs_full), (3, 2, 8, 15));
+        assert_eq!((s.train_seconds, s.measure_seconds), (18.0, 2.0));
+        assert!((s.saved_seconds - 18.0).abs() < 1e-12, "{}", s.saved_seconds);
+        let md = s.to_markdown();
+        assert!(md.contains("stopped 2 of the 3 children"), "{md}");
+        assert!(md.contains("8 of the 15 epochs"), "{md}");
+        assert!(md.contains("about 18.0 s more"), "{md}");
+        assert!(md.contains("saved about 50%"), "{md}");
     }
 
     #[test]

@@ -404,7 +404,14 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             let agent_path = plugin::resolve(&config.agent)?;
             let reward_path = plugin::resolve(&config.reward)?;
             let assessor_path = config.assessor_spec().map(plugin::resolve).transpose()?;
-            let session = Session::open(&config, &agent_path, &reward_path, assessor_path.as_deref(), options, None)?;
+            let session = Session::open(
+                &config,
+                &agent_path,
+                &reward_path,
+                assessor_path.as_deref(),
+                options,
+                None,
+            )?;
             let run = store.create_run(&NewRun {
                 config_toml: &config.to_toml(),
                 dataset: config.dataset.as_str(),
@@ -445,7 +452,14 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
                 (None, Some(spec)) => Some(plugin::resolve(spec)?),
                 (None, None) => None,
             };
-            let mut session = Session::open(&config, &agent_path, &reward_path, assessor_path.as_deref(), options, None)?;
+            let mut session = Session::open(
+                &config,
+                &agent_path,
+                &reward_path,
+                assessor_path.as_deref(),
+                options,
+                None,
+            )?;
             session.replay_completed(&store, run)?;
             let no_cache = check_same_environment(&record, session.trainer.device_kind(), options.no_cache, force)?;
             let designed = match store.checkpoint(run)? {

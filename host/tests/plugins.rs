@@ -82,6 +82,9 @@ fn reward_round_trips_and_penalises_size() {
         params,
         train_seconds: 1.0,
         failure,
+        epochs_trained: 5,
+        epochs: 5,
+        stopped: false,
     };
 
     let mut accuracy =
@@ -128,11 +131,11 @@ fn wrong_kind_is_refused_with_which() {
     assert!(e.contains("an agent plugin, not a reward shaper"), "{e}");
 }
 
-/// `(component (instance $i) (export "nas:plugin/agent@0.2.0" (instance $i)))`, assembled by the
+/// `(component (instance $i) (export "nas:plugin/agent@0.3.0" (instance $i)))`, assembled by the
 /// `wat` crate: a component claiming a future contract version.
 const FUTURE_AGENT: &[u8] = &[
     0, 97, 115, 109, 13, 0, 1, 0, 5, 3, 1, 1, 0, 11, 28, 1, 0, 22, 110, 97, 115, 58, 112, 108, 117, 103, 105, 110, 47,
-    97, 103, 101, 110, 116, 64, 48, 46, 50, 46, 48, 5, 0, 0, 0, 22, 14, 99, 111, 109, 112, 111, 110, 101, 110, 116, 45,
+    97, 103, 101, 110, 116, 64, 48, 46, 51, 46, 48, 5, 0, 0, 0, 22, 14, 99, 111, 109, 112, 111, 110, 101, 110, 116, 45,
     110, 97, 109, 101, 1, 5, 5, 1, 0, 1, 105,
 ];
 
@@ -144,7 +147,10 @@ fn other_contract_versions_and_non_plugins_are_refused() {
     std::fs::write(&future, FUTURE_AGENT).unwrap();
     let e = rt.load(&future).err().unwrap().to_string();
     assert!(
-        e.contains("nas:plugin@0.2.0") && e.contains("speaks nas:plugin@0.1.0") && e.contains("an agent"),
+        e.contains("nas:plugin@0.3.0")
+            && e.contains("speaks nas:plugin@0.2.0")
+            && e.contains("still loads agent plugins of nas:plugin@0.1.0")
+            && e.contains("an agent"),
         "{e}"
     );
 
@@ -318,6 +324,9 @@ fn the_wat_reward_shaper_behaves_by_default() {
         params: 1000,
         train_seconds: 1.0,
         failure: None,
+        epochs_trained: 5,
+        epochs: 5,
+        stopped: false,
     };
     assert_eq!(reward.shape(&input).unwrap(), 0.75);
 }

@@ -33,6 +33,7 @@ fn outcome(accuracy: f64) -> Outcome {
         seconds: 1.0,
         failure: None,
         transient: false,
+        curve: Default::default(),
     }
 }
 

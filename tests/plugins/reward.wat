@@ -1,9 +1,10 @@
-;; A reward shaper written against the contract by hand, for the sandbox tests: things a plugin
-;; built with the SDK cannot do (declare tables and extra memories, wait in its start function,
-;; describe itself with control characters).
+;; A reward shaper written by hand against contract 0.1.0 (host/wit/), for the sandbox tests: things
+;; a plugin built with the SDK cannot do (declare tables and extra memories, wait in its start
+;; function, describe itself with control characters). Being a 0.1 shaper, it also shows that the
+;; host keeps loading them.
 ;;
 ;; host/tests/common/wat.rs turns it into a component: it fills in the plugin's name and its length
-;; and puts the module fields a test adds at the end, then embeds the `nas:plugin` reward world
+;; and puts the module fields a test adds at the end, then embeds the `nas:plugin@0.1.0` reward world
 ;; (plus the WASI clock and poll interfaces used below) with wit-component.
 (module
   (import "wasi:clocks/monotonic-clock@0.2.0" "subscribe-duration" (func $subscribe_duration (param i64) (result i32)))

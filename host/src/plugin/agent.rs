@@ -77,7 +77,8 @@ impl AgentPlugin {
 
     pub fn save(&mut self) -> Result<Vec<u8>, PluginError> {
         let plugin = &self.bindings;
-        self.sandbox.call("save", |s| on_agent!(plugin, |agent| agent.call_save(s)))
+        self.sandbox
+            .call("save", |s| on_agent!(plugin, |agent| agent.call_save(s)))
     }
 
     pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
@@ -88,9 +89,9 @@ impl AgentPlugin {
 
     pub fn metrics(&mut self) -> Result<Vec<(String, f64)>, PluginError> {
         let plugin = &self.bindings;
-        let metrics = self
-            .sandbox
-            .call("metrics", |s| on_agent!(plugin, |agent| agent.call_metrics(&mut *s)).map(Ok))?;
+        let metrics = self.sandbox.call("metrics", |s| {
+            on_agent!(plugin, |agent| agent.call_metrics(&mut *s)).map(Ok)
+        })?;
         Ok(metrics.into_iter().map(|m| (plugin_text(&m.name), m.value)).collect())
     }
 }

@@ -153,7 +153,11 @@ mod tests {
         for (version, _) in super::OLDER_CONTRACTS {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("wit/nas-plugin@{version}.wit"));
             let wit = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(wit.contains(&format!("package nas:plugin@{version};")), "{}", path.display());
+            assert!(
+                wit.contains(&format!("package nas:plugin@{version};")),
+                "{}",
+                path.display()
+            );
         }
     }
 }

@@ -192,7 +192,11 @@ ALTER TABLE runs ADD COLUMN assessor_sha256 TEXT;
 /// Where an evaluation is stored: a stopped child under a key of the episode that stopped it, so
 /// that a run which would train the architecture fully never finds it in the cache, while the
 /// episode itself (redone after a kill) still does.
-pub(crate) fn stored_key<'a>(cache_key: &'a str, outcome: &Outcome, origin: Option<(i64, usize)>) -> std::borrow::Cow<'a, str> {
+pub(crate) fn stored_key<'a>(
+    cache_key: &'a str,
+    outcome: &Outcome,
+    origin: Option<(i64, usize)>,
+) -> std::borrow::Cow<'a, str> {
     match (outcome.curve.stopped, origin) {
         (true, Some((run, episode))) => stopped_key(cache_key, run, episode).into(),
         (true, None) => format!("{cache_key}#stopped").into(),

@@ -417,7 +417,12 @@ impl RunStore for PgStore {
             .client()
             .query_opt(
                 "SELECT * FROM evaluations WHERE cache_key IN ($1, $4) AND origin_run = $2 AND origin_episode = $3",
-                &[&cache_key, &run, &(episode as i64), &super::stopped_key(cache_key, run, episode)],
+                &[
+                    &cache_key,
+                    &run,
+                    &(episode as i64),
+                    &super::stopped_key(cache_key, run, episode),
+                ],
             )?
             .map(|row| evaluation_from_row(&row)))
     }

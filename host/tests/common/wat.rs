@@ -42,8 +42,8 @@ pub fn wat_reward(dir: &Path, file_stem: &str, name: &str, extra: &str) -> PathB
 
     let mut resolve = wit_parser::Resolve::default();
     resolve
-        .push_file(root.join("plugin-sdk/wit/nas-plugin.wit"))
-        .expect("the contract's WIT");
+        .push_file(root.join("host/wit/nas-plugin@0.1.0.wit"))
+        .expect("contract 0.1.0's WIT");
     let package = resolve
         .push_str("wasi-subset.wit", WASI_SUBSET)
         .expect("the WASI subset");
@@ -55,6 +55,32 @@ pub fn wat_reward(dir: &Path, file_stem: &str, name: &str, extra: &str) -> PathB
         .validate(true)
         .encode()
         .unwrap_or_else(|e| panic!("encoding the WAT reward shaper: {e:#}"));
+    let path = dir.join(format!("{file_stem}.wasm"));
+    std::fs::write(&path, component).unwrap();
+    path
+}
+
+/// Builds `tests/plugins/assessor.wat`, whose `assess` answers with the result tag and verdict
+/// bytes given, into an assessor component at `dir/FILE_STEM.wasm`.
+pub fn wat_assessor(dir: &Path, file_stem: &str, result_tag: u8, verdict: u8) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = std::fs::read_to_string(root.join("tests/plugins/assessor.wat")).unwrap();
+    let text = template
+        .replace("{result_tag}", &result_tag.to_string())
+        .replace("{verdict}", &verdict.to_string());
+    let mut module = wat::parse_str(&text).unwrap_or_else(|e| panic!("assessor.wat: {e}"));
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve
+        .push_file(root.join("plugin-sdk/wit/nas-plugin.wit"))
+        .expect("the contract's WIT");
+    let world = resolve.select_world(&[package], Some("assessor-plugin")).unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap_or_else(|e| panic!("encoding the WAT assessor: {e:#}"));
     let path = dir.join(format!("{file_stem}.wasm"));
     std::fs::write(&path, component).unwrap();
     path

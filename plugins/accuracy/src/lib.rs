@@ -1,4 +1,5 @@
-//! Reward = the child's validation accuracy; a failed child gets `failure_reward`.
+//! Reward = the child's validation accuracy; a failed child gets `failure_reward`, and a child an
+//! assessor stopped early loses `stopped_penalty` (0 by default: its last accuracy counts as is).
 use nas_plugin_sdk::*;
 use serde::Deserialize;
 
@@ -7,11 +8,17 @@ use serde::Deserialize;
 struct Hyperparameters {
     /// Reward of a child that failed to train (diverged, out of memory…).
     failure_reward: f64,
+    /// Subtracted from the accuracy of a child an assessor stopped early, so an agent can be
+    /// taught to avoid designs that are stopped (their last accuracy is an early, low reading).
+    stopped_penalty: f64,
 }
 
 impl Default for Hyperparameters {
     fn default() -> Self {
-        Hyperparameters { failure_reward: 0.0 }
+        Hyperparameters {
+            failure_reward: 0.0,
+            stopped_penalty: 0.0,
+        }
     }
 }
 
@@ -32,6 +39,7 @@ impl RewardShaper for Accuracy {
     fn shape(&mut self, evaluation: &Evaluation) -> Result<f64, String> {
         Ok(match evaluation.failure {
             Some(_) => self.hp.failure_reward,
+            None if evaluation.stopped => evaluation.accuracy - self.hp.stopped_penalty,
             None => evaluation.accuracy,
         })
     }

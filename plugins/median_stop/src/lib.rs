@@ -51,7 +51,11 @@ impl MedianStop {
             return Verdict::Continue;
         }
         // Completed children whose curve reaches this epoch (a protocol of fewer epochs does not).
-        let at_epoch: Vec<f64> = self.completed.iter().filter_map(|c| c.get(epoch - 1).copied()).collect();
+        let at_epoch: Vec<f64> = self
+            .completed
+            .iter()
+            .filter_map(|c| c.get(epoch - 1).copied())
+            .collect();
         if at_epoch.len() < self.hp.min_completed.max(1) {
             return Verdict::Continue;
         }
@@ -121,8 +125,16 @@ mod tests {
     fn a_child_below_the_median_at_its_epoch_is_stopped() {
         let r = rule(3, 1, &POPULATION);
         assert_eq!(r.verdict(&[0.55]), Verdict::Stop, "0.55 < median 0.6 at epoch 1");
-        assert_eq!(r.verdict(&[0.6]), Verdict::Continue, "equal to the median is not below it");
-        assert_eq!(r.verdict(&[0.61, 0.79]), Verdict::Stop, "best 0.79 < median 0.8 at epoch 2");
+        assert_eq!(
+            r.verdict(&[0.6]),
+            Verdict::Continue,
+            "equal to the median is not below it"
+        );
+        assert_eq!(
+            r.verdict(&[0.61, 0.79]),
+            Verdict::Stop,
+            "best 0.79 < median 0.8 at epoch 2"
+        );
         // The best so far counts, not the last epoch: 0.85 at epoch 1 keeps a child whose second
         // epoch dropped to 0.5.
         assert_eq!(r.verdict(&[0.85, 0.5]), Verdict::Continue);
@@ -147,9 +159,17 @@ mod tests {
     fn completed_curves_that_do_not_reach_the_epoch_do_not_count() {
         // Two curves reach epoch 3 (0.75, 0.85), one stops at epoch 2.
         let r = rule(3, 1, &[&[0.5, 0.7, 0.75], &[0.6, 0.8, 0.85], &[0.9, 0.95]]);
-        assert_eq!(r.verdict(&[0.1, 0.1, 0.1]), Verdict::Continue, "only 2 curves reach epoch 3");
+        assert_eq!(
+            r.verdict(&[0.1, 0.1, 0.1]),
+            Verdict::Continue,
+            "only 2 curves reach epoch 3"
+        );
         let r = rule(2, 1, &[&[0.5, 0.7, 0.75], &[0.6, 0.8, 0.85], &[0.9, 0.95]]);
-        assert_eq!(r.verdict(&[0.1, 0.1, 0.79]), Verdict::Stop, "0.79 < median 0.8 of 0.75 and 0.85");
+        assert_eq!(
+            r.verdict(&[0.1, 0.1, 0.79]),
+            Verdict::Stop,
+            "0.79 < median 0.8 of 0.75 and 0.85"
+        );
     }
 
     #[test]
@@ -166,7 +186,11 @@ mod tests {
             layers: vec![Layer::Fc { units: 64 }],
             params: 1,
         };
-        assert_eq!(r.assess(&curve(vec![0.2])).unwrap(), Verdict::Continue, "no population yet");
+        assert_eq!(
+            r.assess(&curve(vec![0.2])).unwrap(),
+            Verdict::Continue,
+            "no population yet"
+        );
         r.completed(&curve(vec![0.5, 0.6])).unwrap();
         assert_eq!(r.assess(&curve(vec![0.2])).unwrap(), Verdict::Stop);
         assert_eq!(r.assess(&curve(vec![0.7])).unwrap(), Verdict::Continue);
