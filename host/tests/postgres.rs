@@ -64,6 +64,26 @@ fn every_command_works_against_postgres_and_gives_the_sqlite_results() {
     );
     assert_eq!(a.eval_samples(1).unwrap().len(), 5);
     assert_eq!(a.checkpoint(1).unwrap().unwrap(), b.checkpoint(1).unwrap().unwrap());
+
+    // With an assessor: stopped children, their curves and the resume's replay, on both backends.
+    let assessor = plugin("median_stop");
+    let mut watched = search.to_vec();
+    watched.extend(["--assessor", assessor.to_str().unwrap()]);
+    for db in [&pg, &sqlite] {
+        nas_host(&watched, db);
+        nas_host(&["search", "--resume", "2", "--episodes", "200"], db);
+    }
+    assert_eq!(a.episodes(2).unwrap(), b.episodes(2).unwrap());
+    let outcomes = |store: &Store| -> Vec<nas_host::evaluator::Outcome> {
+        let ids = store.episode_evaluations(2).unwrap();
+        ids.into_iter()
+            .map(|id| store.evaluation(id).unwrap().outcome)
+            .collect()
+    };
+    let (pg_outcomes, sqlite_outcomes) = (outcomes(&a), outcomes(&b));
+    assert!(pg_outcomes.iter().any(|o| o.curve.stopped));
+    assert_eq!(pg_outcomes, sqlite_outcomes);
+    assert_eq!(a.run(2).unwrap().assessor.unwrap().name, "median_stop");
 }
 
 #[test]

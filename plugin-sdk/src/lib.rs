@@ -359,4 +359,15 @@ mod contract_tests {
             .expect("a package line");
         assert_eq!(package.trim_end_matches(';'), super::CONTRACT_VERSION);
     }
+
+    /// The README's complete assessor is the source `plugins/threshold_stop` builds, verbatim.
+    #[test]
+    fn the_readme_shows_the_example_assessor_as_built() {
+        let readme = include_str!("../README.md");
+        let source = include_str!("../../plugins/threshold_stop/src/lib.rs");
+        assert!(
+            readme.contains(&format!("```rust\n{source}```")),
+            "plugin-sdk/README.md's assessor differs from plugins/threshold_stop/src/lib.rs"
+        );
+    }
 }
