@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::evaluator::Outcome;
-use crate::search::{plugin_section_name, Lookup, SearchOptions, Session};
+use crate::search::{plugin_section_name, Lookup, PluginPaths, SearchOptions, Session};
 use crate::stats::mean_std;
 use crate::store::{EvalSampleRow, Store};
 
@@ -182,10 +182,14 @@ pub fn eval_with(
     let (_, state) = store
         .checkpoint(run)?
         .ok_or_else(|| anyhow::anyhow!("run {run} has no finished episode yet, so there is no policy to evaluate"))?;
-    let agent_path = std::path::PathBuf::from(&record.agent.path);
-    let reward_path = std::path::PathBuf::from(&record.reward.path);
-    let agent_config = config.eval_plugin_json(&plugin_section_name(&agent_path));
-    let mut session = Session::open(&config, &agent_path, &reward_path, None, options, Some(agent_config))?;
+    // The frozen policy's samples are trained to the end: no assessor.
+    let plugins = PluginPaths {
+        agent: std::path::PathBuf::from(&record.agent.path),
+        reward: std::path::PathBuf::from(&record.reward.path),
+        assessor: None,
+    };
+    let agent_config = config.eval_plugin_json(&plugin_section_name(&plugins.agent));
+    let mut session = Session::open(&config, &plugins, options, Some(agent_config))?;
     session.agent.load(&state)?;
     let count = samples.unwrap_or(config.eval.samples);
     let reuse_cache = reuse_cache.unwrap_or(config.eval.reuse_cache);

@@ -93,6 +93,25 @@ fn record(path: &Path, info: &plugin::PluginInfo, sha256: &str) -> PluginRecord 
     }
 }
 
+/// The plugin files of a session: its agent, reward shaper and, if the search has one, assessor.
+#[derive(Debug, Clone)]
+pub struct PluginPaths {
+    pub agent: PathBuf,
+    pub reward: PathBuf,
+    pub assessor: Option<PathBuf>,
+}
+
+impl PluginPaths {
+    /// Resolves a run configuration's plugin names or paths.
+    pub fn of(config: &RunConfig) -> anyhow::Result<PluginPaths> {
+        Ok(PluginPaths {
+            agent: plugin::resolve(&config.agent)?,
+            reward: plugin::resolve(&config.reward)?,
+            assessor: config.assessor_spec().map(plugin::resolve).transpose()?,
+        })
+    }
+}
+
 /// How an architecture is evaluated: already known (this episode's own evaluation, or the
 /// cache), or to be trained.
 pub enum Lookup {
@@ -107,15 +126,14 @@ pub enum Lookup {
 impl Session {
     /// Loads the plugins and sets up training as the run's `[parallel]` says (loading the
     /// dataset when this process trains). `agent_config` overrides the agent's configuration
-    /// section (used by `eval`); an assessor (`assessor_path`) watches the search's children.
+    /// section (used by `eval`); an assessor in `plugins` watches the search's children.
     pub fn open(
         config: &RunConfig,
-        agent_path: &Path,
-        reward_path: &Path,
-        assessor_path: Option<&Path>,
+        plugins: &PluginPaths,
         options: &SearchOptions,
         agent_config: Option<String>,
     ) -> anyhow::Result<Session> {
+        let (agent_path, reward_path) = (plugins.agent.as_path(), plugins.reward.as_path());
         let (_, side, _) = config.dataset.image_shape();
         let mdp = Mdp::new(config.mdp.clone(), side as u32);
         let runtime = Runtime::new(Runtime::default_cache_dir())?;
@@ -131,7 +149,7 @@ impl Session {
             config.seed,
         )?;
         reward.init(&config.plugin_json(&reward_name))?;
-        let assessor = match assessor_path {
+        let assessor = match plugins.assessor.as_deref() {
             Some(path) => {
                 let file = runtime.load(path)?;
                 let mut assessor = AssessorPlugin::instantiate(&runtime, &file, config.sandbox, config.seed)?;
@@ -401,17 +419,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             // The number of environments shapes the results: fixed now, whatever workers a
             // resume brings.
             config.parallel.envs = config.parallel.env_count();
-            let agent_path = plugin::resolve(&config.agent)?;
-            let reward_path = plugin::resolve(&config.reward)?;
-            let assessor_path = config.assessor_spec().map(plugin::resolve).transpose()?;
-            let session = Session::open(
-                &config,
-                &agent_path,
-                &reward_path,
-                assessor_path.as_deref(),
-                options,
-                None,
-            )?;
+            let session = Session::open(&config, &PluginPaths::of(&config)?, options, None)?;
             let run = store.create_run(&NewRun {
                 config_toml: &config.to_toml(),
                 dataset: config.dataset.as_str(),
@@ -444,22 +452,20 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
                     designed_with.1
                 );
             }
-            let agent_path = check_unchanged("agent", &record.agent, force)?;
-            let reward_path = check_unchanged("reward", &record.reward, force)?;
-            let assessor_path = match (&record.assessor, config.assessor_spec()) {
+            let agent = check_unchanged("agent", &record.agent, force)?;
+            let reward = check_unchanged("reward", &record.reward, force)?;
+            let assessor = match (&record.assessor, config.assessor_spec()) {
                 (Some(recorded), _) => Some(check_unchanged("assessor", recorded, force)?),
                 // A run stored before its assessor was recorded: resolve it as it started.
                 (None, Some(spec)) => Some(plugin::resolve(spec)?),
                 (None, None) => None,
             };
-            let mut session = Session::open(
-                &config,
-                &agent_path,
-                &reward_path,
-                assessor_path.as_deref(),
-                options,
-                None,
-            )?;
+            let plugins = PluginPaths {
+                agent,
+                reward,
+                assessor,
+            };
+            let mut session = Session::open(&config, &plugins, options, None)?;
             session.replay_completed(&store, run)?;
             let no_cache = check_same_environment(&record, session.trainer.device_kind(), options.no_cache, force)?;
             let designed = match store.checkpoint(run)? {

@@ -38,7 +38,7 @@ pub fn wat_reward(dir: &Path, file_stem: &str, name: &str, extra: &str) -> PathB
         .replace("{name}", &escaped_name)
         .replace("{name_len}", &name.len().to_string())
         .replace(";; {extra}", extra);
-    let mut module = wat::parse_str(&text).unwrap_or_else(|e| panic!("reward.wat: {e}"));
+    let module = wat::parse_str(&text).unwrap_or_else(|e| panic!("reward.wat: {e}"));
 
     let mut resolve = wit_parser::Resolve::default();
     resolve
@@ -48,16 +48,20 @@ pub fn wat_reward(dir: &Path, file_stem: &str, name: &str, extra: &str) -> PathB
         .push_str("wasi-subset.wit", WASI_SUBSET)
         .expect("the WASI subset");
     let world = resolve.select_world(&[package], Some("reward")).unwrap();
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    encode(module, &resolve, world, &dir.join(format!("{file_stem}.wasm")))
+}
+
+/// Embeds `world` into the core module and writes the component to `path`.
+fn encode(mut module: Vec<u8>, resolve: &wit_parser::Resolve, world: wit_parser::WorldId, path: &Path) -> PathBuf {
+    wit_component::embed_component_metadata(&mut module, resolve, world, wit_component::StringEncoding::UTF8).unwrap();
     let component = wit_component::ComponentEncoder::default()
         .module(&module)
         .unwrap()
         .validate(true)
         .encode()
-        .unwrap_or_else(|e| panic!("encoding the WAT reward shaper: {e:#}"));
-    let path = dir.join(format!("{file_stem}.wasm"));
-    std::fs::write(&path, component).unwrap();
-    path
+        .unwrap_or_else(|e| panic!("encoding {}: {e:#}", path.display()));
+    std::fs::write(path, component).unwrap();
+    path.to_path_buf()
 }
 
 /// Builds `tests/plugins/assessor.wat`, whose `assess` answers with the result tag and verdict
@@ -68,20 +72,11 @@ pub fn wat_assessor(dir: &Path, file_stem: &str, result_tag: u8, verdict: u8) ->
     let text = template
         .replace("{result_tag}", &result_tag.to_string())
         .replace("{verdict}", &verdict.to_string());
-    let mut module = wat::parse_str(&text).unwrap_or_else(|e| panic!("assessor.wat: {e}"));
+    let module = wat::parse_str(&text).unwrap_or_else(|e| panic!("assessor.wat: {e}"));
     let mut resolve = wit_parser::Resolve::default();
     let package = resolve
         .push_file(root.join("plugin-sdk/wit/nas-plugin.wit"))
         .expect("the contract's WIT");
     let world = resolve.select_world(&[package], Some("assessor-plugin")).unwrap();
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap_or_else(|e| panic!("encoding the WAT assessor: {e:#}"));
-    let path = dir.join(format!("{file_stem}.wasm"));
-    std::fs::write(&path, component).unwrap();
-    path
+    encode(module, &resolve, world, &dir.join(format!("{file_stem}.wasm")))
 }
