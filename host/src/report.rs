@@ -612,7 +612,7 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     anyhow::ensure!(!episodes.is_empty(), "run {run} has no finished episodes to report on");
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let config = crate::config::RunConfig::from_toml(&record.config_toml)?;
-    let labels = PlotLabels {
+    let mut labels = PlotLabels {
         subtitle: format!(
             "run {run} · agent {} {} · reward {} {} · dataset {} · evaluator {}",
             record.agent.name,
@@ -624,6 +624,9 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         ),
         score: score_name(&record.evaluator),
     };
+    if let Some(assessor) = &record.assessor {
+        labels.subtitle.push_str(&format!(" · assessor {}", assessor.name));
+    }
     let score = labels.score;
 
     figure(
