@@ -32,6 +32,8 @@ pub struct ChildRequest {
     pub origin: Option<(i64, usize)>,
     /// Hand the trained weights back.
     pub keep: bool,
+    /// Set when the run's assessor watches the training (the protocol's epochs).
+    pub watch_epochs: Option<usize>,
 }
 
 /// A child's stored evaluation.
@@ -68,8 +70,6 @@ pub trait Trainer: Send {
         tick: &mut dyn FnMut(&PoolStatus),
         watch: Option<&mut Watch>,
     ) -> anyhow::Result<(usize, Finished)>;
-    /// Whether an assessor can watch the children this trainer trains.
-    fn can_watch(&self) -> bool;
 }
 
 /// Children that share a cache key: the first ticket trains it, the others join.
@@ -117,10 +117,6 @@ impl Trainer for InProcess {
             None => self.queue.push_back((vec![ticket], child)),
         }
         Ok(())
-    }
-
-    fn can_watch(&self) -> bool {
-        true
     }
 
     fn wait(
@@ -177,13 +173,24 @@ impl Trainer for InProcess {
     }
 }
 
-/// Hands children to workers through the store's queue and polls for their results.
+/// A queued child the search waits on.
+struct QueuedJob {
+    id: i64,
+    /// The submissions waiting on it.
+    tickets: Vec<usize>,
+    /// Weights wanted.
+    keep: bool,
+    arch: Architecture,
+}
+
+/// Hands children to workers through the store's queue and polls for their results. An assessor
+/// watches them from here: workers post each child's curve after every epoch and wait for the
+/// verdict this search gives.
 pub struct Queued {
     device_kind: &'static str,
     dataset: String,
     evaluator: &'static str,
-    /// (job id, tickets waiting on it, weights wanted).
-    jobs: Vec<(i64, Vec<usize>, bool)>,
+    jobs: Vec<QueuedJob>,
     ready: VecDeque<(usize, Finished)>,
     workers: Option<SharedWorkers>,
     /// How to start a worker by hand, said when children wait and no worker takes them.
@@ -245,27 +252,28 @@ impl Trainer for Queued {
             origin: child.origin,
             keep_weights: child.keep,
             data_sha256: &self.data_sha256,
+            watch_epochs: child.watch_epochs,
         })?;
-        match self.jobs.iter_mut().find(|(id, _, _)| *id == job) {
-            Some((_, tickets, keep)) => {
-                tickets.push(ticket);
-                *keep |= child.keep;
+        match self.jobs.iter_mut().find(|j| j.id == job) {
+            Some(queued) => {
+                queued.tickets.push(ticket);
+                queued.keep |= child.keep;
             }
-            None => self.jobs.push((job, vec![ticket], child.keep)),
+            None => self.jobs.push(QueuedJob {
+                id: job,
+                tickets: vec![ticket],
+                keep: child.keep,
+                arch: child.arch,
+            }),
         }
         Ok(())
-    }
-
-    /// Workers never load plugins, so no assessor watches them.
-    fn can_watch(&self) -> bool {
-        false
     }
 
     fn wait(
         &mut self,
         store: &Store,
         tick: &mut dyn FnMut(&PoolStatus),
-        _watch: Option<&mut Watch>,
+        mut watch: Option<&mut Watch>,
     ) -> anyhow::Result<(usize, Finished)> {
         let started = Instant::now();
         let mut last_tick: Option<Instant> = None;
@@ -279,22 +287,27 @@ impl Trainer for Queued {
             if let Some(workers) = &self.workers {
                 workers.check()?;
             }
-            let ids: Vec<i64> = self.jobs.iter().map(|j| j.0).collect();
+            let ids: Vec<i64> = self.jobs.iter().map(|j| j.id).collect();
+            if let Some(watch) = watch.as_deref_mut() {
+                if self.judge_curves(store, &ids, watch)? {
+                    poll = Duration::from_millis(10);
+                }
+            }
             for (id, state) in store.job_states(&ids)? {
                 let JobState::Done { evaluation_id } = state else {
                     continue;
                 };
-                let position = self.jobs.iter().position(|j| j.0 == id).expect("polled job");
-                let (_, tickets, keep) = self.jobs.remove(position);
+                let position = self.jobs.iter().position(|j| j.id == id).expect("polled job");
+                let job = self.jobs.remove(position);
                 let outcome = store.evaluation(evaluation_id)?.outcome;
-                let weights = if keep { store.take_job_weights(id)? } else { None };
+                let weights = if job.keep { store.take_job_weights(id)? } else { None };
                 let finished = Finished {
                     evaluation_id,
                     outcome,
                     weights,
                     joined: false,
                 };
-                hand_out(&mut self.ready, &tickets, finished);
+                hand_out(&mut self.ready, &job.tickets, finished);
             }
             if !self.ready.is_empty() {
                 continue;
@@ -313,8 +326,28 @@ impl Trainer for Queued {
                 }
             }
             std::thread::sleep(poll);
-            poll = (poll * 2).min(Duration::from_millis(200));
+            // A worker waits on each verdict: poll more often while an assessor watches.
+            let longest = if watch.is_some() { 50 } else { 200 };
+            poll = (poll * 2).min(Duration::from_millis(longest));
         }
+    }
+}
+
+impl Queued {
+    /// Gives the assessor's verdict on every curve of `ids` that waits for one; true when there
+    /// was any. A failing assessor is the search's error; its child waits in its worker until the
+    /// search resumes (or the worker's lease ends with the worker).
+    fn judge_curves(&self, store: &Store, ids: &[i64], watch: &mut Watch) -> anyhow::Result<bool> {
+        let curves = store.curves_to_judge(ids)?;
+        for curve in &curves {
+            let arch = &self.jobs.iter().find(|j| j.id == curve.job).expect("polled job").arch;
+            let stop = watch.judge(arch)(&curve.accuracy);
+            if let Some(failure) = watch.take_failure() {
+                return Err(failure.into());
+            }
+            store.give_verdict(curve, stop)?;
+        }
+        Ok(!curves.is_empty())
     }
 }
 

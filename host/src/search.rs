@@ -159,12 +159,6 @@ impl Session {
             None => None,
         };
         let (trainer, workers) = pool::trainer_for(config, &mdp, options)?;
-        if assessor.is_some() && !trainer.can_watch() {
-            anyhow::bail!(
-                "assessor {} watches children trained in the search process, but this search trains them in workers, which load no plugins; run without workers (no --workers/--launcher), or with --assessor none",
-                config.assessor
-            );
-        }
         let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         let (assessor_record, watch) = match assessor {
@@ -283,6 +277,7 @@ impl Session {
             train_seed,
             origin,
             keep,
+            watch_epochs: self.watch.is_some().then_some(self.config.train.epochs),
         }))
     }
 

@@ -1,7 +1,8 @@
 //! `nas-host worker`: trains children from the run store's queue. It claims the oldest child for
 //! its device with a lease, renews the lease from a heartbeat thread while it trains, and writes
 //! the result, which the store accepts only while the lease is still its own. Workers never load
-//! plugins; they load each dataset once and keep it.
+//! plugins; they load each dataset once and keep it. When the search's assessor watches a child,
+//! the worker posts the curve after every epoch and waits for the search's verdict on it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,10 +13,10 @@ use nas_datasets::DatasetName;
 
 use crate::arch::Architecture;
 use crate::device::DeviceChoice;
-use crate::evaluator::{score_synthetic, train_child, EvaluatorKind, Outcome, SyntheticConfig};
+use crate::evaluator::{score_synthetic, train_child, Evaluator, EvaluatorKind, Outcome, SyntheticConfig};
 use crate::pool::{host_name, worker_name};
-use crate::store::{queue::unix_now, ClaimedJob, Store, WorkerRow};
-use crate::train::{TensorData, TrainConfig, Validation};
+use crate::store::{queue::unix_now, Awaited, ClaimedJob, Store, WorkerRow};
+use crate::train::{EpochJudge, TensorData, TrainConfig, Validation};
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -109,9 +110,17 @@ fn serve(
         store.worker_seen(name, Some(job.id), false)?;
         sink.claimed(&job);
         let heartbeat = Heartbeat::start(options.db.clone(), name.to_string(), job.clone(), options.lease_secs);
-        let evaluated = evaluate(&job, datasets);
+        let mut verdicts = Verdicts::new(store, name, &job);
+        let evaluated = match job.watch_epochs {
+            Some(_) => evaluate(&job, datasets, Some(&mut |curve: &[f64]| verdicts.judge(curve))),
+            None => evaluate(&job, datasets, None),
+        };
         heartbeat.stop();
         let (outcome, weights) = evaluated?;
+        if let Some(error) = verdicts.error {
+            // The curve was cut short by the store, not by a verdict: nothing is recorded.
+            return Err(error.context(format!("waiting for the verdict on `{}`", job.architecture)));
+        }
         let depth = job.architecture.split_whitespace().count();
         let recorded = store.complete(&job, name, &job.evaluation(depth, &outcome), weights.as_deref())?;
         if recorded.is_none() {
@@ -131,9 +140,77 @@ fn serve(
     }
 }
 
-/// Evaluates a claimed child. A child that cannot be described (a malformed job) is a failed
-/// outcome; a dataset this worker cannot load is an error, so the child goes to another worker.
-fn evaluate(job: &ClaimedJob, datasets: &mut Datasets) -> anyhow::Result<(Outcome, Option<Vec<u8>>)> {
+/// A worker's side of an assessor: posts the curve of the child it trains and waits for the
+/// search's verdict on it.
+struct Verdicts<'a> {
+    store: &'a Store,
+    owner: &'a str,
+    job: &'a ClaimedJob,
+    /// A store failure while waiting; training stops and the worker reports it.
+    error: Option<anyhow::Error>,
+}
+
+/// How long a worker waits for a verdict before it says that it waits.
+const VERDICT_PATIENCE: Duration = Duration::from_secs(60);
+
+impl<'a> Verdicts<'a> {
+    fn new(store: &'a Store, owner: &'a str, job: &'a ClaimedJob) -> Verdicts<'a> {
+        Verdicts {
+            store,
+            owner,
+            job,
+            error: None,
+        }
+    }
+
+    /// Whether training stops after the epochs of `curve`. A lost lease stops it too: the
+    /// worker that took the child over trains it, and this worker's result would be dropped.
+    fn judge(&mut self, curve: &[f64]) -> bool {
+        match self.await_verdict(curve) {
+            Ok(Awaited::Continue) => false,
+            Ok(Awaited::Stop | Awaited::LeaseLost) => true,
+            Ok(Awaited::Pending) => unreachable!("waited until answered"),
+            Err(e) => {
+                self.error = Some(e);
+                true
+            }
+        }
+    }
+
+    fn await_verdict(&self, curve: &[f64]) -> anyhow::Result<Awaited> {
+        if !self.store.post_curve(self.job, self.owner, curve)? {
+            return Ok(Awaited::LeaseLost);
+        }
+        let started = Instant::now();
+        let mut said = false;
+        let mut poll = Duration::from_millis(2);
+        loop {
+            match self.store.awaited_verdict(self.job, self.owner, curve.len())? {
+                Awaited::Pending => {}
+                answered => return Ok(answered),
+            }
+            if !said && started.elapsed() >= VERDICT_PATIENCE {
+                tracing::warn!(
+                    "`{}` waits for the search's assessor to judge epoch {} (is the search running? a resumed search answers)",
+                    self.job.architecture,
+                    curve.len()
+                );
+                said = true;
+            }
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Evaluates a claimed child, with `judge` asked after every epoch when an assessor watches it.
+/// A child that cannot be described (a malformed job) is a failed outcome; a dataset this worker
+/// cannot load is an error, so the child goes to another worker.
+fn evaluate(
+    job: &ClaimedJob,
+    datasets: &mut Datasets,
+    judge: Option<EpochJudge<'_>>,
+) -> anyhow::Result<(Outcome, Option<Vec<u8>>)> {
     let failed = |reason: String| Outcome {
         accuracy: 0.0,
         params: 0,
@@ -162,7 +239,16 @@ fn evaluate(job: &ClaimedJob, datasets: &mut Datasets) -> anyhow::Result<(Outcom
                 }
             };
             let target: Architecture = config.target.parse().map_err(anyhow::Error::msg)?;
-            Ok((score_synthetic(&arch, &target, dataset), None))
+            match job.watch_epochs {
+                // The search's own evaluator, so the synthetic curve is the one it would draw.
+                Some(epochs) => Ok(Evaluator::Synthetic {
+                    target,
+                    dataset,
+                    epochs,
+                }
+                .evaluate(&arch, 0, false, judge)),
+                None => Ok((score_synthetic(&arch, &target, dataset), None)),
+            }
         }
         _ => {
             let protocol: TrainConfig = match serde_json::from_str(&job.protocol_json) {
@@ -179,7 +265,7 @@ fn evaluate(job: &ClaimedJob, datasets: &mut Datasets) -> anyhow::Result<(Outcom
                 &job.data_sha256[..12.min(job.data_sha256.len())]
             );
             let data = datasets.get(dataset, &protocol)?;
-            Ok(train_child(&arch, data, &protocol, job.keep_weights, None))
+            Ok(train_child(&arch, data, &protocol, job.keep_weights, judge))
         }
     }
 }

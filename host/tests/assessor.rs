@@ -1,6 +1,6 @@
 //! Assessors (early stopping): the median rule through the host, stopped children in the store and
-//! the cache, resume, real training with curves and the report, hostile assessors, and contract 0.1
-//! plugins beside them.
+//! the cache, resume, real training with curves and the report, hostile assessors, contract 0.1
+//! plugins beside them, and children that workers train.
 
 mod common;
 
@@ -328,15 +328,76 @@ fn contract_0_1_plugins_run_beside_an_assessor() {
     );
 }
 
-/// Workers load no plugins, so an assessor with workers is refused up front, saying what to do.
-#[test]
-fn an_assessor_with_workers_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = with_assessor(synthetic_config("random", 4, 1), "median_stop", "");
-    config.parallel.workers = 1;
-    let e = format!("{:#}", search(config, &dir.path().join("nas.sqlite")).unwrap_err());
+/// Runs `nas-host search` (workers are processes of the binary) with `config` and `extra` flags.
+fn search_binary(config: &RunConfig, db: &Path, extra: &[&str]) -> Vec<EpisodeRecord> {
+    let file = db.with_extension("toml");
+    std::fs::write(&file, toml::to_string(config).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nas-host"))
+        .args([
+            "search",
+            "--config",
+            file.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .args(extra)
+        .env("NAS_LOG", "warn")
+        .output()
+        .unwrap();
     assert!(
-        e.contains("workers, which load no plugins") && e.contains("--assessor none"),
-        "{e}"
+        out.status.success(),
+        "search failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    Store::open(db).unwrap().episodes(1).unwrap()
+}
+
+/// Children that workers train are watched too: each worker posts the curve after every epoch
+/// and waits for the verdict the search's assessor gives. A 2-worker `sync` run equals the run
+/// that trains its 2 environments in the search process, stop decisions included; with real
+/// training, the workers stop where the assessor says.
+#[test]
+fn an_assessor_watches_children_that_workers_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_assessor(synthetic_config("ppo", 60, 4), "median_stop", "min_completed = 5");
+    let (in_process, workers) = (dir.path().join("in-process.sqlite"), dir.path().join("workers.sqlite"));
+    let a = search_binary(&config, &in_process, &["--envs", "2"]);
+    let b = search_binary(&config, &workers, &["--workers", "2"]);
+    let key = |e: &EpisodeRecord| (e.index, e.env, e.architecture.clone(), e.reward.to_bits());
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        b.iter().map(key).collect::<Vec<_>>()
+    );
+    let stopped = |db: &Path| outcomes(db, 1).iter().map(|o| o.curve.stopped).collect::<Vec<_>>();
+    assert_eq!(stopped(&in_process), stopped(&workers));
+    let n_stopped = stopped(&workers).iter().filter(|s| **s).count();
+    assert!(n_stopped >= 10, "only {n_stopped} of 60 stopped");
+    let conn = rusqlite::Connection::open(&workers).unwrap();
+    let (jobs, watched): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE watch_epochs = 5 AND verdict_epochs > 0) FROM queue",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        jobs > 0 && watched == jobs,
+        "{watched} of {jobs} queued children were judged"
+    );
+
+    let mut config = synthetic_config("random", 6, 2);
+    config.evaluator = nas_host::evaluator::EvaluatorKind::Train;
+    config.dataset = nas_datasets::DatasetName::Synthetic;
+    config.train.epochs = 3;
+    let config = with_assessor(config, "hostile_assessor", r#"mode = "stop-always""#);
+    let real = dir.path().join("real.sqlite");
+    let episodes = search_binary(&config, &real, &["--workers", "2"]);
+    assert_eq!(episodes.len(), 6);
+    for (episode, outcome) in episodes.iter().zip(outcomes(&real, 1)) {
+        assert!(
+            outcome.curve.stopped && outcome.curve.accuracy.len() == 1 && outcome.failure.is_none(),
+            "{outcome:?}"
+        );
+        assert_eq!(episode.accuracy, outcome.curve.accuracy[0]);
+    }
 }

@@ -85,6 +85,32 @@ fn every_command_works_against_postgres_and_gives_the_sqlite_results() {
     assert!(pg_outcomes.iter().any(|o| o.curve.stopped));
     assert_eq!(pg_outcomes, sqlite_outcomes);
     assert_eq!(a.run(2).unwrap().assessor.unwrap().name, "median_stop");
+
+    // The same watched search with 2 workers through PostgreSQL (the curves and verdicts pass
+    // through its queue) equals 2 environments trained in the search process on SQLite.
+    let fewer: Vec<&str> = watched.iter().map(|a| if *a == "150" { "80" } else { *a }).collect();
+    // In a directory of its own: the workers' logs go under its runs/.
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(&fewer)
+        .args(["--workers", "2", "--db"])
+        .arg(&pg)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    nas_host(&[&fewer[..], &["--envs", "2"]].concat(), &sqlite);
+    let key = |e: &nas_host::store::EpisodeRecord| (e.index, e.env, e.architecture.clone(), e.reward.to_bits());
+    let keys = |store: &Store| store.episodes(3).unwrap().iter().map(key).collect::<Vec<_>>();
+    assert_eq!(keys(&a).len(), 80);
+    assert_eq!(keys(&a), keys(&b));
+    let stopped = |store: &Store| -> Vec<bool> {
+        let ids = store.episode_evaluations(3).unwrap();
+        ids.into_iter()
+            .map(|id| store.evaluation(id).unwrap().outcome.curve.stopped)
+            .collect()
+    };
+    assert!(stopped(&a).contains(&true));
+    assert_eq!(stopped(&a), stopped(&b));
 }
 
 #[test]

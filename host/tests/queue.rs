@@ -1,7 +1,8 @@
 //! The queue's guarantees, checked on both store backends (SQLite, and PostgreSQL on a
 //! throwaway server): one job per key in flight, only the lease holder records a result, a
-//! duplicated report is not recorded twice, concurrent workers claim each child once, and a child
-//! that kills its workers is given up.
+//! duplicated report is not recorded twice, concurrent workers claim each child once, a child
+//! that kills its workers is given up, and a watched child's curve and verdicts pass between its
+//! worker and its run.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::path::Path;
 use common::pg::PgServer;
 use nas_host::evaluator::Outcome;
 use nas_host::store::queue::MAX_ATTEMPTS;
-use nas_host::store::{JobState, NewJob, Store};
+use nas_host::store::{Awaited, CurveToJudge, JobState, NewJob, Store};
 
 fn job(key: &str) -> NewJob<'_> {
     NewJob {
@@ -23,6 +24,7 @@ fn job(key: &str) -> NewJob<'_> {
         origin: Some((1, 0)),
         keep_weights: false,
         data_sha256: "",
+        watch_epochs: None,
     }
 }
 
@@ -101,6 +103,87 @@ fn a_child_that_kills_its_workers_is_given_up(store: &Store) {
     assert_eq!(store.claim("w", "cpu", 60.0).unwrap().unwrap().attempt, 1);
 }
 
+fn watched(key: &str, run: i64, episode: usize) -> NewJob<'_> {
+    NewJob {
+        origin: Some((run, episode)),
+        watch_epochs: Some(3),
+        ..job(key)
+    }
+}
+
+fn a_watched_child_is_its_runs_own_and_verdicts_reach_its_lease_holder(store: &Store) {
+    let mine = store.enqueue(&watched("w", 1, 0)).unwrap();
+    assert_eq!(
+        store.enqueue(&watched("w", 1, 1)).unwrap(),
+        mine,
+        "the run's own environments join it"
+    );
+    let unwatched = store.enqueue(&job("w")).unwrap();
+    let other_run = store.enqueue(&watched("w", 2, 0)).unwrap();
+    assert!(
+        unwatched != mine && other_run != mine && other_run != unwatched,
+        "no other run waits on a training this run's assessor may stop"
+    );
+    // w1 claims it with a lease that has already run out, so w2 takes it over below.
+    let stale = store.claim("w1", "cpu", -1.0).unwrap().unwrap();
+    assert_eq!(
+        (stale.id, stale.cache_key.as_str(), stale.watch_epochs),
+        (mine, "w", Some(3))
+    );
+    assert_eq!(store.curves_to_judge(&[mine]).unwrap(), vec![]);
+    assert!(store.post_curve(&stale, "w1", &[0.5]).unwrap());
+    assert_eq!(store.awaited_verdict(&stale, "w1", 1).unwrap(), Awaited::Pending);
+    let first = store.curves_to_judge(&[mine, unwatched]).unwrap();
+    assert_eq!(
+        first,
+        vec![CurveToJudge {
+            job: mine,
+            attempt: 1,
+            accuracy: vec![0.5]
+        }]
+    );
+    store.give_verdict(&first[0], false).unwrap();
+    assert_eq!(store.awaited_verdict(&stale, "w1", 1).unwrap(), Awaited::Continue);
+    assert_eq!(store.curves_to_judge(&[mine]).unwrap(), vec![], "judged once");
+    assert!(store.post_curve(&stale, "w1", &[0.5, 0.55]).unwrap());
+    assert_eq!(store.awaited_verdict(&stale, "w1", 2).unwrap(), Awaited::Pending);
+    let second = store.curves_to_judge(&[mine]).unwrap();
+
+    // w2 takes the child over and trains it afresh: w1's curve and verdicts are gone, a verdict on
+    // w1's curve does not reach w2, and w1 learns that its lease is lost.
+    let fresh = store.claim("w2", "cpu", 60.0).unwrap().unwrap();
+    assert_eq!((fresh.id, fresh.attempt), (mine, 2));
+    assert_eq!(store.curves_to_judge(&[mine]).unwrap(), vec![]);
+    store.give_verdict(&second[0], true).unwrap();
+    assert!(!store.post_curve(&stale, "w1", &[0.5, 0.55]).unwrap());
+    assert_eq!(store.awaited_verdict(&stale, "w1", 2).unwrap(), Awaited::LeaseLost);
+    assert!(store.post_curve(&fresh, "w2", &[0.4]).unwrap());
+    assert_eq!(store.awaited_verdict(&fresh, "w2", 1).unwrap(), Awaited::Pending);
+    let judged = store.curves_to_judge(&[mine]).unwrap();
+    assert_eq!((judged[0].attempt, judged[0].accuracy.clone()), (2, vec![0.4]));
+    store.give_verdict(&judged[0], true).unwrap();
+    assert_eq!(store.awaited_verdict(&fresh, "w2", 1).unwrap(), Awaited::Stop);
+
+    // Stopped, it is recorded under its episode's own key, never as the architecture's.
+    let mut stopped = outcome(0.4);
+    stopped.curve.accuracy = vec![0.4];
+    stopped.curve.stopped = true;
+    store
+        .complete(&fresh, "w2", &fresh.evaluation(1, &stopped), None)
+        .unwrap()
+        .unwrap();
+    assert!(store.cached_evaluation("w").unwrap().is_none());
+    assert!(
+        store
+            .evaluation_of_episode("w", 1, 0)
+            .unwrap()
+            .unwrap()
+            .outcome
+            .curve
+            .stopped
+    );
+}
+
 fn concurrent_workers_each_claim_a_different_child(db: &Path) {
     let store = Store::open(db).unwrap();
     let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
@@ -139,6 +222,7 @@ fn the_sqlite_queue_keeps_its_guarantees() {
     let store = Store::open(&dir.path().join("a.sqlite")).unwrap();
     only_the_lease_holder_records_a_result(&store);
     a_child_that_kills_its_workers_is_given_up(&store);
+    a_watched_child_is_its_runs_own_and_verdicts_reach_its_lease_holder(&store);
     concurrent_workers_each_claim_a_different_child(&dir.path().join("b.sqlite"));
 }
 
@@ -148,5 +232,6 @@ fn the_postgres_queue_keeps_its_guarantees() {
     let store = Store::open(&server.database("leases")).unwrap();
     only_the_lease_holder_records_a_result(&store);
     a_child_that_kills_its_workers_is_given_up(&store);
+    a_watched_child_is_its_runs_own_and_verdicts_reach_its_lease_holder(&store);
     concurrent_workers_each_claim_a_different_child(&server.database("claims"));
 }

@@ -187,6 +187,16 @@ ALTER TABLE runs ADD COLUMN assessor_version TEXT;
 ALTER TABLE runs ADD COLUMN assessor_path TEXT;
 ALTER TABLE runs ADD COLUMN assessor_sha256 TEXT;
 "#,
+    // 7: assessors with workers: a watched child is its run's own job (its queue key carries the
+    // run; `evaluation_key` is the key it is recorded under), its worker posts the curve after
+    // every epoch and waits for the search's verdict on it.
+    r#"
+ALTER TABLE queue ADD COLUMN evaluation_key TEXT;             -- NULL: the queue's cache_key
+ALTER TABLE queue ADD COLUMN watch_epochs INTEGER;             -- the protocol's epochs when watched
+ALTER TABLE queue ADD COLUMN curve TEXT;                       -- JSON, accuracy per epoch of this attempt
+ALTER TABLE queue ADD COLUMN verdict_epochs INTEGER NOT NULL DEFAULT 0; -- the curve length last judged
+ALTER TABLE queue ADD COLUMN verdict_stop INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Where an evaluation is stored: a stopped child under a key of the episode that stopped it, so
@@ -417,7 +427,7 @@ pub trait RunStore: JobQueue + Send {
 
 pub mod postgres;
 pub mod queue;
-pub use queue::{ClaimedJob, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
+pub use queue::{Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
 
 /// An open run store, whatever its backend; derefs to [`RunStore`].
 pub struct Store(Box<dyn RunStore>);

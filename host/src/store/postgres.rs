@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use postgres::{Client, NoTls, Row, Transaction};
 
-use super::queue::{given_up, unix_now, MAX_ATTEMPTS};
+use super::queue::{curves_waiting, given_up, unix_now, Awaited, CurveToJudge, MAX_ATTEMPTS};
 use super::{
     CachedEvaluation, ClaimedJob, EpisodeRecord, EvalSampleRow, InFlightDesign, JobQueue, JobState, NewEvaluation,
     NewJob, NewRun, PluginRecord, QueueCounts, RunRecord, RunStore, WorkerRow, SCHEMA_VERSION,
@@ -107,6 +107,14 @@ ALTER TABLE runs ADD COLUMN assessor_name TEXT;
 ALTER TABLE runs ADD COLUMN assessor_version TEXT;
 ALTER TABLE runs ADD COLUMN assessor_path TEXT;
 ALTER TABLE runs ADD COLUMN assessor_sha256 TEXT;
+"#
+        .into(),
+        r#"
+ALTER TABLE queue ADD COLUMN evaluation_key TEXT;
+ALTER TABLE queue ADD COLUMN watch_epochs BIGINT;
+ALTER TABLE queue ADD COLUMN curve TEXT;
+ALTER TABLE queue ADD COLUMN verdict_epochs BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN verdict_stop BOOLEAN NOT NULL DEFAULT false;
 "#
         .into(),
     ]
@@ -638,7 +646,9 @@ fn claimed_from_row(r: &Row) -> ClaimedJob {
     ClaimedJob {
         id: r.get("id"),
         attempt: r.get::<_, i64>("attempt") as u32,
-        cache_key: r.get("cache_key"),
+        cache_key: r
+            .get::<_, Option<String>>("evaluation_key")
+            .unwrap_or_else(|| r.get("cache_key")),
         architecture: r.get("architecture"),
         dataset: r.get("dataset"),
         evaluator: r.get("evaluator"),
@@ -646,6 +656,7 @@ fn claimed_from_row(r: &Row) -> ClaimedJob {
         origin: origin_run.zip(origin_episode.map(|e| e as usize)),
         keep_weights: r.get("keep_weights"),
         data_sha256: r.get("data_sha256"),
+        watch_epochs: r.get::<_, Option<i64>>("watch_epochs").map(|e| e as usize),
     }
 }
 
@@ -654,13 +665,15 @@ impl JobQueue for PgStore {
         let mut client = self.client();
         let mut tx = client.transaction()?;
         let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
+        let key = job.queue_key();
         let inserted = tx.query_opt(
             "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
-                origin_run, origin_episode, keep_weights, status, queued_at, data_sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)
+                origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
+                evaluation_key, watch_epochs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)
              ON CONFLICT (cache_key) DO NOTHING RETURNING id",
             &[
-                &job.cache_key,
+                &key,
                 &job.architecture,
                 &job.dataset,
                 &job.evaluator,
@@ -671,15 +684,14 @@ impl JobQueue for PgStore {
                 &job.keep_weights,
                 &unix_now(),
                 &job.data_sha256,
+                &job.evaluation_key(),
+                &job.watch_epochs.map(|e| e as i64),
             ],
         )?;
         let id = match inserted {
             Some(row) => row.get(0),
             None => {
-                let row = tx.query_one(
-                    "SELECT id, status FROM queue WHERE cache_key = $1 FOR UPDATE",
-                    &[&job.cache_key],
-                )?;
+                let row = tx.query_one("SELECT id, status FROM queue WHERE cache_key = $1 FOR UPDATE", &[&key])?;
                 let (id, status): (i64, String) = (row.get(0), row.get(1));
                 if status != "done" {
                     if job.keep_weights {
@@ -690,7 +702,8 @@ impl JobQueue for PgStore {
                         "UPDATE queue SET status = 'pending', owner = NULL, attempt = 0, lease_until = NULL,
                             evaluation_id = NULL, weights = NULL, last_error = NULL, origin_run = $2,
                             origin_episode = $3, keep_weights = $4, queued_at = $5, started_at = NULL,
-                            finished_at = NULL, data_sha256 = $6
+                            finished_at = NULL, data_sha256 = $6, curve = NULL, verdict_epochs = 0,
+                            verdict_stop = false
                          WHERE id = $1",
                         &[
                             &id,
@@ -752,7 +765,8 @@ impl JobQueue for PgStore {
             job.attempt += 1;
             tx.execute(
                 "UPDATE queue SET status = 'running', owner = $2, attempt = $3, lease_until = $4,
-                    started_at = $5, last_error = $6 WHERE id = $1",
+                    started_at = $5, last_error = $6, curve = NULL, verdict_epochs = 0, verdict_stop = false
+                 WHERE id = $1",
                 &[&job.id, &owner, &(job.attempt as i64), &(now + lease_secs), &now, &lost],
             )?;
             tx.commit()?;
@@ -914,6 +928,63 @@ impl JobQueue for PgStore {
                 }
             })
             .collect())
+    }
+
+    fn post_curve(&self, job: &ClaimedJob, owner: &str, accuracy: &[f64]) -> anyhow::Result<bool> {
+        let updated = self.client().execute(
+            "UPDATE queue SET curve = $4 WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'",
+            &[
+                &job.id,
+                &owner,
+                &(job.attempt as i64),
+                &serde_json::to_string(accuracy)?,
+            ],
+        )?;
+        Ok(updated == 1)
+    }
+
+    fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited> {
+        let row = self.client().query_opt(
+            "SELECT verdict_epochs, verdict_stop FROM queue
+             WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'",
+            &[&job.id, &owner, &(job.attempt as i64)],
+        )?;
+        Ok(match row.map(|r| (r.get::<_, i64>(0), r.get::<_, bool>(1))) {
+            None => Awaited::LeaseLost,
+            Some((judged, _)) if (judged as usize) < epochs => Awaited::Pending,
+            Some((_, true)) => Awaited::Stop,
+            Some((_, false)) => Awaited::Continue,
+        })
+    }
+
+    fn curves_to_judge(&self, ids: &[i64]) -> anyhow::Result<Vec<CurveToJudge>> {
+        let rows = self.client().query(
+            "SELECT id, attempt, curve, verdict_epochs FROM queue
+             WHERE id = ANY($1) AND status = 'running' AND curve IS NOT NULL ORDER BY id",
+            &[&ids.to_vec()],
+        )?;
+        Ok(curves_waiting(rows.iter().map(|r| {
+            (
+                r.get::<_, i64>(0),
+                r.get::<_, i64>(1) as u32,
+                r.get::<_, String>(2),
+                r.get::<_, i64>(3) as usize,
+            )
+        })))
+    }
+
+    fn give_verdict(&self, curve: &CurveToJudge, stop: bool) -> anyhow::Result<()> {
+        self.client().execute(
+            "UPDATE queue SET verdict_epochs = $3, verdict_stop = $4
+             WHERE id = $1 AND attempt = $2 AND status = 'running'",
+            &[
+                &curve.job,
+                &(curve.attempt as i64),
+                &(curve.accuracy.len() as i64),
+                &stop,
+            ],
+        )?;
+        Ok(())
     }
 }
 

@@ -57,6 +57,27 @@ pub struct NewJob<'a> {
     /// The fingerprint of the data the search uses ([`nas_datasets::Dataset::fingerprint`]);
     /// empty when no data is involved (the synthetic evaluator).
     pub data_sha256: &'a str,
+    /// Set when the run's assessor watches the child's training (the protocol's epochs): the
+    /// worker posts the curve after every epoch and waits for the search's verdict.
+    pub watch_epochs: Option<usize>,
+}
+
+impl NewJob<'_> {
+    /// The job's key in the queue. A watched child is its run's own job: another run (with
+    /// another assessor, or none) must not wait on a training this run's assessor may stop, so
+    /// only the run's own environments join it.
+    pub fn queue_key(&self) -> String {
+        match (self.watch_epochs, self.origin) {
+            (None, _) => self.cache_key.to_string(),
+            (Some(_), Some((run, _))) => format!("{}#watched:{run}", self.cache_key),
+            (Some(_), None) => format!("{}#watched", self.cache_key),
+        }
+    }
+
+    /// The key its evaluation is recorded under when the queue's differs.
+    pub fn evaluation_key(&self) -> Option<&str> {
+        self.watch_epochs.map(|_| self.cache_key)
+    }
 }
 
 /// A child a worker holds the lease on; `attempt` tells this lease from later ones.
@@ -64,6 +85,7 @@ pub struct NewJob<'a> {
 pub struct ClaimedJob {
     pub id: i64,
     pub attempt: u32,
+    /// The key its evaluation is recorded under.
     pub cache_key: String,
     pub architecture: String,
     pub dataset: String,
@@ -72,6 +94,8 @@ pub struct ClaimedJob {
     pub origin: Option<(i64, usize)>,
     pub keep_weights: bool,
     pub data_sha256: String,
+    /// The protocol's epochs when an assessor watches the training ([`NewJob::watch_epochs`]).
+    pub watch_epochs: Option<usize>,
 }
 
 impl ClaimedJob {
@@ -88,6 +112,36 @@ impl ClaimedJob {
             origin: self.origin,
         }
     }
+}
+
+/// A watched child's curve that waits for the search's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurveToJudge {
+    pub job: i64,
+    pub attempt: u32,
+    /// Accuracy after each epoch trained so far.
+    pub accuracy: Vec<f64>,
+}
+
+/// What a worker waiting on a verdict finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaited {
+    /// No verdict on this curve yet.
+    Pending,
+    Continue,
+    Stop,
+    /// The worker no longer holds the lease: another worker trains the child now.
+    LeaseLost,
+}
+
+/// The curves among `rows` (job, attempt, curve JSON, epochs last judged) that wait for a verdict.
+pub(crate) fn curves_waiting(rows: impl IntoIterator<Item = (i64, u32, String, usize)>) -> Vec<CurveToJudge> {
+    rows.into_iter()
+        .filter_map(|(job, attempt, curve, judged)| {
+            let accuracy: Vec<f64> = serde_json::from_str(&curve).ok()?;
+            (accuracy.len() > judged).then_some(CurveToJudge { job, attempt, accuracy })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,17 +209,25 @@ pub trait JobQueue {
     fn worker_stopped(&self, name: &str) -> anyhow::Result<()>;
     /// Workers not stopped and seen since `since` (unix seconds).
     fn workers(&self, since: f64) -> anyhow::Result<Vec<WorkerRow>>;
+    /// A watched child's curve so far, posted by the worker holding its lease (false when it
+    /// no longer holds it).
+    fn post_curve(&self, job: &ClaimedJob, owner: &str, accuracy: &[f64]) -> anyhow::Result<bool>;
+    /// The verdict on the first `epochs` points of a watched child's curve, as its worker sees it.
+    fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited>;
+    /// The curves of the jobs `ids` that wait for a verdict.
+    fn curves_to_judge(&self, ids: &[i64]) -> anyhow::Result<Vec<CurveToJudge>>;
+    /// The search's verdict on `curve` (ignored when another attempt trains the child now).
+    fn give_verdict(&self, curve: &CurveToJudge, stop: bool) -> anyhow::Result<()>;
 }
 
 impl JobQueue for SqliteStore {
     fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64> {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let key = job.queue_key();
         let existing: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, status FROM queue WHERE cache_key = ?1",
-                [job.cache_key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, status FROM queue WHERE cache_key = ?1", [&key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
         let id = match existing {
@@ -180,7 +242,8 @@ impl JobQueue for SqliteStore {
                     "UPDATE queue SET status = 'pending', owner = NULL, attempt = 0, lease_until = NULL,
                         evaluation_id = NULL, weights = NULL, last_error = NULL, origin_run = ?2,
                         origin_episode = ?3, keep_weights = ?4, queued_at = ?5, started_at = NULL,
-                        finished_at = NULL, data_sha256 = ?6
+                        finished_at = NULL, data_sha256 = ?6, curve = NULL, verdict_epochs = 0,
+                        verdict_stop = 0
                      WHERE id = ?1",
                     params![
                         id,
@@ -196,10 +259,11 @@ impl JobQueue for SqliteStore {
             None => {
                 tx.execute(
                     "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
-                        origin_run, origin_episode, keep_weights, status, queued_at, data_sha256)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)",
+                        origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
+                        evaluation_key, watch_epochs)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13)",
                     params![
-                        job.cache_key,
+                        key,
                         job.architecture,
                         job.dataset,
                         job.evaluator,
@@ -209,7 +273,9 @@ impl JobQueue for SqliteStore {
                         origin_episode,
                         job.keep_weights,
                         unix_now(),
-                        job.data_sha256
+                        job.data_sha256,
+                        job.evaluation_key(),
+                        job.watch_epochs.map(|e| e as i64)
                     ],
                 )?;
                 tx.last_insert_rowid()
@@ -233,11 +299,12 @@ impl JobQueue for SqliteStore {
                     |r| {
                         let origin_run: Option<i64> = r.get("origin_run")?;
                         let origin_episode: Option<i64> = r.get("origin_episode")?;
+                        let evaluation_key: Option<String> = r.get("evaluation_key")?;
                         Ok((
                             ClaimedJob {
                                 id: r.get("id")?,
                                 attempt: r.get("attempt")?,
-                                cache_key: r.get("cache_key")?,
+                                cache_key: evaluation_key.map_or_else(|| r.get("cache_key"), Ok)?,
                                 architecture: r.get("architecture")?,
                                 dataset: r.get("dataset")?,
                                 evaluator: r.get("evaluator")?,
@@ -245,6 +312,7 @@ impl JobQueue for SqliteStore {
                                 origin: origin_run.zip(origin_episode.map(|e| e as usize)),
                                 keep_weights: r.get("keep_weights")?,
                                 data_sha256: r.get("data_sha256")?,
+                                watch_epochs: r.get::<_, Option<i64>>("watch_epochs")?.map(|e| e as usize),
                             },
                             r.get::<_, String>("status")?,
                             r.get::<_, Option<String>>("owner")?,
@@ -280,7 +348,8 @@ impl JobQueue for SqliteStore {
             job.attempt += 1;
             tx.execute(
                 "UPDATE queue SET status = 'running', owner = ?2, attempt = ?3, lease_until = ?4,
-                    started_at = ?5, last_error = ?6 WHERE id = ?1",
+                    started_at = ?5, last_error = ?6, curve = NULL, verdict_epochs = 0, verdict_stop = 0
+                 WHERE id = ?1",
                 params![job.id, owner, job.attempt, now + lease_secs, now, lost],
             )?;
             tx.commit()?;
@@ -446,6 +515,59 @@ impl JobQueue for SqliteStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn post_curve(&self, job: &ClaimedJob, owner: &str, accuracy: &[f64]) -> anyhow::Result<bool> {
+        let updated = self.conn.execute(
+            "UPDATE queue SET curve = ?4 WHERE id = ?1 AND owner = ?2 AND attempt = ?3 AND status = 'running'",
+            params![job.id, owner, job.attempt, serde_json::to_string(accuracy)?],
+        )?;
+        Ok(updated == 1)
+    }
+
+    fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited> {
+        let row: Option<(i64, bool)> = self
+            .conn
+            .prepare_cached(
+                "SELECT verdict_epochs, verdict_stop FROM queue
+                 WHERE id = ?1 AND owner = ?2 AND attempt = ?3 AND status = 'running'",
+            )?
+            .query_row(params![job.id, owner, job.attempt], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match row {
+            None => Awaited::LeaseLost,
+            Some((judged, _)) if (judged as usize) < epochs => Awaited::Pending,
+            Some((_, true)) => Awaited::Stop,
+            Some((_, false)) => Awaited::Continue,
+        })
+    }
+
+    fn curves_to_judge(&self, ids: &[i64]) -> anyhow::Result<Vec<CurveToJudge>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT attempt, curve, verdict_epochs FROM queue
+             WHERE id = ?1 AND status = 'running' AND curve IS NOT NULL",
+        )?;
+        let mut rows = Vec::new();
+        for &id in ids {
+            if let Some((attempt, curve, judged)) = stmt
+                .query_row([id], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .optional()?
+            {
+                rows.push((id, attempt, curve, judged as usize));
+            }
+        }
+        Ok(curves_waiting(rows))
+    }
+
+    fn give_verdict(&self, curve: &CurveToJudge, stop: bool) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE queue SET verdict_epochs = ?3, verdict_stop = ?4
+             WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+            params![curve.job, curve.attempt, curve.accuracy.len() as i64, stop],
+        )?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -466,6 +588,7 @@ mod tests {
             origin: Some((1, 0)),
             keep_weights: false,
             data_sha256: "",
+            watch_epochs: None,
         }
     }
 
