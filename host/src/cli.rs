@@ -152,7 +152,8 @@ struct WorkerArgs {
     /// Seconds a claim on a child lasts without a heartbeat.
     #[arg(long, default_value_t = 60.0)]
     lease_secs: f64,
-    /// Exit after this many seconds without a child to train (default: wait forever).
+    /// Exit after this many seconds without a child to train, or waiting this long for the
+    /// search's verdict on a watched child (default: wait forever).
     #[arg(long)]
     idle_exit: Option<f64>,
     /// Exit after training this many children.
@@ -344,8 +345,10 @@ struct ProgressSink {
     best: f64,
     last: String,
     pool: Option<crate::pool::PoolStatus>,
-    /// Children trained (not served from the cache) since the bar started, and when it started.
+    /// Children trained (not served from the cache) since the bar started, of them stopped early
+    /// by the assessor, and when it started.
     trained: usize,
+    stopped: usize,
     since: Option<std::time::Instant>,
     /// Runs whose episodes the bar counts (several when a comparison runs them at once).
     runs: Vec<i64>,
@@ -372,6 +375,9 @@ impl ProgressSink {
     fn refresh(&self) {
         let Some(bar) = &self.bar else { return };
         let mut message = format!("best {:.4} | last {}", self.best, self.last);
+        if self.stopped > 0 {
+            message = format!("{} of {} stopped early | {message}", self.stopped, self.trained);
+        }
         if let Some(pool) = self.pool {
             let hours = self.since.map_or(0.0, |s| s.elapsed().as_secs_f64() / 3600.0);
             let rate = if hours > 0.0 { self.trained as f64 / hours } else { 0.0 };
@@ -399,6 +405,7 @@ impl EpisodeSink for ProgressSink {
                 self.start_bar(committed.len(), total);
                 self.since = Some(std::time::Instant::now());
                 self.trained = 0;
+                self.stopped = 0;
             }
         }
         self.runs.push(run);
@@ -407,6 +414,7 @@ impl EpisodeSink for ProgressSink {
     fn episode(&mut self, _run: i64, episode: &EpisodeRecord) {
         self.best = self.best.max(episode.reward);
         self.trained += usize::from(!episode.cache_hit);
+        self.stopped += usize::from(!episode.cache_hit && episode.stopped);
         self.last = format!("{:.4} {}", episode.reward, episode.architecture);
         if let Some(bar) = &self.bar {
             bar.inc(1);
@@ -464,6 +472,7 @@ impl EpisodeSink for JsonLinesSink {
             "params": e.params,
             "depth": e.depth,
             "cache_hit": e.cache_hit,
+            "stopped": e.stopped,
             "failure": e.failure,
             "metrics": e.metrics,
         });
@@ -530,12 +539,31 @@ fn run_search(args: SearchArgs) -> anyhow::Result<()> {
             summary.episodes.len(),
             Store::describe(&options.db)
         );
+        let trained = summary.episodes.iter().filter(|e| !e.cache_hit);
+        let stopped = trained.clone().filter(|e| e.stopped).count();
+        if stopped > 0 {
+            println!(
+                "the assessor stopped {stopped} of the {} children trained",
+                trained.count()
+            );
+        }
         println!("best architectures:");
         println!("  {:>8}  {:>8}  {:>9}  architecture", "reward", "accuracy", "params");
-        for e in report::top_distinct(&summary.episodes, 5) {
+        let best = report::top_distinct(&summary.episodes, 5);
+        for e in &best {
             println!(
-                "  {:>8.4}  {:>8.4}  {:>9}  {}",
-                e.reward, e.accuracy, e.params, e.architecture
+                "  {:>8.4}  {:>8.4}  {:>9}  {}{}",
+                e.reward,
+                e.accuracy,
+                e.params,
+                e.architecture,
+                if e.stopped { "  (stopped early)" } else { "" }
+            );
+        }
+        if best.iter().any(|e| e.stopped) {
+            println!(
+                "an architecture stopped early scored its last measured accuracy; `nas-host export {} --arch ARCH` trains it fully with the run's protocol",
+                summary.run
             );
         }
         println!("next: nas-host eval {0} | nas-host report {0}", summary.run);

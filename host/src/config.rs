@@ -105,8 +105,8 @@ pub struct SlurmConfig {
     pub extra_args: Vec<String>,
     /// Seconds a worker may wait in the queue before the search reports it.
     pub pending_warn_secs: f64,
-    /// A worker exits after this many seconds without a child (it outlives a search that was
-    /// killed outright).
+    /// A worker exits after this many seconds without a child, or waiting for an assessor's
+    /// verdict (it outlives a search that was killed outright).
     pub idle_exit_secs: f64,
 }
 

@@ -198,7 +198,8 @@ fn kept_weights(store: &Store, run: i64, arch: &Architecture) -> anyhow::Result<
     let text = arch.to_string();
     let episodes = store.episodes(run)?;
     let evaluations = store.episode_evaluations(run)?;
-    for episode in episodes.iter().filter(|e| e.architecture == text) {
+    // A child the assessor stopped early did not train the protocol's epochs.
+    for episode in episodes.iter().filter(|e| e.architecture == text && !e.stopped) {
         if let Some(weights) = store.kept_weights(evaluations[episode.index])? {
             return Ok(Some(weights));
         }

@@ -737,8 +737,20 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     }
     md.push_str("## Best architecture\n\n![best architecture](best_architecture.png)\n\n");
     md.push_str(&format!(
-        "`{}` — reward {:.4}, {score} {:.4}, {} parameters, found in episode {}.\n\n```\n{summary}\n```\n\n",
-        best.architecture, best.reward, best.accuracy, best.params, best.index
+        "`{}` — reward {:.4}, {score} {:.4}, {} parameters, found in episode {}.{}\n\n```\n{summary}\n```\n\n",
+        best.architecture,
+        best.reward,
+        best.accuracy,
+        best.params,
+        best.index,
+        if best.stopped {
+            format!(
+                " The assessor stopped it early: its {score} is the last one measured, not the protocol's; `nas-host export {run} --arch \"{}\"` trains it fully.",
+                best.architecture
+            )
+        } else {
+            String::new()
+        }
     ));
     md.push_str(&format!(
         "## Reward and {score}\n\n![reward per episode](reward.png)\n\n## {} vs size\n\n![{score} vs parameters](accuracy_vs_params.png)\n\n",
@@ -760,8 +772,13 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     ));
     for e in &top {
         md.push_str(&format!(
-            "| {:.4} | {:.4} | {} | {} | `{}` |\n",
-            e.reward, e.accuracy, e.params, e.depth, e.architecture
+            "| {:.4} | {:.4}{} | {} | {} | `{}` |\n",
+            e.reward,
+            e.accuracy,
+            if e.stopped { " (stopped early)" } else { "" },
+            e.params,
+            e.depth,
+            e.architecture
         ));
     }
     let samples = store.eval_samples(run)?;
@@ -853,6 +870,7 @@ mod tests {
             failure: None,
             metrics: Default::default(),
             reported: index,
+            stopped: false,
         };
         // A and B interleave in reward order: dropping only adjacent duplicates would list A twice.
         let episodes = [

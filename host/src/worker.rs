@@ -110,7 +110,7 @@ fn serve(
         store.worker_seen(name, Some(job.id), false)?;
         sink.claimed(&job);
         let heartbeat = Heartbeat::start(options.db.clone(), name.to_string(), job.clone(), options.lease_secs);
-        let mut verdicts = Verdicts::new(store, name, &job);
+        let mut verdicts = Verdicts::new(store, name, &job, options.idle_exit);
         let evaluated = match job.watch_epochs {
             Some(_) => evaluate(&job, datasets, Some(&mut |curve: &[f64]| verdicts.judge(curve))),
             None => evaluate(&job, datasets, None),
@@ -146,7 +146,12 @@ struct Verdicts<'a> {
     store: &'a Store,
     owner: &'a str,
     job: &'a ClaimedJob,
-    /// A store failure while waiting; training stops and the worker reports it.
+    /// How long to wait for one verdict before giving up (the worker's `--idle-exit`): a search
+    /// killed outright answers no more, and a worker of a cluster job should not hold its
+    /// allocation for nothing. The child goes back to the queue for the resumed search.
+    give_up_after: Option<Duration>,
+    /// A store failure while waiting, or no verdict in time; training stops and the worker
+    /// reports it.
     error: Option<anyhow::Error>,
 }
 
@@ -154,11 +159,12 @@ struct Verdicts<'a> {
 const VERDICT_PATIENCE: Duration = Duration::from_secs(60);
 
 impl<'a> Verdicts<'a> {
-    fn new(store: &'a Store, owner: &'a str, job: &'a ClaimedJob) -> Verdicts<'a> {
+    fn new(store: &'a Store, owner: &'a str, job: &'a ClaimedJob, give_up_after: Option<Duration>) -> Verdicts<'a> {
         Verdicts {
             store,
             owner,
             job,
+            give_up_after,
             error: None,
         }
     }
@@ -188,6 +194,12 @@ impl<'a> Verdicts<'a> {
             match self.store.awaited_verdict(self.job, self.owner, curve.len())? {
                 Awaited::Pending => {}
                 answered => return Ok(answered),
+            }
+            if let Some(limit) = self.give_up_after.filter(|limit| started.elapsed() >= *limit) {
+                anyhow::bail!(
+                    "no verdict from the search's assessor within {:.0} s (the worker's idle limit); is the search running? the child goes back to the queue",
+                    limit.as_secs_f64()
+                );
             }
             if !said && started.elapsed() >= VERDICT_PATIENCE {
                 tracing::warn!(

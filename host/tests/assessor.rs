@@ -184,24 +184,53 @@ fn real_training_records_curves_and_the_report_shows_them() {
     config.evaluator = nas_host::evaluator::EvaluatorKind::Train;
     config.dataset = nas_datasets::DatasetName::Synthetic;
     config.train.epochs = 3;
-    let (run, episodes) = search(
-        with_assessor(config.clone(), "hostile_assessor", r#"mode = "stop-always""#),
-        &db,
-    )
-    .unwrap();
-    for (episode, outcome) in episodes.iter().zip(outcomes(&db, run)) {
+    let mut stopping = with_assessor(config.clone(), "hostile_assessor", r#"mode = "stop-always""#);
+    stopping.search.keep_weights = 2;
+    let (run, episodes) = search(stopping, &db).unwrap();
+    let store = Store::open(&db).unwrap();
+    for ((episode, outcome), id) in episodes
+        .iter()
+        .zip(outcomes(&db, run))
+        .zip(store.episode_evaluations(run).unwrap())
+    {
         assert!(
             outcome.curve.stopped && outcome.curve.accuracy.len() == 1,
             "{outcome:?}"
         );
         assert_eq!(episode.accuracy, outcome.curve.accuracy[0]);
         assert!(outcome.failure.is_none());
+        assert!(episode.stopped);
+        assert_eq!(
+            store.kept_weights(id).unwrap(),
+            None,
+            "a child stopped after 1 of 3 epochs is not the protocol's model"
+        );
     }
+    // So exporting the best one trains it for the protocol's 3 epochs.
+    let exported = nas_host::export::export(
+        &store,
+        &nas_host::export::ExportRequest {
+            run,
+            choice: nas_host::export::Choice::Top(1),
+            epochs: None,
+            out: dir.path().join("export"),
+            force: false,
+            data_dir: None,
+            device: nas_host::device::DeviceChoice::Cpu,
+        },
+        &mut nas_host::export::Quiet,
+    )
+    .unwrap();
+    assert!(!exported[0].from_search && exported[0].card.protocol.epochs == 3);
     let out = dir.path().join("report");
     let md = std::fs::read_to_string(nas_host::report::write_report(&Store::open(&db).unwrap(), run, &out).unwrap())
         .unwrap();
     assert!(out.join("learning_curves.png").is_file() && out.join("learning_curves.svg").is_file());
     assert!(md.contains("| assessor | hostile_assessor 0.1.0 |"), "{md}");
+    assert!(
+        md.contains("The assessor stopped it early") && md.contains("(stopped early) |"),
+        "the best child was stopped, and the report says so: {md}"
+    );
     let trained = episodes.iter().filter(|e| !e.cache_hit).count();
     assert!(
         md.contains(&format!("stopped {trained} of the {trained} children"))
@@ -400,4 +429,52 @@ fn an_assessor_watches_children_that_workers_train() {
         );
         assert_eq!(episode.accuracy, outcome.curve.accuracy[0]);
     }
+}
+
+/// A worker whose search no longer answers (killed outright) gives up waiting for a verdict
+/// after its idle limit, saying why, and puts the child back in the queue untrained.
+#[test]
+fn a_worker_without_verdicts_gives_the_child_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    let store = Store::open(&db).unwrap();
+    let settings = serde_json::to_string(&nas_host::evaluator::SyntheticConfig::default()).unwrap();
+    let job = store
+        .enqueue(&nas_host::store::NewJob {
+            cache_key: "k",
+            architecture: "conv(10,3) fc(64)",
+            dataset: "mnist3",
+            evaluator: "synthetic",
+            protocol_json: &settings,
+            device: "none",
+            origin: Some((1, 0)),
+            keep_weights: false,
+            data_sha256: "",
+            watch_epochs: Some(5),
+        })
+        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nas-host"))
+        .args(["worker", "--idle-exit", "1", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no verdict from the search's assessor within 1 s") && stderr.contains("conv(10,3) fc(64)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        store.job_states(&[job]).unwrap()[0].1,
+        nas_host::store::JobState::Pending
+    );
+    assert!(store.evaluation_of_episode("k", 1, 0).unwrap().is_none());
+    let curve = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT curve FROM queue", [], |r| r.get::<_, Option<String>>(0))
+        .unwrap();
+    assert_eq!(
+        curve.map(|c| serde_json::from_str::<Vec<f64>>(&c).unwrap().len()),
+        Some(1),
+        "it posted epoch 1 and waited there"
+    );
 }

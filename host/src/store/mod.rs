@@ -292,6 +292,10 @@ pub struct EpisodeRecord {
     /// order children finish.
     #[serde(default)]
     pub reported: usize,
+    /// The run's assessor stopped its child early: `accuracy` is the last one measured, not the
+    /// full protocol's.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// A design of an `async` run whose child is still being trained: the agent's checkpoint holds
@@ -822,9 +826,10 @@ impl RunStore for SqliteStore {
     }
 
     fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT * FROM episodes WHERE run_id = ?1 ORDER BY idx")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT e.*, COALESCE(v.stopped, 0) AS child_stopped FROM episodes e
+                 LEFT JOIN evaluations v ON v.id = e.evaluation_id WHERE e.run_id = ?1 ORDER BY e.idx",
+        )?;
         let rows = stmt.query_map([run], |r| {
             let metrics: String = r.get("metrics")?;
             Ok(EpisodeRecord {
@@ -841,6 +846,7 @@ impl RunStore for SqliteStore {
                 reported: r
                     .get::<_, Option<i64>>("reported")?
                     .map_or_else(|| r.get::<_, i64>("idx"), Ok)? as usize,
+                stopped: r.get("child_stopped")?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -535,9 +535,11 @@ impl RunStore for PgStore {
     }
 
     fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>> {
-        let rows = self
-            .client()
-            .query("SELECT * FROM episodes WHERE run_id = $1 ORDER BY idx", &[&run])?;
+        let rows = self.client().query(
+            "SELECT e.*, COALESCE(v.stopped, false) AS child_stopped FROM episodes e
+                 LEFT JOIN evaluations v ON v.id = e.evaluation_id WHERE e.run_id = $1 ORDER BY e.idx",
+            &[&run],
+        )?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -554,6 +556,7 @@ impl RunStore for PgStore {
                     failure: r.get("failure"),
                     metrics: serde_json::from_str(r.get("metrics")).unwrap_or_default(),
                     reported: r.get::<_, Option<i64>>("reported").map_or(index, |x| x as usize),
+                    stopped: r.get("child_stopped"),
                 }
             })
             .collect())
