@@ -1,6 +1,6 @@
 //! `--launcher slurm` end to end on a single-node cluster (`scripts/slurm-local.sh up`, which
 //! `.ci/run` runs): a PostgreSQL store, two workers submitted as a job array, one cancelled with
-//! `scancel` while it trains.
+//! `scancel` while it trains, every child watched by an assessor through the store.
 
 mod common;
 
@@ -61,6 +61,10 @@ fn a_search_with_slurm_workers_survives_a_cancelled_worker_and_leaves_no_job() {
             plugin("random").to_str().unwrap(),
             "--reward",
             plugin("accuracy").to_str().unwrap(),
+            // Loaded by path, `none` never stops a child but watches each: every epoch's curve
+            // and verdict pass between the Slurm workers and the search through PostgreSQL.
+            "--assessor",
+            plugin("none").to_str().unwrap(),
         ])
         .args([
             "--dataset",
@@ -123,6 +127,11 @@ fn a_search_with_slurm_workers_survives_a_cancelled_worker_and_leaves_no_job() {
         distinct.len(),
         "every architecture trained for one episode only"
     );
+    // Each child trained all 3 epochs with its curve judged, the retrained one from scratch.
+    for id in store.episode_evaluations(1).unwrap() {
+        let curve = store.evaluation(id).unwrap().outcome.curve;
+        assert!(!curve.stopped && curve.accuracy.len() == 3, "{curve:?}");
+    }
     // The cancelled worker's child was trained again, by the worker that took it over.
     let retrained = store.job_states(&[job]).unwrap();
     assert!(matches!(retrained[0].1, nas_host::store::JobState::Done { .. }));
