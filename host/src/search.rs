@@ -651,7 +651,14 @@ fn run_sync(
         store.commit_episodes(run, &records, &state, end)?;
         for (slot, (episode, evaluation_id)) in slots.iter_mut().zip(&records) {
             if let Some(weights) = slot.result.as_mut().and_then(|r| r.3.take()) {
-                keep_best_weights(store, run, &session.config, episode, *evaluation_id, &weights)?;
+                keep_best_weights(
+                    store,
+                    run,
+                    session.config.search.keep_weights,
+                    episode,
+                    *evaluation_id,
+                    &weights,
+                )?;
             }
             sink.episode(run, episode);
         }
@@ -722,21 +729,28 @@ fn run_async(
         store.commit_episodes(run, &[(episode.clone(), evaluation_id)], &state, designed)?;
         reported += 1;
         if let Some(weights) = slot.result.as_mut().and_then(|r| r.3.take()) {
-            keep_best_weights(store, run, &session.config, &episode, evaluation_id, &weights)?;
+            keep_best_weights(
+                store,
+                run,
+                session.config.search.keep_weights,
+                &episode,
+                evaluation_id,
+                &weights,
+            )?;
         }
         sink.episode(run, &episode);
     }
 }
 
 /// Keeps `weights` (of `episode`'s evaluation `evaluation_id`, just committed) if its
-/// architecture is among the run's `[search] keep_weights` best distinct ones, and forgets the
+/// architecture is among the run's `k` best distinct ones, and forgets the
 /// weights of any that left them. A child kept here is exported without training again
 /// (`nas-host export`); one the assessor stopped early is not the protocol's model, so its
 /// weights are never kept and its export trains it fully.
 fn keep_best_weights(
     store: &Store,
     run: i64,
-    config: &RunConfig,
+    k: usize,
     episode: &EpisodeRecord,
     evaluation_id: i64,
     weights: &[u8],
@@ -744,7 +758,6 @@ fn keep_best_weights(
     if episode.stopped {
         return Ok(());
     }
-    let k = config.search.keep_weights;
     let episodes = store.episodes(run)?;
     let evaluations = store.episode_evaluations(run)?;
     let best: Vec<i64> = crate::report::top_distinct(&episodes, k)

@@ -172,20 +172,16 @@ impl<'a> Verdicts<'a> {
     /// Whether training stops after the epochs of `curve`. A lost lease stops it too: the
     /// worker that took the child over trains it, and this worker's result would be dropped.
     fn judge(&mut self, curve: &[f64]) -> bool {
-        match self.await_verdict(curve) {
-            Ok(Awaited::Continue) => false,
-            Ok(Awaited::Stop | Awaited::LeaseLost) => true,
-            Ok(Awaited::Pending) => unreachable!("waited until answered"),
-            Err(e) => {
-                self.error = Some(e);
-                true
-            }
-        }
+        self.await_verdict(curve).unwrap_or_else(|e| {
+            self.error = Some(e);
+            true
+        })
     }
 
-    fn await_verdict(&self, curve: &[f64]) -> anyhow::Result<Awaited> {
+    /// Posts `curve` and waits for the verdict on it: whether to stop.
+    fn await_verdict(&self, curve: &[f64]) -> anyhow::Result<bool> {
         if !self.store.post_curve(self.job, self.owner, curve)? {
-            return Ok(Awaited::LeaseLost);
+            return Ok(true);
         }
         let started = Instant::now();
         let mut said = false;
@@ -193,7 +189,8 @@ impl<'a> Verdicts<'a> {
         loop {
             match self.store.awaited_verdict(self.job, self.owner, curve.len())? {
                 Awaited::Pending => {}
-                answered => return Ok(answered),
+                Awaited::Continue => return Ok(false),
+                Awaited::Stop | Awaited::LeaseLost => return Ok(true),
             }
             if let Some(limit) = self.give_up_after.filter(|limit| started.elapsed() >= *limit) {
                 anyhow::bail!(

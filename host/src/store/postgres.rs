@@ -952,12 +952,10 @@ impl JobQueue for PgStore {
              WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'",
             &[&job.id, &owner, &(job.attempt as i64)],
         )?;
-        Ok(match row.map(|r| (r.get::<_, i64>(0), r.get::<_, bool>(1))) {
-            None => Awaited::LeaseLost,
-            Some((judged, _)) if (judged as usize) < epochs => Awaited::Pending,
-            Some((_, true)) => Awaited::Stop,
-            Some((_, false)) => Awaited::Continue,
-        })
+        Ok(Awaited::of(
+            row.map(|r| (r.get::<_, i64>(0) as usize, r.get(1))),
+            epochs,
+        ))
     }
 
     fn curves_to_judge(&self, ids: &[i64]) -> anyhow::Result<Vec<CurveToJudge>> {

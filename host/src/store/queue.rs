@@ -134,6 +134,19 @@ pub enum Awaited {
     LeaseLost,
 }
 
+impl Awaited {
+    /// What a worker finds for the first `epochs` points of its curve, from the job's row as it
+    /// holds it (`None`: no longer its lease) with the curve length last judged and that verdict.
+    pub(crate) fn of(row: Option<(usize, bool)>, epochs: usize) -> Awaited {
+        match row {
+            None => Awaited::LeaseLost,
+            Some((judged, _)) if judged < epochs => Awaited::Pending,
+            Some((_, true)) => Awaited::Stop,
+            Some((_, false)) => Awaited::Continue,
+        }
+    }
+}
+
 /// The curves among `rows` (job, attempt, curve JSON, epochs last judged) that wait for a verdict.
 pub(crate) fn curves_waiting(rows: impl IntoIterator<Item = (i64, u32, String, usize)>) -> Vec<CurveToJudge> {
     rows.into_iter()
@@ -525,20 +538,17 @@ impl JobQueue for SqliteStore {
     }
 
     fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited> {
-        let row: Option<(i64, bool)> = self
+        let row = self
             .conn
             .prepare_cached(
                 "SELECT verdict_epochs, verdict_stop FROM queue
                  WHERE id = ?1 AND owner = ?2 AND attempt = ?3 AND status = 'running'",
             )?
-            .query_row(params![job.id, owner, job.attempt], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![job.id, owner, job.attempt], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?))
+            })
             .optional()?;
-        Ok(match row {
-            None => Awaited::LeaseLost,
-            Some((judged, _)) if (judged as usize) < epochs => Awaited::Pending,
-            Some((_, true)) => Awaited::Stop,
-            Some((_, false)) => Awaited::Continue,
-        })
+        Ok(Awaited::of(row, epochs))
     }
 
     fn curves_to_judge(&self, ids: &[i64]) -> anyhow::Result<Vec<CurveToJudge>> {
