@@ -2,26 +2,8 @@
 //! and child-network training (libtorch); agents, reward shapers and assessors are sandboxed
 //! WebAssembly plugins.
 //!
-//! Data flows one way: CLI → search loop → (agent plugin, env, evaluator) → store → report and
-//! export.
+//! This crate is the command line only; the crates below it do the work, and the compiler keeps
+//! their dependencies one way (README, "Layout"): nas-core ← nas-config ← nas-train, nas-store,
+//! nas-plugin-runtime ← nas-search; nas-outputs reads the store; nas-host drives both.
 
-pub mod arch;
-pub mod assess;
 pub mod cli;
-pub mod config;
-pub mod device;
-pub mod evaluator;
-pub mod export;
-pub mod frozen_policy;
-pub mod mdp;
-pub mod model;
-pub mod plan;
-pub mod plugin;
-pub mod pool;
-pub mod report;
-pub mod search;
-pub mod slurm;
-pub mod stats;
-pub mod store;
-pub mod train;
-pub mod worker;

@@ -7,14 +7,18 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{plugin, synthetic_config};
-use nas_host::arch::Architecture;
-use nas_host::config::RunConfig;
-use nas_host::plugin::{AssessorPlugin, CurveInput, Runtime, SandboxLimits, Verdict};
-use nas_host::search::{self, SearchOptions, Start};
-use nas_host::store::{EpisodeRecord, Store};
+use nas_core::arch::Architecture;
+use nas_config::RunConfig;
+use nas_plugin_runtime::{AssessorPlugin, CurveInput, Runtime, Verdict};
+use nas_config::SandboxLimits;
+use nas_search::search;
+use nas_search::options::SearchOptions;
+use nas_search::search::Start;
+use nas_core::record::EpisodeRecord;
+use nas_store::Store;
 
 /// The outcome stored for each episode of `run`, in episode order.
-fn outcomes(db: &Path, run: i64) -> Vec<nas_host::evaluator::Outcome> {
+fn outcomes(db: &Path, run: i64) -> Vec<nas_core::record::Outcome> {
     let store = Store::open(db).unwrap();
     store
         .episode_evaluations(run)
@@ -46,7 +50,7 @@ fn the_median_rule_through_the_host() {
     let cache = tempfile::tempdir().unwrap();
     let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
     let loaded = rt.load(&plugin("median_stop")).unwrap();
-    assert_eq!(loaded.kind, nas_host::plugin::PluginKind::Assessor);
+    assert_eq!(loaded.kind, nas_plugin_runtime::PluginKind::Assessor);
     let mut assessor = AssessorPlugin::instantiate(&rt, &loaded, SandboxLimits::default(), 0).unwrap();
     assessor.init(r#"{"min_completed": 3, "start_epoch": 1}"#).unwrap();
     let arch: Architecture = "conv(32,3) fc(64)".parse().unwrap();
@@ -181,7 +185,7 @@ fn real_training_records_curves_and_the_report_shows_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nas.sqlite");
     let mut config = synthetic_config("random", 4, 2);
-    config.evaluator = nas_host::evaluator::EvaluatorKind::Train;
+    config.evaluator = nas_config::EvaluatorKind::Train;
     config.dataset = nas_datasets::DatasetName::Synthetic;
     config.train.epochs = 3;
     let mut stopping = with_assessor(config.clone(), "hostile_assessor", r#"mode = "stop-always""#);
@@ -207,23 +211,23 @@ fn real_training_records_curves_and_the_report_shows_them() {
         );
     }
     // So exporting the best one trains it for the protocol's 3 epochs.
-    let exported = nas_host::export::export(
+    let exported = nas_outputs::export::export(
         &store,
-        &nas_host::export::ExportRequest {
+        &nas_outputs::export::ExportRequest {
             run,
-            choice: nas_host::export::Choice::Top(1),
+            choice: nas_outputs::export::Choice::Top(1),
             epochs: None,
             out: dir.path().join("export"),
             force: false,
             data_dir: None,
-            device: nas_host::device::DeviceChoice::Cpu,
+            device: nas_train::device::DeviceChoice::Cpu,
         },
-        &mut nas_host::export::Quiet,
+        &mut nas_outputs::export::Quiet,
     )
     .unwrap();
     assert!(!exported[0].from_search && exported[0].card.protocol.epochs == 3);
     let out = dir.path().join("report");
-    let md = std::fs::read_to_string(nas_host::report::write_report(&Store::open(&db).unwrap(), run, &out).unwrap())
+    let md = std::fs::read_to_string(nas_outputs::report::write_report(&Store::open(&db).unwrap(), run, &out).unwrap())
         .unwrap();
     assert!(out.join("learning_curves.png").is_file() && out.join("learning_curves.svg").is_file());
     assert!(md.contains("| assessor | hostile_assessor 0.1.0 |"), "{md}");
@@ -415,7 +419,7 @@ fn an_assessor_watches_children_that_workers_train() {
     );
 
     let mut config = synthetic_config("random", 6, 2);
-    config.evaluator = nas_host::evaluator::EvaluatorKind::Train;
+    config.evaluator = nas_config::EvaluatorKind::Train;
     config.dataset = nas_datasets::DatasetName::Synthetic;
     config.train.epochs = 3;
     let config = with_assessor(config, "hostile_assessor", r#"mode = "stop-always""#);
@@ -438,9 +442,9 @@ fn a_worker_without_verdicts_gives_the_child_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nas.sqlite");
     let store = Store::open(&db).unwrap();
-    let settings = serde_json::to_string(&nas_host::evaluator::SyntheticConfig::default()).unwrap();
+    let settings = serde_json::to_string(&nas_config::SyntheticConfig::default()).unwrap();
     let job = store
-        .enqueue(&nas_host::store::NewJob {
+        .enqueue(&nas_store::NewJob {
             cache_key: "k",
             architecture: "conv(10,3) fc(64)",
             dataset: "mnist3",
@@ -465,7 +469,7 @@ fn a_worker_without_verdicts_gives_the_child_back() {
     );
     assert_eq!(
         store.job_states(&[job]).unwrap()[0].1,
-        nas_host::store::JobState::Pending
+        nas_store::JobState::Pending
     );
     assert!(store.evaluation_of_episode("k", 1, 0).unwrap().is_none());
     let curve = rusqlite::Connection::open(&db)

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{options, plugin, run};
-use nas_host::config::RunConfig;
-use nas_host::evaluator::EvaluatorKind;
-use nas_host::store::Store;
+use nas_config::RunConfig;
+use nas_config::EvaluatorKind;
+use nas_store::Store;
 
 /// The hostile test agent in its default mode always takes the first valid action, so every
 /// sample is the same architecture: the case where reusing the cache hides training noise.
@@ -29,7 +29,7 @@ fn eval_trains_every_sample_afresh_unless_told_to_reuse_the_cache() {
     let db = dir.path().join("e.sqlite");
     let run_id = repeated_architecture_run(db.clone());
 
-    let fresh = nas_host::frozen_policy::eval(run_id, Some(4), None, &options(db.clone())).unwrap();
+    let fresh = nas_search::frozen_policy::eval(run_id, Some(4), None, &options(db.clone())).unwrap();
     assert_eq!((fresh.trained, fresh.reused), (4, 0));
     let architectures: std::collections::BTreeSet<&str> =
         fresh.samples.iter().map(|s| s.architecture.as_str()).collect();
@@ -53,7 +53,7 @@ fn eval_trains_every_sample_afresh_unless_told_to_reuse_the_cache() {
     let stored = Store::open(&db).unwrap().eval_samples(run_id).unwrap();
     assert_eq!(stored, fresh.samples);
 
-    let reused = nas_host::frozen_policy::eval(run_id, Some(4), Some(true), &options(db.clone())).unwrap();
+    let reused = nas_search::frozen_policy::eval(run_id, Some(4), Some(true), &options(db.clone())).unwrap();
     assert_eq!((reused.trained, reused.reused), (0, 4));
     assert_eq!(reused.std_accuracy, 0.0);
     let markdown = reused.to_markdown();

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{options, plugin};
-use nas_host::config::RunConfig;
-use nas_host::evaluator::EvaluatorKind;
-use nas_host::export::{self, Choice, ExportRequest, ModelCard, Quiet};
-use nas_host::search::{self, Start};
-use nas_host::store::Store;
+use nas_config::RunConfig;
+use nas_config::EvaluatorKind;
+use nas_outputs::export;
+use nas_outputs::export::{Choice, ExportRequest, ModelCard, Quiet};
+use nas_search::search;
+use nas_search::search::Start;
+use nas_store::Store;
 
 /// The Python with PyTorch, safetensors and onnxruntime that `make test` prepares.
 fn python() -> PathBuf {
@@ -35,11 +37,11 @@ fn trained_run(db: &Path, keep: usize) -> i64 {
         evaluator: EvaluatorKind::Train,
         episodes: 3,
         seed: 1,
-        train: nas_host::train::TrainConfig {
+        train: nas_config::TrainConfig {
             epochs: 1,
             ..Default::default()
         },
-        search: nas_host::config::SearchConfig { keep_weights: keep },
+        search: nas_config::SearchConfig { keep_weights: keep },
         ..RunConfig::default()
     };
     search::search(Start::New(Box::new(config)), &options(db.to_path_buf()))
@@ -95,7 +97,7 @@ fn exported_models_load_in_pytorch_and_onnxruntime_with_the_same_logits_and_accu
         out: out.clone(),
         force: false,
         data_dir: None,
-        device: nas_host::device::DeviceChoice::Cpu,
+        device: nas_train::device::DeviceChoice::Cpu,
     };
     let models = export::export(&store, &request, &mut Quiet).unwrap();
     assert_eq!(models.len(), 2);
@@ -121,7 +123,7 @@ fn exported_models_load_in_pytorch_and_onnxruntime_with_the_same_logits_and_accu
         let card: ModelCard =
             serde_json::from_str(&std::fs::read_to_string(model.dir.join("model.json")).unwrap()).unwrap();
         assert_eq!(card, model.card);
-        let arch: nas_host::arch::Architecture = card.architecture.parse().unwrap();
+        let arch: nas_core::arch::Architecture = card.architecture.parse().unwrap();
         assert_eq!(card.params, arch.param_count((1, 28, 28), 3));
         // Trained with the run's own protocol and seed, the export is the child the search trained.
         let searched = episodes.iter().find(|e| e.architecture == card.architecture).unwrap();
@@ -229,7 +231,7 @@ fn kept_weights_are_exported_without_training_again() {
         out: dir.path().join("kept"),
         force: false,
         data_dir: None,
-        device: nas_host::device::DeviceChoice::Cpu,
+        device: nas_train::device::DeviceChoice::Cpu,
     };
     let models = export::export(&store, &request, &mut Quiet).unwrap();
     let episodes = store.episodes(run).unwrap();

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use nas_host::mdp::{Mdp, MdpConfig, State};
+use nas_core::mdp::{Mdp, MdpConfig, State};
 
 /// The seed's rules, restated: conv (10/20/32/64 filters, kernel 1/3/5, stride 1, no padding)
 /// follows the start, conv or pool, with kernel < image side; pool (5,3)/(3,2)/(2,2) follows conv

@@ -7,8 +7,10 @@
 
 mod common;
 
-use nas_host::search::{self, Start};
-use nas_host::store::{Store, SCHEMA_VERSION};
+use nas_search::search;
+
+use nas_search::search::Start;
+use nas_store::{SCHEMA_VERSION, Store};
 
 #[test]
 fn a_store_of_the_first_release_migrates_and_resumes() {

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::plugin;
-use nas_host::store::{EpisodeRecord, Store};
+use nas_core::record::EpisodeRecord;
+use nas_store::Store;
 use rand::{Rng, SeedableRng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nas-host");
@@ -444,14 +445,14 @@ fn a_comparison_runs_its_searches_at_once_over_one_pool_of_workers() {
 fn a_worker_whose_data_differs_from_the_searchs_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nas.sqlite");
-    let protocol = serde_json::to_string(&nas_host::train::TrainConfig {
+    let protocol = serde_json::to_string(&nas_config::TrainConfig {
         epochs: 1,
         ..Default::default()
     })
     .unwrap();
     let store = Store::open(&db).unwrap();
     let job = store
-        .enqueue(&nas_host::store::NewJob {
+        .enqueue(&nas_store::NewJob {
             cache_key: "k",
             architecture: "conv(10,3)",
             dataset: "synthetic",
@@ -485,7 +486,7 @@ fn a_worker_whose_data_differs_from_the_searchs_is_refused() {
     // The child is back in the queue for a worker with the right data, untrained.
     assert_eq!(
         store.job_states(&[job]).unwrap()[0].1,
-        nas_host::store::JobState::Pending
+        nas_store::JobState::Pending
     );
     assert!(store.cached_evaluation("k").unwrap().is_none());
 }

@@ -4,9 +4,10 @@
 mod common;
 
 use common::plugin;
-use nas_host::arch::Architecture;
-use nas_host::mdp::{Mdp, MdpConfig};
-use nas_host::plugin::{AgentPlugin, EvaluationInput, PluginKind, RewardPlugin, Runtime, SandboxLimits};
+use nas_core::arch::Architecture;
+use nas_core::mdp::{Mdp, MdpConfig};
+use nas_plugin_runtime::{AgentPlugin, EvaluationInput, PluginKind, RewardPlugin, Runtime};
+use nas_config::SandboxLimits;
 
 fn runtime() -> (Runtime, tempfile::TempDir) {
     let cache = tempfile::tempdir().unwrap();
@@ -26,7 +27,7 @@ fn hostile(mode: &str, target: &str, limits: SandboxLimits) -> (AgentPlugin, tem
     (agent, cache)
 }
 
-fn act_error(agent: &mut AgentPlugin) -> nas_host::plugin::PluginError {
+fn act_error(agent: &mut AgentPlugin) -> nas_plugin_runtime::PluginError {
     let m = mdp();
     let state = m.start();
     agent.act(0, &m, &state, &m.mask(&state), true).unwrap_err()
@@ -476,7 +477,7 @@ fn directories_and_random_bytes_are_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("agent.wasm");
     std::fs::create_dir(&folder).unwrap();
-    let e = nas_host::plugin::resolve(folder.to_str().unwrap())
+    let e = nas_plugin_runtime::resolve(folder.to_str().unwrap())
         .unwrap_err()
         .to_string();
     assert!(e.contains("is a directory"), "{e}");

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::pg::PgServer;
 use common::plugin;
-use nas_host::store::Store;
+use nas_store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nas-host");
 
@@ -75,7 +75,7 @@ fn every_command_works_against_postgres_and_gives_the_sqlite_results() {
         nas_host(&["search", "--resume", "2", "--episodes", "200"], db);
     }
     assert_eq!(a.episodes(2).unwrap(), b.episodes(2).unwrap());
-    let outcomes = |store: &Store| -> Vec<nas_host::evaluator::Outcome> {
+    let outcomes = |store: &Store| -> Vec<nas_core::record::Outcome> {
         let ids = store.episode_evaluations(2).unwrap();
         ids.into_iter()
             .map(|id| store.evaluation(id).unwrap().outcome)
@@ -99,7 +99,7 @@ fn every_command_works_against_postgres_and_gives_the_sqlite_results() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     nas_host(&[&fewer[..], &["--envs", "2"]].concat(), &sqlite);
-    let key = |e: &nas_host::store::EpisodeRecord| (e.index, e.env, e.architecture.clone(), e.reward.to_bits());
+    let key = |e: &nas_core::record::EpisodeRecord| (e.index, e.env, e.architecture.clone(), e.reward.to_bits());
     let keys = |store: &Store| store.episodes(3).unwrap().iter().map(key).collect::<Vec<_>>();
     assert_eq!(keys(&a).len(), 80);
     assert_eq!(keys(&a), keys(&b));

@@ -9,9 +9,9 @@ mod common;
 use std::path::Path;
 
 use common::pg::PgServer;
-use nas_host::evaluator::Outcome;
-use nas_host::store::queue::MAX_ATTEMPTS;
-use nas_host::store::{Awaited, CurveToJudge, JobState, NewJob, Store};
+use nas_core::record::Outcome;
+use nas_store::queue::MAX_ATTEMPTS;
+use nas_store::{Awaited, CurveToJudge, JobState, NewJob, Store};
 
 fn job(key: &str) -> NewJob<'_> {
     NewJob {

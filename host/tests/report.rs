@@ -4,8 +4,8 @@
 mod common;
 
 use common::{options, run, synthetic_config};
-use nas_host::report;
-use nas_host::store::Store;
+use nas_outputs::report;
+use nas_store::Store;
 
 #[test]
 fn eval_report_and_compare_work_on_finished_runs() {
@@ -14,7 +14,7 @@ fn eval_report_and_compare_work_on_finished_runs() {
     let (ppo_run, episodes) = run(synthetic_config("ppo", 300, 2), db.clone());
     let (random_run, _) = run(synthetic_config("random", 300, 2), db.clone());
 
-    let summary = nas_host::frozen_policy::eval(ppo_run, Some(12), None, &options(db.clone())).unwrap();
+    let summary = nas_search::frozen_policy::eval(ppo_run, Some(12), None, &options(db.clone())).unwrap();
     assert_eq!(summary.samples.len(), 12);
     // The summary's statistics, recomputed by hand from its samples (population std).
     let accuracies: Vec<f64> = summary.samples.iter().map(|s| s.accuracy).collect();
@@ -26,7 +26,7 @@ fn eval_report_and_compare_work_on_finished_runs() {
     assert!((summary.std_accuracy - std).abs() < 1e-12);
     assert!((summary.mean_depth - depth).abs() < 1e-12 && (summary.mean_params - params).abs() < 1e-9);
     // Sampling again from the stored checkpoint gives the same samples.
-    let again = nas_host::frozen_policy::eval(ppo_run, Some(12), Some(true), &options(db.clone())).unwrap();
+    let again = nas_search::frozen_policy::eval(ppo_run, Some(12), Some(true), &options(db.clone())).unwrap();
     assert_eq!(
         summary.samples.iter().map(|s| &s.architecture).collect::<Vec<_>>(),
         again.samples.iter().map(|s| &s.architecture).collect::<Vec<_>>()
@@ -60,7 +60,7 @@ fn eval_report_and_compare_work_on_finished_runs() {
     assert!(
         md.contains(&format!(
             "Total params: {}",
-            nas_host::arch::with_thousands(best.params)
+            nas_core::arch::with_thousands(best.params)
         )),
         "{md}"
     );
@@ -111,9 +111,9 @@ fn a_comparison_plan_runs_agents_times_seeds_then_compares() {
         ),
     )
     .unwrap();
-    let (plan, base_config) = nas_host::plan::ComparePlan::from_file(&plan_path).unwrap();
+    let (plan, base_config) = nas_config::ComparePlan::from_file(&plan_path).unwrap();
     let db = dir.path().join("p.sqlite");
-    let runs = nas_host::plan::run_plan(&plan, &base_config, &options(db.clone())).unwrap();
+    let runs = nas_search::plan::run_plan(&plan, &base_config, &options(db.clone())).unwrap();
     assert_eq!(runs.len(), 4);
     let store = Store::open(&db).unwrap();
     let seeds: Vec<u64> = runs.iter().map(|&r| store.run(r).unwrap().seed).collect();
@@ -127,7 +127,7 @@ fn a_comparison_plan_runs_agents_times_seeds_then_compares() {
     assert_eq!(md.matches("| qlearning 0.1.0 |").count(), 2);
 
     std::fs::write(&plan_path, "base = \"base.toml\"\nagents = []\n").unwrap();
-    assert!(nas_host::plan::ComparePlan::from_file(&plan_path)
+    assert!(nas_config::ComparePlan::from_file(&plan_path)
         .unwrap_err()
         .to_string()
         .contains("no agents"));

@@ -9,10 +9,11 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 
 use common::{mean_of_last, plugin, run, synthetic_config};
-use nas_host::arch::Architecture;
-use nas_host::mdp::{Mdp, MdpConfig};
-use nas_host::search::{self, Start};
-use nas_host::store::Store;
+use nas_core::arch::Architecture;
+use nas_core::mdp::{Mdp, MdpConfig};
+use nas_search::search;
+use nas_search::search::Start;
+use nas_store::Store;
 
 const EPISODES: usize = 3000;
 
@@ -22,7 +23,7 @@ fn random_baseline() -> f64 {
     mean_of_last(&episodes, 100)
 }
 
-fn assert_valid(episodes: &[nas_host::store::EpisodeRecord]) {
+fn assert_valid(episodes: &[nas_core::record::EpisodeRecord]) {
     let mdp = Mdp::new(MdpConfig::default(), 28);
     for e in episodes {
         let arch: Architecture = e.architecture.parse().unwrap();
@@ -77,7 +78,7 @@ fn resume_is_exact(agent: &str, total: usize, cut: usize) {
     )
     .unwrap();
     let resumed = Store::open(&db).unwrap().episodes(run_id).unwrap();
-    let key = |e: &nas_host::store::EpisodeRecord| (e.architecture.clone(), e.reward.to_bits());
+    let key = |e: &nas_core::record::EpisodeRecord| (e.architecture.clone(), e.reward.to_bits());
     assert_eq!(
         straight.iter().map(key).collect::<Vec<_>>(),
         resumed.iter().map(key).collect::<Vec<_>>()
@@ -186,7 +187,7 @@ fn killed_runs_resume_exactly() {
     let a = Store::open(&straight_db).unwrap().episodes(1).unwrap();
     let b = Store::open(&killed_db).unwrap().episodes(1).unwrap();
     assert_eq!(a.len(), total);
-    let key = |e: &nas_host::store::EpisodeRecord| (e.index, e.architecture.clone(), e.reward.to_bits());
+    let key = |e: &nas_core::record::EpisodeRecord| (e.index, e.architecture.clone(), e.reward.to_bits());
     assert_eq!(
         a.iter().map(key).collect::<Vec<_>>(),
         b.iter().map(key).collect::<Vec<_>>()
@@ -458,7 +459,7 @@ fn an_episode_redone_after_a_kill_is_recorded_as_the_first_attempt() {
         )
         .unwrap();
         let key =
-            |e: &nas_host::store::EpisodeRecord| (e.index, e.architecture.clone(), e.reward.to_bits(), e.cache_hit);
+            |e: &nas_core::record::EpisodeRecord| (e.index, e.architecture.clone(), e.reward.to_bits(), e.cache_hit);
         assert_eq!(
             straight.episodes.iter().map(key).collect::<Vec<_>>(),
             resumed.episodes.iter().map(key).collect::<Vec<_>>(),
@@ -479,7 +480,7 @@ fn eval_never_updates_the_policy() {
         .plugins
         .insert("hostile".into(), toml::toml! { mode = "refuse-observe" });
     let (run_id, _) = run(config, db.clone());
-    let summary = nas_host::frozen_policy::eval(run_id, Some(4), None, &common::options(db.clone())).unwrap();
+    let summary = nas_search::frozen_policy::eval(run_id, Some(4), None, &common::options(db.clone())).unwrap();
     assert_eq!(summary.samples.len(), 4);
 }
 
@@ -490,14 +491,14 @@ fn a_sink_receives_every_committed_episode() {
     #[derive(Default)]
     struct Recording {
         started: Vec<(usize, usize)>,
-        episodes: Vec<nas_host::store::EpisodeRecord>,
+        episodes: Vec<nas_core::record::EpisodeRecord>,
         finished: usize,
     }
     impl search::EpisodeSink for Recording {
-        fn started(&mut self, _run: i64, committed: &[nas_host::store::EpisodeRecord], total: usize) {
+        fn started(&mut self, _run: i64, committed: &[nas_core::record::EpisodeRecord], total: usize) {
             self.started.push((committed.len(), total));
         }
-        fn episode(&mut self, _run: i64, episode: &nas_host::store::EpisodeRecord) {
+        fn episode(&mut self, _run: i64, episode: &nas_core::record::EpisodeRecord) {
             self.episodes.push(episode.clone());
         }
         fn finished(&mut self) {

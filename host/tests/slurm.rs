@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::pg::PgServer;
 use common::plugin;
-use nas_host::store::Store;
+use nas_store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nas-host");
 
@@ -134,7 +134,7 @@ fn a_search_with_slurm_workers_survives_a_cancelled_worker_and_leaves_no_job() {
     }
     // The cancelled worker's child was trained again, by the worker that took it over.
     let retrained = store.job_states(&[job]).unwrap();
-    assert!(matches!(retrained[0].1, nas_host::store::JobState::Done { .. }));
+    assert!(matches!(retrained[0].1, nas_store::JobState::Done { .. }));
     let conn_check = Command::new("psql")
         .arg("-h")
         .arg(server.socket_dir())

@@ -1,10 +1,13 @@
 //! Child networks: every masked rollout builds and runs in libtorch with the analytic parameter
 //! count, and training on the synthetic dataset learns, is seeded, and fails cleanly.
 
-use nas_host::arch::Architecture;
-use nas_host::mdp::{Mdp, MdpConfig};
-use nas_host::model::{self, Activation};
-use nas_host::train::{self, Normalize, TensorData, TrainConfig, Validation};
+use nas_core::arch::Architecture;
+use nas_core::mdp::{Mdp, MdpConfig};
+use nas_train::model;
+use nas_config::Activation;
+use nas_train::train;
+use nas_config::{Normalize, TrainConfig, Validation};
+use nas_train::train::TensorData;
 use rand::{Rng, SeedableRng};
 use tch::nn::Module;
 use tch::{nn, Device, Kind, Tensor};
@@ -26,7 +29,7 @@ fn every_masked_rollout_builds_and_counts_its_parameters() {
             let vs = nn::VarStore::new(Device::Cpu);
             // Building draws from libtorch's process-wide generator: never while a seeded test runs.
             let net = {
-                let _rng = nas_host::train::libtorch_rng();
+                let _rng = nas_train::train::libtorch_rng();
                 model::build(&vs.root(), &arch, input, classes, Activation::Relu)
             };
             let y = net.forward(&x);
@@ -52,7 +55,7 @@ fn the_summary_counts_the_parameters_of_the_built_network() {
         let arch: Architecture = text.parse().unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
         let _net = {
-            let _rng = nas_host::train::libtorch_rng();
+            let _rng = nas_train::train::libtorch_rng();
             model::build(&vs.root(), &arch, input, classes, Activation::Relu)
         };
         let built: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
@@ -61,7 +64,7 @@ fn the_summary_counts_the_parameters_of_the_built_network() {
         assert!(
             summary.to_string().contains(&format!(
                 "Total params: {}",
-                nas_host::arch::with_thousands(built as u64)
+                nas_core::arch::with_thousands(built as u64)
             )),
             "{text}"
         );
@@ -114,7 +117,7 @@ fn no_activation_builds_an_affine_network() {
     let y = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
     let zero = Tensor::zeros([4, 1, 28, 28], (Kind::Float, Device::Cpu));
     let gap = |activation: Activation| {
-        let rng = nas_host::train::libtorch_rng();
+        let rng = nas_train::train::libtorch_rng();
         tch::manual_seed(5);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build(&vs.root(), &arch, (1, 28, 28), 3, activation);
@@ -132,7 +135,7 @@ fn no_activation_builds_an_affine_network() {
 /// biases).
 #[test]
 fn layers_are_initialised_as_pytorch_does() {
-    let _rng = nas_host::train::libtorch_rng();
+    let _rng = nas_train::train::libtorch_rng();
     tch::manual_seed(0);
     let arch: Architecture = "conv(64,3) conv(32,5) pool(2,2) fc(256) fc(64)".parse().unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
@@ -252,7 +255,7 @@ fn channels_last_computes_the_same_function() {
     let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 0, 1, 2]);
     let run = |channels_last: bool| {
         // Both layouts must start from the same weights: no other test may draw in between.
-        let rng = nas_host::train::libtorch_rng();
+        let rng = nas_train::train::libtorch_rng();
         tch::manual_seed(11);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = model::build_with_layout(&vs.root(), &arch, (3, 32, 32), 5, Activation::Relu, channels_last);

@@ -6,10 +6,12 @@ pub mod wat;
 
 use std::path::PathBuf;
 
-use nas_host::config::RunConfig;
-use nas_host::evaluator::EvaluatorKind;
-use nas_host::search::{self, SearchOptions, Start};
-use nas_host::store::EpisodeRecord;
+use nas_config::RunConfig;
+use nas_config::EvaluatorKind;
+use nas_search::search;
+use nas_search::options::SearchOptions;
+use nas_search::search::Start;
+use nas_core::record::EpisodeRecord;
 
 /// A plugin built by `make build` (the real ones in plugins/, test ones in tests/plugins/).
 pub fn plugin(name: &str) -> PathBuf {

@@ -42,7 +42,7 @@ pub fn wat_reward(dir: &Path, file_stem: &str, name: &str, extra: &str) -> PathB
 
     let mut resolve = wit_parser::Resolve::default();
     resolve
-        .push_file(root.join("host/wit/nas-plugin@0.1.0.wit"))
+        .push_file(root.join("crates/plugin-runtime/wit/nas-plugin@0.1.0.wit"))
         .expect("contract 0.1.0's WIT");
     let package = resolve
         .push_str("wasi-subset.wit", WASI_SUBSET)

@@ -1,0 +1,277 @@
+//! The per-run Markdown report with its plots (`nas-host report`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use nas_core::arch::{Architecture, Layer};
+use nas_core::record::Outcome;
+use nas_core::record::sample_stats;
+use nas_core::stats::mean_std;
+use nas_core::record::EpisodeRecord;
+use nas_store::Store;
+
+/// What an assessor did to the children a run trained (cache hits are not counted: the run
+/// trained nothing for them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssessorSummary {
+    /// Children trained by the run, and how many of them the assessor stopped.
+    pub trained: usize,
+    pub stopped: usize,
+    /// Epochs trained, and the epochs training every child to the end would have taken.
+    pub epochs_trained: usize,
+    pub epochs_full: usize,
+    /// Wall time of the children's training (the curve's measurements included).
+    pub train_seconds: f64,
+    /// Seconds spent measuring accuracy after epochs other than each child's last.
+    pub measure_seconds: f64,
+    /// The training time the stopped children's remaining epochs would have taken, at each
+    /// child's own seconds per epoch (measurements excluded).
+    pub saved_seconds: f64,
+}
+
+impl AssessorSummary {
+    /// Sums over the outcomes of the children a run trained, under a protocol of `epochs` epochs.
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>, epochs: usize) -> AssessorSummary {
+        let mut s = AssessorSummary::default();
+        for outcome in outcomes {
+            let trained = outcome.epochs_trained(epochs);
+            s.trained += 1;
+            s.epochs_trained += trained;
+            s.epochs_full += epochs;
+            s.train_seconds += outcome.seconds;
+            s.measure_seconds += outcome.curve.measure_seconds;
+            if outcome.curve.stopped {
+                s.stopped += 1;
+                let per_epoch = (outcome.seconds - outcome.curve.measure_seconds).max(0.0) / trained.max(1) as f64;
+                s.saved_seconds += per_epoch * epochs.saturating_sub(trained) as f64;
+            }
+        }
+        s
+    }
+
+    /// The report's paragraph.
+    pub fn to_markdown(&self) -> String {
+        let share = |part: f64, whole: f64| if whole > 0.0 { 100.0 * part / whole } else { 0.0 };
+        format!(
+            "The assessor stopped {} of the {} children this run trained ({:.0}%). They trained {} of the {} epochs that training each to the end would have taken ({:.0}% saved). Training took {:.1} s, of which {:.1} s measured the per-epoch accuracy the assessor reads; the remaining epochs of the stopped children would have taken about {:.1} s more (estimated from each child's own time per epoch), so the assessor saved about {:.0}% of the training time.\n\n",
+            self.stopped,
+            self.trained,
+            share(self.stopped as f64, self.trained as f64),
+            self.epochs_trained,
+            self.epochs_full,
+            share((self.epochs_full - self.epochs_trained) as f64, self.epochs_full as f64),
+            self.train_seconds,
+            self.measure_seconds,
+            self.saved_seconds,
+            share(self.saved_seconds, self.train_seconds + self.saved_seconds),
+        )
+    }
+}
+
+/// What an evaluator's number is: a trained child's accuracy, or the synthetic evaluator's score.
+pub fn score_name(evaluator: &str) -> &'static str {
+    if evaluator == "synthetic" {
+        "score"
+    } else {
+        "accuracy"
+    }
+}
+
+/// Writes `report.md` and its plots into `out`; returns the report's path.
+pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathBuf> {
+    let record = store.run(run)?;
+    let episodes = store.episodes(run)?;
+    anyhow::ensure!(!episodes.is_empty(), "run {run} has no finished episodes to report on");
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let config = nas_config::RunConfig::from_toml(&record.config_toml)?;
+    let mut labels = PlotLabels {
+        subtitle: format!(
+            "run {run} · agent {} {} · reward {} {} · dataset {} · evaluator {}",
+            record.agent.name,
+            record.agent.version,
+            record.reward.name,
+            record.reward.version,
+            record.dataset,
+            record.evaluator
+        ),
+        score: score_name(&record.evaluator),
+    };
+    if let Some(assessor) = &record.assessor {
+        labels.subtitle.push_str(&format!(" · assessor {}", assessor.name));
+    }
+    let score = labels.score;
+
+    figure(
+        out,
+        "reward",
+        (1000, 560),
+        |a| plot_rewards(a, &episodes, &labels),
+        |a| plot_rewards(a, &episodes, &labels),
+    )?;
+    figure(
+        out,
+        "accuracy_vs_params",
+        (1000, 560),
+        |a| plot_accuracy_vs_params(a, &episodes, &labels),
+        |a| plot_accuracy_vs_params(a, &episodes, &labels),
+    )?;
+    let metric = ["epsilon", "entropy"]
+        .into_iter()
+        .find(|m| episodes.iter().any(|e| e.metrics.contains_key(*m)));
+    if let Some(metric) = metric {
+        let points: Vec<(i64, f64)> = episodes
+            .iter()
+            .filter_map(|e| {
+                e.metrics
+                    .get(metric)
+                    .and_then(|v| v.as_f64())
+                    .map(|v| (e.index as i64, v))
+            })
+            .collect();
+        figure(
+            out,
+            "exploration",
+            (1000, 480),
+            |a| plot_metric(a, metric, &points, &labels),
+            |a| plot_metric(a, metric, &points, &labels),
+        )?;
+    }
+    let best = episodes
+        .iter()
+        .max_by(|a, b| a.reward.total_cmp(&b.reward))
+        .expect("non-empty");
+    let best_arch: Architecture = best.architecture.parse().map_err(anyhow::Error::msg)?;
+    let summary = best_arch.summary(config.dataset.image_shape(), config.dataset.num_classes());
+    let caption = format!(
+        "Best architecture (episode {}, reward {:.4}, {score} {:.4}, {} params)",
+        best.index,
+        best.reward,
+        best.accuracy,
+        nas_core::arch::with_thousands(best.params)
+    );
+    figure(
+        out,
+        "best_architecture",
+        (1100, 200),
+        |a| draw_architecture(a, &best_arch, &summary, &caption, &labels),
+        |a| draw_architecture(a, &best_arch, &summary, &caption, &labels),
+    )?;
+
+    // Learning curves and what the assessor saved, when the run's children have curves.
+    let evaluation_ids = store.episode_evaluations(run)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut curves = Vec::new();
+    let mut trained_here = Vec::new();
+    for episode in &episodes {
+        let id = evaluation_ids[episode.index];
+        if !seen.insert(id) {
+            continue;
+        }
+        let outcome = store.evaluation(id)?.outcome;
+        if outcome.curve.is_measured() {
+            curves.push((outcome.curve.accuracy.clone(), outcome.curve.stopped));
+        }
+        if !episode.cache_hit {
+            trained_here.push(outcome);
+        }
+    }
+    let assessed = record.assessor.is_some() || !curves.is_empty();
+    if !curves.is_empty() {
+        figure(
+            out,
+            "learning_curves",
+            (1000, 560),
+            |a| plot_curves(a, &curves, config.train.epochs, &labels),
+            |a| plot_curves(a, &curves, config.train.epochs, &labels),
+        )?;
+    }
+
+    let top = top_distinct(&episodes, 10);
+    let hits = episodes.iter().filter(|e| e.cache_hit).count();
+    let tail = episodes.len().min(100);
+    let (tail_mean, _) = mean_std(
+        &episodes[episodes.len() - tail..]
+            .iter()
+            .map(|e| e.reward)
+            .collect::<Vec<_>>(),
+    );
+    let mut md = format!(
+        "# nas-host run {run}\n\n| | |\n|---|---|\n| agent | {} {} |\n| reward | {} {} |\n| dataset | {} |\n| evaluator | {} |\n| seed | {} |\n| status | {} |\n| episodes | {} of {} |\n| mean reward, last {tail} episodes | {tail_mean:.4} |\n| cache hits | {hits} |\n| wall time | {:.1} s |\n\n",
+        record.agent.name, record.agent.version, record.reward.name, record.reward.version, record.dataset, record.evaluator,
+        record.seed, record.status, episodes.len(), record.episodes_target, record.wall_seconds
+    );
+    if let Some(assessor) = &record.assessor {
+        md = md.replacen(
+            "| dataset |",
+            &format!("| assessor | {} {} |\n| dataset |", assessor.name, assessor.version),
+            1,
+        );
+    }
+    md.push_str("## Best architecture\n\n![best architecture](best_architecture.png)\n\n");
+    md.push_str(&format!(
+        "`{}` — reward {:.4}, {score} {:.4}, {} parameters, found in episode {}.{}\n\n```\n{summary}\n```\n\n",
+        best.architecture,
+        best.reward,
+        best.accuracy,
+        best.params,
+        best.index,
+        if best.stopped {
+            format!(
+                " The assessor stopped it early: its {score} is the last one measured, not the protocol's; `nas-host export {run} --arch \"{}\"` trains it fully.",
+                best.architecture
+            )
+        } else {
+            String::new()
+        }
+    ));
+    md.push_str(&format!(
+        "## Reward and {score}\n\n![reward per episode](reward.png)\n\n## {} vs size\n\n![{score} vs parameters](accuracy_vs_params.png)\n\n",
+        capitalised(score)
+    ));
+    if assessed {
+        md.push_str("## Learning curves and early stopping\n\n");
+        if !curves.is_empty() {
+            md.push_str("![learning curves](learning_curves.png)\n\n");
+        }
+        md.push_str(&AssessorSummary::of(&trained_here, config.train.epochs).to_markdown());
+    }
+    match metric {
+        Some(m) => md.push_str(&format!("## Exploration\n\n![{m} over episodes](exploration.png)\n\n")),
+        None => md.push_str("## Exploration\n\nThis agent reports neither ε nor policy entropy.\n\n"),
+    }
+    md.push_str(&format!(
+        "## Top architectures\n\n| reward | {score} | params | depth | architecture |\n|---|---|---|---|---|\n"
+    ));
+    for e in &top {
+        md.push_str(&format!(
+            "| {:.4} | {:.4}{} | {} | {} | `{}` |\n",
+            e.reward,
+            e.accuracy,
+            if e.stopped { " (stopped early)" } else { "" },
+            e.params,
+            e.depth,
+            e.architecture
+        ));
+    }
+    let samples = store.eval_samples(run)?;
+    if !samples.is_empty() {
+        let (m, s, p, d) = sample_stats(&samples);
+        md.push_str(&format!(
+            "\n## Frozen-policy evaluation\n\n{} samples: {score} {m:.4} ± {s:.4}, mean parameters {p:.0}, mean depth {d:.2}.\n",
+            samples.len()
+        ));
+    }
+    let path = out.join("report.md");
+    std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+
+}

@@ -1,0 +1,83 @@
+//! Chooses how a run's children are trained: in the search process, or through the store's queue
+//! by workers started here, on Slurm, or by hand.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use nas_config::{EvaluatorKind, Launcher, RunConfig};
+use nas_core::mdp::Mdp;
+use nas_train::device::DeviceChoice;
+use nas_train::evaluator::Evaluator;
+
+use crate::local::{LocalWorkers, WorkerSpec};
+use crate::options::SearchOptions;
+use crate::pool::{InProcess, Queued, SharedWorkers, Trainer};
+
+/// The device kind children of `evaluator` are trained on when `device` is asked for: `none`
+/// for the synthetic evaluator (any worker scores it).
+pub fn device_kind_for(evaluator: EvaluatorKind, device: DeviceChoice) -> anyhow::Result<&'static str> {
+    Ok(match evaluator {
+        EvaluatorKind::Synthetic => "none",
+        EvaluatorKind::Train => match nas_train::device::select(device)? {
+            tch::Device::Cpu => "cpu",
+            _ => "cuda",
+        },
+    })
+}
+
+/// The trainer a run's `[parallel]` asks for, and the workers it started (if any): in-process
+/// training without workers; else the store's queue, served by local workers started here (or a
+/// comparison's `shared` pool), or by workers started by hand (`launcher = "none"`).
+pub fn trainer_for(
+    config: &RunConfig,
+    mdp: &Mdp,
+    options: &SearchOptions,
+) -> anyhow::Result<(Box<dyn Trainer>, Option<SharedWorkers>)> {
+    let parallel = &config.parallel;
+    if !parallel.uses_workers() && options.shared_workers.is_none() {
+        let evaluator = Evaluator::for_run(config, mdp, options.data_dir.as_deref(), options.device)?;
+        return Ok((Box::new(InProcess::new(evaluator, config.dataset.as_str())), None));
+    }
+    // The search checks the synthetic target itself; workers only train.
+    if config.evaluator == EvaluatorKind::Synthetic {
+        Evaluator::for_run(config, mdp, None, DeviceChoice::Cpu)?;
+    }
+    let device_kind = match (config.evaluator, parallel.launcher) {
+        // Workers run on other machines: what this one has says nothing about theirs.
+        (EvaluatorKind::Train, Launcher::Slurm) => crate::slurm::device_kind(&config.slurm, options.device),
+        (evaluator, _) => device_kind_for(evaluator, options.device)?,
+    };
+    let workers: Option<SharedWorkers> = match (&options.shared_workers, parallel.launcher) {
+        (Some(shared), _) => Some(Arc::clone(shared)),
+        (None, Launcher::Local) => Some(LocalWorkers::start(WorkerSpec::for_config(
+            parallel,
+            &options.db,
+            options.data_dir.as_deref(),
+            device_kind,
+        )?)?),
+        (None, Launcher::Slurm) => Some(crate::slurm::SlurmWorkers::submit(
+            &crate::slurm::SlurmSpec::for_config(config, options, device_kind)?,
+        )?),
+        (None, Launcher::None) => None,
+    };
+    // Workers load their own copy of the data; the search's fingerprint lets them check it.
+    let data_sha256 = match config.evaluator {
+        EvaluatorKind::Synthetic => String::new(),
+        EvaluatorKind::Train => {
+            let source = nas_datasets::DataSource::resolve(options.data_dir.as_deref());
+            nas_datasets::load(config.dataset, &source)
+                .with_context(|| format!("loading dataset {}", config.dataset))?
+                .fingerprint()
+        }
+    };
+    let trainer = Queued::new(
+        device_kind,
+        config.dataset.as_str(),
+        config.evaluator.as_str(),
+        workers.clone(),
+        &options.db,
+        parallel.lease_secs,
+        data_sha256,
+    );
+    Ok((Box::new(trainer), workers))
+}

@@ -1,0 +1,39 @@
+//! How a search talks to the outside: where the data and the store are, the device, and workers
+//! shared between searches.
+
+use std::path::PathBuf;
+
+use nas_config::ParallelOverrides;
+use nas_train::device::DeviceChoice;
+
+use crate::pool::SharedWorkers;
+
+/// How a search talks to the outside: where data and the store are, and what it prints.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub db: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub device: DeviceChoice,
+    /// Train even architectures the cache knows.
+    pub no_cache: bool,
+    /// Flags over the run's `[parallel]` (on a resumed run, only how it is executed).
+    pub parallel: ParallelOverrides,
+    /// Workers already started for several searches at once (a comparison plan); else a search
+    /// starts its own as its `[parallel]` says.
+    pub shared_workers: Option<SharedWorkers>,
+}
+
+impl SearchOptions {
+    /// Options with the defaults: CPU, the architecture cache on, training in this process.
+    pub fn new(db: PathBuf) -> SearchOptions {
+        SearchOptions {
+            db,
+            data_dir: None,
+            device: DeviceChoice::Cpu,
+            no_cache: false,
+            parallel: ParallelOverrides::default(),
+            shared_workers: None,
+        }
+    }
+}
+

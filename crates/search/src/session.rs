@@ -1,0 +1,286 @@
+//! One run's session: the MDP, the agent, reward and assessor plugins, and how children are
+//! looked up in the cache or trained. The search loop and `eval` both drive it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use nas_datasets::sha256_hex;
+
+use nas_core::arch::Architecture;
+use crate::assess::Watch;
+use nas_config::{ParallelOverrides, RunConfig, Schedule};
+use nas_train::device::DeviceChoice;
+use nas_config::EvaluatorKind;
+use nas_core::record::Outcome;
+use nas_core::mdp::Mdp;
+use nas_plugin_runtime as plugin;
+use nas_plugin_runtime::{AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
+use crate::pool;
+use crate::pool::{ChildRequest, PoolStatus, SharedWorkers, Trainer};
+use nas_core::record::EpisodeRecord;
+use nas_store::{InFlightDesign, NewRun, PluginRecord, RunRecord, Store};
+use nas_config::TrainConfig;
+
+/// Everything one run needs: the MDP, the plugins and where children are trained.
+pub struct Session {
+    pub config: RunConfig,
+    pub mdp: Mdp,
+    pub agent: AgentPlugin,
+    pub reward: RewardPlugin,
+    pub trainer: Box<dyn Trainer>,
+    /// The assessor watching children in training, if the run has one.
+    pub watch: Option<Watch>,
+    /// The workers this session started (dropping the session stops them).
+    _workers: Option<SharedWorkers>,
+    pub agent_record: PluginRecord,
+    pub reward_record: PluginRecord,
+    pub assessor_record: Option<PluginRecord>,
+}
+
+fn record(path: &Path, info: &plugin::PluginInfo, sha256: &str) -> PluginRecord {
+    PluginRecord {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        path: path.display().to_string(),
+        sha256: sha256.to_string(),
+    }
+}
+
+/// The plugin files of a session: its agent, reward shaper and, if the search has one, assessor.
+#[derive(Debug, Clone)]
+pub struct PluginPaths {
+    pub agent: PathBuf,
+    pub reward: PathBuf,
+    pub assessor: Option<PathBuf>,
+}
+
+impl PluginPaths {
+    /// Resolves a run configuration's plugin names or paths.
+    pub fn of(config: &RunConfig) -> anyhow::Result<PluginPaths> {
+        Ok(PluginPaths {
+            agent: plugin::resolve(&config.agent)?,
+            reward: plugin::resolve(&config.reward)?,
+            assessor: config.assessor_spec().map(plugin::resolve).transpose()?,
+        })
+    }
+}
+
+/// How an architecture is evaluated: already known (this episode's own evaluation, or the
+/// cache), or to be trained.
+pub enum Lookup {
+    Known {
+        evaluation_id: i64,
+        outcome: Outcome,
+        cache_hit: bool,
+    },
+    Train(ChildRequest),
+}
+
+impl Session {
+    /// Loads the plugins and sets up training as the run's `[parallel]` says (loading the
+    /// dataset when this process trains). `agent_config` overrides the agent's configuration
+    /// section (used by `eval`); an assessor in `plugins` watches the search's children.
+    pub fn open(
+        config: &RunConfig,
+        plugins: &PluginPaths,
+        options: &SearchOptions,
+        agent_config: Option<String>,
+    ) -> anyhow::Result<Session> {
+        let (agent_path, reward_path) = (plugins.agent.as_path(), plugins.reward.as_path());
+        let (_, side, _) = config.dataset.image_shape();
+        let mdp = Mdp::new(config.mdp.clone(), side as u32);
+        let runtime = Runtime::new(Runtime::default_cache_dir())?;
+        let agent_file = runtime.load(agent_path)?;
+        let reward_file = runtime.load(reward_path)?;
+        let mut agent = AgentPlugin::instantiate(&runtime, &agent_file, config.sandbox, config.seed)?;
+        let mut reward = RewardPlugin::instantiate(&runtime, &reward_file, config.sandbox, config.seed)?;
+        let agent_name = plugin_section_name(agent_path);
+        let reward_name = plugin_section_name(reward_path);
+        agent.init(
+            &mdp,
+            &agent_config.unwrap_or_else(|| config.plugin_json(&agent_name)),
+            config.seed,
+        )?;
+        reward.init(&config.plugin_json(&reward_name))?;
+        let assessor = match plugins.assessor.as_deref() {
+            Some(path) => {
+                let file = runtime.load(path)?;
+                let mut assessor = AssessorPlugin::instantiate(&runtime, &file, config.sandbox, config.seed)?;
+                assessor.init(&config.plugin_json(&plugin_section_name(path)))?;
+                Some((record(path, assessor.info(), &file.sha256), assessor))
+            }
+            None => None,
+        };
+        let (trainer, workers) = crate::launch::trainer_for(config, &mdp, options)?;
+        let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
+        let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
+        let (assessor_record, watch) = match assessor {
+            Some((record, plugin)) => {
+                let input = config.dataset.image_shape();
+                let watch = Watch::new(plugin, config.train.epochs, input, config.dataset.num_classes());
+                (Some(record), Some(watch))
+            }
+            None => (None, None),
+        };
+        Ok(Session {
+            config: config.clone(),
+            mdp,
+            agent,
+            reward,
+            trainer,
+            watch,
+            _workers: workers,
+            agent_record,
+            reward_record,
+            assessor_record,
+        })
+    }
+
+    /// Tells the assessor, in the order their rewards were reported, the whole curves of the
+    /// run's committed children, as an uninterrupted run had told it by now.
+    fn replay_completed(&mut self, store: &Store, run: i64) -> anyhow::Result<()> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Ok(());
+        };
+        let mut episodes = store.episodes(run)?;
+        episodes.sort_by_key(|e| e.reported);
+        let evaluations = store.episode_evaluations(run)?;
+        for episode in &episodes {
+            let id = evaluations[episode.index];
+            let arch: Architecture = episode.architecture.parse().map_err(anyhow::Error::msg)?;
+            watch.completed(id, &arch, &store.evaluation(id)?.outcome)?;
+        }
+        Ok(())
+    }
+
+    /// Lets the agent design one architecture in environment `env`. With `learn`, the agent is
+    /// told the (zero) reward of every intermediate step.
+    pub fn design(&mut self, env: u32, explore: bool, learn: bool) -> anyhow::Result<Architecture> {
+        let mut state = self.mdp.start();
+        let mut layers = Vec::new();
+        while !state.terminated {
+            let mask = self.mdp.mask(&state);
+            let index = self.agent.act(env, &self.mdp, &state, &mask, explore)?;
+            let action = self.mdp.actions()[index];
+            layers.push(action.layer);
+            state = self.mdp.next_state(&state, &action);
+            if learn && !state.terminated {
+                self.agent.observe(env, 0.0, false)?;
+            }
+        }
+        Ok(Architecture { layers })
+    }
+
+    /// The cache key of an architecture under this run's dataset, evaluator, protocol (with the
+    /// training seed `train_seed`) and, for real training, device kind: CPU and CUDA kernels give
+    /// different results for the same seed.
+    fn cache_key(&self, arch: &Architecture, train_seed: u64) -> (String, String) {
+        let protocol = match self.config.evaluator {
+            EvaluatorKind::Train => serde_json::to_string(&TrainConfig {
+                seed: train_seed,
+                ..self.config.train.clone()
+            }),
+            EvaluatorKind::Synthetic => serde_json::to_string(&self.config.synthetic),
+        }
+        .expect("protocols serialize");
+        let text = format!(
+            "{arch}|{}|{}|{protocol}|{PROTOCOL_REVISION}|{}",
+            self.config.dataset,
+            self.config.evaluator.as_str(),
+            self.trainer.device_kind()
+        );
+        (sha256_hex(text.as_bytes()), protocol)
+    }
+
+    /// Finds how `arch` is evaluated: the evaluation stored for `origin` (run, episode) when that
+    /// episode is redone after a kill, so it is recorded exactly as the first attempt would have
+    /// been (not a cache hit, even with `use_cache` off); else the cache; else a child to train.
+    pub fn lookup(
+        &self,
+        store: &Store,
+        arch: &Architecture,
+        use_cache: bool,
+        origin: Option<(i64, usize)>,
+        train_seed: u64,
+        keep: bool,
+    ) -> anyhow::Result<Lookup> {
+        let (cache_key, protocol_json) = self.cache_key(arch, train_seed);
+        if let Some((run, episode)) = origin {
+            if let Some(mine) = store.evaluation_of_episode(&cache_key, run, episode)? {
+                return Ok(Lookup::Known {
+                    evaluation_id: mine.id,
+                    outcome: mine.outcome,
+                    cache_hit: false,
+                });
+            }
+        }
+        if use_cache {
+            if let Some(cached) = store.cached_evaluation(&cache_key)? {
+                return Ok(Lookup::Known {
+                    evaluation_id: cached.id,
+                    outcome: cached.outcome,
+                    cache_hit: true,
+                });
+            }
+        }
+        Ok(Lookup::Train(ChildRequest {
+            arch: arch.clone(),
+            cache_key,
+            protocol_json,
+            train_seed,
+            origin,
+            keep,
+            watch_epochs: self.watch.is_some().then_some(self.config.train.epochs),
+        }))
+    }
+
+    /// Reseeds both plugins' WASI randomness for `episode`.
+    pub fn reseed(&mut self, episode: usize) {
+        let seed = episode_seed(self.config.seed, episode);
+        self.agent.reseed(seed);
+        self.reward.reseed(seed ^ 1);
+    }
+
+    /// Reseeds the reward plugin alone for `episode`, before it shapes that episode's reward.
+    fn reseed_reward(&mut self, episode: usize) {
+        self.reward.reseed(episode_seed(self.config.seed, episode) ^ 1);
+    }
+
+    /// Shapes the reward of an evaluated architecture.
+    fn shape(&mut self, arch: &Architecture, outcome: &Outcome) -> anyhow::Result<f64> {
+        let epochs = self.config.train.epochs;
+        Ok(self.reward.shape(&nas_plugin_runtime::EvaluationInput {
+            architecture: arch,
+            accuracy: outcome.accuracy,
+            params: outcome.params,
+            train_seconds: outcome.seconds,
+            failure: outcome.failure.as_deref(),
+            epochs_trained: outcome.epochs_trained(epochs) as u32,
+            epochs: epochs as u32,
+            stopped: outcome.curve.stopped,
+        })?)
+    }
+}
+
+/// Bumped whenever training changes results for the same protocol (e.g. the initialisation), so
+/// that older cached evaluations are not served as if they were trained the current way.
+/// Revision 2: PyTorch's default initialisation of conv and linear layers.
+const PROTOCOL_REVISION: u32 = 2;
+
+fn episode_seed(seed: u64, episode: usize) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (episode as u64).wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn episode_seeds_differ() {
+        assert_ne!(episode_seed(1, 0), episode_seed(1, 1));
+        assert_ne!(episode_seed(1, 0), episode_seed(2, 0));
+        assert_eq!(episode_seed(3, 7), episode_seed(3, 7));
+    }
+}

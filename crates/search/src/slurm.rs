@@ -1,0 +1,407 @@
+//! `--launcher slurm`: the search submits its workers as one Slurm job array (`sbatch
+//! --parsable`), follows the array with `squeue` (`sacct` needs accounting storage, which many
+//! clusters and single-node setups lack), reports workers that fail or wait too long, and cancels
+//! the array (`scancel`) when the search ends or is interrupted. The Slurm commands are called;
+//! nothing binds to Slurm's C library. Workers reach the store through `NAS_DB`, which `sbatch`
+//! passes on from the search's environment, so no password is written into a script.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use nas_config::{RunConfig, SlurmConfig};
+use nas_train::device::DeviceChoice;
+use crate::pool::{SharedWorkers, WorkerPool};
+use crate::options::SearchOptions;
+use nas_store::Store;
+
+/// The device kind of Slurm workers: CUDA when asked for (`--device cuda`) or when each worker
+/// gets a GPU (`gres` names one); else CPU.
+pub fn device_kind(slurm: &SlurmConfig, device: DeviceChoice) -> &'static str {
+    let gpu = slurm.gres.as_deref().is_some_and(|g| g.contains("gpu"));
+    if device == DeviceChoice::Cuda || (gpu && device != DeviceChoice::Cpu) {
+        "cuda"
+    } else {
+        "cpu"
+    }
+}
+
+/// Everything the batch script and its submission need.
+#[derive(Debug, Clone)]
+pub struct SlurmSpec {
+    pub slurm: SlurmConfig,
+    pub workers: usize,
+    pub exe: PathBuf,
+    pub db: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub device: &'static str,
+    pub lease_secs: f64,
+    pub log_dir: PathBuf,
+}
+
+impl SlurmSpec {
+    /// The job array a run's `[parallel]` and `[slurm]` ask for. Refuses a SQLite store: several
+    /// machines writing to one SQLite file over a network filesystem corrupt it.
+    pub fn for_config(config: &RunConfig, options: &SearchOptions, device: &'static str) -> anyhow::Result<SlurmSpec> {
+        anyhow::ensure!(
+            Store::is_postgres(&options.db),
+            "--launcher slurm starts workers on other machines, and a SQLite store ({}) shared by several machines over a network filesystem gets corrupted; use a PostgreSQL store: --db postgres://USER@HOST/DB (README: \"Running on a cluster\")",
+            options.db.display()
+        );
+        let workers = config.parallel.worker_count();
+        anyhow::ensure!(workers > 0, "--launcher slurm needs --workers N (the job array's size)");
+        let log_dir = std::env::current_dir()?.join("runs").join("worker-logs");
+        std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+        Ok(SlurmSpec {
+            slurm: config.slurm.clone(),
+            workers,
+            exe: std::env::current_exe().context("finding the nas-host binary for the workers")?,
+            db: options.db.clone(),
+            data_dir: options.data_dir.clone(),
+            device,
+            lease_secs: config.parallel.lease_secs,
+            log_dir,
+        })
+    }
+
+    /// The batch script: a job array of `nas-host worker` processes.
+    pub fn batch_script(&self) -> String {
+        let s = &self.slurm;
+        let mut lines = vec![
+            "#!/bin/bash".to_string(),
+            "#SBATCH --job-name=nas-worker".to_string(),
+            format!(
+                "#SBATCH --array=0-{}{}",
+                self.workers.saturating_sub(1),
+                if s.array_parallelism > 0 {
+                    format!("%{}", s.array_parallelism)
+                } else {
+                    String::new()
+                }
+            ),
+            format!("#SBATCH --cpus-per-task={}", s.cpus_per_worker.max(1)),
+            format!("#SBATCH --output={}/slurm-%A_%a.log", self.log_dir.display()),
+        ];
+        let optional = [
+            ("partition", &s.partition),
+            ("gres", &s.gres),
+            ("time", &s.time_limit),
+            ("mem", &s.mem_per_worker),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                lines.push(format!("#SBATCH --{name}={value}"));
+            }
+        }
+        lines.extend(s.extra_args.iter().map(|a| format!("#SBATCH {a}")));
+        lines.push(String::new());
+        lines.push(
+            "# The store (NAS_DB) and the data directory (NAS_DATA_DIR) come from the environment sbatch passes on;"
+                .into(),
+        );
+        lines
+            .push("# when you submit this by hand, export them first. Workers read their own copy of the data.".into());
+        lines.push(format!(
+            "exec {} worker --device {} --threads {} --lease-secs {} --idle-exit {}",
+            self.exe.display(),
+            self.device,
+            s.cpus_per_worker.max(1),
+            self.lease_secs,
+            s.idle_exit_secs
+        ));
+        lines.join("\n") + "\n"
+    }
+}
+
+/// Job arrays to cancel if the process is interrupted (SIGINT, SIGTERM).
+fn interrupt_guard() -> &'static Mutex<Vec<String>> {
+    static JOBS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    JOBS.get_or_init(|| {
+        if let Ok(mut signals) =
+            signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        {
+            std::thread::spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    let jobs = interrupt_guard().lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    for job in &jobs {
+                        eprintln!("interrupted: cancelling the Slurm workers (job {job})");
+                        let _ = Command::new("scancel").arg(job).status();
+                    }
+                    std::process::exit(128 + signal);
+                }
+            });
+        }
+        Mutex::new(Vec::new())
+    })
+}
+
+/// A submitted job array of workers, followed by a thread.
+pub struct SlurmWorkers {
+    job: String,
+    stop: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<String>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SlurmWorkers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlurmWorkers")
+            .field("job", &self.job)
+            .finish_non_exhaustive()
+    }
+}
+
+fn slurm_command(program: &str) -> anyhow::Result<Command> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    anyhow::ensure!(
+        found,
+        "`{program}` is not on the PATH: --launcher slurm runs on a Slurm cluster's login node (scripts/slurm-local.sh up starts a one-machine cluster)"
+    );
+    Ok(Command::new(program))
+}
+
+impl SlurmWorkers {
+    /// Submits the array with `sbatch --parsable` and starts following it.
+    pub fn submit(spec: &SlurmSpec) -> anyhow::Result<SharedWorkers> {
+        let guard = interrupt_guard();
+        let mut sbatch = slurm_command("sbatch")?;
+        sbatch
+            .arg("--parsable")
+            .env("NAS_DB", &spec.db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(dir) = &spec.data_dir {
+            sbatch.env("NAS_DATA_DIR", std::path::absolute(dir)?);
+        }
+        let mut child = sbatch.spawn().context("running sbatch")?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(spec.batch_script().as_bytes())?;
+        let output = child.wait_with_output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "sbatch refused the worker array: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        // `--parsable` prints "JOBID" or "JOBID;CLUSTER".
+        let job = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        anyhow::ensure!(!job.is_empty(), "sbatch printed no job id");
+        guard.lock().unwrap_or_else(|p| p.into_inner()).push(job.clone());
+        tracing::info!(
+            "submitted {} Slurm workers as job array {job}; logs in {}",
+            spec.workers,
+            spec.log_dir.display()
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let failure = Arc::new(Mutex::new(None));
+        let thread = {
+            let (job, stop, failure, pending_warn) = (
+                job.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&failure),
+                Duration::from_secs_f64(spec.slurm.pending_warn_secs),
+            );
+            std::thread::Builder::new()
+                .name("slurm-follower".into())
+                .spawn(move || follow(&job, &stop, &failure, pending_warn))?
+        };
+        Ok(Arc::new(SlurmWorkers {
+            job,
+            stop,
+            failure,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+}
+
+/// The array's tasks as `squeue` lists them: task id → (state, reason).
+fn tasks(job: &str) -> anyhow::Result<BTreeMap<String, (String, String)>> {
+    let output = Command::new("squeue")
+        .args(["-h", "-r", "-j", job, "-o", "%i|%T|%r"])
+        .output()
+        .context("running squeue")?;
+    // squeue exits non-zero once the job is gone (it is no longer "valid").
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('|');
+            Some((
+                fields.next()?.trim().to_string(),
+                (fields.next()?.to_string(), fields.next().unwrap_or("").to_string()),
+            ))
+        })
+        .collect())
+}
+
+/// What `scontrol show job` says of a task that left the queue (while Slurm still remembers it).
+fn ended_how(task: &str) -> String {
+    let output = Command::new("scontrol").args(["show", "job", task]).output();
+    let text = output
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+    };
+    match (field("JobState"), field("ExitCode")) {
+        (Some(state), Some(code)) => format!("{state}, exit code {code}"),
+        _ => "ended".into(),
+    }
+}
+
+fn follow(job: &str, stop: &AtomicBool, failure: &Mutex<Option<String>>, pending_warn: Duration) {
+    let started = Instant::now();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut warned_pending = false;
+    let mut last_poll = Instant::now() - Duration::from_secs(10);
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+        if last_poll.elapsed() < Duration::from_secs(2) {
+            continue;
+        }
+        last_poll = Instant::now();
+        let Ok(now) = tasks(job) else { continue };
+        for (task, (state, reason)) in &now {
+            if state == "PENDING" && !warned_pending && started.elapsed() > pending_warn {
+                tracing::warn!(
+                    "Slurm worker {task} has waited {:.0} s in the queue ({reason}); the search continues with the workers that run",
+                    started.elapsed().as_secs_f64()
+                );
+                warned_pending = true;
+            }
+        }
+        // A task that was running and left the queue ended before the search did.
+        for (task, state) in &seen {
+            if state == "RUNNING" && !now.contains_key(task) && !task.contains('[') {
+                tracing::warn!(
+                    "Slurm worker {task} ended before the search ({}); its child goes to another worker when its lease runs out",
+                    ended_how(task)
+                );
+            }
+        }
+        if now.is_empty() && !seen.is_empty() && !stop.load(Ordering::SeqCst) {
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+                "every Slurm worker of job {job} has ended; see their logs (runs/worker-logs/slurm-{job}_*.log) and resume the run"
+            ));
+            return;
+        }
+        seen = now.into_iter().map(|(task, (state, _))| (task, state)).collect();
+    }
+}
+
+impl WorkerPool for SlurmWorkers {
+    fn check(&self) -> anyhow::Result<()> {
+        match &*self.failure.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(reason) => anyhow::bail!("{reason}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Cancels the array (workers still training put nothing in the store; their children were
+    /// either recorded or are not needed any more).
+    fn stop(&self) {
+        if self.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+        match Command::new("scancel").arg(&self.job).status() {
+            Ok(status) if status.success() => tracing::info!("cancelled the Slurm workers (job {})", self.job),
+            Ok(status) => tracing::warn!("scancel {} exited with {status}", self.job),
+            Err(e) => tracing::warn!("could not run scancel {}: {e}", self.job),
+        }
+        interrupt_guard()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|j| j != &self.job);
+    }
+}
+
+impl Drop for SlurmWorkers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `nas-host slurm script`: the batch script a run configuration would submit.
+pub fn script_for(config: &RunConfig, options: &SearchOptions) -> anyhow::Result<String> {
+    let device = device_kind(&config.slurm, options.device);
+    Ok(SlurmSpec::for_config(config, options, device)?.batch_script())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_script_holds_every_option_and_no_store_url() {
+        let spec = SlurmSpec {
+            slurm: SlurmConfig {
+                partition: Some("gpu".into()),
+                gres: Some("gpu:1".into()),
+                time_limit: Some("04:00:00".into()),
+                cpus_per_worker: 4,
+                mem_per_worker: Some("16G".into()),
+                array_parallelism: 2,
+                extra_args: vec!["--account=lab".into()],
+                ..SlurmConfig::default()
+            },
+            workers: 8,
+            exe: PathBuf::from("/opt/nas-host"),
+            db: PathBuf::from("postgres://nas:secret@db/nas"),
+            data_dir: None,
+            device: "cuda",
+            lease_secs: 60.0,
+            log_dir: PathBuf::from("/home/me/runs/worker-logs"),
+        };
+        let script = spec.batch_script();
+        for line in [
+            "#SBATCH --array=0-7%2",
+            "#SBATCH --cpus-per-task=4",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --gres=gpu:1",
+            "#SBATCH --time=04:00:00",
+            "#SBATCH --mem=16G",
+            "#SBATCH --account=lab",
+            "#SBATCH --output=/home/me/runs/worker-logs/slurm-%A_%a.log",
+            "exec /opt/nas-host worker --device cuda --threads 4 --lease-secs 60 --idle-exit 600",
+        ] {
+            assert!(script.lines().any(|l| l == line), "missing `{line}` in\n{script}");
+        }
+        assert!(!script.contains("secret") && !script.contains("postgres://"));
+        assert_eq!(device_kind(&spec.slurm, DeviceChoice::Auto), "cuda");
+        assert_eq!(device_kind(&SlurmConfig::default(), DeviceChoice::Auto), "cpu");
+    }
+
+    #[test]
+    fn a_sqlite_store_is_refused_for_workers_on_other_machines() {
+        let config = RunConfig {
+            parallel: nas_config::ParallelConfig {
+                workers: 2,
+                launcher: nas_config::Launcher::Slurm,
+                ..Default::default()
+            },
+            ..RunConfig::default()
+        };
+        let options = SearchOptions::new(PathBuf::from("runs/nas.sqlite"));
+        let err = SlurmSpec::for_config(&config, &options, "cpu").unwrap_err().to_string();
+        assert!(err.contains("PostgreSQL") && err.contains("corrupt"), "{err}");
+    }
+}

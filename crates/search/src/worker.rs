@@ -1,0 +1,381 @@
+//! `nas-host worker`: trains children from the run store's queue. It claims the oldest child for
+//! its device with a lease, renews the lease from a heartbeat thread while it trains, and writes
+//! the result, which the store accepts only while the lease is still its own. Workers never load
+//! plugins; they load each dataset once and keep it. When the search's assessor watches a child,
+//! the worker posts the curve after every epoch and waits for the search's verdict on it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nas_datasets::DatasetName;
+
+use nas_core::arch::Architecture;
+use nas_train::device::DeviceChoice;
+use nas_train::evaluator::{Evaluator, score_synthetic, train_child};
+use nas_config::{EvaluatorKind, SyntheticConfig};
+use nas_core::record::Outcome;
+use crate::local::{host_name, worker_name};
+use nas_store::{Awaited, ClaimedJob, Store, WorkerRow, queue::unix_now};
+use nas_train::train::{EpochJudge, TensorData};
+use nas_config::{TrainConfig, Validation};
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub db: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub device: DeviceChoice,
+    /// libtorch intra-op threads (`None`: libtorch's default, every core).
+    pub threads: Option<usize>,
+    /// Seconds a claim lasts without a heartbeat.
+    pub lease_secs: f64,
+    /// Exit after this long without a child to train (`None`: wait for children forever).
+    pub idle_exit: Option<Duration>,
+    /// Exit after training this many children.
+    pub max_children: Option<usize>,
+}
+
+/// Receives what a worker does; the CLI prints it.
+pub trait WorkerSink {
+    fn started(&mut self, _name: &str, _device: &str) {}
+    fn claimed(&mut self, _job: &ClaimedJob) {}
+    /// A child is trained; `recorded` is false when its lease was lost meanwhile and the result
+    /// was dropped.
+    fn finished(&mut self, _job: &ClaimedJob, _outcome: &Outcome, _recorded: bool) {}
+}
+
+/// How often an idle worker says it is alive.
+const IDLE_SIGN_OF_LIFE: Duration = Duration::from_secs(2);
+
+/// Runs a worker until it is idle for `idle_exit` or has trained `max_children`; returns the
+/// number of children it trained.
+pub fn run(options: &WorkerOptions, sink: &mut dyn WorkerSink) -> anyhow::Result<usize> {
+    if let Some(threads) = options.threads {
+        tch::set_num_threads(threads as i32);
+    }
+    let device = nas_train::device::select(options.device)?;
+    let device_kind = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
+    let name = worker_name(std::process::id());
+    let store = Store::open(&options.db)?;
+    let now = unix_now();
+    store.register_worker(&WorkerRow {
+        name: name.clone(),
+        host: host_name(),
+        pid: std::process::id(),
+        device: device_kind.into(),
+        threads: options
+            .threads
+            .unwrap_or_else(|| tch::get_num_threads().max(1) as usize),
+        started_at: now,
+        seen_at: now,
+        job: None,
+        trained: 0,
+        stopped: false,
+    })?;
+    sink.started(&name, device_kind);
+    let mut datasets = Datasets::new(options.data_dir.clone(), device);
+    let result = serve(options, &store, &name, device_kind, &mut datasets, sink);
+    if result.is_err() {
+        // Whatever it held goes to the next worker now rather than when its lease runs out.
+        let _ = store.requeue_owner(&name, &format!("worker {name} stopped with an error"));
+    }
+    let _ = store.worker_stopped(&name);
+    result
+}
+
+fn serve(
+    options: &WorkerOptions,
+    store: &Store,
+    name: &str,
+    device_kind: &str,
+    datasets: &mut Datasets,
+    sink: &mut dyn WorkerSink,
+) -> anyhow::Result<usize> {
+    let mut trained = 0;
+    let mut idle_since = Instant::now();
+    let mut last_seen = Instant::now();
+    let mut poll = Duration::from_millis(20);
+    loop {
+        let Some(job) = store.claim(name, device_kind, options.lease_secs)? else {
+            if options.idle_exit.is_some_and(|limit| idle_since.elapsed() >= limit) {
+                return Ok(trained);
+            }
+            if last_seen.elapsed() >= IDLE_SIGN_OF_LIFE {
+                store.worker_seen(name, None, false)?;
+                last_seen = Instant::now();
+            }
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(250));
+            continue;
+        };
+        poll = Duration::from_millis(20);
+        store.worker_seen(name, Some(job.id), false)?;
+        sink.claimed(&job);
+        let heartbeat = Heartbeat::start(options.db.clone(), name.to_string(), job.clone(), options.lease_secs);
+        let mut verdicts = Verdicts::new(store, name, &job, options.idle_exit);
+        let evaluated = match job.watch_epochs {
+            Some(_) => evaluate(&job, datasets, Some(&mut |curve: &[f64]| verdicts.judge(curve))),
+            None => evaluate(&job, datasets, None),
+        };
+        heartbeat.stop();
+        let (outcome, weights) = evaluated?;
+        if let Some(error) = verdicts.error {
+            // The curve was cut short by the store, not by a verdict: nothing is recorded.
+            return Err(error.context(format!("waiting for the verdict on `{}`", job.architecture)));
+        }
+        let depth = job.architecture.split_whitespace().count();
+        let recorded = store.complete(&job, name, &job.evaluation(depth, &outcome), weights.as_deref())?;
+        if recorded.is_none() {
+            tracing::warn!(
+                "lost the lease on `{}` while training it; another worker's result stands",
+                job.architecture
+            );
+        }
+        store.worker_seen(name, None, recorded.is_some())?;
+        last_seen = Instant::now();
+        sink.finished(&job, &outcome, recorded.is_some());
+        trained += 1;
+        idle_since = Instant::now();
+        if options.max_children.is_some_and(|max| trained >= max) {
+            return Ok(trained);
+        }
+    }
+}
+
+/// A worker's side of an assessor: posts the curve of the child it trains and waits for the
+/// search's verdict on it.
+struct Verdicts<'a> {
+    store: &'a Store,
+    owner: &'a str,
+    job: &'a ClaimedJob,
+    /// How long to wait for one verdict before giving up (the worker's `--idle-exit`): a search
+    /// killed outright answers no more, and a worker of a cluster job should not hold its
+    /// allocation for nothing. The child goes back to the queue for the resumed search.
+    give_up_after: Option<Duration>,
+    /// A store failure while waiting, or no verdict in time; training stops and the worker
+    /// reports it.
+    error: Option<anyhow::Error>,
+}
+
+/// How long a worker waits for a verdict before it says that it waits.
+const VERDICT_PATIENCE: Duration = Duration::from_secs(60);
+
+impl<'a> Verdicts<'a> {
+    fn new(store: &'a Store, owner: &'a str, job: &'a ClaimedJob, give_up_after: Option<Duration>) -> Verdicts<'a> {
+        Verdicts {
+            store,
+            owner,
+            job,
+            give_up_after,
+            error: None,
+        }
+    }
+
+    /// Whether training stops after the epochs of `curve`. A lost lease stops it too: the
+    /// worker that took the child over trains it, and this worker's result would be dropped.
+    fn judge(&mut self, curve: &[f64]) -> bool {
+        self.await_verdict(curve).unwrap_or_else(|e| {
+            self.error = Some(e);
+            true
+        })
+    }
+
+    /// Posts `curve` and waits for the verdict on it: whether to stop.
+    fn await_verdict(&self, curve: &[f64]) -> anyhow::Result<bool> {
+        if !self.store.post_curve(self.job, self.owner, curve)? {
+            return Ok(true);
+        }
+        let started = Instant::now();
+        let mut said = false;
+        let mut poll = Duration::from_millis(2);
+        loop {
+            match self.store.awaited_verdict(self.job, self.owner, curve.len())? {
+                Awaited::Pending => {}
+                Awaited::Continue => return Ok(false),
+                Awaited::Stop | Awaited::LeaseLost => return Ok(true),
+            }
+            if let Some(limit) = self.give_up_after.filter(|limit| started.elapsed() >= *limit) {
+                anyhow::bail!(
+                    "no verdict from the search's assessor within {:.0} s (the worker's idle limit); is the search running? the child goes back to the queue",
+                    limit.as_secs_f64()
+                );
+            }
+            if !said && started.elapsed() >= VERDICT_PATIENCE {
+                tracing::warn!(
+                    "`{}` waits for the search's assessor to judge epoch {} (is the search running? a resumed search answers)",
+                    self.job.architecture,
+                    curve.len()
+                );
+                said = true;
+            }
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Evaluates a claimed child, with `judge` asked after every epoch when an assessor watches it.
+/// A child that cannot be described (a malformed job) is a failed outcome; a dataset this worker
+/// cannot load is an error, so the child goes to another worker.
+fn evaluate(
+    job: &ClaimedJob,
+    datasets: &mut Datasets,
+    judge: Option<EpochJudge<'_>>,
+) -> anyhow::Result<(Outcome, Option<Vec<u8>>)> {
+    let failed = |reason: String| Outcome {
+        accuracy: 0.0,
+        params: 0,
+        seconds: 0.0,
+        failure: Some(reason),
+        transient: false,
+        curve: Default::default(),
+    };
+    let arch: Architecture = match job.architecture.parse() {
+        Ok(arch) => arch,
+        Err(e) => return Ok((failed(format!("the queued architecture is malformed: {e}")), None)),
+    };
+    let dataset: DatasetName = match job.dataset.parse() {
+        Ok(d) => d,
+        Err(e) => return Ok((failed(format!("the queued dataset is unknown: {e}")), None)),
+    };
+    match job.evaluator.as_str() {
+        e if e == EvaluatorKind::Synthetic.as_str() => {
+            let config: SyntheticConfig = match serde_json::from_str(&job.protocol_json) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Ok((
+                        failed(format!("the queued synthetic settings are malformed: {e}")),
+                        None,
+                    ))
+                }
+            };
+            let target: Architecture = config.target.parse().map_err(anyhow::Error::msg)?;
+            match job.watch_epochs {
+                // The search's own evaluator, so the synthetic curve is the one it would draw.
+                Some(epochs) => Ok(Evaluator::Synthetic {
+                    target,
+                    dataset,
+                    epochs,
+                }
+                .evaluate(&arch, 0, false, judge)),
+                None => Ok((score_synthetic(&arch, &target, dataset), None)),
+            }
+        }
+        _ => {
+            let protocol: TrainConfig = match serde_json::from_str(&job.protocol_json) {
+                Ok(p) => p,
+                Err(e) => return Ok((failed(format!("the queued training protocol is malformed: {e}")), None)),
+            };
+            datasets.get(dataset, &protocol)?;
+            let mine = &datasets.fingerprints[&dataset];
+            anyhow::ensure!(
+                job.data_sha256.is_empty() || &job.data_sha256 == mine,
+                "this worker's copy of {dataset} (in {}) has checksum {}, the search's has {}; give this worker the search's data (--data-dir or NAS_DATA_DIR)",
+                datasets.source_dir().display(),
+                &mine[..12],
+                &job.data_sha256[..12.min(job.data_sha256.len())]
+            );
+            let data = datasets.get(dataset, &protocol)?;
+            Ok(train_child(&arch, data, &protocol, job.keep_weights, judge))
+        }
+    }
+}
+
+/// Datasets loaded on this worker's device, by what shapes their tensors.
+struct Datasets {
+    data_dir: Option<PathBuf>,
+    device: tch::Device,
+    loaded: HashMap<String, TensorData>,
+    /// The fingerprint of each dataset this worker loaded.
+    fingerprints: HashMap<DatasetName, String>,
+}
+
+impl Datasets {
+    fn new(data_dir: Option<PathBuf>, device: tch::Device) -> Datasets {
+        Datasets {
+            data_dir,
+            device,
+            loaded: HashMap::new(),
+            fingerprints: HashMap::new(),
+        }
+    }
+
+    fn source_dir(&self) -> PathBuf {
+        nas_datasets::DataSource::resolve(self.data_dir.as_deref()).data_dir
+    }
+
+    fn get(&mut self, dataset: DatasetName, protocol: &TrainConfig) -> anyhow::Result<&TensorData> {
+        // The holdout split is drawn with the protocol's seed; the test split is not.
+        let seed = match protocol.validation {
+            Validation::Holdout(_) => protocol.seed,
+            Validation::Test => 0,
+        };
+        let key = format!("{dataset}|{:?}|{:?}|{seed}", protocol.normalize, protocol.validation);
+        if !self.loaded.contains_key(&key) {
+            let source = nas_datasets::DataSource::resolve(self.data_dir.as_deref());
+            let raw = nas_datasets::load(dataset, &source).map_err(|e| {
+                anyhow::anyhow!(
+                    "this worker cannot load dataset {dataset} from {}: {e}; give it --data-dir or NAS_DATA_DIR",
+                    source.data_dir.display()
+                )
+            })?;
+            self.fingerprints.entry(dataset).or_insert_with(|| raw.fingerprint());
+            let data = TensorData::new(&raw, protocol, self.device)?;
+            self.loaded.insert(key.clone(), data);
+        }
+        Ok(&self.loaded[&key])
+    }
+}
+
+/// Renews a lease every quarter of its length from its own thread and store connection, while
+/// the worker's thread trains.
+struct Heartbeat {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    fn start(db: PathBuf, name: String, job: ClaimedJob, lease_secs: f64) -> Heartbeat {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let store = match Store::open(&db) {
+                    Ok(store) => store,
+                    Err(e) => return tracing::warn!("heartbeat: {e:#}"),
+                };
+                let every = Duration::from_secs_f64((lease_secs / 4.0).max(0.05));
+                let (lock, signal) = &*stop;
+                let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let mut lost = false;
+                while !*stopped {
+                    stopped = signal.wait_timeout(stopped, every).unwrap_or_else(|p| p.into_inner()).0;
+                    if *stopped || lost {
+                        continue;
+                    }
+                    match store.renew_lease(&job, &name, lease_secs) {
+                        Ok(true) => {
+                            let _ = store.worker_seen(&name, Some(job.id), false);
+                        }
+                        Ok(false) => {
+                            tracing::warn!(
+                                "the lease on `{}` was lost (another worker took it over)",
+                                job.architecture
+                            );
+                            lost = true;
+                        }
+                        Err(e) => tracing::warn!("heartbeat: {e:#}"),
+                    }
+                }
+            })
+        };
+        Heartbeat { stop, thread }
+    }
+
+    fn stop(self) {
+        *self.stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,261 @@
+//! The run store: one SQLite database per workspace (default `runs/nas.sqlite`), or a PostgreSQL
+//! database (`postgres.rs`) when workers on several machines share it.
+//!
+//! Schema (readable with the `sqlite3` shell or pandas):
+//! - `runs`: one row per search run — its configuration (TOML), plugins (name, version, path,
+//!   sha256), dataset, evaluator, seed, status (`running`, `finished`, `failed`), progress and times.
+//! - `evaluations`: the architecture cache — one row per (architecture, dataset, evaluator, training
+//!   protocol, training seed), shared by all runs.
+//! - `episodes`: one row per finished episode of a run — architecture, reward, accuracy, params,
+//!   depth, whether the evaluation was a cache hit, the agent's metrics (JSON).
+//! - `checkpoints`: the latest agent state (`save()` bytes) of each run and the episode it follows.
+//! - `eval_samples`: architectures sampled from a run's frozen final policy by `nas-host eval`.
+//!
+//! The schema is versioned (`PRAGMA user_version`): opening a store applies the migrations it
+//! lacks, in order, so a store written by an older nas-host keeps its runs and resumes them.
+//!
+//! An evaluation is written as soon as it finishes; the episode, its link to the evaluation and the
+//! agent checkpoint are then written in one transaction, so a run killed at any point resumes from
+//! its last committed episode and never trains a finished architecture again.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
+
+/// Where an evaluation is stored: a stopped child under a key of the episode that stopped it, so
+/// that a run which would train the architecture fully never finds it in the cache, while the
+/// episode itself (redone after a kill) still does.
+pub(crate) fn stored_key<'a>(
+    cache_key: &'a str,
+    outcome: &Outcome,
+    origin: Option<(i64, usize)>,
+) -> std::borrow::Cow<'a, str> {
+    match (outcome.curve.stopped, origin) {
+        (true, Some((run, episode))) => stopped_key(cache_key, run, episode).into(),
+        (true, None) => format!("{cache_key}#stopped").into(),
+        (false, _) => cache_key.into(),
+    }
+}
+
+/// The key of a child that episode `episode` of `run` stopped early.
+pub(crate) fn stopped_key(cache_key: &str, run: i64, episode: usize) -> String {
+    format!("{cache_key}#stopped:{run}:{episode}")
+}
+
+/// A learning curve as stored (JSON), `None` when none was measured.
+pub(crate) fn curve_text(outcome: &Outcome) -> Option<String> {
+    outcome
+        .curve
+        .is_measured()
+        .then(|| serde_json::to_string(&outcome.curve.accuracy).expect("numbers serialize"))
+}
+
+/// The learning curve stored as `text` (as [`curve_text`] wrote it).
+pub(crate) fn curve_from(text: Option<String>, stopped: bool, measure_seconds: f64) -> nas_core::record::Curve {
+    nas_core::record::Curve {
+        accuracy: text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
+        stopped,
+        measure_seconds,
+    }
+}
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = sqlite::MIGRATIONS.len();
+
+/// A plugin as recorded with a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub name: String,
+    pub version: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub created_at: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub config_toml: String,
+    pub dataset: String,
+    pub evaluator: String,
+    pub seed: u64,
+    pub episodes_target: usize,
+    pub episodes_done: usize,
+    pub agent: PluginRecord,
+    pub reward: PluginRecord,
+    /// The run's assessor, if one watched its children.
+    #[serde(default)]
+    pub assessor: Option<PluginRecord>,
+    pub wall_seconds: f64,
+    /// The device kind children were trained on (`cpu`, `cuda`); `None` for runs stored before
+    /// it was recorded.
+    pub device: Option<String>,
+    /// The run trains every architecture, even those in the cache.
+    pub no_cache: bool,
+}
+
+
+/// A design of an `async` run whose child is still being trained: the agent's checkpoint holds
+/// its half-finished episode, so a resumed run waits for this child instead of designing again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlightDesign {
+    pub episode: usize,
+    pub env: u32,
+    pub architecture: String,
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a new run records about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    pub config_toml: &'a str,
+    pub dataset: &'a str,
+    pub evaluator: &'a str,
+    pub seed: u64,
+    pub episodes_target: usize,
+    pub agent: &'a PluginRecord,
+    pub reward: &'a PluginRecord,
+    pub assessor: Option<&'a PluginRecord>,
+    pub device: &'a str,
+    pub no_cache: bool,
+}
+
+/// A finished evaluation for the architecture cache.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvaluation<'a> {
+    pub cache_key: &'a str,
+    pub architecture: &'a str,
+    pub dataset: &'a str,
+    pub evaluator: &'a str,
+    /// The training protocol (or synthetic settings) as JSON.
+    pub protocol_json: &'a str,
+    pub depth: usize,
+    pub outcome: &'a Outcome,
+    /// The (run, episode) whose design it evaluates, so a redone episode finds it.
+    pub origin: Option<(i64, usize)>,
+}
+
+
+/// A cached evaluation and its row id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedEvaluation {
+    pub id: i64,
+    pub outcome: Outcome,
+}
+
+/// What the rest of the host asks of a run store: runs, the architecture cache, episodes with
+/// checkpoints, and `eval` samples. SQLite implements it ([`SqliteStore`]); another backend is a
+/// second implementation of this trait, not a second copy of its callers.
+pub trait RunStore: JobQueue + Send {
+    /// The store's schema version.
+    fn schema_version(&self) -> anyhow::Result<usize>;
+    fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64>;
+    fn run(&self, id: i64) -> anyhow::Result<RunRecord>;
+    fn runs(&self) -> anyhow::Result<Vec<RunRecord>>;
+    fn set_status(&self, run: i64, status: &str, error: Option<&str>) -> anyhow::Result<()>;
+    fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()>;
+    /// Records what a resumed run now uses (after the user accepted a change with `--force`).
+    fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()>;
+    fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()>;
+    /// Looks an architecture up in the cache. Transient failures are not served: the
+    /// architecture is trained again.
+    fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>>;
+    /// The evaluation stored for episode `episode` of `run` under `cache_key`, if that episode
+    /// evaluated it before it was committed (a run killed in between). Served even when
+    /// transient, so the redone episode is recorded as the first attempt would have been.
+    fn evaluation_of_episode(
+        &self,
+        cache_key: &str,
+        run: i64,
+        episode: usize,
+    ) -> anyhow::Result<Option<CachedEvaluation>>;
+    /// The evaluation with row id `id`.
+    fn evaluation(&self, id: i64) -> anyhow::Result<CachedEvaluation>;
+    /// Records a finished evaluation (replacing an older one with the same key); returns its id.
+    fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64>;
+    /// Writes finished episodes (each with its evaluation) and the agent checkpoint taken after
+    /// them, atomically; `designed` is the number of episodes the agent has designed by then (the
+    /// next episode index). Their in-flight designs, if any, go with it.
+    fn commit_episodes(
+        &mut self,
+        run: i64,
+        episodes: &[(EpisodeRecord, i64)],
+        agent_state: &[u8],
+        designed: usize,
+    ) -> anyhow::Result<()>;
+    /// Records a design whose child is now in flight and the agent checkpoint taken after it,
+    /// atomically (the `async` schedule).
+    fn commit_design(
+        &mut self,
+        run: i64,
+        design: &InFlightDesign,
+        agent_state: &[u8],
+        designed: usize,
+    ) -> anyhow::Result<()>;
+    /// The designs of `run` whose episodes are not committed yet, by episode.
+    fn in_flight(&self, run: i64) -> anyhow::Result<Vec<InFlightDesign>>;
+    /// The latest checkpoint: (episodes designed, agent state). Without designs in flight, every
+    /// designed episode is committed.
+    fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>>;
+    fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>>;
+    fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()>;
+    /// The stored `eval` samples of a run.
+    fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>>;
+    /// The evaluation behind each committed episode of a run, by episode index.
+    fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>>;
+    /// Keeps the trained weights (safetensors) of an evaluation for `run`.
+    fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()>;
+    /// Forgets the weights kept for `run` except those of `keep`.
+    fn prune_weights(&self, run: i64, keep: &[i64]) -> anyhow::Result<()>;
+    /// The weights kept for an evaluation, if any.
+    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>>;
+}
+
+pub mod postgres;
+pub mod queue;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+pub use queue::{Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
+
+/// An open run store, whatever its backend; derefs to [`RunStore`].
+pub struct Store(Box<dyn RunStore>);
+
+impl Store {
+    /// Opens the store `db` names and brings its schema up to date: a PostgreSQL database
+    /// (`postgres://USER@HOST/DB`), else a SQLite file, created if needed (":memory:" gives a
+    /// throwaway store).
+    pub fn open(db: &Path) -> anyhow::Result<Store> {
+        match db.to_str().filter(|url| postgres::is_postgres_url(url)) {
+            Some(url) => Ok(Store(Box::new(postgres::PgStore::connect(url)?))),
+            None => Ok(Store(Box::new(SqliteStore::open(db)?))),
+        }
+    }
+
+    /// How to name the store `db` in messages: a PostgreSQL URL without its password.
+    pub fn describe(db: &Path) -> String {
+        postgres::redact(&db.display().to_string())
+    }
+
+    /// Whether `db` is a PostgreSQL store.
+    pub fn is_postgres(db: &Path) -> bool {
+        db.to_str().is_some_and(postgres::is_postgres_url)
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn RunStore;
+    fn deref(&self) -> &(dyn RunStore + 'static) {
+        &*self.0
+    }
+}
+
+impl std::ops::DerefMut for Store {
+    fn deref_mut(&mut self) -> &mut (dyn RunStore + 'static) {
+        &mut *self.0
+    }
+}

@@ -1,0 +1,566 @@
+//! The PostgreSQL run store (`--db postgres://USER@HOST/DB`): the SQLite store's schema and
+//! migrations in PostgreSQL's dialect, for searches whose workers run on several machines (as
+//! Optuna's RDB storage serves distributed studies). Workers claim children with row locks that
+//! skip locked rows (`FOR UPDATE SKIP LOCKED`); everything else matches the SQLite store.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use postgres::{Client, NoTls, Row, Transaction};
+
+mod queue;
+mod schema;
+
+use schema::migrations;
+
+use crate::{
+    curve_from, curve_text, stored_key, CachedEvaluation, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
+    RunRecord, RunStore, SCHEMA_VERSION,
+};
+use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
+
+/// SQLite's `datetime('now')` format, so both stores show times alike.
+pub(super) const NOW: &str = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')";
+
+/// Whether `--db` names a PostgreSQL store rather than a SQLite file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// The URL without its password (`user:secret@host` → `user:***@host`, `password=…` → `***`),
+/// for messages and logs.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..].find('/').map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    if let Some(start) = out.find("password=") {
+        let value_start = start + "password=".len();
+        let value_end = out[value_start..].find('&').map_or(out.len(), |i| value_start + i);
+        out.replace_range(value_start..value_end, "***");
+    }
+    out
+}
+
+/// Connection attempts, with the wait before each retry.
+const RETRY_WAITS: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+pub struct PgStore {
+    client: Mutex<Client>,
+}
+
+impl PgStore {
+    /// Connects (retrying with backoff for about 8 s) and brings the schema up to date.
+    pub fn connect(url: &str) -> anyhow::Result<PgStore> {
+        let config: postgres::Config = url
+            .parse()
+            .with_context(|| format!("{} is not a valid PostgreSQL URL", redact(url)))?;
+        let mut attempt = 0;
+        let client = loop {
+            match config.connect(NoTls) {
+                Ok(client) => break client,
+                Err(e) if attempt < RETRY_WAITS.len() => {
+                    tracing::debug!("connecting to {}: {e}; retrying", redact(url));
+                    std::thread::sleep(RETRY_WAITS[attempt]);
+                    attempt += 1;
+                }
+                Err(e) => anyhow::bail!(
+                    "cannot connect to the PostgreSQL store {} after {} attempts: {e}; check that the server runs, the database exists (createdb) and the URL is right",
+                    redact(url),
+                    attempt + 1
+                ),
+            }
+        };
+        let store = PgStore {
+            client: Mutex::new(client),
+        };
+        store
+            .migrate()
+            .with_context(|| format!("preparing the PostgreSQL store {}", redact(url)))?;
+        Ok(store)
+    }
+
+    fn client(&self) -> MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies the migrations this database lacks, under an advisory lock so that workers
+    /// starting together migrate once.
+    fn migrate(&self) -> anyhow::Result<()> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(7460521)", &[])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS nas_schema_version (version BIGINT NOT NULL)")?;
+        let current: i64 = match tx.query_opt("SELECT version FROM nas_schema_version", &[])? {
+            Some(row) => row.get(0),
+            None => {
+                tx.execute("INSERT INTO nas_schema_version VALUES (0)", &[])?;
+                0
+            }
+        };
+        anyhow::ensure!(
+            current as usize <= SCHEMA_VERSION,
+            "the store has schema version {current}, newer than this nas-host's {SCHEMA_VERSION}; use a newer nas-host"
+        );
+        for (version, sql) in migrations().iter().enumerate().skip(current as usize) {
+            tx.batch_execute(sql)
+                .with_context(|| format!("migrating the store to schema version {}", version + 1))?;
+            tx.execute("UPDATE nas_schema_version SET version = $1", &[&(version as i64 + 1)])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn run_from_row(row: &Row) -> RunRecord {
+    let plugin = |prefix: &str| PluginRecord {
+        name: row.get(format!("{prefix}_name").as_str()),
+        version: row.get(format!("{prefix}_version").as_str()),
+        path: row.get(format!("{prefix}_path").as_str()),
+        sha256: row.get(format!("{prefix}_sha256").as_str()),
+    };
+    RunRecord {
+        id: row.get("id"),
+        created_at: row.get("created_at"),
+        status: row.get("status"),
+        error: row.get("error"),
+        config_toml: row.get("config_toml"),
+        dataset: row.get("dataset"),
+        evaluator: row.get("evaluator"),
+        seed: row.get::<_, i64>("seed") as u64,
+        episodes_target: row.get::<_, i64>("episodes_target") as usize,
+        episodes_done: row.get::<_, i64>("episodes_done") as usize,
+        agent: plugin("agent"),
+        reward: plugin("reward"),
+        assessor: row
+            .get::<_, Option<String>>("assessor_name")
+            .map(|_| plugin("assessor")),
+        wall_seconds: row.get("wall_seconds"),
+        device: row.get("device"),
+        no_cache: row.get("no_cache"),
+    }
+}
+
+const RUN_COLUMNS: &str = "*, (SELECT COUNT(*) FROM episodes e WHERE e.run_id = runs.id) AS episodes_done";
+
+fn evaluation_from_row(row: &Row) -> CachedEvaluation {
+    CachedEvaluation {
+        id: row.get("id"),
+        outcome: Outcome {
+            accuracy: row.get("accuracy"),
+            params: row.get::<_, i64>("params") as u64,
+            seconds: row.get("seconds"),
+            failure: row.get("failure"),
+            transient: row.get("transient"),
+            curve: curve_from(row.get("curve"), row.get("stopped"), row.get("measure_seconds")),
+        },
+    }
+}
+
+fn metrics_text(metrics: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::Value::Object(metrics.clone()).to_string()
+}
+
+fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation<'_>) -> anyhow::Result<i64> {
+    let (origin_run, origin_episode) = (e.origin.map(|o| o.0), e.origin.map(|o| o.1 as i64));
+    let cache_key = stored_key(e.cache_key, e.outcome, e.origin);
+    let row = tx.query_one(
+        &format!(
+            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
+                seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
+                origin_run = excluded.origin_run, origin_episode = excluded.origin_episode,
+                curve = excluded.curve, stopped = excluded.stopped, measure_seconds = excluded.measure_seconds,
+                created_at = {NOW}
+             RETURNING id"
+        ),
+        &[
+            &&*cache_key,
+            &e.architecture,
+            &e.dataset,
+            &e.evaluator,
+            &e.protocol_json,
+            &e.outcome.accuracy,
+            &(e.outcome.params as i64),
+            &(e.depth as i64),
+            &e.outcome.seconds,
+            &e.outcome.failure,
+            &e.outcome.transient,
+            &origin_run,
+            &origin_episode,
+            &curve_text(e.outcome),
+            &e.outcome.curve.stopped,
+            &e.outcome.curve.measure_seconds,
+        ],
+    )?;
+    Ok(row.get(0))
+}
+
+fn save_checkpoint(tx: &mut Transaction<'_>, run: i64, agent_state: &[u8], designed: usize) -> anyhow::Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO checkpoints (run_id, episodes, agent_state) VALUES ($1, $2, $3)
+             ON CONFLICT (run_id) DO UPDATE SET episodes = excluded.episodes, agent_state = excluded.agent_state, saved_at = {NOW}"
+        ),
+        &[&run, &(designed as i64), &agent_state],
+    )?;
+    Ok(())
+}
+
+impl RunStore for PgStore {
+    fn schema_version(&self) -> anyhow::Result<usize> {
+        let row = self.client().query_one("SELECT version FROM nas_schema_version", &[])?;
+        Ok(row.get::<_, i64>(0) as usize)
+    }
+
+    fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64> {
+        let row = self.client().query_one(
+            "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
+                agent_name, agent_version, agent_path, agent_sha256,
+                reward_name, reward_version, reward_path, reward_sha256, device, no_cache,
+                assessor_name, assessor_version, assessor_path, assessor_sha256)
+             VALUES ('running', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+            &[
+                &run.config_toml,
+                &run.dataset,
+                &run.evaluator,
+                &(run.seed as i64),
+                &(run.episodes_target as i64),
+                &run.agent.name,
+                &run.agent.version,
+                &run.agent.path,
+                &run.agent.sha256,
+                &run.reward.name,
+                &run.reward.version,
+                &run.reward.path,
+                &run.reward.sha256,
+                &run.device,
+                &run.no_cache,
+                &run.assessor.map(|a| &a.name),
+                &run.assessor.map(|a| &a.version),
+                &run.assessor.map(|a| &a.path),
+                &run.assessor.map(|a| &a.sha256),
+            ],
+        )?;
+        Ok(row.get(0))
+    }
+
+    fn run(&self, id: i64) -> anyhow::Result<RunRecord> {
+        self.client()
+            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"), &[&id])?
+            .map(|row| run_from_row(&row))
+            .ok_or_else(|| anyhow::anyhow!("no run {id} in this store; `nas-host runs` lists the runs"))
+    }
+
+    fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = self
+            .client()
+            .query(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id"), &[])?;
+        Ok(rows.iter().map(run_from_row).collect())
+    }
+
+    fn set_status(&self, run: i64, status: &str, error: Option<&str>) -> anyhow::Result<()> {
+        let finished = status != "running";
+        self.client().execute(
+            &format!(
+                "UPDATE runs SET status = $2, error = $3, finished_at = CASE WHEN $4 THEN {NOW} ELSE NULL END WHERE id = $1"
+            ),
+            &[&run, &status, &error, &finished],
+        )?;
+        Ok(())
+    }
+
+    fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()> {
+        self.client().execute(
+            "UPDATE runs SET episodes_target = $2 WHERE id = $1",
+            &[&run, &(episodes as i64)],
+        )?;
+        Ok(())
+    }
+
+    fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()> {
+        self.client().execute(
+            "UPDATE runs SET device = $2, no_cache = $3 WHERE id = $1",
+            &[&run, &device, &no_cache],
+        )?;
+        Ok(())
+    }
+
+    fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()> {
+        self.client().execute(
+            "UPDATE runs SET wall_seconds = wall_seconds + $2 WHERE id = $1",
+            &[&run, &seconds],
+        )?;
+        Ok(())
+    }
+
+    fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>> {
+        Ok(self
+            .client()
+            .query_opt(
+                "SELECT * FROM evaluations WHERE cache_key = $1 AND NOT transient AND NOT stopped",
+                &[&cache_key],
+            )?
+            .map(|row| evaluation_from_row(&row)))
+    }
+
+    fn evaluation_of_episode(
+        &self,
+        cache_key: &str,
+        run: i64,
+        episode: usize,
+    ) -> anyhow::Result<Option<CachedEvaluation>> {
+        Ok(self
+            .client()
+            .query_opt(
+                "SELECT * FROM evaluations WHERE cache_key IN ($1, $4) AND origin_run = $2 AND origin_episode = $3",
+                &[
+                    &cache_key,
+                    &run,
+                    &(episode as i64),
+                    &super::stopped_key(cache_key, run, episode),
+                ],
+            )?
+            .map(|row| evaluation_from_row(&row)))
+    }
+
+    fn evaluation(&self, id: i64) -> anyhow::Result<CachedEvaluation> {
+        self.client()
+            .query_opt("SELECT * FROM evaluations WHERE id = $1", &[&id])?
+            .map(|row| evaluation_from_row(&row))
+            .ok_or_else(|| anyhow::anyhow!("no evaluation {id} in this store"))
+    }
+
+    fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
+        insert_evaluation_on(&mut *self.client(), evaluation)
+    }
+
+    fn commit_episodes(
+        &mut self,
+        run: i64,
+        episodes: &[(EpisodeRecord, i64)],
+        agent_state: &[u8],
+        designed: usize,
+    ) -> anyhow::Result<()> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        for (episode, evaluation_id) in episodes {
+            tx.execute(
+                "INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics, failure, reported)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                &[
+                    &run,
+                    &(episode.index as i64),
+                    &(episode.env as i64),
+                    &episode.architecture,
+                    &episode.reward,
+                    &episode.accuracy,
+                    &(episode.params as i64),
+                    &(episode.depth as i64),
+                    evaluation_id,
+                    &episode.cache_hit,
+                    &metrics_text(&episode.metrics),
+                    &episode.failure,
+                    &(episode.reported as i64),
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM in_flight WHERE run_id = $1 AND idx = $2",
+                &[&run, &(episode.index as i64)],
+            )?;
+        }
+        save_checkpoint(&mut tx, run, agent_state, designed)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn commit_design(
+        &mut self,
+        run: i64,
+        design: &InFlightDesign,
+        agent_state: &[u8],
+        designed: usize,
+    ) -> anyhow::Result<()> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        tx.execute(
+            "INSERT INTO in_flight (run_id, idx, env, architecture, metrics) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &run,
+                &(design.episode as i64),
+                &(design.env as i64),
+                &design.architecture,
+                &metrics_text(&design.metrics),
+            ],
+        )?;
+        save_checkpoint(&mut tx, run, agent_state, designed)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn in_flight(&self, run: i64) -> anyhow::Result<Vec<InFlightDesign>> {
+        let rows = self
+            .client()
+            .query("SELECT * FROM in_flight WHERE run_id = $1 ORDER BY idx", &[&run])?;
+        Ok(rows
+            .iter()
+            .map(|r| InFlightDesign {
+                episode: r.get::<_, i64>("idx") as usize,
+                env: r.get::<_, i64>("env") as u32,
+                architecture: r.get("architecture"),
+                metrics: serde_json::from_str(r.get("metrics")).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
+        Ok(self
+            .client()
+            .query_opt(
+                "SELECT episodes, agent_state FROM checkpoints WHERE run_id = $1",
+                &[&run],
+            )?
+            .map(|r| (r.get::<_, i64>(0) as usize, r.get(1))))
+    }
+
+    fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>> {
+        let rows = self.client().query(
+            "SELECT e.*, COALESCE(v.stopped, false) AS child_stopped FROM episodes e
+                 LEFT JOIN evaluations v ON v.id = e.evaluation_id WHERE e.run_id = $1 ORDER BY e.idx",
+            &[&run],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let index = r.get::<_, i64>("idx") as usize;
+                EpisodeRecord {
+                    index,
+                    env: r.get::<_, i64>("env") as u32,
+                    architecture: r.get("architecture"),
+                    reward: r.get("reward"),
+                    accuracy: r.get("accuracy"),
+                    params: r.get::<_, i64>("params") as u64,
+                    depth: r.get::<_, i64>("depth") as usize,
+                    cache_hit: r.get("cache_hit"),
+                    failure: r.get("failure"),
+                    metrics: serde_json::from_str(r.get("metrics")).unwrap_or_default(),
+                    reported: r.get::<_, Option<i64>>("reported").map_or(index, |x| x as usize),
+                    stopped: r.get("child_stopped"),
+                }
+            })
+            .collect())
+    }
+
+    fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        tx.execute("DELETE FROM eval_samples WHERE run_id = $1", &[&run])?;
+        for (i, s) in samples.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO eval_samples (run_id, sample, architecture, accuracy, params, depth, evaluation_id, cache_hit, train_seed, failure)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &run,
+                    &(i as i64),
+                    &s.architecture,
+                    &s.accuracy,
+                    &(s.params as i64),
+                    &(s.depth as i64),
+                    &s.evaluation_id,
+                    &s.cache_hit,
+                    &s.train_seed.map(|x| x as i64),
+                    &s.failure,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>> {
+        let rows = self
+            .client()
+            .query("SELECT * FROM eval_samples WHERE run_id = $1 ORDER BY sample", &[&run])?;
+        Ok(rows
+            .iter()
+            .map(|r| EvalSampleRow {
+                architecture: r.get("architecture"),
+                accuracy: r.get("accuracy"),
+                params: r.get::<_, i64>("params") as u64,
+                depth: r.get::<_, i64>("depth") as usize,
+                evaluation_id: r.get("evaluation_id"),
+                cache_hit: r.get("cache_hit"),
+                train_seed: r.get::<_, Option<i64>>("train_seed").map(|x| x as u64),
+                failure: r.get("failure"),
+            })
+            .collect())
+    }
+
+    fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>> {
+        let rows = self.client().query(
+            "SELECT evaluation_id FROM episodes WHERE run_id = $1 ORDER BY idx",
+            &[&run],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()> {
+        self.client().execute(
+            "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES ($1, $2, $3)
+             ON CONFLICT (evaluation_id) DO UPDATE SET run_id = excluded.run_id, safetensors = excluded.safetensors",
+            &[&evaluation_id, &run, &safetensors],
+        )?;
+        Ok(())
+    }
+
+    fn prune_weights(&self, run: i64, keep: &[i64]) -> anyhow::Result<()> {
+        self.client().execute(
+            "DELETE FROM kept_weights WHERE run_id = $1 AND NOT (evaluation_id = ANY($2))",
+            &[&run, &keep],
+        )?;
+        Ok(())
+    }
+
+    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self
+            .client()
+            .query_opt(
+                "SELECT safetensors FROM kept_weights WHERE evaluation_id = $1",
+                &[&evaluation_id],
+            )?
+            .map(|r| r.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://nas:s3cret@db.lab/nas"),
+            "postgres://nas:***@db.lab/nas"
+        );
+        assert_eq!(redact("postgres://nas@db.lab/nas"), "postgres://nas@db.lab/nas");
+        assert_eq!(
+            redact("postgresql:///nas?host=/tmp&password=s3cret&user=x"),
+            "postgresql:///nas?host=/tmp&password=***&user=x"
+        );
+        assert!(is_postgres_url("postgresql://x/y") && !is_postgres_url("runs/nas.sqlite"));
+    }
+}

@@ -1,0 +1,106 @@
+//! The PostgreSQL store's schema: the SQLite store's migrations (`sqlite/schema.rs`), version for
+//! version, in PostgreSQL's types.
+
+/// The migrations of `super::MIGRATIONS`, version for version, in PostgreSQL's types.
+use super::NOW;
+
+pub(super) fn migrations() -> Vec<String> {
+    vec![
+        format!(
+            r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id BIGSERIAL PRIMARY KEY, created_at TEXT NOT NULL DEFAULT {NOW}, finished_at TEXT,
+    status TEXT NOT NULL, error TEXT, config_toml TEXT NOT NULL, dataset TEXT NOT NULL,
+    evaluator TEXT NOT NULL, seed BIGINT NOT NULL, episodes_target BIGINT NOT NULL,
+    agent_name TEXT NOT NULL, agent_version TEXT NOT NULL, agent_path TEXT NOT NULL, agent_sha256 TEXT NOT NULL,
+    reward_name TEXT NOT NULL, reward_version TEXT NOT NULL, reward_path TEXT NOT NULL, reward_sha256 TEXT NOT NULL,
+    wall_seconds DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id BIGSERIAL PRIMARY KEY, cache_key TEXT NOT NULL UNIQUE, architecture TEXT NOT NULL,
+    dataset TEXT NOT NULL, evaluator TEXT NOT NULL, protocol TEXT NOT NULL,
+    accuracy DOUBLE PRECISION NOT NULL, params BIGINT NOT NULL, depth BIGINT NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL, failure TEXT, created_at TEXT NOT NULL DEFAULT {NOW}
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    run_id BIGINT NOT NULL REFERENCES runs(id), idx BIGINT NOT NULL, env BIGINT NOT NULL,
+    architecture TEXT NOT NULL, reward DOUBLE PRECISION NOT NULL, accuracy DOUBLE PRECISION NOT NULL,
+    params BIGINT NOT NULL, depth BIGINT NOT NULL, evaluation_id BIGINT NOT NULL REFERENCES evaluations(id),
+    cache_hit BOOLEAN NOT NULL, metrics TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT {NOW},
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id BIGINT PRIMARY KEY REFERENCES runs(id), episodes BIGINT NOT NULL, agent_state BYTEA NOT NULL,
+    saved_at TEXT NOT NULL DEFAULT {NOW}
+);
+CREATE TABLE IF NOT EXISTS eval_samples (
+    run_id BIGINT NOT NULL REFERENCES runs(id), sample BIGINT NOT NULL, architecture TEXT NOT NULL,
+    accuracy DOUBLE PRECISION NOT NULL, params BIGINT NOT NULL, depth BIGINT NOT NULL,
+    evaluation_id BIGINT NOT NULL REFERENCES evaluations(id), cache_hit BOOLEAN NOT NULL,
+    PRIMARY KEY (run_id, sample)
+);
+"#
+        ),
+        r#"
+ALTER TABLE runs ADD COLUMN device TEXT;
+ALTER TABLE runs ADD COLUMN no_cache BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE evaluations ADD COLUMN transient BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE evaluations ADD COLUMN origin_run BIGINT;
+ALTER TABLE evaluations ADD COLUMN origin_episode BIGINT;
+CREATE INDEX IF NOT EXISTS evaluations_origin ON evaluations (origin_run, origin_episode);
+ALTER TABLE episodes ADD COLUMN failure TEXT;
+ALTER TABLE eval_samples ADD COLUMN train_seed BIGINT;
+ALTER TABLE eval_samples ADD COLUMN failure TEXT;
+"#
+        .into(),
+        r#"
+CREATE TABLE IF NOT EXISTS kept_weights (
+    evaluation_id BIGINT PRIMARY KEY REFERENCES evaluations(id),
+    run_id BIGINT NOT NULL REFERENCES runs(id), safetensors BYTEA NOT NULL
+);
+"#
+        .into(),
+        r#"
+ALTER TABLE episodes ADD COLUMN reported BIGINT;
+CREATE TABLE IF NOT EXISTS in_flight (
+    run_id BIGINT NOT NULL REFERENCES runs(id), idx BIGINT NOT NULL, env BIGINT NOT NULL,
+    architecture TEXT NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS queue (
+    id BIGSERIAL PRIMARY KEY, cache_key TEXT NOT NULL UNIQUE, architecture TEXT NOT NULL,
+    dataset TEXT NOT NULL, evaluator TEXT NOT NULL, protocol TEXT NOT NULL, device TEXT NOT NULL,
+    origin_run BIGINT, origin_episode BIGINT, keep_weights BOOLEAN NOT NULL DEFAULT false,
+    status TEXT NOT NULL, owner TEXT, attempt BIGINT NOT NULL DEFAULT 0, lease_until DOUBLE PRECISION,
+    evaluation_id BIGINT REFERENCES evaluations(id), weights BYTEA, last_error TEXT,
+    queued_at DOUBLE PRECISION NOT NULL, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS queue_status ON queue (status, id);
+CREATE TABLE IF NOT EXISTS workers (
+    name TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, device TEXT NOT NULL,
+    threads BIGINT NOT NULL, started_at DOUBLE PRECISION NOT NULL, seen_at DOUBLE PRECISION NOT NULL,
+    job_id BIGINT, trained BIGINT NOT NULL DEFAULT 0, stopped BOOLEAN NOT NULL DEFAULT false
+);
+"#
+        .into(),
+        "ALTER TABLE queue ADD COLUMN data_sha256 TEXT NOT NULL DEFAULT '';".into(),
+        r#"
+ALTER TABLE evaluations ADD COLUMN curve TEXT;
+ALTER TABLE evaluations ADD COLUMN stopped BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE evaluations ADD COLUMN measure_seconds DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN assessor_name TEXT;
+ALTER TABLE runs ADD COLUMN assessor_version TEXT;
+ALTER TABLE runs ADD COLUMN assessor_path TEXT;
+ALTER TABLE runs ADD COLUMN assessor_sha256 TEXT;
+"#
+        .into(),
+        r#"
+ALTER TABLE queue ADD COLUMN evaluation_key TEXT;
+ALTER TABLE queue ADD COLUMN watch_epochs BIGINT;
+ALTER TABLE queue ADD COLUMN curve TEXT;
+ALTER TABLE queue ADD COLUMN verdict_epochs BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN verdict_stop BOOLEAN NOT NULL DEFAULT false;
+"#
+        .into(),
+    ]
+}
+

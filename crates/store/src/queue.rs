@@ -1,0 +1,347 @@
+//! The queue of children waiting for a worker, in the run store (as Optuna keeps its trials in
+//! its storage): a search enqueues, workers claim with a lease, heartbeat while they train and
+//! write the result. A worker that stops heartbeating loses its lease and the child goes to the
+//! next worker; a result is accepted only from the lease holder, so no evaluation is recorded
+//! twice. One row per cache key: two environments (or two runs) that design the same architecture
+//! while it is in flight wait on one training.
+
+use serde::{Deserialize, Serialize};
+
+use crate::NewEvaluation;
+use nas_core::record::Outcome;
+
+/// A worker that died this many times while training one child gives up on it: the child is
+/// recorded as a (transient) failure instead of killing workers forever.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Unix time in seconds; leases and heartbeats are compared in it across processes (and, with a
+/// shared store, across machines whose clocks are assumed to be synchronised, as NTP does).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The outcome of a child that [`MAX_ATTEMPTS`] workers died on (`lost`: the last reason):
+/// recorded as failed rather than fed to the next worker forever; transient, so a later run
+/// tries it again.
+pub fn given_up(lost: Option<&str>) -> Outcome {
+    Outcome {
+        accuracy: 0.0,
+        params: 0,
+        seconds: 0.0,
+        failure: Some(format!(
+            "{MAX_ATTEMPTS} workers stopped while training it (last: {})",
+            lost.unwrap_or("unknown")
+        )),
+        transient: true,
+        curve: Default::default(),
+    }
+}
+
+/// The queue's rules, written once for both backends: which rows a worker may claim, when a
+/// worker's result is accepted, what a claim and a re-enqueue reset, and when a child is given
+/// up. Each backend only supplies its SQL placeholders ([`Placeholder`]) and runs the statements.
+pub(crate) mod rules {
+    use super::{given_up, MAX_ATTEMPTS};
+    use nas_core::record::Outcome;
+
+    /// The n-th (1-based) parameter in a backend's SQL: `?n` in SQLite, `$n` in PostgreSQL.
+    pub(crate) type Placeholder = fn(usize) -> String;
+
+    /// The rows a worker may claim (parameters: 1 the current time, 2 the worker's device kind):
+    /// pending children and children whose lease expired, for its device or for any device.
+    pub(crate) fn claimable(p: Placeholder) -> String {
+        format!(
+            "(status = 'pending' OR (status = 'running' AND lease_until < {})) AND (device = {} OR device = 'none')",
+            p(1),
+            p(2)
+        )
+    }
+
+    /// The row of a job while the worker still holds the lease it claimed (parameters: 1 the job,
+    /// 2 the worker, 3 the attempt): only then are its heartbeat, curve and result accepted.
+    pub(crate) fn lease_held(p: Placeholder) -> String {
+        format!("id = {} AND owner = {} AND attempt = {} AND status = 'running'", p(1), p(2), p(3))
+    }
+
+    /// What a new claim clears: the previous attempt's curve and verdicts.
+    pub(crate) const CLAIM_RESETS: &str = "curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
+
+    /// What queueing a finished job again clears: everything about its previous training.
+    pub(crate) const REQUEUE_RESETS: &str = "status = 'pending', owner = NULL, attempt = 0, lease_until = NULL, \
+        evaluation_id = NULL, weights = NULL, last_error = NULL, started_at = NULL, finished_at = NULL, \
+        curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
+
+    /// A job that is finished: nobody holds it any more.
+    pub(crate) const RELEASED: &str = "status = 'done', owner = NULL, lease_until = NULL";
+
+    /// What enqueueing a child whose key is already queued does.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) enum OnEnqueue {
+        /// Pending or being trained: wait for that training.
+        Join,
+        /// Finished: the caller wants a new training (the cache was off, or its result was
+        /// transient), so the job is queued again.
+        Requeue,
+    }
+
+    pub(crate) fn on_enqueue(status: &str) -> OnEnqueue {
+        if status == "done" {
+            OnEnqueue::Requeue
+        } else {
+            OnEnqueue::Join
+        }
+    }
+
+    /// What claiming a claimable row does.
+    #[derive(Debug, PartialEq)]
+    pub(crate) enum Claim {
+        /// Workers died on it [`MAX_ATTEMPTS`] times: record this outcome and take the next row.
+        GiveUp(Outcome),
+        /// Train it as attempt `attempt`; `lost` says why the previous attempt ended, if one did.
+        Take { attempt: u32, lost: Option<String> },
+    }
+
+    /// The rule for a claimable row with this `attempt`, `status`, previous `owner` and
+    /// `last_error`: a running row here lost its lease, so its worker stopped heartbeating.
+    pub(crate) fn claim(attempt: u32, status: &str, owner: Option<String>, last_error: Option<String>) -> Claim {
+        let lost = match (status, owner) {
+            ("running", Some(previous)) => Some(format!("worker {previous} stopped heartbeating")),
+            _ => last_error,
+        };
+        if attempt >= MAX_ATTEMPTS {
+            Claim::GiveUp(given_up(lost.as_deref()))
+        } else {
+            Claim::Take {
+                attempt: attempt + 1,
+                lost,
+            }
+        }
+    }
+}
+
+/// A child for the workers.
+#[derive(Debug, Clone, Copy)]
+pub struct NewJob<'a> {
+    pub cache_key: &'a str,
+    pub architecture: &'a str,
+    pub dataset: &'a str,
+    pub evaluator: &'a str,
+    pub protocol_json: &'a str,
+    /// The device kind the child must be trained on (`cpu`, `cuda`), or `none` for any worker
+    /// (the synthetic evaluator).
+    pub device: &'a str,
+    pub origin: Option<(i64, usize)>,
+    /// Hand the trained weights back with the result.
+    pub keep_weights: bool,
+    /// The fingerprint of the data the search uses ([`nas_datasets::Dataset::fingerprint`]);
+    /// empty when no data is involved (the synthetic evaluator).
+    pub data_sha256: &'a str,
+    /// Set when the run's assessor watches the child's training (the protocol's epochs): the
+    /// worker posts the curve after every epoch and waits for the search's verdict.
+    pub watch_epochs: Option<usize>,
+}
+
+impl NewJob<'_> {
+    /// The job's key in the queue. A watched child is its run's own job: another run (with
+    /// another assessor, or none) must not wait on a training this run's assessor may stop, so
+    /// only the run's own environments join it.
+    pub fn queue_key(&self) -> String {
+        match (self.watch_epochs, self.origin) {
+            (None, _) => self.cache_key.to_string(),
+            (Some(_), Some((run, _))) => format!("{}#watched:{run}", self.cache_key),
+            (Some(_), None) => format!("{}#watched", self.cache_key),
+        }
+    }
+
+    /// The key its evaluation is recorded under when the queue's differs.
+    pub fn evaluation_key(&self) -> Option<&str> {
+        self.watch_epochs.map(|_| self.cache_key)
+    }
+}
+
+/// A child a worker holds the lease on; `attempt` tells this lease from later ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub attempt: u32,
+    /// The key its evaluation is recorded under.
+    pub cache_key: String,
+    pub architecture: String,
+    pub dataset: String,
+    pub evaluator: String,
+    pub protocol_json: String,
+    pub origin: Option<(i64, usize)>,
+    pub keep_weights: bool,
+    pub data_sha256: String,
+    /// The protocol's epochs when an assessor watches the training ([`NewJob::watch_epochs`]).
+    pub watch_epochs: Option<usize>,
+}
+
+impl ClaimedJob {
+    /// The evaluation this job's `outcome` makes.
+    pub fn evaluation<'a>(&'a self, depth: usize, outcome: &'a Outcome) -> NewEvaluation<'a> {
+        NewEvaluation {
+            cache_key: &self.cache_key,
+            architecture: &self.architecture,
+            dataset: &self.dataset,
+            evaluator: &self.evaluator,
+            protocol_json: &self.protocol_json,
+            depth,
+            outcome,
+            origin: self.origin,
+        }
+    }
+}
+
+/// A watched child's curve that waits for the search's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurveToJudge {
+    pub job: i64,
+    pub attempt: u32,
+    /// Accuracy after each epoch trained so far.
+    pub accuracy: Vec<f64>,
+}
+
+/// What a worker waiting on a verdict finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaited {
+    /// No verdict on this curve yet.
+    Pending,
+    Continue,
+    Stop,
+    /// The worker no longer holds the lease: another worker trains the child now.
+    LeaseLost,
+}
+
+impl Awaited {
+    /// What a worker finds for the first `epochs` points of its curve, from the job's row as it
+    /// holds it (`None`: no longer its lease) with the curve length last judged and that verdict.
+    pub(crate) fn of(row: Option<(usize, bool)>, epochs: usize) -> Awaited {
+        match row {
+            None => Awaited::LeaseLost,
+            Some((judged, _)) if judged < epochs => Awaited::Pending,
+            Some((_, true)) => Awaited::Stop,
+            Some((_, false)) => Awaited::Continue,
+        }
+    }
+}
+
+/// The curves among `rows` (job, attempt, curve JSON, epochs last judged) that wait for a verdict.
+pub(crate) fn curves_waiting(rows: impl IntoIterator<Item = (i64, u32, String, usize)>) -> Vec<CurveToJudge> {
+    rows.into_iter()
+        .filter_map(|(job, attempt, curve, judged)| {
+            let accuracy: Vec<f64> = serde_json::from_str(&curve).ok()?;
+            (accuracy.len() > judged).then_some(CurveToJudge { job, attempt, accuracy })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    Pending,
+    Running { owner: String },
+    Done { evaluation_id: i64 },
+}
+
+/// How many children wait for a worker and how many are being trained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueCounts {
+    pub pending: usize,
+    pub running: usize,
+}
+
+/// A worker as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    pub name: String,
+    pub host: String,
+    pub pid: u32,
+    pub device: String,
+    pub threads: usize,
+    pub started_at: f64,
+    pub seen_at: f64,
+    /// The job it trains now, and that job's architecture.
+    pub job: Option<(i64, String)>,
+    pub trained: usize,
+    pub stopped: bool,
+}
+
+/// The queue's side of a run store.
+pub trait JobQueue {
+    /// Queues a child and returns its job id. A child with the same cache key that is pending or
+    /// being trained is joined instead; a finished one is queued again (the caller wants a new
+    /// training: the cache was off, or its result was transient).
+    fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64>;
+    /// Takes the oldest pending child for `device` (or one whose lease expired) with a lease of
+    /// `lease_secs`, for worker `owner`.
+    fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>>;
+    /// Extends a lease; false when the worker no longer holds it (it expired and another took it).
+    fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool>;
+    /// Records the result of a claimed child and marks it done, atomically, if `owner` still holds
+    /// this lease; returns the evaluation id, or `None` when the lease was lost (the result is
+    /// dropped: the worker that took over records its own).
+    fn complete(
+        &self,
+        job: &ClaimedJob,
+        owner: &str,
+        evaluation: &NewEvaluation<'_>,
+        weights: Option<&[u8]>,
+    ) -> anyhow::Result<Option<i64>>;
+    fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>>;
+    /// Takes (and forgets) the weights a worker handed back with a job.
+    fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Puts the children `owner` holds back in the queue at once (its process is known to be
+    /// gone); returns how many.
+    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize>;
+    fn queue_counts(&self) -> anyhow::Result<QueueCounts>;
+    /// Records a worker starting (or starting again under the same name).
+    fn register_worker(&self, worker: &WorkerRow) -> anyhow::Result<()>;
+    /// A worker's sign of life: the job it trains now, and whether it just finished one.
+    fn worker_seen(&self, name: &str, job: Option<i64>, finished_one: bool) -> anyhow::Result<()>;
+    fn worker_stopped(&self, name: &str) -> anyhow::Result<()>;
+    /// Workers not stopped and seen since `since` (unix seconds).
+    fn workers(&self, since: f64) -> anyhow::Result<Vec<WorkerRow>>;
+    /// A watched child's curve so far, posted by the worker holding its lease (false when it
+    /// no longer holds it).
+    fn post_curve(&self, job: &ClaimedJob, owner: &str, accuracy: &[f64]) -> anyhow::Result<bool>;
+    /// The verdict on the first `epochs` points of a watched child's curve, as its worker sees it.
+    fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited>;
+    /// The curves of the jobs `ids` that wait for a verdict.
+    fn curves_to_judge(&self, ids: &[i64]) -> anyhow::Result<Vec<CurveToJudge>>;
+    /// The search's verdict on `curve` (ignored when another attempt trains the child now).
+    fn give_verdict(&self, curve: &CurveToJudge, stop: bool) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::Store;
+
+    fn job(key: &str) -> NewJob<'_> {
+        NewJob {
+            cache_key: key,
+            architecture: "conv(10,3)",
+            dataset: "mnist3",
+            evaluator: "train",
+            protocol_json: "{}",
+            device: "cpu",
+            origin: Some((1, 0)),
+            keep_weights: false,
+            data_sha256: "",
+            watch_epochs: None,
+        }
+    }
+
+    #[test]
+    fn the_same_key_in_flight_is_one_job() {
+        let store = Store::open(Path::new(":memory:")).unwrap();
+        let a = store.enqueue(&job("k")).unwrap();
+        assert_eq!(store.enqueue(&job("k")).unwrap(), a);
+        assert_ne!(store.enqueue(&job("other")).unwrap(), a);
+        assert_eq!(store.queue_counts().unwrap(), QueueCounts { pending: 2, running: 0 });
+    }
+}

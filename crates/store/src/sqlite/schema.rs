@@ -1,0 +1,175 @@
+//! The SQLite store's schema, as ordered migrations. The PostgreSQL store (`postgres/schema.rs`)
+//! has the same migrations, version for version, in its own types.
+
+/// The schema, as ordered migrations: migration i takes a store from `PRAGMA user_version` i to
+/// i + 1. A store written before versioning existed has version 0 and the tables of migration 0,
+/// whose `IF NOT EXISTS` makes it a no-op there. Append new migrations; never edit old ones.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: the first release's schema.
+    r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id              INTEGER PRIMARY KEY,
+    created_at      TEXT NOT NULL DEFAULT (datetime('now')),
+    finished_at     TEXT,
+    status          TEXT NOT NULL,            -- running | finished | failed
+    error           TEXT,
+    config_toml     TEXT NOT NULL,
+    dataset         TEXT NOT NULL,
+    evaluator       TEXT NOT NULL,
+    seed            INTEGER NOT NULL,
+    episodes_target INTEGER NOT NULL,
+    agent_name      TEXT NOT NULL,
+    agent_version   TEXT NOT NULL,
+    agent_path      TEXT NOT NULL,
+    agent_sha256    TEXT NOT NULL,
+    reward_name     TEXT NOT NULL,
+    reward_version  TEXT NOT NULL,
+    reward_path     TEXT NOT NULL,
+    reward_sha256   TEXT NOT NULL,
+    wall_seconds    REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id           INTEGER PRIMARY KEY,
+    cache_key    TEXT NOT NULL UNIQUE,
+    architecture TEXT NOT NULL,
+    dataset      TEXT NOT NULL,
+    evaluator    TEXT NOT NULL,
+    protocol     TEXT NOT NULL,               -- training protocol as JSON
+    accuracy     REAL NOT NULL,
+    params       INTEGER NOT NULL,
+    depth        INTEGER NOT NULL,
+    seconds      REAL NOT NULL,
+    failure      TEXT,
+    created_at   TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    run_id        INTEGER NOT NULL REFERENCES runs(id),
+    idx           INTEGER NOT NULL,           -- 0-based episode index
+    env           INTEGER NOT NULL,
+    architecture  TEXT NOT NULL,
+    reward        REAL NOT NULL,
+    accuracy      REAL NOT NULL,
+    params        INTEGER NOT NULL,
+    depth         INTEGER NOT NULL,
+    evaluation_id INTEGER NOT NULL REFERENCES evaluations(id),
+    cache_hit     INTEGER NOT NULL,
+    metrics       TEXT NOT NULL,              -- agent metrics as a JSON object
+    created_at    TEXT NOT NULL DEFAULT (datetime('now')),
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id      INTEGER PRIMARY KEY REFERENCES runs(id),
+    episodes    INTEGER NOT NULL,             -- episodes finished when the state was saved
+    agent_state BLOB NOT NULL,
+    saved_at    TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE TABLE IF NOT EXISTS eval_samples (
+    run_id        INTEGER NOT NULL REFERENCES runs(id),
+    sample        INTEGER NOT NULL,
+    architecture  TEXT NOT NULL,
+    accuracy      REAL NOT NULL,
+    params        INTEGER NOT NULL,
+    depth         INTEGER NOT NULL,
+    evaluation_id INTEGER NOT NULL REFERENCES evaluations(id),
+    cache_hit     INTEGER NOT NULL,
+    PRIMARY KEY (run_id, sample)
+);
+"#,
+    // 2: what a resumed run must match (device, cache use); transient failures are not served from
+    // the cache; an evaluation remembers the episode that trained it; failures on episodes; the
+    // training seed of each `eval` sample.
+    r#"
+ALTER TABLE runs ADD COLUMN device TEXT;
+ALTER TABLE runs ADD COLUMN no_cache INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE evaluations ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE evaluations ADD COLUMN origin_run INTEGER;
+ALTER TABLE evaluations ADD COLUMN origin_episode INTEGER;
+CREATE INDEX IF NOT EXISTS evaluations_origin ON evaluations (origin_run, origin_episode);
+ALTER TABLE episodes ADD COLUMN failure TEXT;
+ALTER TABLE eval_samples ADD COLUMN train_seed INTEGER;
+ALTER TABLE eval_samples ADD COLUMN failure TEXT;
+"#,
+    // 3: the trained weights of a run's best children (`keep_weights`), for `export`.
+    r#"
+CREATE TABLE IF NOT EXISTS kept_weights (
+    evaluation_id INTEGER PRIMARY KEY REFERENCES evaluations(id),
+    run_id        INTEGER NOT NULL REFERENCES runs(id),
+    safetensors   BLOB NOT NULL
+);
+"#,
+    // 4: parallel search — the queue of children for workers (with leases), the workers seen, the
+    // designs in flight of an `async` run, and the order in which rewards were reported.
+    r#"
+ALTER TABLE episodes ADD COLUMN reported INTEGER;
+CREATE TABLE IF NOT EXISTS in_flight (
+    run_id       INTEGER NOT NULL REFERENCES runs(id),
+    idx          INTEGER NOT NULL,            -- the episode this design belongs to
+    env          INTEGER NOT NULL,
+    architecture TEXT NOT NULL,
+    metrics      TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS queue (
+    id             INTEGER PRIMARY KEY,
+    cache_key      TEXT NOT NULL UNIQUE,      -- one training per key, however many wait on it
+    architecture   TEXT NOT NULL,
+    dataset        TEXT NOT NULL,
+    evaluator      TEXT NOT NULL,
+    protocol       TEXT NOT NULL,
+    device         TEXT NOT NULL,             -- cpu | cuda | none (any worker)
+    origin_run     INTEGER,
+    origin_episode INTEGER,
+    keep_weights   INTEGER NOT NULL DEFAULT 0,
+    status         TEXT NOT NULL,             -- pending | running | done
+    owner          TEXT,                      -- the worker holding the lease
+    attempt        INTEGER NOT NULL DEFAULT 0,
+    lease_until    REAL,                      -- unix seconds
+    evaluation_id  INTEGER REFERENCES evaluations(id),
+    weights        BLOB,                      -- safetensors, until the search takes them
+    last_error     TEXT,
+    queued_at      REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL
+);
+CREATE INDEX IF NOT EXISTS queue_status ON queue (status, id);
+CREATE TABLE IF NOT EXISTS workers (
+    name       TEXT PRIMARY KEY,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    device     TEXT NOT NULL,
+    threads    INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at    REAL NOT NULL,                 -- unix seconds of its last sign of life
+    job_id     INTEGER,                       -- the child it trains now
+    trained    INTEGER NOT NULL DEFAULT 0,
+    stopped    INTEGER NOT NULL DEFAULT 0
+);
+"#,
+    // 5: the checksum of the data a child must be trained on, so a worker with other data is
+    // refused.
+    r#"
+ALTER TABLE queue ADD COLUMN data_sha256 TEXT NOT NULL DEFAULT '';
+"#,
+    // 6: assessors: a child's learning curve, whether the assessor stopped it (such an evaluation
+    // is stored under a key of its own episode, so it is never a cache hit) and what measuring
+    // the curve cost; the run's assessor plugin.
+    r#"
+ALTER TABLE evaluations ADD COLUMN curve TEXT;               -- JSON list, accuracy per epoch; NULL unwatched
+ALTER TABLE evaluations ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE evaluations ADD COLUMN measure_seconds REAL NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN assessor_name TEXT;
+ALTER TABLE runs ADD COLUMN assessor_version TEXT;
+ALTER TABLE runs ADD COLUMN assessor_path TEXT;
+ALTER TABLE runs ADD COLUMN assessor_sha256 TEXT;
+"#,
+    // 7: assessors with workers: a watched child is its run's own job (its queue key carries the
+    // run; `evaluation_key` is the key it is recorded under), its worker posts the curve after
+    // every epoch and waits for the search's verdict on it.
+    r#"
+ALTER TABLE queue ADD COLUMN evaluation_key TEXT;             -- NULL: the queue's cache_key
+ALTER TABLE queue ADD COLUMN watch_epochs INTEGER;             -- the protocol's epochs when watched
+ALTER TABLE queue ADD COLUMN curve TEXT;                       -- JSON, accuracy per epoch of this attempt
+ALTER TABLE queue ADD COLUMN verdict_epochs INTEGER NOT NULL DEFAULT 0; -- the curve length last judged
+ALTER TABLE queue ADD COLUMN verdict_stop INTEGER NOT NULL DEFAULT 0;
+"#,
+];

@@ -1,0 +1,324 @@
+//! Child-network training with libtorch: the seed's Table 3 (Adam, cross entropy, batch 100, 5
+//! epochs, reshuffled every epoch) with ReLU children at lr 0.001 by default, and the reward is the
+//! accuracy on the evaluation split. The seed's lr 0.01 collapses many ReLU children to chance
+//! (BENCHMARKS.md, "Collapse"); `configs/seed-exact.toml` is the seed's whole protocol.
+//!
+//! The dataset is converted to float tensors on the device once; each epoch shuffles it with one
+//! gather and then slices batches as views, so no per-batch copying or host↔device traffic happens.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use nas_datasets::{Dataset, Split};
+use serde::{Deserialize, Serialize};
+use tch::nn::{Module, OptimizerConfig};
+use tch::{nn, Device, Kind, Tensor};
+
+use nas_core::arch::Architecture;
+use crate::model;
+use nas_config::Activation;
+
+
+
+
+
+
+
+/// The result of training one child network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOutcome {
+    /// Accuracy on the evaluation split in [0, 1]; 0 when the child failed.
+    pub accuracy: f64,
+    pub params: u64,
+    /// Wall time of training and evaluation.
+    pub seconds: f64,
+    pub seconds_per_epoch: f64,
+    /// Why the child failed (diverged, out of memory…); `None` on success.
+    pub failure: Option<String>,
+    /// The failure says nothing about the architecture (out of memory, a device or libtorch
+    /// error): it is recorded on the episode but never served from the cache, so the next run
+    /// trains the architecture again. Divergence is deterministic and is cached.
+    #[serde(default)]
+    pub transient: bool,
+    /// The learning curve, when an assessor watched the training.
+    #[serde(default)]
+    pub curve: Curve,
+}
+
+
+
+/// Told the accuracies so far after every epoch but the protocol's last; `true` stops training.
+pub type EpochJudge<'a> = &'a mut dyn FnMut(&[f64]) -> bool;
+
+/// A dataset as float tensors on the training device, scaled to [0, 1] and (with
+/// `Normalize::PerChannel`) standardised per channel with the training split's statistics.
+pub struct TensorData {
+    pub train_x: Tensor,
+    pub train_y: Tensor,
+    pub eval_x: Tensor,
+    pub eval_y: Tensor,
+    pub input: (usize, usize, usize),
+    pub num_classes: usize,
+    pub device: Device,
+    /// Per-channel mean and std the [0, 1] pixels were standardised with (0 and 1 without
+    /// normalisation): what an exported model's users must apply too.
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+fn to_tensors(split: &Split, input: (usize, usize, usize)) -> (Tensor, Tensor) {
+    let (c, h, w) = input;
+    let x = Tensor::from_slice(&split.images)
+        .view([split.len() as i64, c as i64, h as i64, w as i64])
+        .to_kind(Kind::Float)
+        / 255.0;
+    let y = Tensor::from_slice(&split.labels).to_kind(Kind::Int64);
+    (x, y)
+}
+
+impl TensorData {
+    /// Finds (or downloads) a named dataset, picks the device and loads the dataset onto it.
+    pub fn load(
+        name: nas_datasets::DatasetName,
+        data_dir: Option<&std::path::Path>,
+        device: crate::device::DeviceChoice,
+        protocol: &TrainConfig,
+    ) -> anyhow::Result<TensorData> {
+        use anyhow::Context;
+        let device = crate::device::select(device)?;
+        let source = nas_datasets::DataSource::resolve(data_dir);
+        let dataset = nas_datasets::load(name, &source).with_context(|| format!("loading dataset {name}"))?;
+        TensorData::new(&dataset, protocol, device)
+    }
+
+    /// The dataset as tensors for `protocol` (its validation split, its seed for the holdout
+    /// shuffle and its input normalisation).
+    pub fn new(dataset: &Dataset, protocol: &TrainConfig, device: Device) -> anyhow::Result<TensorData> {
+        let (validation, seed) = (protocol.validation, protocol.seed);
+        let input = (dataset.channels, dataset.height, dataset.width);
+        let (mut train_x, mut train_y) = to_tensors(&dataset.train, input);
+        let (mut eval_x, mut eval_y) = to_tensors(&dataset.test, input);
+        if let Validation::Holdout(n) = validation {
+            let total = dataset.train.len();
+            anyhow::ensure!(
+                n < total,
+                "--validation holdout:{n} holds out every training image ({total}); use fewer"
+            );
+            let _guard = tch::no_grad_guard();
+            let _rng = libtorch_rng();
+            tch::manual_seed(seed as i64);
+            let perm = Tensor::randperm(total as i64, (Kind::Int64, Device::Cpu));
+            let (keep, held) = (
+                perm.narrow(0, 0, (total - n) as i64),
+                perm.narrow(0, (total - n) as i64, n as i64),
+            );
+            eval_x = train_x.index_select(0, &held);
+            eval_y = train_y.index_select(0, &held);
+            train_x = train_x.index_select(0, &keep);
+            train_y = train_y.index_select(0, &keep);
+        }
+        let (mean, std) = match protocol.normalize {
+            Normalize::PerChannel => (
+                train_x.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float),
+                train_x.std_dim([0i64, 2, 3].as_slice(), false, true).clamp_min(1e-6),
+            ),
+            Normalize::None => (Tensor::from(0f32), Tensor::from(1f32)),
+        };
+        let normalise = |x: &Tensor| ((x - &mean) / &std).to_device(device).contiguous();
+        let per_channel = |t: &Tensor| -> Vec<f64> {
+            let values: Vec<f64> = Vec::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default();
+            match values.as_slice() {
+                [one] => vec![*one; input.0],
+                _ => values,
+            }
+        };
+        Ok(TensorData {
+            mean: per_channel(&mean),
+            std: per_channel(&std),
+            train_x: normalise(&train_x),
+            train_y: train_y.to_device(device),
+            eval_x: normalise(&eval_x),
+            eval_y: eval_y.to_device(device),
+            input,
+            num_classes: dataset.num_classes,
+            device,
+        })
+    }
+}
+
+/// Trains `arch` on `data` and measures its accuracy. Never panics: a diverging or out-of-memory
+/// child comes back as a failed outcome with its reason.
+pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> TrainOutcome {
+    match train_network(arch, data, config, None) {
+        Ok(trained) => trained.outcome,
+        Err(failed) => failed,
+    }
+}
+
+/// Exclusive use of libtorch's random generator, which is process-wide: a training (or anything
+/// that initialises a network) while another runs would draw from it in an unpredictable
+/// interleaving, and a seed would no longer fix the result. Hold the guard while drawing.
+pub fn libtorch_rng() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A trained child with its weights, for `export`.
+pub struct TrainedNetwork {
+    pub vs: nn::VarStore,
+    pub net: nn::Sequential,
+    pub outcome: TrainOutcome,
+}
+
+/// [`train`], keeping the trained network; a failure comes back as the failed outcome. With a
+/// `judge` (an assessor), accuracy is measured after every epoch and the judge may stop training
+/// early; the outcome's accuracy is then the last one measured.
+pub fn train_network(
+    arch: &Architecture,
+    data: &TensorData,
+    config: &TrainConfig,
+    judge: Option<EpochJudge<'_>>,
+) -> Result<TrainedNetwork, TrainOutcome> {
+    let _one_at_a_time = libtorch_rng();
+    let params = arch.param_count(data.input, data.num_classes);
+    let started = Instant::now();
+    let mut curve = Curve::default();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config, judge, &mut curve)));
+    let seconds = started.elapsed().as_secs_f64();
+    let epochs = if curve.is_measured() {
+        curve.accuracy.len() as f64
+    } else {
+        config.epochs.max(1) as f64
+    };
+    let failed = |reason: String, transient: bool| TrainOutcome {
+        accuracy: 0.0,
+        params,
+        seconds,
+        seconds_per_epoch: seconds / epochs,
+        failure: Some(reason),
+        transient,
+        curve: curve.clone(),
+    };
+    match result {
+        Ok(Ok((vs, net, accuracy))) => Ok(TrainedNetwork {
+            vs,
+            net,
+            outcome: TrainOutcome {
+                accuracy,
+                params,
+                seconds,
+                seconds_per_epoch: seconds / epochs,
+                failure: None,
+                transient: false,
+                curve: curve.clone(),
+            },
+        }),
+        Ok(Err(ChildFailure::Diverged(reason))) => Err(failed(reason, false)),
+        Ok(Err(ChildFailure::Libtorch(reason))) => Err(failed(reason, true)),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown libtorch error".into());
+            let reason = if message.contains("out of memory") {
+                format!("out of memory: {}", first_line(&message))
+            } else {
+                format!("libtorch error: {}", first_line(&message))
+            };
+            Err(failed(reason, true))
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Why `train_inner` gave up: divergence is a property of the architecture and protocol (cached);
+/// a libtorch error is not.
+enum ChildFailure {
+    Diverged(String),
+    Libtorch(String),
+}
+
+fn train_inner(
+    arch: &Architecture,
+    data: &TensorData,
+    config: &TrainConfig,
+    mut judge: Option<EpochJudge<'_>>,
+    curve: &mut Curve,
+) -> Result<(nn::VarStore, nn::Sequential, f64), ChildFailure> {
+    tch::manual_seed(config.seed as i64);
+    let vs = nn::VarStore::new(data.device);
+    let net = model::build(&vs.root(), arch, data.input, data.num_classes, config.activation);
+    let mut opt = nn::Adam::default()
+        .build(&vs, config.learning_rate)
+        .map_err(|e| ChildFailure::Libtorch(format!("cannot build the optimizer: {e}")))?;
+    let n = data.train_y.size()[0];
+    let batch = config.batch_size.max(1) as i64;
+    for epoch in 0..config.epochs {
+        let perm = Tensor::randperm(n, (Kind::Int64, data.device));
+        // Losses are summed on the device and checked once per epoch, so the hot loop never syncs.
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, data.device));
+        let mut start = 0;
+        while start < n {
+            let len = batch.min(n - start);
+            // Gathering each batch right before it is used keeps memory flat: shuffling the whole
+            // dataset up front would hold a second copy of it (600 MB for CIFAR-10) on the device.
+            let idx = perm.narrow(0, start, len);
+            let loss = net
+                .forward(&data.train_x.index_select(0, &idx))
+                .cross_entropy_for_logits(&data.train_y.index_select(0, &idx));
+            opt.backward_step(&loss);
+            loss_sum += loss.detach();
+            start += len;
+        }
+        let total = loss_sum.double_value(&[]);
+        if !total.is_finite() {
+            return Err(ChildFailure::Diverged(format!(
+                "diverged: the training loss became {total} in epoch {}",
+                epoch + 1
+            )));
+        }
+        let Some(judge) = judge.as_mut() else {
+            continue;
+        };
+        let measuring = Instant::now();
+        curve.accuracy.push(accuracy(&net, &data.eval_x, &data.eval_y));
+        let last = epoch + 1 == config.epochs;
+        if !last {
+            curve.measure_seconds += measuring.elapsed().as_secs_f64();
+            if judge(&curve.accuracy) {
+                curve.stopped = true;
+                break;
+            }
+        }
+    }
+    let accuracy = match curve.accuracy.last() {
+        Some(&last) => last,
+        None => accuracy(&net, &data.eval_x, &data.eval_y),
+    };
+    Ok((vs, net, accuracy))
+}
+
+/// Accuracy of `net` on (x, y), evaluated without gradients in large batches.
+pub fn accuracy(net: &impl Module, x: &Tensor, y: &Tensor) -> f64 {
+    let _guard = tch::no_grad_guard();
+    let n = y.size()[0];
+    if n == 0 {
+        return 0.0;
+    }
+    let mut correct = 0i64;
+    let mut start = 0;
+    while start < n {
+        let len = 1000.min(n - start);
+        let predicted = net.forward(&x.narrow(0, start, len)).argmax(-1, false);
+        correct += predicted
+            .eq_tensor(&y.narrow(0, start, len))
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        start += len;
+    }
+    correct as f64 / n as f64
+}

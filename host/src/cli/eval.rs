@@ -1,0 +1,66 @@
+//! `nas-host eval`: sample a run's frozen policy and train the samples.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
+use nas_core::arch::Architecture;
+use nas_core::mdp::Mdp;
+use nas_core::record::{EpisodeRecord, EvalSampleRow};
+use nas_datasets::{DataSource, DatasetName};
+use nas_outputs::{compare, export, predict, report};
+use nas_plugin_runtime::{self as plugin, Runtime};
+use nas_search::frozen_policy::{self, SampleSink};
+use nas_search::options::SearchOptions;
+use nas_search::search::{self, EpisodeSink, Start};
+use nas_store::Store;
+use nas_train::device::DeviceChoice;
+use nas_train::train::{self, TensorData};
+
+use super::{DataArgs, StoreArgs};
+
+#[derive(Args, Debug)]
+pub(super) struct EvalArgs {
+    pub run: i64,
+    /// Architectures to sample (default: the run's [eval] samples, 50).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Look samples up in the architecture cache (trained with the run's seed) instead of
+    /// training each afresh with its own seed: cheap, but the std then leaves out training noise.
+    #[arg(long)]
+    pub reuse_cache: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub parallel: ParallelOverrides,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub(super) fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let options = SearchOptions {
+        parallel: args.parallel.clone(),
+        ..args.data.search_options(&args.store)
+    };
+    let reuse_cache = args.reuse_cache.then_some(true);
+    let summary = if args.json {
+        frozen_policy::eval(args.run, args.samples, reuse_cache, &options)?
+    } else {
+        frozen_policy::eval_with(
+            args.run,
+            args.samples,
+            reuse_cache,
+            &options,
+            &mut ProgressSink::default(),
+        )?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{}", summary.to_markdown());
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `nas-host plugins list` and `nas-host plugins inspect`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
+use nas_core::arch::Architecture;
+use nas_core::mdp::Mdp;
+use nas_core::record::{EpisodeRecord, EvalSampleRow};
+use nas_datasets::{DataSource, DatasetName};
+use nas_outputs::{compare, export, predict, report};
+use nas_plugin_runtime::{self as plugin, Runtime};
+use nas_search::frozen_policy::{self, SampleSink};
+use nas_search::options::SearchOptions;
+use nas_search::search::{self, EpisodeSink, Start};
+use nas_store::Store;
+use nas_train::device::DeviceChoice;
+use nas_train::train::{self, TensorData};
+
+use super::{DataArgs, StoreArgs};
+
+pub(super) fn plugins_list() -> anyhow::Result<()> {
+    let runtime = Runtime::new(Runtime::default_cache_dir())?;
+    let files = plugin::discover();
+    if files.is_empty() {
+        println!("no plugins found on the plugin path; build the bundled ones with `make build`");
+        return Ok(());
+    }
+    println!(
+        "{:<8}  {:<13}  {:<8}  {:<8}  path",
+        "kind", "name", "version", "contract"
+    );
+    for file in files {
+        match describe(&runtime, &file) {
+            Ok((kind, info, loaded)) => println!(
+                "{:<8}  {:<13}  {:<8}  {:<8}  {}",
+                kind.as_str(),
+                info.name,
+                info.version,
+                loaded.contract_version,
+                file.display()
+            ),
+            Err(e) => println!(
+                "{:<8}  {:<13}  {:<8}  {:<8}  {} ({e:#})",
+                "invalid",
+                "-",
+                "-",
+                "-",
+                file.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn describe(
+    pub runtime: &Runtime,
+    pub file: &std::path::Path,
+) -> anyhow::Result<(plugin::PluginKind, plugin::PluginInfo, plugin::LoadedPlugin)> {
+    let loaded = runtime.load(file)?;
+    let limits = plugin::SandboxLimits::default();
+    let info = match loaded.kind {
+        plugin::PluginKind::Agent => plugin::AgentPlugin::instantiate(runtime, &loaded, limits, 0)?
+            .info()
+            .clone(),
+        plugin::PluginKind::Reward => plugin::RewardPlugin::instantiate(runtime, &loaded, limits, 0)?
+            .info()
+            .clone(),
+        plugin::PluginKind::Assessor => plugin::AssessorPlugin::instantiate(runtime, &loaded, limits, 0)?
+            .info()
+            .clone(),
+    };
+    Ok((loaded.kind, info, loaded))
+}
+
+pub(super) fn plugins_inspect(spec: &str) -> anyhow::Result<()> {
+    let path = plugin::resolve(spec)?;
+    let runtime = Runtime::new(Runtime::default_cache_dir())?;
+    let (kind, info, loaded) = describe(&runtime, &path)?;
+    println!("name:        {}", info.name);
+    println!("version:     {}", info.version);
+    println!("kind:        {}", kind.as_str());
+    println!("description: {}", info.description);
+    println!(
+        "contract:    nas:plugin@{} (host speaks {})",
+        loaded.contract_version,
+        plugin::CONTRACT_VERSION
+    );
+    println!("path:        {}", path.display());
+    println!("sha256:      {}", loaded.sha256);
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `nas-host worker`: train children from the store's queue.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
+use nas_core::arch::Architecture;
+use nas_core::mdp::Mdp;
+use nas_core::record::{EpisodeRecord, EvalSampleRow};
+use nas_datasets::{DataSource, DatasetName};
+use nas_outputs::{compare, export, predict, report};
+use nas_plugin_runtime::{self as plugin, Runtime};
+use nas_search::frozen_policy::{self, SampleSink};
+use nas_search::options::SearchOptions;
+use nas_search::search::{self, EpisodeSink, Start};
+use nas_store::Store;
+use nas_train::device::DeviceChoice;
+use nas_train::train::{self, TensorData};
+
+use super::{DataArgs, StoreArgs};
+
+#[derive(Args, Debug)]
+pub(super) struct WorkerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// libtorch threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seconds a claim on a child lasts without a heartbeat.
+    #[arg(long, default_value_t = 60.0)]
+    pub lease_secs: f64,
+    /// Exit after this many seconds without a child to train, or waiting this long for the
+    /// search's verdict on a watched child (default: wait forever).
+    #[arg(long)]
+    pub idle_exit: Option<f64>,
+    /// Exit after training this many children.
+    #[arg(long)]
+    pub max_children: Option<usize>,
+}
+
+/// Prints one line per worker.
+pub(super) struct WorkerLines;
+
+impl nas_search::worker::WorkerSink for WorkerLines {
+    fn started(&mut self, name: &str, device: &str) {
+        eprintln!("worker {name} on {device}: waiting for children");
+    }
+
+    fn claimed(&mut self, job: &nas_store::ClaimedJob) {
+        eprintln!("training {} (attempt {})", job.architecture, job.attempt);
+    }
+
+    fn finished(&mut self, job: &nas_store::ClaimedJob, outcome: &nas_core::record::Outcome, recorded: bool) {
+        let result = match &outcome.failure {
+            None => format!("accuracy {:.4}", outcome.accuracy),
+            Some(reason) => format!("failed: {reason}"),
+        };
+        let note = if recorded {
+            ""
+        } else {
+            " (lease lost; another worker's result stands)"
+        };
+        eprintln!("{}: {result} in {:.1} s{note}", job.architecture, outcome.seconds);
+    }
+}
+
+pub(super) fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let options = nas_search::worker::WorkerOptions {
+        db: args.store.db,
+        data_dir: args.data.data_dir,
+        device: args.data.device,
+        threads: args.threads,
+        lease_secs: args.lease_secs,
+        idle_exit: args.idle_exit.map(std::time::Duration::from_secs_f64),
+        max_children: args.max_children,
+    };
+    let trained = nas_search::worker::run(&options, &mut WorkerLines)?;
+    eprintln!("worker done: trained {trained} children");
+    Ok(())
+}
