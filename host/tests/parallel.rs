@@ -9,11 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::plugin;
+use common::process::{poll, spawn, sql, wait_ok, BIN};
 use nas_core::record::EpisodeRecord;
 use nas_store::Store;
 use rand::{Rng, SeedableRng};
 
-const BIN: &str = env!("CARGO_BIN_EXE_nas-host");
 
 /// `search` arguments: `agent` on `dataset` with the given evaluator, episodes and extra flags.
 fn search_args(db: &Path, agent: &str, evaluator: &str, episodes: usize, extra: &[&str]) -> Vec<String> {
@@ -43,49 +43,6 @@ fn search_args(db: &Path, agent: &str, evaluator: &str, episodes: usize, extra: 
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     args
-}
-
-fn spawn(args: &[String], log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(BIN)
-        .args(args)
-        .env("NAS_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn wait_ok(mut child: Child, log: &Path) {
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "search failed: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
-/// Polls `check` every 10 ms until it returns something (or panics after `limit`).
-fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn sql<T: rusqlite::types::FromSql>(db: &Path, query: &str) -> Vec<Vec<T>> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(30)).unwrap();
-    let mut stmt = conn.prepare(query).unwrap();
-    let columns = stmt.column_count();
-    stmt.query_map([], |r| (0..columns).map(|i| r.get(i)).collect::<Result<Vec<T>, _>>())
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// Every episode of 0..total is recorded once, and the rewards were reported in some order of

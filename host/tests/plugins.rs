@@ -229,6 +229,18 @@ fn memory_bomb_hits_the_memory_cap() {
 }
 
 #[test]
+fn hoarded_host_handles_hit_the_handle_cap() {
+    let limits = SandboxLimits {
+        handles: 200,
+        ..SandboxLimits::default()
+    };
+    let (mut agent, _c) = hostile("handle-hoard", "", limits);
+    let e = act_error(&mut agent);
+    assert!(e.fatal);
+    assert!(e.to_string().contains("more than 200 host handles"), "{e}");
+}
+
+#[test]
 fn panic_is_a_crash_with_the_panic_message() {
     let (mut agent, _c) = hostile("panic", "", SandboxLimits::default());
     let e = act_error(&mut agent).to_string();

@@ -111,7 +111,7 @@ fn a_comparison_plan_runs_agents_times_seeds_then_compares() {
         ),
     )
     .unwrap();
-    let (plan, base_config) = nas_config::ComparePlan::from_file(&plan_path).unwrap();
+    let (plan, base_config) = nas_config::ComparePlan::from_file(&plan_path, &[]).unwrap();
     let db = dir.path().join("p.sqlite");
     let runs = nas_search::plan::run_plan(&plan, &base_config, &options(db.clone())).unwrap();
     assert_eq!(runs.len(), 4);
@@ -127,7 +127,7 @@ fn a_comparison_plan_runs_agents_times_seeds_then_compares() {
     assert_eq!(md.matches("| qlearning 0.1.0 |").count(), 2);
 
     std::fs::write(&plan_path, "base = \"base.toml\"\nagents = []\n").unwrap();
-    assert!(nas_config::ComparePlan::from_file(&plan_path)
+    assert!(nas_config::ComparePlan::from_file(&plan_path, &[])
         .unwrap_err()
         .to_string()
         .contains("no agents"));

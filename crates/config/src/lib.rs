@@ -14,6 +14,7 @@ mod overrides;
 mod plan;
 mod protocol;
 mod sandbox;
+mod validate;
 
 pub use overrides::{ParallelOverrides, RunOverrides, TrainOverrides};
 pub use plan::ComparePlan;
@@ -286,24 +287,47 @@ mod dataset_name {
 
 impl RunConfig {
     /// Checks what serde cannot: every `[plugins.NAME]` and `[eval.plugins.NAME]` section names
-    /// a plugin of this run (or one of `also`: a comparison plan's other agents), so a misspelt
-    /// section is an error instead of silently ignored.
-    pub fn check_plugin_sections(&self, also: &[String]) -> anyhow::Result<()> {
-        let names: Vec<String> = [&self.agent, &self.reward, &self.assessor]
+    /// a plugin of this run, or one of `known` (the plugins found on the plugin path, a
+    /// comparison plan's other agents). A section for a plugin this run does not use is fine —
+    /// a shipped configuration serves several agents; a name that matches no plugin is a typo,
+    /// and the error names the nearest plugins.
+    pub fn check_plugin_sections(&self, known: &[String]) -> anyhow::Result<()> {
+        let used: Vec<String> = [&self.agent, &self.reward, &self.assessor]
             .into_iter()
-            .chain(also)
             .map(|p| plugin_section_name(Path::new(p)))
             .collect();
+        let mut names: Vec<String> = used.iter().chain(known).cloned().collect();
+        names.sort();
+        names.dedup();
         for (where_, sections) in [("plugins", &self.plugins), ("eval.plugins", &self.eval.plugins)] {
             for section in sections.keys() {
                 // The default [eval.plugins.qlearning] applies only when the agent is qlearning.
                 let default_eval = where_ == "eval.plugins" && EvalConfig::default().plugins.contains_key(section);
-                if !names.contains(section) && !default_eval {
-                    anyhow::bail!(
-                        "[{where_}.{section}] names no plugin of this run (its plugins: {}); fix the section name or remove it",
-                        names.join(", ")
-                    );
+                if names.contains(section) {
+                    if !used.contains(section) {
+                        tracing::debug!("[{where_}.{section}] is for a plugin this run does not use");
+                    }
+                    continue;
                 }
+                if default_eval {
+                    continue;
+                }
+                let mut nearest: Vec<(usize, &String)> =
+                    names.iter().map(|n| (strsim::levenshtein(n, section), n)).collect();
+                nearest.sort();
+                let close: Vec<&str> = nearest
+                    .iter()
+                    .filter(|(d, _)| *d <= 2.max(section.len() / 3))
+                    .map(|(_, n)| n.as_str())
+                    .collect();
+                let hint = match close.as_slice() {
+                    [] => String::new(),
+                    close => format!("did you mean {}? ", close.join(" or ")),
+                };
+                anyhow::bail!(
+                    "[{where_}.{section}] names no plugin (plugins found: {}); {hint}fix the section name or remove it",
+                    names.join(", ")
+                );
             }
         }
         Ok(())
@@ -374,13 +398,16 @@ mod tests {
             "#,
         )
         .unwrap();
-        let err = config.check_plugin_sections(&[]).unwrap_err().to_string();
+        let err = config.check_plugin_sections(&["ppo".into()]).unwrap_err().to_string();
         assert!(
-            err.contains("[plugins.qlearnin]") && err.contains("qlearning, size_penalty"),
+            err.contains("[plugins.qlearnin]") && err.contains("did you mean qlearning?"),
             "{err}"
         );
         // A comparison plan's other agents may have sections of their own.
         assert!(config.check_plugin_sections(&["qlearnin".into()]).is_ok());
+        // A shipped configuration with sections for every agent is used with one of them.
+        let shipped: RunConfig = toml::from_str("agent = \"ppo\"\n[plugins.qlearning]\nalpha = 0.1").unwrap();
+        shipped.check_plugin_sections(&["qlearning".into(), "random".into()]).unwrap();
         let good: RunConfig = toml::from_str("agent = \"plugins/ppo.wasm\"\n[plugins.ppo]\nn_steps = 8").unwrap();
         good.check_plugin_sections(&[]).unwrap();
     }
@@ -419,7 +446,7 @@ mod tests {
                 .is_some_and(|n| n.to_string_lossy().starts_with("compare-"));
             if path.extension().is_some_and(|e| e == "toml") {
                 if is_plan {
-                    ComparePlan::from_file(&path).unwrap();
+                    ComparePlan::from_file(&path, &[]).unwrap();
                 } else {
                     RunConfig::from_file(&path).unwrap();
                 }

@@ -37,16 +37,23 @@ fn default_seeds() -> Vec<u64> {
 }
 
 impl ComparePlan {
-    pub fn from_file(path: &Path) -> anyhow::Result<(ComparePlan, RunConfig)> {
+    /// Reads a plan and its base configuration; `known` are the plugins found on the plugin
+    /// path, which the base configuration's `[plugins.NAME]` sections may name.
+    pub fn from_file(path: &Path, known: &[String]) -> anyhow::Result<(ComparePlan, RunConfig)> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {}", path.display()))?;
         let plan: ComparePlan =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("plan {} is invalid: {e}", path.display()))?;
         anyhow::ensure!(!plan.agents.is_empty(), "plan {} lists no agents", path.display());
         let base = path.parent().unwrap_or(Path::new(".")).join(&plan.base);
         let config = RunConfig::from_file(&base)?;
-        let mut others = plan.agents.clone();
-        others.extend(plan.reward.clone());
-        others.extend(plan.assessor.clone());
+        let mut others: Vec<String> = plan
+            .agents
+            .iter()
+            .chain(&plan.reward)
+            .chain(&plan.assessor)
+            .map(|p| crate::plugin_section_name(Path::new(p)))
+            .collect();
+        others.extend(known.iter().cloned());
         config
             .check_plugin_sections(&others)
             .with_context(|| format!("plan {}", path.display()))?;

@@ -22,6 +22,9 @@ pub struct SandboxLimits {
     /// Plugin output (stdout and stderr) forwarded to the log per call, in KiB; the rest is
     /// dropped and counted.
     pub output_kib: usize,
+    /// Host-side handles (clock subscriptions, streams) the plugin may hold at once; WASI keeps
+    /// them in host memory, outside `memory_mib`. A plugin holds a few.
+    pub handles: usize,
 }
 
 impl Default for SandboxLimits {
@@ -33,6 +36,7 @@ impl Default for SandboxLimits {
             memories: 8,
             tables: 16,
             output_kib: 64,
+            handles: 1024,
         }
     }
 }
@@ -62,6 +66,7 @@ impl SandboxLimits {
             ("instances", self.instances),
             ("memories", self.memories),
             ("tables", self.tables),
+            ("handles", self.handles),
         ] {
             anyhow::ensure!(
                 value >= 1,

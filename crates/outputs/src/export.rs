@@ -154,7 +154,7 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
             Some(weights) => restore(arch, &data, &protocol, &weights)?,
             None => {
                 sink.training(i, architectures.len(), arch, protocol.epochs);
-                train::train_network(arch, &data, &protocol, None).map_err(|failed| {
+                train::train_network(arch, &data, &protocol, None, None).map_err(|failed| {
                     anyhow::anyhow!("training `{arch}` failed: {}", failed.failure.unwrap_or_default())
                 })?
             }
@@ -203,7 +203,7 @@ fn kept_weights(store: &Store, run: i64, arch: &Architecture) -> anyhow::Result<
     let evaluations = store.episode_evaluations(run)?;
     // A child the assessor stopped early did not train the protocol's epochs.
     for episode in episodes.iter().filter(|e| e.architecture == text && !e.stopped) {
-        if let Some(weights) = store.kept_weights(evaluations[episode.index])? {
+        if let Some(weights) = store.kept_weights(evaluations[&episode.index])? {
             return Ok(Some(weights));
         }
     }

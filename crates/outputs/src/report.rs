@@ -166,7 +166,7 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
     let mut curves = Vec::new();
     let mut trained_here = Vec::new();
     for episode in &episodes {
-        let id = evaluation_ids[episode.index];
+        let id = evaluation_ids[&episode.index];
         if !seen.insert(id) {
             continue;
         }

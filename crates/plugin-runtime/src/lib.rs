@@ -8,6 +8,7 @@
 mod agent;
 mod assessor;
 mod bindings;
+mod cache;
 mod handle;
 mod limits;
 mod reward;

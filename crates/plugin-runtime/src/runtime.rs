@@ -8,11 +8,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable, ResourceTableError};
 use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wit;
+use crate::cache::CompileCache;
 use super::limits::{link_deadline_clock, CallDeadline, DeadlineClock, PluginLimiter, SandboxLimits, WaitPastDeadline};
 use super::{PluginError, PluginKind, CONTRACT_VERSION, OLDER_CONTRACTS};
 
@@ -190,21 +191,20 @@ impl Runtime {
     pub fn load(&self, path: &Path) -> anyhow::Result<LoadedPlugin> {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
         let sha256 = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        let cached = self
-            .cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{}.cwasm", self.cache_key(&sha256))));
+        let cache = self.cache_dir.clone().map(CompileCache::new);
+        let entry = format!("{}.cwasm", self.cache_key(&sha256));
         let mut cache_hit = false;
         let mut component = None;
-        if let Some(cached) = cached.as_ref().filter(|p| p.is_file()) {
-            // SAFETY: the file was written by `Component::serialize` of an engine with the same
-            // compatibility hash (it is in the file name) into our own cache directory.
-            match unsafe { Component::deserialize_file(&self.engine, cached) } {
+        if let Some(compiled) = cache.as_ref().and_then(|c| c.get(&entry)) {
+            // SAFETY: the cache hands out only bytes this user compiled with an engine of the
+            // same compatibility hash (it is in the entry's name) and recorded the digest of, in
+            // a directory nobody else may write (see `cache.rs`).
+            match unsafe { Component::deserialize(&self.engine, &compiled) } {
                 Ok(c) => {
                     component = Some(c);
                     cache_hit = true;
                 }
-                Err(e) => tracing::warn!("ignoring unreadable compile cache {}: {e:#}", cached.display()),
+                Err(e) => tracing::warn!("ignoring unreadable compiled plugin {entry}: {e:#}"),
             }
         }
         let component = match component {
@@ -213,9 +213,13 @@ impl Runtime {
                 let c = Component::new(&self.engine, &bytes).map_err(|e| {
                     anyhow::anyhow!("{} is not a valid WebAssembly component ({}); build plugins with `cargo build --release --target wasm32-wasip2` and the nas-plugin-sdk", path.display(), one_line(&e))
                 })?;
-                if let Some(cached) = &cached {
-                    if let Err(e) = write_cache(cached, &c) {
-                        tracing::warn!("could not write compile cache {}: {e:#}", cached.display());
+                if let Some(cache) = &cache {
+                    let stored = c
+                        .serialize()
+                        .map_err(|e| anyhow::anyhow!("{e:#}"))
+                        .and_then(|compiled| cache.put(&entry, &compiled));
+                    if let Err(e) = stored {
+                        tracing::warn!("could not write the compiled plugin {entry} to the cache: {e:#}");
                     }
                 }
                 c
@@ -306,7 +310,14 @@ impl Runtime {
             .build();
         let state = HostState {
             wasi,
-            table: ResourceTable::new(),
+            // WASI keeps each handle a plugin holds (a clock subscription, a stream) in this
+            // host-side table, outside the plugin's memory cap: capped so that a plugin that
+            // never drops them cannot grow the host's memory across calls.
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(limits.handles);
+                table
+            },
             limiter: PluginLimiter::new(*limits),
             // Instantiation runs the component's start-up code: it gets the same limit as a call.
             deadline: CallDeadline::starting_now(limits),
@@ -394,16 +405,6 @@ fn deadline_ticks(limits: &SandboxLimits) -> u64 {
     (limits.call_timeout_secs / EPOCH_TICK.as_secs_f64())
         .ceil()
         .clamp(1.0, u64::MAX as f64) as u64
-}
-
-fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
-    let dir = path.parent().context("cache path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let compiled = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    std::fs::write(&tmp, compiled)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 /// An error and its causes on one line: wasmtime's messages can span lines (a backtrace, a
@@ -530,6 +531,14 @@ impl Sandbox {
                 "exceeded its memory cap of {} MiB (memories and tables together; it asked for {:.1} MiB; [sandbox] memory_mib)",
                 self.limits.memory_mib,
                 total as f64 / f64::from(1 << 20)
+            )
+        } else if error
+            .chain()
+            .any(|cause| matches!(cause.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full)))
+        {
+            format!(
+                "holds more than {} host handles (clock subscriptions, streams) without dropping them ([sandbox] handles)",
+                self.limits.handles
             )
         } else if text.contains("fuel allocated for hostcalls") {
             format!(

@@ -202,7 +202,10 @@ pub fn eval_with(
         } else {
             sample_train_seed(run, i)
         };
-        match session.lookup(&store, &arch, reuse_cache, None, train_seed, false)? {
+        // A sample trained with its own seed is recorded under (run, EVAL_EPISODE_OFFSET + i), so
+        // an `eval` interrupted and run again finds the samples it already trained.
+        let origin = (!reuse_cache).then_some((run, EVAL_EPISODE_OFFSET + i));
+        match session.lookup(&store, &arch, reuse_cache, origin, train_seed, false)? {
             Lookup::Known {
                 evaluation_id,
                 outcome,

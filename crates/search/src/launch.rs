@@ -45,6 +45,10 @@ pub fn trainer_for(
     let device_kind = match (config.evaluator, parallel.launcher) {
         // Workers run on other machines: what this one has says nothing about theirs.
         (EvaluatorKind::Train, Launcher::Slurm) => crate::slurm::device_kind(&config.slurm, options.device),
+        // Workers started by hand may run elsewhere: an explicit device is what their children
+        // need, and this machine (a CPU login node, say) need not have it.
+        (EvaluatorKind::Train, Launcher::None) if options.device == DeviceChoice::Cuda => "cuda",
+        (EvaluatorKind::Train, Launcher::None) if options.device == DeviceChoice::Cpu => "cpu",
         (evaluator, _) => device_kind_for(evaluator, options.device)?,
     };
     let workers: Option<SharedWorkers> = match (&options.shared_workers, parallel.launcher) {

@@ -226,6 +226,20 @@ impl Queued {
     }
 }
 
+/// A warning when children for `device` wait while every idle worker trains on another device
+/// (CPU workers never claim CUDA children, nor the other way round).
+fn device_mismatch(workers: &[nas_store::WorkerRow], device: &str) -> Option<String> {
+    if device == "none" || workers.iter().any(|w| w.device == device) {
+        return None;
+    }
+    let idle: Vec<&str> = workers.iter().filter(|w| w.job.is_none()).map(|w| w.device.as_str()).collect();
+    let other = idle.first()?;
+    Some(format!(
+        "children wait for a {device} worker, but the {} idle worker(s) train on {other} and never take them; start workers with `--device {device}`, or search with `--device {other}`",
+        idle.len()
+    ))
+}
+
 /// The pool's state as the store sees it: workers seen within a lease, busy when they hold a
 /// child, and the children waiting.
 pub fn pool_status(store: &Store, lease_secs: f64) -> anyhow::Result<PoolStatus> {
@@ -280,6 +294,7 @@ impl Trainer for Queued {
         let started = Instant::now();
         let mut last_tick: Option<Instant> = None;
         let mut hinted = false;
+        let mut device_hinted = false;
         let mut poll = Duration::from_millis(10);
         loop {
             if let Some(done) = self.ready.pop_front() {
@@ -326,6 +341,12 @@ impl Trainer for Queued {
                     );
                     hinted = true;
                 }
+                if !device_hinted && status.queued > 0 && started.elapsed() > Duration::from_secs(15) {
+                    if let Some(warning) = device_mismatch(&store.workers(unix_now() - self.lease_secs.max(10.0))?, self.device_kind) {
+                        tracing::warn!("{warning}");
+                        device_hinted = true;
+                    }
+                }
             }
             std::thread::sleep(poll);
             // A worker waits on each verdict: poll more often while an assessor watches.
@@ -364,3 +385,30 @@ pub trait WorkerPool: Send + Sync + std::fmt::Debug {
 /// Workers held by every search that uses them; the last holder's drop stops them.
 pub type SharedWorkers = Arc<dyn WorkerPool>;
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_workers_of_another_device_are_named() {
+        let worker = |device: &str, job: Option<(i64, String)>| nas_store::WorkerRow {
+            name: format!("h:{device}"),
+            host: "h".into(),
+            pid: 1,
+            device: device.into(),
+            threads: 1,
+            started_at: 0.0,
+            seen_at: 0.0,
+            job,
+            trained: 0,
+            stopped: false,
+        };
+        let warning = device_mismatch(&[worker("cuda", None)], "cpu").unwrap();
+        assert!(warning.contains("--device cpu") && warning.contains("train on cuda"), "{warning}");
+        let both = [worker("cuda", None), worker("cpu", Some((1, "x".into())))];
+        assert!(device_mismatch(&both, "cpu").is_none());
+        assert!(device_mismatch(&[worker("cuda", None)], "none").is_none());
+        assert!(device_mismatch(&[], "cpu").is_none());
+    }
+}

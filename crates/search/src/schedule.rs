@@ -277,7 +277,7 @@ fn keep_best_weights(
     let evaluations = store.episode_evaluations(run)?;
     let best: Vec<i64> = nas_core::record::top_distinct(&episodes, k)
         .into_iter()
-        .map(|e| evaluations[e.index])
+        .map(|e| evaluations[&e.index])
         .collect();
     if best.contains(&evaluation_id) {
         store.keep_weights(run, evaluation_id, weights)?;

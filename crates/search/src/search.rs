@@ -130,6 +130,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
     let (run_id, mut session, first_episode, no_cache) = match start {
         Start::New(mut config) => {
             options.parallel.apply(&mut config.parallel, true);
+            config.validate()?;
             // The number of environments shapes the results: fixed now, whatever workers a
             // resume brings.
             config.parallel.envs = config.parallel.env_count();
@@ -157,6 +158,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             config.parallel.envs = config.parallel.envs.max(1);
             let designed_with = (config.parallel.envs, config.parallel.schedule);
             options.parallel.apply(&mut config.parallel, false);
+            config.validate()?;
             if options.parallel.envs.is_some_and(|k| k != designed_with.0)
                 || options.parallel.schedule.is_some_and(|s| s != designed_with.1)
             {

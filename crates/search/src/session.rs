@@ -147,7 +147,7 @@ impl Session {
         episodes.sort_by_key(|e| e.reported);
         let evaluations = store.episode_evaluations(run)?;
         for episode in &episodes {
-            let id = evaluations[episode.index];
+            let id = evaluations[&episode.index];
             let arch: Architecture = episode.architecture.parse().map_err(anyhow::Error::msg)?;
             watch.completed(id, &arch, &store.evaluation(id)?.outcome)?;
         }

@@ -54,9 +54,16 @@ impl SlurmSpec {
             "--launcher slurm starts workers on other machines, and a SQLite store ({}) shared by several machines over a network filesystem gets corrupted; use a PostgreSQL store: --db postgres://USER@HOST/DB (README: \"Running on a cluster\")",
             options.db.display()
         );
+        config.validate()?;
         let workers = config.parallel.worker_count();
         anyhow::ensure!(workers > 0, "--launcher slurm needs --workers N (the job array's size)");
         let log_dir = std::env::current_dir()?.join("runs").join("worker-logs");
+        // `#SBATCH --output=` takes the path as one word, unquoted.
+        anyhow::ensure!(
+            !log_dir.to_string_lossy().chars().any(|c| c.is_whitespace() || c.is_control()),
+            "the worker log directory {} has whitespace in its path, which a batch script cannot hold; start the search from a directory without it",
+            log_dir.display()
+        );
         std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
         Ok(SlurmSpec {
             slurm: config.slurm.clone(),
@@ -107,9 +114,10 @@ impl SlurmSpec {
         );
         lines
             .push("# when you submit this by hand, export them first. Workers read their own copy of the data.".into());
+        let exe = self.exe.to_string_lossy();
         lines.push(format!(
             "exec {} worker --device {} --threads {} --lease-secs {} --idle-exit {}",
-            self.exe.display(),
+            shlex::try_quote(&exe).unwrap_or_else(|_| exe.clone()),
             self.device,
             s.cpus_per_worker.max(1),
             self.lease_secs,
@@ -230,14 +238,46 @@ impl SlurmWorkers {
 }
 
 /// The array's tasks as `squeue` lists them: task id → (state, reason).
-fn tasks(job: &str) -> anyhow::Result<BTreeMap<String, (String, String)>> {
-    let output = Command::new("squeue")
+type Tasks = BTreeMap<String, (String, String)>;
+
+/// How long one `squeue` may take before its answer counts as unknown (a busy controller).
+const SQUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Asks `squeue` for the array's tasks. A failed or timed-out `squeue` is an error (unknown),
+/// never an empty answer; only "invalid job id" — the job is gone — is an empty list.
+fn tasks(job: &str) -> anyhow::Result<Tasks> {
+    tasks_from("squeue", job)
+}
+
+fn tasks_from(program: &str, job: &str) -> anyhow::Result<Tasks> {
+    let mut child = Command::new(program)
         .args(["-h", "-r", "-j", job, "-o", "%i|%T|%r"])
-        .output()
-        .context("running squeue")?;
-    // squeue exits non-zero once the job is gone (it is no longer "valid").
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {program}"))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > SQUEUE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("{program} did not answer within {} s", SQUEUE_TIMEOUT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !status.success() {
+        // squeue exits non-zero once the job is gone (no longer "valid"): a definite answer.
+        if stderr.to_ascii_lowercase().contains("invalid job id") {
+            return Ok(Tasks::new());
+        }
+        anyhow::bail!("{program} failed ({status}): {}", stderr.trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| {
             let mut fields = line.split('|');
@@ -247,6 +287,35 @@ fn tasks(job: &str) -> anyhow::Result<BTreeMap<String, (String, String)>> {
             ))
         })
         .collect())
+}
+
+/// Decides from successive `squeue` answers whether every worker has ended: only after
+/// [`QueueWatch::CONSISTENT`] answers in a row list no task, once some task was seen. A failed
+/// answer says nothing, and a busy controller's empty answer alone does not end a search.
+#[derive(Debug, Default)]
+struct QueueWatch {
+    seen_any: bool,
+    empty_in_a_row: u32,
+}
+
+impl QueueWatch {
+    const CONSISTENT: u32 = 3;
+
+    /// Takes one answer; true when the workers have all ended.
+    fn observe(&mut self, answer: &anyhow::Result<Tasks>) -> bool {
+        match answer {
+            Err(_) => false,
+            Ok(tasks) if tasks.is_empty() => {
+                self.empty_in_a_row += 1;
+                self.seen_any && self.empty_in_a_row >= Self::CONSISTENT
+            }
+            Ok(_) => {
+                self.seen_any = true;
+                self.empty_in_a_row = 0;
+                false
+            }
+        }
+    }
 }
 
 /// What `scontrol show job` says of a task that left the queue (while Slurm still remembers it).
@@ -270,13 +339,22 @@ fn follow(job: &str, stop: &AtomicBool, failure: &Mutex<Option<String>>, pending
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut warned_pending = false;
     let mut last_poll = Instant::now() - Duration::from_secs(10);
+    let mut watch = QueueWatch::default();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(200));
         if last_poll.elapsed() < Duration::from_secs(2) {
             continue;
         }
         last_poll = Instant::now();
-        let Ok(now) = tasks(job) else { continue };
+        let answer = tasks(job);
+        let all_ended = watch.observe(&answer);
+        let now = match answer {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!("could not ask Slurm about the workers ({e:#}); asking again");
+                continue;
+            }
+        };
         for (task, (state, reason)) in &now {
             if state == "PENDING" && !warned_pending && started.elapsed() > pending_warn {
                 tracing::warn!(
@@ -295,7 +373,11 @@ fn follow(job: &str, stop: &AtomicBool, failure: &Mutex<Option<String>>, pending
                 );
             }
         }
-        if now.is_empty() && !seen.is_empty() && !stop.load(Ordering::SeqCst) {
+        if now.is_empty() && !all_ended {
+            // Not yet consistent: keep what was seen, so an ended task is reported once.
+            continue;
+        }
+        if all_ended && !stop.load(Ordering::SeqCst) {
             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
                 "every Slurm worker of job {job} has ended; see their logs (runs/worker-logs/slurm-{job}_*.log) and resume the run"
             ));
@@ -349,6 +431,61 @@ pub fn script_for(config: &RunConfig, options: &SearchOptions) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_consistent_empty_answers_end_the_workers() {
+        let running: Tasks = [("7_0".to_string(), ("RUNNING".to_string(), String::new()))].into();
+        let mut watch = QueueWatch::default();
+        assert!(!watch.observe(&Ok(Tasks::new())), "nothing seen yet: still pending submission");
+        assert!(!watch.observe(&Ok(running.clone())));
+        // A busy controller: failures and a lone empty answer in between.
+        assert!(!watch.observe(&Err(anyhow::anyhow!("timed out"))));
+        assert!(!watch.observe(&Ok(Tasks::new())));
+        assert!(!watch.observe(&Err(anyhow::anyhow!("socket timed out"))));
+        assert!(!watch.observe(&Ok(running)));
+        assert!(!watch.observe(&Ok(Tasks::new())));
+        assert!(!watch.observe(&Ok(Tasks::new())));
+        assert!(watch.observe(&Ok(Tasks::new())), "three empty answers in a row");
+    }
+
+    #[test]
+    fn a_failing_squeue_is_unknown_and_a_gone_job_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+            std::fs::set_permissions(&path, permissions).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let busy = fake("busy", "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1");
+        assert!(tasks_from(&busy, "7").is_err());
+        let gone = fake("gone", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1");
+        assert!(tasks_from(&gone, "7").unwrap().is_empty());
+        let listing = fake("listing", "echo '7_0|RUNNING|None'; echo '7_1|PENDING|Resources'");
+        let tasks = tasks_from(&listing, "7").unwrap();
+        assert_eq!(tasks["7_1"], ("PENDING".to_string(), "Resources".to_string()));
+    }
+
+    #[test]
+    fn the_worker_binary_path_is_quoted() {
+        let exe = "/opt/my nas/it's; rm -rf ~/nas-host";
+        let spec = SlurmSpec {
+            slurm: SlurmConfig::default(),
+            workers: 1,
+            exe: PathBuf::from(exe),
+            db: PathBuf::from("postgres://db/nas"),
+            data_dir: None,
+            device: "cpu",
+            lease_secs: 60.0,
+            log_dir: PathBuf::from("/tmp/logs"),
+        };
+        let script = spec.batch_script();
+        let exec = script.lines().find(|l| l.starts_with("exec ")).unwrap();
+        let words = shlex::split(exec).unwrap();
+        assert_eq!(&words[..3], ["exec", exe, "worker"], "{exec}");
+    }
 
     #[test]
     fn the_batch_script_holds_every_option_and_no_store_url() {

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,11 @@ const IDLE_SIGN_OF_LIFE: Duration = Duration::from_secs(2);
 /// Runs a worker until it is idle for `idle_exit` or has trained `max_children`; returns the
 /// number of children it trained.
 pub fn run(options: &WorkerOptions, sink: &mut dyn WorkerSink) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        options.lease_secs.is_finite() && options.lease_secs > 0.0,
+        "--lease-secs {} is not a usable lease: give a finite number of seconds above 0",
+        options.lease_secs
+    );
     if let Some(threads) = options.threads {
         tch::set_num_threads(threads as i32);
     }
@@ -75,7 +81,9 @@ pub fn run(options: &WorkerOptions, sink: &mut dyn WorkerSink) -> anyhow::Result
     })?;
     sink.started(&name, device_kind);
     let mut datasets = Datasets::new(options.data_dir.clone(), device);
-    let result = serve(options, &store, &name, device_kind, &mut datasets, sink);
+    let heartbeat = Heartbeat::start(options.db.clone(), name.clone(), options.lease_secs)?;
+    let result = serve(options, &store, &heartbeat, &name, device_kind, &mut datasets, sink);
+    heartbeat.stop();
     if result.is_err() {
         // Whatever it held goes to the next worker now rather than when its lease runs out.
         let _ = store.requeue_owner(&name, &format!("worker {name} stopped with an error"));
@@ -87,6 +95,7 @@ pub fn run(options: &WorkerOptions, sink: &mut dyn WorkerSink) -> anyhow::Result
 fn serve(
     options: &WorkerOptions,
     store: &Store,
+    heartbeat: &Heartbeat,
     name: &str,
     device_kind: &str,
     datasets: &mut Datasets,
@@ -112,14 +121,21 @@ fn serve(
         poll = Duration::from_millis(20);
         store.worker_seen(name, Some(job.id), false)?;
         sink.claimed(&job);
-        let heartbeat = Heartbeat::start(options.db.clone(), name.to_string(), job.clone(), options.lease_secs);
+        let lost = heartbeat.watch(&job);
         let mut verdicts = Verdicts::new(store, name, &job, options.idle_exit);
         let evaluated = match job.watch_epochs {
-            Some(_) => evaluate(&job, datasets, Some(&mut |curve: &[f64]| verdicts.judge(curve))),
-            None => evaluate(&job, datasets, None),
+            Some(_) => evaluate(&job, datasets, Some(&mut |curve: &[f64]| verdicts.judge(curve)), &lost),
+            None => evaluate(&job, datasets, None, &lost),
         };
-        heartbeat.stop();
+        heartbeat.release();
         let (outcome, weights) = evaluated?;
+        if lost.load(Ordering::Relaxed) {
+            // Another worker trains it now; whatever this one has is not recorded.
+            tracing::warn!("gave up `{}`: its lease was lost", job.architecture);
+            store.worker_seen(name, None, false)?;
+            idle_since = Instant::now();
+            continue;
+        }
         if let Some(error) = verdicts.error {
             // The curve was cut short by the store, not by a verdict: nothing is recorded.
             return Err(error.context(format!("waiting for the verdict on `{}`", job.architecture)));
@@ -222,6 +238,7 @@ fn evaluate(
     job: &ClaimedJob,
     datasets: &mut Datasets,
     judge: Option<EpochJudge<'_>>,
+    lost: &AtomicBool,
 ) -> anyhow::Result<(Outcome, Option<Vec<u8>>)> {
     let failed = |reason: String| Outcome {
         accuracy: 0.0,
@@ -277,7 +294,7 @@ fn evaluate(
                 &job.data_sha256[..12.min(job.data_sha256.len())]
             );
             let data = datasets.get(dataset, &protocol)?;
-            Ok(train_child(&arch, data, &protocol, job.keep_weights, judge))
+            Ok(train_child(&arch, data, &protocol, job.keep_weights, judge, Some(lost)))
         }
     }
 }
@@ -328,54 +345,109 @@ impl Datasets {
     }
 }
 
-/// Renews a lease every quarter of its length from its own thread and store connection, while
-/// the worker's thread trains.
+/// Renews the lease on the child the worker trains, every quarter of its length, from its own
+/// thread and its own store connection, both opened once per worker. A renewal the store refuses
+/// (another worker took the child over) or cannot answer for a whole lease sets the child's
+/// `lost` flag, which stops its training; failures to reach the store are warned about as they
+/// happen.
 struct Heartbeat {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    shared: Arc<(Mutex<Beat>, Condvar)>,
     thread: std::thread::JoinHandle<()>,
 }
 
+#[derive(Default)]
+struct Beat {
+    job: Option<(ClaimedJob, Arc<AtomicBool>)>,
+    stop: bool,
+}
+
 impl Heartbeat {
-    fn start(db: PathBuf, name: String, job: ClaimedJob, lease_secs: f64) -> Heartbeat {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    fn start(db: PathBuf, name: String, lease_secs: f64) -> anyhow::Result<Heartbeat> {
+        let store = Store::open(&db)?;
+        let shared = Arc::new((Mutex::new(Beat::default()), Condvar::new()));
         let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let store = match Store::open(&db) {
-                    Ok(store) => store,
-                    Err(e) => return tracing::warn!("heartbeat: {e:#}"),
-                };
-                let every = Duration::from_secs_f64((lease_secs / 4.0).max(0.05));
-                let (lock, signal) = &*stop;
-                let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
-                let mut lost = false;
-                while !*stopped {
-                    stopped = signal.wait_timeout(stopped, every).unwrap_or_else(|p| p.into_inner()).0;
-                    if *stopped || lost {
-                        continue;
-                    }
-                    match store.renew_lease(&job, &name, lease_secs) {
-                        Ok(true) => {
-                            let _ = store.worker_seen(&name, Some(job.id), false);
-                        }
-                        Ok(false) => {
-                            tracing::warn!(
-                                "the lease on `{}` was lost (another worker took it over)",
-                                job.architecture
-                            );
-                            lost = true;
-                        }
-                        Err(e) => tracing::warn!("heartbeat: {e:#}"),
-                    }
-                }
-            })
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || beat(&store, &name, lease_secs, &shared))
         };
-        Heartbeat { stop, thread }
+        Ok(Heartbeat { shared, thread })
+    }
+
+    /// Starts keeping the lease on `job`; the returned flag is set once the lease is lost.
+    fn watch(&self, job: &ClaimedJob) -> Arc<AtomicBool> {
+        let lost = Arc::new(AtomicBool::new(false));
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner()).job = Some((job.clone(), Arc::clone(&lost)));
+        self.shared.1.notify_all();
+        lost
+    }
+
+    /// Stops renewing the current child's lease (it is finished).
+    fn release(&self) {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner()).job = None;
     }
 
     fn stop(self) {
-        *self.stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.stop.1.notify_all();
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        self.shared.1.notify_all();
         let _ = self.thread.join();
+    }
+}
+
+/// The heartbeat thread's loop.
+fn beat(store: &Store, name: &str, lease_secs: f64, shared: &(Mutex<Beat>, Condvar)) {
+    let every = Duration::from_secs_f64((lease_secs / 4.0).max(0.05));
+    let lease = Duration::from_secs_f64(lease_secs);
+    let (lock, signal) = shared;
+    let mut beat = lock.lock().unwrap_or_else(|p| p.into_inner());
+    // The last renewal the store accepted, and the job it was for.
+    let mut renewed: Option<(i64, Instant)> = None;
+    let mut failing = false;
+    while !beat.stop {
+        let wait = if failing { every.min(Duration::from_secs(1)) } else { every };
+        beat = signal.wait_timeout(beat, wait).unwrap_or_else(|p| p.into_inner()).0;
+        let Some((job, lost)) = beat.job.clone() else {
+            continue;
+        };
+        if beat.stop || lost.load(Ordering::Relaxed) {
+            continue;
+        }
+        let since = match renewed {
+            Some((id, at)) if id == job.id => at,
+            // A new child: its claim is the first renewal.
+            _ => {
+                renewed = Some((job.id, Instant::now()));
+                Instant::now()
+            }
+        };
+        // The store is asked without holding the lock, so the worker can hand over a new child.
+        drop(beat);
+        match store.renew_lease(&job, name, lease_secs) {
+            Ok(true) => {
+                if failing {
+                    tracing::warn!("heartbeat: the store answers again; the lease on `{}` is kept", job.architecture);
+                }
+                failing = false;
+                renewed = Some((job.id, Instant::now()));
+                let _ = store.worker_seen(name, Some(job.id), false);
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    "the lease on `{}` was lost (another worker took it over); stopping its training",
+                    job.architecture
+                );
+                lost.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                failing = true;
+                tracing::warn!("heartbeat: cannot renew the lease on `{}`: {e:#}; retrying", job.architecture);
+                if since.elapsed() >= lease {
+                    tracing::warn!(
+                        "no renewal of the lease on `{}` for {lease_secs} s: another worker may train it now; stopping its training",
+                        job.architecture
+                    );
+                    lost.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        beat = lock.lock().unwrap_or_else(|p| p.into_inner());
     }
 }

@@ -64,6 +64,9 @@ pub(crate) fn curve_from(text: Option<String>, stopped: bool, measure_seconds: f
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = sqlite::MIGRATIONS.len();
 
+/// Episode index → the id of its evaluation.
+pub type EpisodeEvaluations = std::collections::BTreeMap<usize, i64>;
+
 /// A plugin as recorded with a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginRecord {
@@ -205,8 +208,9 @@ pub trait RunStore: JobQueue + Send {
     fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()>;
     /// The stored `eval` samples of a run.
     fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>>;
-    /// The evaluation behind each committed episode of a run, by episode index.
-    fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>>;
+    /// The evaluation behind each committed episode of a run, keyed by episode index: an `async`
+    /// run commits episodes as their children finish, so the indices can have gaps.
+    fn episode_evaluations(&self, run: i64) -> anyhow::Result<EpisodeEvaluations>;
     /// Keeps the trained weights (safetensors) of an evaluation for `run`.
     fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()>;
     /// Forgets the weights kept for `run` except those of `keep`.

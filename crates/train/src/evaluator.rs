@@ -135,7 +135,7 @@ impl Evaluator {
                     seed: train_seed,
                     ..config.clone()
                 };
-                train_child(arch, data, &protocol, keep, judge)
+                train_child(arch, data, &protocol, keep, judge, None)
             }
             Evaluator::Synthetic {
                 target,
@@ -194,8 +194,9 @@ pub fn train_child(
     protocol: &TrainConfig,
     keep: bool,
     judge: Option<EpochJudge<'_>>,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> (Outcome, Option<Vec<u8>>) {
-    match train::train_network(arch, data, protocol, judge) {
+    match train::train_network(arch, data, protocol, judge, cancel) {
         Ok(trained) if !keep => (trained.outcome.into(), None),
         Ok(trained) => {
             let weights = crate::weights::safetensors_bytes(&trained.vs)

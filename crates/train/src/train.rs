@@ -7,6 +7,7 @@
 //! gather and then slices batches as views, so no per-batch copying or host↔device traffic happens.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use nas_datasets::{Dataset, Split};
@@ -149,7 +150,7 @@ impl TensorData {
 /// Trains `arch` on `data` and measures its accuracy. Never panics: a diverging or out-of-memory
 /// child comes back as a failed outcome with its reason.
 pub fn train(arch: &Architecture, data: &TensorData, config: &TrainConfig) -> TrainOutcome {
-    match train_network(arch, data, config, None) {
+    match train_network(arch, data, config, None, None) {
         Ok(trained) => trained.outcome,
         Err(failed) => failed,
     }
@@ -173,18 +174,37 @@ pub struct TrainedNetwork {
 /// [`train`], keeping the trained network; a failure comes back as the failed outcome. With a
 /// `judge` (an assessor), accuracy is measured after every epoch and the judge may stop training
 /// early; the outcome's accuracy is then the last one measured.
+///
+/// Training stops between batches once `cancel` is set (a worker that lost its lease on the
+/// child): the outcome is then a transient failure, which nobody records.
 pub fn train_network(
     arch: &Architecture,
     data: &TensorData,
     config: &TrainConfig,
     judge: Option<EpochJudge<'_>>,
+    cancel: Option<&AtomicBool>,
 ) -> Result<TrainedNetwork, TrainOutcome> {
     let _one_at_a_time = libtorch_rng();
     let params = arch.param_count(data.input, data.num_classes);
     let started = Instant::now();
     let mut curve = Curve::default();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config, judge, &mut curve)));
-    let seconds = started.elapsed().as_secs_f64();
+    // Waiting for a verdict (for a worker: store round trips, or a search that is gone) is not
+    // training: it is timed apart and left out of the child's seconds, which the cache keeps and
+    // reward shapers and the report's "time saved" read.
+    let mut waited = std::time::Duration::ZERO;
+    let mut timed = judge.map(|judge| {
+        let waited = &mut waited;
+        move |accuracy: &[f64]| {
+            let asked = Instant::now();
+            let stop = judge(accuracy);
+            *waited += asked.elapsed();
+            stop
+        }
+    });
+    let judge = timed.as_mut().map(|j| j as &mut dyn FnMut(&[f64]) -> bool);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config, judge, cancel, &mut curve)));
+    drop(timed);
+    let seconds = started.elapsed().saturating_sub(waited).as_secs_f64();
     let epochs = if curve.is_measured() {
         curve.accuracy.len() as f64
     } else {
@@ -215,6 +235,7 @@ pub fn train_network(
         }),
         Ok(Err(ChildFailure::Diverged(reason))) => Err(failed(reason, false)),
         Ok(Err(ChildFailure::Libtorch(reason))) => Err(failed(reason, true)),
+        Ok(Err(ChildFailure::Cancelled)) => Err(failed("training was cancelled".into(), true)),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -240,6 +261,8 @@ fn first_line(s: &str) -> &str {
 enum ChildFailure {
     Diverged(String),
     Libtorch(String),
+    /// The caller cancelled training (see [`train_network`]).
+    Cancelled,
 }
 
 fn train_inner(
@@ -247,6 +270,7 @@ fn train_inner(
     data: &TensorData,
     config: &TrainConfig,
     mut judge: Option<EpochJudge<'_>>,
+    cancel: Option<&AtomicBool>,
     curve: &mut Curve,
 ) -> Result<(nn::VarStore, nn::Sequential, f64), ChildFailure> {
     tch::manual_seed(config.seed as i64);
@@ -263,6 +287,9 @@ fn train_inner(
         let mut loss_sum = Tensor::zeros([], (Kind::Float, data.device));
         let mut start = 0;
         while start < n {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(ChildFailure::Cancelled);
+            }
             let len = batch.min(n - start);
             // Gathering each batch right before it is used keeps memory flat: shuffling the whole
             // dataset up front would hold a second copy of it (600 MB for CIFAR-10) on the device.

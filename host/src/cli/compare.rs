@@ -47,7 +47,7 @@ pub(super) struct CompareArgs {
 pub(super) fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let runs = match &args.plan {
         Some(path) => {
-            let (plan, base) = nas_config::ComparePlan::from_file(path)?;
+            let (plan, base) = nas_config::ComparePlan::from_file(path, &super::plugins_on_path())?;
             let mut options = args.data.search_options(&args.store);
             if args.workers > 0 {
                 let parallel = nas_config::ParallelConfig {

@@ -184,3 +184,11 @@ fn init_tracing() {
 fn colour_on_stderr(is_terminal: bool) -> bool {
     is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
+
+/// The names of the plugins on the plugin path, which `[plugins.NAME]` sections may name.
+fn plugins_on_path() -> Vec<String> {
+    nas_plugin_runtime::discover()
+        .iter()
+        .map(|p| nas_config::plugin_section_name(p))
+        .collect()
+}

@@ -65,7 +65,8 @@ pub(super) fn run_search(args: SearchArgs) -> anyhow::Result<()> {
                 None => RunConfig::default(),
             };
             args.overrides.apply(&mut config);
-            config.check_plugin_sections(&[])?;
+            config.check_plugin_sections(&super::plugins_on_path())?;
+            config.validate()?;
             Start::New(Box::new(config))
         }
     };

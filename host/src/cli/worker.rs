@@ -74,7 +74,14 @@ pub(super) fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         device: args.data.device,
         threads: args.threads,
         lease_secs: args.lease_secs,
-        idle_exit: args.idle_exit.map(std::time::Duration::from_secs_f64),
+        idle_exit: args
+            .idle_exit
+            .map(|secs| {
+                std::time::Duration::try_from_secs_f64(secs).map_err(|_| {
+                    anyhow::anyhow!("--idle-exit {secs} is not a usable number of seconds: give a finite number of 0 or more")
+                })
+            })
+            .transpose()?,
         max_children: args.max_children,
     };
     let trained = nas_search::worker::run(&options, &mut WorkerLines)?;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod process;
 pub mod wat;
 
 use std::path::PathBuf;

@@ -15,7 +15,7 @@ mod schema;
 use schema::migrations;
 
 use crate::{
-    curve_from, curve_text, stored_key, CachedEvaluation, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
+    curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
     RunRecord, RunStore, SCHEMA_VERSION,
 };
 use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
@@ -510,12 +510,11 @@ impl RunStore for PgStore {
             .collect())
     }
 
-    fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>> {
-        let rows = self.client().query(
-            "SELECT evaluation_id FROM episodes WHERE run_id = $1 ORDER BY idx",
-            &[&run],
-        )?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+    fn episode_evaluations(&self, run: i64) -> anyhow::Result<EpisodeEvaluations> {
+        let rows = self
+            .client()
+            .query("SELECT idx, evaluation_id FROM episodes WHERE run_id = $1", &[&run])?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as usize, r.get(1))).collect())
     }
 
     fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@ use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 pub(crate) use schema::MIGRATIONS;
 
 use crate::{
-    curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
+    curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
     RunRecord, RunStore, SCHEMA_VERSION,
 };
 
@@ -321,11 +321,13 @@ impl RunStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn episode_evaluations(&self, run: i64) -> anyhow::Result<Vec<i64>> {
+    fn episode_evaluations(&self, run: i64) -> anyhow::Result<EpisodeEvaluations> {
         let mut stmt = self
             .conn
-            .prepare("SELECT evaluation_id FROM episodes WHERE run_id = ?1 ORDER BY idx")?;
-        let ids = stmt.query_map([run], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+            .prepare("SELECT idx, evaluation_id FROM episodes WHERE run_id = ?1")?;
+        let ids = stmt
+            .query_map([run], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?
+            .collect::<Result<EpisodeEvaluations, _>>()?;
         Ok(ids)
     }
 

@@ -60,6 +60,11 @@ impl Agent for Hostile {
             "memory-bomb" => loop {
                 self.hoard.push(vec![1u8; 16 << 20]);
             },
+            // Subscribes to the clock without ever dropping the subscriptions: each is a handle
+            // the host keeps in its own memory.
+            "handle-hoard" => loop {
+                std::mem::forget(wasip2::clocks::monotonic_clock::subscribe_duration(1_000_000_000));
+            },
             "panic" => panic!("hostile plugin panics on purpose"),
             "outside-mask" => Ok(mask.iter().position(|v| !v).unwrap_or(mask.len())),
             "out-of-range" => Ok(mask.len() + 7),

@@ -1,0 +1,53 @@
+//! Running the binary from tests: start it with a log, wait for it, poll for a condition, and
+//! read the SQLite store directly.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_nas-host");
+
+/// Starts the binary with `args`, its stderr going to `log`.
+pub fn spawn(args: &[String], log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(BIN)
+        .args(args)
+        .env("NAS_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+pub fn wait_ok(mut child: Child, log: &Path) {
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "search failed: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Polls `check` every 10 ms until it returns something (or panics after `limit`).
+pub fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn sql<T: rusqlite::types::FromSql>(db: &Path, query: &str) -> Vec<Vec<T>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+    let mut stmt = conn.prepare(query).unwrap();
+    let columns = stmt.column_count();
+    stmt.query_map([], |r| (0..columns).map(|i| r.get(i)).collect::<Result<Vec<T>, _>>())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+

@@ -1,0 +1,196 @@
+//! Fault injection (issue #22): parallel searches killed, resumed, and served by workers that
+//! stall or fail, checked for what a user loses — nothing — and for what the agent is told.
+//! These run the binary, since a search starts its workers as processes of it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::plugin;
+use common::process::{poll, spawn, sql, wait_ok, BIN};
+use nas_store::Store;
+
+/// A run configuration file: real training on the synthetic images, `extra` appended.
+fn config_file(dir: &Path, agent: &str, episodes: usize, extra: &str) -> PathBuf {
+    let path = dir.join("run.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "agent = {agent:?}\nreward = {reward:?}\ndataset = \"synthetic\"\nepisodes = {episodes}\nseed = 3\n{extra}\n",
+            agent = plugin(agent).display().to_string(),
+            reward = plugin("accuracy").display().to_string(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn args(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn run_ok(items: &[&str]) -> String {
+    let output = Command::new(BIN).args(items).output().unwrap();
+    assert!(
+        output.status.success(),
+        "`nas-host {}` failed: {}",
+        items.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Item 1: an `async` run commits episodes as children finish, so its committed episodes have
+/// gaps. Killed with children in flight, with kept weights and an assessor, it resumes without
+/// a panic, `report` and `export` read it, and the weights kept are the best children's.
+#[test]
+fn an_async_run_with_kept_weights_and_an_assessor_survives_a_kill_with_children_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let total = 14;
+    let config = config_file(
+        dir.path(),
+        "random",
+        total,
+        &format!(
+            "assessor = {:?}\n[train]\nepochs = 3\n[search]\nkeep_weights = 3\n[parallel]\nworkers = 2\nenvs = 3\nschedule = \"async\"\nthreads_per_worker = 1\n[plugins.median_stop]\nmin_curves = 2\n",
+            plugin("median_stop").display().to_string()
+        ),
+    );
+    let log = dir.path().join("search.log");
+    let first = spawn(
+        &args(&["search", "--config", config.to_str().unwrap(), "--db", db_arg, "--no-cache"]),
+        &log,
+    );
+    // Killed once some episodes are committed while others' children train.
+    poll(Duration::from_secs(300), "committed episodes with children in flight", || {
+        let done = sql::<i64>(&db, "SELECT COUNT(*) FROM episodes").first()?.first().copied()?;
+        let running = sql::<i64>(&db, "SELECT COUNT(*) FROM queue WHERE status = 'running'")
+            .first()?
+            .first()
+            .copied()?;
+        (done >= 3 && running >= 1).then_some(())
+    });
+    let mut first = first;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let committed = sql::<i64>(&db, "SELECT idx FROM episodes ORDER BY idx");
+    println!("committed before the kill: {committed:?}");
+
+    let resumed = spawn(&args(&["search", "--resume", "1", "--db", db_arg]), &log);
+    wait_ok(resumed, &log);
+
+    let store = Store::open(&db).unwrap();
+    let episodes = store.episodes(1).unwrap();
+    let indices: Vec<usize> = episodes.iter().map(|e| e.index).collect();
+    assert_eq!(indices, (0..total).collect::<Vec<_>>());
+    assert_eq!(store.run(1).unwrap().status, "finished");
+
+    // The weights kept are those of the best distinct children the assessor did not stop.
+    let evaluations = store.episode_evaluations(1).unwrap();
+    let finished: Vec<_> = episodes.iter().filter(|e| !e.stopped).cloned().collect();
+    let best: BTreeSet<i64> = nas_core::record::top_distinct(&finished, 3)
+        .iter()
+        .map(|e| evaluations[&e.index])
+        .collect();
+    let kept: BTreeSet<i64> = sql::<i64>(&db, "SELECT evaluation_id FROM kept_weights WHERE run_id = 1")
+        .into_iter()
+        .map(|row| row[0])
+        .collect();
+    assert!(!kept.is_empty() && kept.is_subset(&best), "kept {kept:?}, best {best:?}");
+
+    let report_dir = dir.path().join("report");
+    run_ok(&["report", "1", "--db", db_arg, "--out", report_dir.to_str().unwrap()]);
+    let out = dir.path().join("export");
+    run_ok(&[
+        "export",
+        "1",
+        "--top",
+        "2",
+        "--db",
+        db_arg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read_dir(&out).unwrap().count() >= 2);
+}
+
+/// Item 8: a worker paused (SIGSTOP) past its lease loses the child to another worker; resumed,
+/// its late result is refused and it stops training the child; nothing is recorded twice.
+#[test]
+fn a_worker_paused_past_its_lease_cannot_record_its_late_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let total = 4;
+    let config = config_file(
+        dir.path(),
+        "random",
+        total,
+        "[train]\nepochs = 4\n[parallel]\nlauncher = \"none\"\nlease_secs = 2.0\n",
+    );
+    let log = dir.path().join("search.log");
+    let search = spawn(
+        &args(&["search", "--config", config.to_str().unwrap(), "--db", db_arg]),
+        &log,
+    );
+    let worker = |n: usize| {
+        spawn(
+            &args(&[
+                "worker",
+                "--db",
+                db_arg,
+                "--threads",
+                "1",
+                "--lease-secs",
+                "2",
+                "--idle-exit",
+                "5",
+            ]),
+            &dir.path().join(format!("worker{n}.log")),
+        )
+    };
+    let mut first = worker(1);
+    let pid = first.id();
+    poll(Duration::from_secs(120), "the first worker to train a child", || {
+        let owners = sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'");
+        owners
+            .iter()
+            .any(|o| o[0].contains(&format!(":{pid}")))
+            .then_some(())
+    });
+    let stopped = |signal: &str| {
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    stopped("-STOP");
+    // Past its lease, another worker takes the child over.
+    std::thread::sleep(Duration::from_secs(4));
+    let second = worker(2);
+    poll(Duration::from_secs(120), "the second worker to take a child", || {
+        let owners = sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'");
+        owners
+            .iter()
+            .any(|o| !o[0].contains(&format!(":{pid}")))
+            .then_some(())
+    });
+    stopped("-CONT");
+    wait_ok(search, &log);
+    let _ = first.wait();
+    let mut second = second;
+    let _ = second.wait();
+
+    let store = Store::open(&db).unwrap();
+    let episodes = store.episodes(1).unwrap();
+    assert_eq!(episodes.len(), total);
+    // One evaluation per architecture trained: the paused worker's late result was refused.
+    let distinct: BTreeSet<&str> = episodes.iter().map(|e| e.architecture.as_str()).collect();
+    let evaluations = sql::<String>(&db, "SELECT architecture FROM evaluations");
+    assert_eq!(evaluations.len(), distinct.len(), "{evaluations:?}");
+    let first_log = std::fs::read_to_string(dir.path().join("worker1.log")).unwrap();
+    assert!(first_log.contains("lease"), "{first_log}");
+}
