@@ -62,7 +62,12 @@ pub(crate) mod rules {
     /// The row of a job while the worker still holds the lease it claimed (parameters: 1 the job,
     /// 2 the worker, 3 the attempt): only then are its heartbeat, curve and result accepted.
     pub(crate) fn lease_held(p: Placeholder) -> String {
-        format!("id = {} AND owner = {} AND attempt = {} AND status = 'running'", p(1), p(2), p(3))
+        format!(
+            "id = {} AND owner = {} AND attempt = {} AND status = 'running'",
+            p(1),
+            p(2),
+            p(3)
+        )
     }
 
     /// What a new claim clears: the previous attempt's curve and verdicts.

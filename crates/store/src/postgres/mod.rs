@@ -28,8 +28,8 @@ pub fn is_postgres_url(db: &str) -> bool {
     db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
 
-/// The URL without its password (`user:secret@host` → `user:***@host`, `password=…` → `***`),
-/// for messages and logs.
+/// The URL without its password (`user:secret@host` → `user:***@host`, `password=…` → `***`, in
+/// a URL's query or a libpq `key=value` string, quoted or not), for messages and logs.
 pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
@@ -42,10 +42,35 @@ pub fn redact(url: &str) -> String {
             }
         }
     }
-    if let Some(start) = out.find("password=") {
-        let value_start = start + "password=".len();
-        let value_end = out[value_start..].find('&').map_or(out.len(), |i| value_start + i);
+    let mut from = 0;
+    while let Some(found) = out[from..].find("password") {
+        let key_end = from + found + "password".len();
+        let after_key = &out[key_end..];
+        let spaces = after_key.len() - after_key.trim_start().len();
+        if !after_key.trim_start().starts_with('=') {
+            from = key_end;
+            continue;
+        }
+        let eq = key_end + spaces + 1;
+        let value_start = eq + (out[eq..].len() - out[eq..].trim_start().len());
+        let value_end = if out[value_start..].starts_with('\'') {
+            // A quoted libpq value: up to the closing quote (`\'` escapes one).
+            let mut escaped = false;
+            out[value_start + 1..]
+                .char_indices()
+                .find(|&(_, c)| {
+                    let closes = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closes
+                })
+                .map_or(out.len(), |(i, _)| value_start + 1 + i + 1)
+        } else {
+            out[value_start..]
+                .find(|c: char| c == '&' || c.is_whitespace())
+                .map_or(out.len(), |i| value_start + i)
+        };
         out.replace_range(value_start..value_end, "***");
+        from = value_start + 3;
     }
     out
 }
@@ -562,5 +587,14 @@ mod tests {
             "postgresql:///nas?host=/tmp&password=***&user=x"
         );
         assert!(is_postgres_url("postgresql://x/y") && !is_postgres_url("runs/nas.sqlite"));
+        assert_eq!(
+            redact("host=db password=s3cret dbname=nas"),
+            "host=db password=*** dbname=nas"
+        );
+        assert_eq!(
+            redact("host=db password = 'a \\' b' dbname=nas"),
+            "host=db password = *** dbname=nas"
+        );
+        assert_eq!(redact("pgsql://u:pw@h/db"), "pgsql://u:***@h/db");
     }
 }

@@ -7,8 +7,8 @@ use super::{insert_evaluation_on, PgStore};
 use std::sync::OnceLock;
 
 use crate::queue::rules::{Claim, OnEnqueue};
-use crate::queue::{rules, 
-    curves_waiting, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
+use crate::queue::{
+    curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
     WorkerRow,
 };
 use crate::NewEvaluation;
@@ -85,10 +85,10 @@ impl JobQueue for PgStore {
                 } else {
                     tx.execute(
                         &format!(
-                        "UPDATE queue SET {}, origin_run = $2, origin_episode = $3, keep_weights = $4,
+                            "UPDATE queue SET {}, origin_run = $2, origin_episode = $3, keep_weights = $4,
                             queued_at = $5, data_sha256 = $6 WHERE id = $1",
-                        rules::REQUEUE_RESETS
-                    ),
+                            rules::REQUEUE_RESETS
+                        ),
                         &[
                             &id,
                             &origin_run,
@@ -113,9 +113,12 @@ impl JobQueue for PgStore {
         loop {
             // Rows another worker is claiming right now are skipped, not waited for.
             let Some(row) = tx.query_opt(
-                &format!("SELECT * FROM queue
+                &format!(
+                    "SELECT * FROM queue
                  WHERE {claimable}
-                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", claimable = claimable()),
+                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    claimable = claimable()
+                ),
                 &[&now, &device],
             )?
             else {
@@ -134,7 +137,11 @@ impl JobQueue for PgStore {
                         ),
                         &[&job.id, &evaluation_id, &now],
                     )?;
-                    tracing::warn!("gave up on `{}`: {}", job.architecture, outcome.failure.unwrap_or_default());
+                    tracing::warn!(
+                        "gave up on `{}`: {}",
+                        job.architecture,
+                        outcome.failure.unwrap_or_default()
+                    );
                     continue;
                 }
                 Claim::Take { attempt, lost } => {
@@ -182,8 +189,11 @@ impl JobQueue for PgStore {
         }
         let evaluation_id = insert_evaluation_on(&mut tx, evaluation)?;
         tx.execute(
-            &format!("UPDATE queue SET {released}, evaluation_id = $2,
-                weights = $3, finished_at = $4 WHERE id = $1", released = rules::RELEASED),
+            &format!(
+                "UPDATE queue SET {released}, evaluation_id = $2,
+                weights = $3, finished_at = $4 WHERE id = $1",
+                released = rules::RELEASED
+            ),
             &[&job.id, &evaluation_id, &weights, &unix_now()],
         )?;
         tx.commit()?;
@@ -326,8 +336,11 @@ impl JobQueue for PgStore {
 
     fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited> {
         let row = self.client().query_opt(
-            &format!("SELECT verdict_epochs, verdict_stop FROM queue
-             WHERE {held}", held = held()),
+            &format!(
+                "SELECT verdict_epochs, verdict_stop FROM queue
+             WHERE {held}",
+                held = held()
+            ),
             &[&job.id, &owner, &(job.attempt as i64)],
         )?;
         Ok(Awaited::of(
@@ -366,4 +379,3 @@ impl JobQueue for PgStore {
         Ok(())
     }
 }
-

@@ -103,4 +103,3 @@ ALTER TABLE queue ADD COLUMN verdict_stop BOOLEAN NOT NULL DEFAULT false;
         .into(),
     ]
 }
-

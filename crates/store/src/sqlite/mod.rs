@@ -13,8 +13,8 @@ use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 pub(crate) use schema::MIGRATIONS;
 
 use crate::{
-    curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
-    RunRecord, RunStore, SCHEMA_VERSION,
+    curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, InFlightDesign, NewEvaluation, NewRun,
+    PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
 };
 
 /// The SQLite run store (WAL mode), the zero-setup default.

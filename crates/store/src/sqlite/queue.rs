@@ -7,8 +7,8 @@ use super::{insert_evaluation_on, SqliteStore};
 use std::sync::OnceLock;
 
 use crate::queue::rules::{Claim, OnEnqueue};
-use crate::queue::{rules, 
-    curves_waiting, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
+use crate::queue::{
+    curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
     WorkerRow,
 };
 use crate::NewEvaluation;
@@ -95,9 +95,12 @@ impl JobQueue for SqliteStore {
         loop {
             let candidate = tx
                 .query_row(
-                    &format!("SELECT * FROM queue
+                    &format!(
+                        "SELECT * FROM queue
                      WHERE {claimable}
-                     ORDER BY id LIMIT 1", claimable = claimable()),
+                     ORDER BY id LIMIT 1",
+                        claimable = claimable()
+                    ),
                     params![now, device],
                     |r| {
                         let origin_run: Option<i64> = r.get("origin_run")?;
@@ -139,7 +142,11 @@ impl JobQueue for SqliteStore {
                         ),
                         params![job.id, evaluation_id, now],
                     )?;
-                    tracing::warn!("gave up on `{}`: {}", job.architecture, outcome.failure.unwrap_or_default());
+                    tracing::warn!(
+                        "gave up on `{}`: {}",
+                        job.architecture,
+                        outcome.failure.unwrap_or_default()
+                    );
                     continue;
                 }
                 Claim::Take { attempt, lost } => {
@@ -189,8 +196,11 @@ impl JobQueue for SqliteStore {
         }
         let evaluation_id = insert_evaluation_on(&tx, evaluation)?;
         tx.execute(
-            &format!("UPDATE queue SET {released}, evaluation_id = ?2,
-                weights = ?3, finished_at = ?4 WHERE id = ?1", released = rules::RELEASED),
+            &format!(
+                "UPDATE queue SET {released}, evaluation_id = ?2,
+                weights = ?3, finished_at = ?4 WHERE id = ?1",
+                released = rules::RELEASED
+            ),
             params![job.id, evaluation_id, weights, unix_now()],
         )?;
         tx.commit()?;
@@ -330,10 +340,11 @@ impl JobQueue for SqliteStore {
     fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited> {
         let row = self
             .conn
-            .prepare_cached(
-                &format!("SELECT verdict_epochs, verdict_stop FROM queue
-                 WHERE {held}", held = held()),
-            )?
+            .prepare_cached(&format!(
+                "SELECT verdict_epochs, verdict_stop FROM queue
+                 WHERE {held}",
+                held = held()
+            ))?
             .query_row(params![job.id, owner, job.attempt], |r| {
                 Ok((r.get::<_, i64>(0)? as usize, r.get(1)?))
             })
@@ -369,4 +380,3 @@ impl JobQueue for SqliteStore {
         Ok(())
     }
 }
-
