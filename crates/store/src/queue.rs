@@ -49,6 +49,17 @@ pub(crate) mod rules {
     /// The n-th (1-based) parameter in a backend's SQL: `?n` in SQLite, `$n` in PostgreSQL.
     pub(crate) type Placeholder = fn(usize) -> String;
 
+    /// A lease must last a positive, finite number of seconds: zero or a negative length would
+    /// hand the child to the next worker at once, NaN would never compare, and infinity would keep
+    /// a dead worker's child forever.
+    pub(crate) fn check_lease(lease_secs: f64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            lease_secs.is_finite() && lease_secs > 0.0,
+            "lease_secs must be a positive, finite number of seconds, not {lease_secs}"
+        );
+        Ok(())
+    }
+
     /// The rows a worker may claim (parameters: 1 the current time, 2 the worker's device kind):
     /// pending children and children whose lease expired, for its device or for any device.
     pub(crate) fn claimable(p: Placeholder) -> String {
@@ -280,7 +291,7 @@ pub trait JobQueue {
     /// training: the cache was off, or its result was transient).
     fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64>;
     /// Takes the oldest pending child for `device` (or one whose lease expired) with a lease of
-    /// `lease_secs`, for worker `owner`.
+    /// `lease_secs` (positive and finite, else an error), for worker `owner`.
     fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>>;
     /// Extends a lease; false when the worker no longer holds it (it expired and another took it).
     fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool>;

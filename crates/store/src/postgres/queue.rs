@@ -107,6 +107,7 @@ impl JobQueue for PgStore {
     }
 
     fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>> {
+        rules::check_lease(lease_secs)?;
         let mut client = self.client();
         let mut tx = client.transaction()?;
         let now = unix_now();
@@ -163,6 +164,7 @@ impl JobQueue for PgStore {
     }
 
     fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool> {
+        rules::check_lease(lease_secs)?;
         let updated = self.client().execute(
             &format!("UPDATE queue SET lease_until = $4 WHERE {held}", held = held()),
             &[&job.id, &owner, &(job.attempt as i64), &(unix_now() + lease_secs)],

@@ -90,6 +90,7 @@ impl JobQueue for SqliteStore {
     }
 
     fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>> {
+        rules::check_lease(lease_secs)?;
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let now = unix_now();
         loop {
@@ -168,6 +169,7 @@ impl JobQueue for SqliteStore {
     }
 
     fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool> {
+        rules::check_lease(lease_secs)?;
         let updated = self.conn.execute(
             &format!("UPDATE queue SET lease_until = ?4 WHERE {held}", held = held()),
             params![job.id, owner, job.attempt, unix_now() + lease_secs],

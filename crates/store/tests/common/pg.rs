@@ -84,8 +84,18 @@ impl PgServer {
         Some(server)
     }
 
+    /// `program` from the server programs' directory, else from the PATH.
+    fn program(&self, program: &str) -> PathBuf {
+        let there = self.bin.join(program);
+        if there.is_file() {
+            there
+        } else {
+            PathBuf::from(program)
+        }
+    }
+
     fn as_postgres(&self, program: &str) -> Command {
-        let program = self.bin.join(program);
+        let program = self.program(program);
         if is_root() {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(program);
@@ -122,7 +132,7 @@ impl PgServer {
 
     /// Runs `sql` with psql as the superuser in database `db`.
     pub fn psql(&self, db: &str, sql: &str) {
-        let mut psql = Command::new(self.bin.join("psql"));
+        let mut psql = Command::new(self.program("psql"));
         psql.arg("-h")
             .arg(&self.dir)
             .args(["-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql]);
