@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::pg::PgServer;
 use common::job;
+use common::pg::PgServer;
 use nas_store::Store;
 
 fn sqlite() -> Store {

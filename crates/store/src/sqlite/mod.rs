@@ -6,7 +6,7 @@ mod schema;
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 
@@ -16,6 +16,29 @@ use crate::{
     curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, InFlightDesign, NewEvaluation, NewRun,
     PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
 };
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Switches `conn`'s file to WAL. Switching a file that is not in WAL mode yet takes an exclusive
+/// lock and reports "database is locked" without waiting while another process opens it, so that
+/// is retried for up to [`BUSY_TIMEOUT`]; a file already in WAL mode only reads its mode.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
 
 /// The SQLite run store (WAL mode), the zero-setup default.
 pub struct SqliteStore {
@@ -30,35 +53,44 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let conn = Connection::open(path).with_context(|| format!("opening the run store {}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL keeps readers (runs, report) off the writer's back; NORMAL sync is crash-safe for a
         // killed process, which is what resume protects against.
         let not_a_store = || format!("{} is not a nas-host run store (or is corrupt)", path.display());
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(not_a_store)?;
+        set_wal(&conn).with_context(not_a_store)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = SqliteStore { conn };
-        store.migrate().with_context(not_a_store)?;
+        store
+            .migrate()
+            .with_context(|| format!("preparing the run store {}", path.display()))?;
         Ok(store)
     }
 
     /// Applies the migrations this store lacks, each in its own transaction with its version bump.
+    /// Processes that open a store at once (workers starting together) migrate it once: each
+    /// migration runs under `BEGIN IMMEDIATE`, which waits for (`busy_timeout`) and then holds the
+    /// write lock, and re-reads the version inside, so a migration another process applied in the
+    /// meantime is not applied again.
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let current = self.schema_version()?;
-        anyhow::ensure!(
-            current <= SCHEMA_VERSION,
-            "the store has schema version {current}, newer than this nas-host's {SCHEMA_VERSION}; use a newer nas-host"
-        );
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)
-                .with_context(|| format!("migrating the store to schema version {}", version + 1))?;
-            tx.pragma_update(None, "user_version", (version + 1) as i64)?;
+        loop {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+            anyhow::ensure!(
+                current <= SCHEMA_VERSION,
+                "the store has schema version {current}, newer than this nas-host's {SCHEMA_VERSION}; use a newer nas-host"
+            );
+            if current == SCHEMA_VERSION {
+                // Nothing to write: ends the transaction without touching the file.
+                tx.rollback()?;
+                return Ok(());
+            }
+            tx.execute_batch(MIGRATIONS[current])
+                .with_context(|| format!("migrating the store to schema version {}", current + 1))?;
+            tx.pragma_update(None, "user_version", (current + 1) as i64)?;
             tx.commit()?;
-            tracing::debug!("store migrated to schema version {}", version + 1);
+            tracing::debug!("store migrated to schema version {}", current + 1);
         }
-        Ok(())
     }
 
     fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
@@ -538,5 +570,65 @@ mod tests {
         };
         store.insert_evaluation(&evaluation("oom", &ok, Some((2, 0)))).unwrap();
         assert_eq!(store.cached_evaluation("oom").unwrap().unwrap().outcome, ok);
+    }
+
+    /// A fresh directory for a store file.
+    pub(crate) fn temp_dir(what: &str) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "nas-store-unit-{what}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A store file with only the first `version` migrations, as an older nas-host left it.
+    pub(crate) fn old_store(path: &Path, version: usize) {
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64).unwrap();
+    }
+
+    /// Opens the store at `path` from `threads` threads at once; every open must succeed.
+    fn open_at_once(path: &Path, threads: usize) {
+        let start = std::sync::Barrier::new(threads);
+        let opened: Vec<anyhow::Result<usize>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        SqliteStore::open(path)?.schema_version()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for result in opened {
+            assert_eq!(result.map_err(|e| format!("{e:#}")).unwrap(), SCHEMA_VERSION);
+        }
+    }
+
+    #[test]
+    fn concurrent_opens_of_a_new_store_all_succeed() {
+        let dir = temp_dir("fresh");
+        for round in 0..6 {
+            open_at_once(&dir.join(format!("new-{round}.sqlite")), 8);
+        }
+    }
+
+    #[test]
+    fn concurrent_opens_of_an_old_store_all_succeed() {
+        let dir = temp_dir("old");
+        for version in 0..SCHEMA_VERSION {
+            let path = dir.join(format!("v{version}.sqlite"));
+            old_store(&path, version);
+            open_at_once(&path, 8);
+        }
     }
 }
