@@ -4,8 +4,10 @@
 //! Schema (readable with the `sqlite3` shell or pandas):
 //! - `runs`: one row per search run — its configuration (TOML), plugins (name, version, path,
 //!   sha256), dataset, evaluator, seed, status (`running`, `finished`, `failed`), progress and times.
-//! - `evaluations`: the architecture cache — one row per (architecture, dataset, evaluator, training
-//!   protocol, training seed), shared by all runs.
+//! - `evaluations`: the architecture cache, shared by all runs — one row per result for an
+//!   (architecture, dataset, evaluator, training protocol, training seed) key. Rows are immutable:
+//!   a new result (a retry after a transient failure, a `--no-cache` retrain) is a new row, and
+//!   the cache serves the newest one that is not transient.
 //! - `episodes`: one row per finished episode of a run — architecture, reward, accuracy, params,
 //!   depth, whether the evaluation was a cache hit, the agent's metrics (JSON).
 //! - `checkpoints`: the latest agent state (`save()` bytes) of each run and the episode it follows.
@@ -159,8 +161,8 @@ pub trait RunStore: JobQueue + Send {
     /// Records what a resumed run now uses (after the user accepted a change with `--force`).
     fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()>;
     fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()>;
-    /// Looks an architecture up in the cache. Transient failures are not served: the
-    /// architecture is trained again.
+    /// Looks an architecture up in the cache: its newest evaluation that is not a transient
+    /// failure (those are not served: the architecture is trained again) nor a stopped child.
     fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>>;
     /// The evaluation stored for episode `episode` of `run` under `cache_key`, if that episode
     /// evaluated it before it was committed (a run killed in between). Served even when
@@ -173,7 +175,8 @@ pub trait RunStore: JobQueue + Send {
     ) -> anyhow::Result<Option<CachedEvaluation>>;
     /// The evaluation with row id `id`.
     fn evaluation(&self, id: i64) -> anyhow::Result<CachedEvaluation>;
-    /// Records a finished evaluation (replacing an older one with the same key); returns its id.
+    /// Records a finished evaluation as a new row and returns its id. Evaluations are immutable:
+    /// an older one with the same key keeps its id and outcome (episodes point at it).
     fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64>;
     /// Writes finished episodes (each with its evaluation) and the agent checkpoint taken after
     /// them, atomically; `designed` is the number of episodes the agent has designed by then (the

@@ -199,20 +199,14 @@ fn metrics_text(metrics: &serde_json::Map<String, serde_json::Value>) -> String 
     serde_json::Value::Object(metrics.clone()).to_string()
 }
 
+/// Records a finished evaluation as a new row: evaluations are immutable once written.
 fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation<'_>) -> anyhow::Result<i64> {
     let (origin_run, origin_episode) = (e.origin.map(|o| o.0), e.origin.map(|o| o.1 as i64));
     let cache_key = stored_key(e.cache_key, e.outcome, e.origin);
     let row = tx.query_one(
-        &format!(
-            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             ON CONFLICT (cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
-                seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
-                origin_run = excluded.origin_run, origin_episode = excluded.origin_episode,
-                curve = excluded.curve, stopped = excluded.stopped, measure_seconds = excluded.measure_seconds,
-                created_at = {NOW}
-             RETURNING id"
-        ),
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         RETURNING id",
         &[
             &&*cache_key,
             &e.architecture,
@@ -337,7 +331,8 @@ impl RunStore for PgStore {
         Ok(self
             .client()
             .query_opt(
-                "SELECT * FROM evaluations WHERE cache_key = $1 AND NOT transient AND NOT stopped",
+                "SELECT * FROM evaluations WHERE cache_key = $1 AND NOT transient AND NOT stopped
+                 ORDER BY id DESC LIMIT 1",
                 &[&cache_key],
             )?
             .map(|row| evaluation_from_row(&row)))
@@ -352,7 +347,8 @@ impl RunStore for PgStore {
         Ok(self
             .client()
             .query_opt(
-                "SELECT * FROM evaluations WHERE cache_key IN ($1, $4) AND origin_run = $2 AND origin_episode = $3",
+                "SELECT * FROM evaluations WHERE cache_key IN ($1, $4) AND origin_run = $2 AND origin_episode = $3
+                 ORDER BY id DESC LIMIT 1",
                 &[
                     &cache_key,
                     &run,

@@ -101,5 +101,11 @@ ALTER TABLE queue ADD COLUMN verdict_epochs BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN verdict_stop BOOLEAN NOT NULL DEFAULT false;
 "#
         .into(),
+        // 8: evaluations are immutable: a new result for a cache key is a new row.
+        r#"
+ALTER TABLE evaluations DROP CONSTRAINT IF EXISTS evaluations_cache_key_key;
+CREATE INDEX IF NOT EXISTS evaluations_key ON evaluations (cache_key, id);
+"#
+        .into(),
     ]
 }

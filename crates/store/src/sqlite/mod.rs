@@ -59,11 +59,13 @@ impl SqliteStore {
         let not_a_store = || format!("{} is not a nas-host run store (or is corrupt)", path.display());
         set_wal(&conn).with_context(not_a_store)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Off while migrating (the bundled SQLite turns them on by default): see `migrate`.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         let mut store = SqliteStore { conn };
         store
             .migrate()
             .with_context(|| format!("preparing the run store {}", path.display()))?;
+        store.conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(store)
     }
 
@@ -72,6 +74,9 @@ impl SqliteStore {
     /// migration runs under `BEGIN IMMEDIATE`, which waits for (`busy_timeout`) and then holds the
     /// write lock, and re-reads the version inside, so a migration another process applied in the
     /// meantime is not applied again.
+    ///
+    /// Foreign keys are off while migrating (the connection turns them on after), as SQLite's
+    /// procedure for rebuilding a table requires; each migration checks them before it commits.
     fn migrate(&mut self) -> anyhow::Result<()> {
         loop {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -87,6 +92,13 @@ impl SqliteStore {
             }
             tx.execute_batch(MIGRATIONS[current])
                 .with_context(|| format!("migrating the store to schema version {}", current + 1))?;
+            let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+            anyhow::ensure!(
+                broken.is_none(),
+                "migrating the store to schema version {} broke a reference from table {}",
+                current + 1,
+                broken.unwrap_or_default()
+            );
             tx.pragma_update(None, "user_version", (current + 1) as i64)?;
             tx.commit()?;
             tracing::debug!("store migrated to schema version {}", current + 1);
@@ -247,7 +259,8 @@ impl RunStore for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT * FROM evaluations WHERE cache_key = ?1 AND transient = 0 AND stopped = 0",
+                "SELECT * FROM evaluations WHERE cache_key = ?1 AND transient = 0 AND stopped = 0
+                 ORDER BY id DESC LIMIT 1",
                 [cache_key],
                 Self::evaluation_from_row,
             )
@@ -263,7 +276,8 @@ impl RunStore for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT * FROM evaluations WHERE cache_key IN (?1, ?4) AND origin_run = ?2 AND origin_episode = ?3",
+                "SELECT * FROM evaluations WHERE cache_key IN (?1, ?4) AND origin_run = ?2 AND origin_episode = ?3
+                 ORDER BY id DESC LIMIT 1",
                 params![cache_key, run, episode as i64, stopped_key(cache_key, run, episode)],
                 Self::evaluation_from_row,
             )
@@ -475,7 +489,8 @@ impl RunStore for SqliteStore {
     }
 }
 
-/// Records a finished evaluation on `conn` (a transaction, or the store's connection).
+/// Records a finished evaluation on `conn` (a transaction, or the store's connection) as a new
+/// row: evaluations are immutable once written.
 fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
     let NewEvaluation {
         cache_key,
@@ -491,23 +506,14 @@ fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> an
     let cache_key = &*stored_key(cache_key, outcome, origin);
     conn.execute(
         "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-         ON CONFLICT(cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
-            seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
-            origin_run = excluded.origin_run, origin_episode = excluded.origin_episode,
-            curve = excluded.curve, stopped = excluded.stopped, measure_seconds = excluded.measure_seconds,
-            created_at = datetime('now')",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
             outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
             origin_run, origin_episode, curve_text(outcome), outcome.curve.stopped, outcome.curve.measure_seconds
         ],
     )?;
-    Ok(
-        conn.query_row("SELECT id FROM evaluations WHERE cache_key = ?1", [cache_key], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn.last_insert_rowid())
 }
 
 /// Writes the agent checkpoint of `run` (within the caller's transaction).
@@ -563,7 +569,7 @@ mod tests {
         let nan = outcome(Some("diverged: the training loss became NaN in epoch 1"), false);
         store.insert_evaluation(&evaluation("nan", &nan, None)).unwrap();
         assert_eq!(store.cached_evaluation("nan").unwrap().unwrap().outcome, nan);
-        // A retry that succeeds replaces the transient row and is then cached.
+        // A retry that succeeds is a new row, and the cache serves it.
         let ok = Outcome {
             accuracy: 0.9,
             ..outcome(None, false)
@@ -630,5 +636,51 @@ mod tests {
             old_store(&path, version);
             open_at_once(&path, 8);
         }
+    }
+
+    #[test]
+    fn immutable_evaluations_migrate_with_their_ids_and_references() {
+        let path = temp_dir("v7").join("v7.sqlite");
+        old_store(&path, 7);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "INSERT INTO runs (id, status, config_toml, dataset, evaluator, seed, episodes_target,
+                    agent_name, agent_version, agent_path, agent_sha256, reward_name, reward_version, reward_path, reward_sha256)
+                 VALUES (1, 'finished', '', 'mnist3', 'train', 1, 1, 'a', '1', 'a.wasm', 'x', 'r', '1', 'r.wasm', 'y');
+                 INSERT INTO evaluations (id, cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, origin_run, origin_episode)
+                 VALUES (5, 'k', 'conv(10,3)', 'mnist3', 'train', '{}', 0.9, 10, 1, 1.0, 1, 0);
+                 INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics)
+                 VALUES (1, 0, 0, 'conv(10,3)', 0.9, 0.9, 10, 1, 5, 0, '{}');
+                 INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (5, 1, x'0102');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).map_err(|e| format!("{e:#}")).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.cached_evaluation("k").unwrap().unwrap().id, 5);
+        assert_eq!(store.episode_evaluations(1).unwrap(), vec![5]);
+        assert_eq!(store.kept_weights(5).unwrap(), Some(vec![1, 2]));
+        let ok = Outcome {
+            accuracy: 0.8,
+            ..outcome(None, false)
+        };
+        let newer = store.insert_evaluation(&evaluation("k", &ok, Some((1, 1)))).unwrap();
+        assert!(newer > 5);
+        assert_eq!(store.evaluation(5).unwrap().outcome.accuracy, 0.9);
+        // The references still hold, and are enforced.
+        let broken: Option<String> = store
+            .conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .unwrap();
+        assert_eq!(broken, None);
+        assert!(store
+            .conn
+            .execute(
+                "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (999, 1, x'00')",
+                []
+            )
+            .is_err());
     }
 }

@@ -172,4 +172,40 @@ ALTER TABLE queue ADD COLUMN curve TEXT;                       -- JSON, accuracy
 ALTER TABLE queue ADD COLUMN verdict_epochs INTEGER NOT NULL DEFAULT 0; -- the curve length last judged
 ALTER TABLE queue ADD COLUMN verdict_stop INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 8: evaluations are immutable: a new result for a cache key is a new row (the cache serves
+    // the newest one that is not transient), so episodes that point at an older row keep their
+    // outcome. SQLite cannot drop the UNIQUE constraint on cache_key in place: the table is
+    // rebuilt as SQLite's "making other kinds of table schema changes" procedure says (the
+    // migration runs with foreign keys off and checks them before it commits), ids kept.
+    r#"
+CREATE TABLE evaluations_v8 (
+    id              INTEGER PRIMARY KEY,
+    cache_key       TEXT NOT NULL,            -- not unique: every result is a row of its own
+    architecture    TEXT NOT NULL,
+    dataset         TEXT NOT NULL,
+    evaluator       TEXT NOT NULL,
+    protocol        TEXT NOT NULL,
+    accuracy        REAL NOT NULL,
+    params          INTEGER NOT NULL,
+    depth           INTEGER NOT NULL,
+    seconds         REAL NOT NULL,
+    failure         TEXT,
+    created_at      TEXT NOT NULL DEFAULT (datetime('now')),
+    transient       INTEGER NOT NULL DEFAULT 0,
+    origin_run      INTEGER,
+    origin_episode  INTEGER,
+    curve           TEXT,
+    stopped         INTEGER NOT NULL DEFAULT 0,
+    measure_seconds REAL NOT NULL DEFAULT 0
+);
+INSERT INTO evaluations_v8 (id, cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth,
+        seconds, failure, created_at, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
+    SELECT id, cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth,
+        seconds, failure, created_at, transient, origin_run, origin_episode, curve, stopped, measure_seconds
+    FROM evaluations;
+DROP TABLE evaluations;
+ALTER TABLE evaluations_v8 RENAME TO evaluations;
+CREATE INDEX evaluations_origin ON evaluations (origin_run, origin_episode);
+CREATE INDEX evaluations_key ON evaluations (cache_key, id);
+"#,
 ];
