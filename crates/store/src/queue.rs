@@ -2,8 +2,9 @@
 //! its storage): a search enqueues, workers claim with a lease, heartbeat while they train and
 //! write the result. A worker that stops heartbeating loses its lease and the child goes to the
 //! next worker; a result is accepted only from the lease holder, so no evaluation is recorded
-//! twice. One row per cache key: two environments (or two runs) that design the same architecture
-//! while it is in flight wait on one training.
+//! twice. One live row per queue key: two environments (or two runs) that design the same
+//! architecture while it is in flight wait on one training; a training after that one finished is
+//! a new row ([`rules::LIVE`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +41,8 @@ pub fn given_up(lost: Option<&str>) -> Outcome {
 }
 
 /// The queue's rules, written once for both backends: which rows a worker may claim, when a
-/// worker's result is accepted, what a claim and a re-enqueue reset, and when a child is given
-/// up. Each backend only supplies its SQL placeholders ([`Placeholder`]) and runs the statements.
+/// worker's result is accepted, what a claim resets, which job a child joins, and when a child is
+/// given up. Each backend only supplies its SQL placeholders ([`Placeholder`]) and runs the statements.
 pub(crate) mod rules {
     use super::{given_up, MAX_ATTEMPTS};
     use nas_core::record::Outcome;
@@ -84,31 +85,18 @@ pub(crate) mod rules {
     /// What a new claim clears: the previous attempt's curve and verdicts.
     pub(crate) const CLAIM_RESETS: &str = "curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
 
-    /// What queueing a finished job again clears: everything about its previous training.
-    pub(crate) const REQUEUE_RESETS: &str = "status = 'pending', owner = NULL, attempt = 0, lease_until = NULL, \
-        evaluation_id = NULL, weights = NULL, last_error = NULL, started_at = NULL, finished_at = NULL, \
-        curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
-
     /// A job that is finished: nobody holds it any more.
     pub(crate) const RELEASED: &str = "status = 'done', owner = NULL, lease_until = NULL";
 
-    /// What enqueueing a child whose key is already queued does.
-    #[derive(Debug, PartialEq, Eq)]
-    pub(crate) enum OnEnqueue {
-        /// Pending or being trained: wait for that training.
-        Join,
-        /// Finished: the caller wants a new training (the cache was off, or its result was
-        /// transient), so the job is queued again.
-        Requeue,
-    }
-
-    pub(crate) fn on_enqueue(status: &str) -> OnEnqueue {
-        if status == "done" {
-            OnEnqueue::Requeue
-        } else {
-            OnEnqueue::Join
-        }
-    }
+    /// The jobs a child with the same queue key joins instead of being queued: one pending or
+    /// being trained (at most one per key: the stores keep a unique index on the key over these
+    /// rows, with this predicate). A finished job is never reset nor queued again: its result and
+    /// kept weights belong to the waiters that hold its id, and some may not have taken them yet
+    /// (a `--no-cache` run whose second environment designs an architecture its first just
+    /// finished). A child whose key has only finished jobs (the caller wants a new training: the
+    /// cache was off, or the result was transient) is a new job, a row of its own with a new id;
+    /// the finished rows stay as the record of earlier trainings.
+    pub(crate) const LIVE: &str = "status <> 'done'";
 
     /// What claiming a claimable row does.
     #[derive(Debug, PartialEq)]
@@ -286,8 +274,9 @@ pub struct WorkerRow {
 
 /// The queue's side of a run store.
 pub trait JobQueue {
-    /// Queues a child and returns its job id. A child with the same cache key that is pending or
-    /// being trained is joined instead; a finished one is queued again (the caller wants a new
+    /// Queues a child and returns its job id. A child with the same queue key that is pending or
+    /// being trained is joined instead; a finished one is left as it is (its waiters may not have
+    /// taken its result yet) and the child becomes a new job with a new id (the caller wants a new
     /// training: the cache was off, or its result was transient).
     fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64>;
     /// Takes the oldest pending child for `device` (or one whose lease expired) with a lease of

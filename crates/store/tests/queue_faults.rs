@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::job;
 use common::pg::PgServer;
-use nas_store::Store;
+use common::{job, outcome};
+use nas_store::{JobState, NewJob, Store};
 
 fn sqlite() -> Store {
     Store::open(&common::temp_dir("queue").join("q.sqlite")).unwrap()
@@ -39,4 +39,81 @@ fn lease_secs_must_be_positive_and_finite_sqlite() {
 #[test]
 fn lease_secs_must_be_positive_and_finite_postgres() {
     postgres(lease_secs_must_be_positive_and_finite);
+}
+
+/// A `--no-cache` run whose two environments design the same architecture, the first already
+/// trained: queueing it again must not reset the finished job the first still waits on.
+fn a_requeue_leaves_the_finished_job_to_its_waiters(store: &Store) {
+    let first_env = NewJob {
+        keep_weights: true,
+        ..job("k")
+    };
+    let first = store.enqueue(&first_env).unwrap();
+    let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+    let good = outcome(0.9);
+    let trained = store
+        .complete(&claimed, "w", &claimed.evaluation(1, &good), Some(&[7, 7]))
+        .unwrap()
+        .unwrap();
+
+    let second_env = NewJob {
+        origin: Some((1, 1)),
+        keep_weights: true,
+        ..job("k")
+    };
+    let second = store.enqueue(&second_env).unwrap();
+    assert_ne!(second, first, "a new training is a new job");
+    assert_eq!(
+        store.job_states(&[first, second]).unwrap(),
+        vec![
+            (first, JobState::Done { evaluation_id: trained }),
+            (second, JobState::Pending)
+        ]
+    );
+    assert_eq!(
+        store.take_job_weights(first).unwrap(),
+        Some(vec![7, 7]),
+        "the kept weights stay"
+    );
+    // While the new training is queued, more of the same join it.
+    let third_env = NewJob {
+        origin: Some((1, 2)),
+        ..job("k")
+    };
+    assert_eq!(store.enqueue(&third_env).unwrap(), second);
+    let again = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+    assert_eq!((again.id, again.attempt, again.origin), (second, 1, Some((1, 1))));
+    assert_eq!(
+        store.claim("w2", "cpu", 60.0).unwrap(),
+        None,
+        "trained once more, not twice"
+    );
+    let retrained = store
+        .complete(&again, "w", &again.evaluation(1, &outcome(0.8)), None)
+        .unwrap()
+        .unwrap();
+    assert_ne!(retrained, trained);
+    assert_eq!(
+        store.job_states(&[first, second]).unwrap(),
+        vec![
+            (first, JobState::Done { evaluation_id: trained }),
+            (
+                second,
+                JobState::Done {
+                    evaluation_id: retrained
+                }
+            )
+        ]
+    );
+    assert_eq!(store.evaluation(trained).unwrap().outcome, good);
+}
+
+#[test]
+fn a_requeue_leaves_the_finished_job_to_its_waiters_sqlite() {
+    a_requeue_leaves_the_finished_job_to_its_waiters(&sqlite());
+}
+
+#[test]
+fn a_requeue_leaves_the_finished_job_to_its_waiters_postgres() {
+    postgres(a_requeue_leaves_the_finished_job_to_its_waiters);
 }

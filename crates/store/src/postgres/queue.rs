@@ -6,7 +6,7 @@ use postgres::Row;
 use super::{insert_evaluation_on, PgStore};
 use std::sync::OnceLock;
 
-use crate::queue::rules::{Claim, OnEnqueue};
+use crate::queue::rules::Claim;
 use crate::queue::{
     curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
     WorkerRow,
@@ -51,55 +51,50 @@ impl JobQueue for PgStore {
         let mut tx = client.transaction()?;
         let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
         let key = job.queue_key();
-        let inserted = tx.query_opt(
-            "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
-                origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
-                evaluation_key, watch_epochs)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)
-             ON CONFLICT (cache_key) DO NOTHING RETURNING id",
-            &[
-                &key,
-                &job.architecture,
-                &job.dataset,
-                &job.evaluator,
-                &job.protocol_json,
-                &job.device,
-                &origin_run,
-                &origin_episode,
-                &job.keep_weights,
-                &unix_now(),
-                &job.data_sha256,
-                &job.evaluation_key(),
-                &job.watch_epochs.map(|e| e as i64),
-            ],
-        )?;
-        let id = match inserted {
-            Some(row) => row.get(0),
-            None => {
-                let row = tx.query_one("SELECT id, status FROM queue WHERE cache_key = $1 FOR UPDATE", &[&key])?;
-                let (id, status): (i64, String) = (row.get(0), row.get(1));
-                if rules::on_enqueue(&status) == OnEnqueue::Join {
-                    if job.keep_weights {
-                        tx.execute("UPDATE queue SET keep_weights = true WHERE id = $1", &[&id])?;
-                    }
-                } else {
-                    tx.execute(
-                        &format!(
-                            "UPDATE queue SET {}, origin_run = $2, origin_episode = $3, keep_weights = $4,
-                            queued_at = $5, data_sha256 = $6 WHERE id = $1",
-                            rules::REQUEUE_RESETS
-                        ),
-                        &[
-                            &id,
-                            &origin_run,
-                            &origin_episode,
-                            &job.keep_weights,
-                            &unix_now(),
-                            &job.data_sha256,
-                        ],
-                    )?;
+        let id = loop {
+            // At most one live job per key: a child whose key has only finished jobs is a new one.
+            let inserted = tx.query_opt(
+                &format!(
+                    "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
+                        origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
+                        evaluation_key, watch_epochs)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)
+                     ON CONFLICT (cache_key) WHERE {live} DO NOTHING RETURNING id",
+                    live = rules::LIVE
+                ),
+                &[
+                    &key,
+                    &job.architecture,
+                    &job.dataset,
+                    &job.evaluator,
+                    &job.protocol_json,
+                    &job.device,
+                    &origin_run,
+                    &origin_episode,
+                    &job.keep_weights,
+                    &unix_now(),
+                    &job.data_sha256,
+                    &job.evaluation_key(),
+                    &job.watch_epochs.map(|e| e as i64),
+                ],
+            )?;
+            if let Some(row) = inserted {
+                break row.get(0);
+            }
+            let live = tx.query_opt(
+                &format!(
+                    "SELECT id FROM queue WHERE cache_key = $1 AND {live} FOR UPDATE",
+                    live = rules::LIVE
+                ),
+                &[&key],
+            )?;
+            // None: the live job finished in between; queue the child anew.
+            if let Some(row) = live {
+                let id: i64 = row.get(0);
+                if job.keep_weights {
+                    tx.execute("UPDATE queue SET keep_weights = true WHERE id = $1", &[&id])?;
                 }
-                id
+                break id;
             }
         };
         tx.commit()?;

@@ -107,5 +107,12 @@ ALTER TABLE evaluations DROP CONSTRAINT IF EXISTS evaluations_cache_key_key;
 CREATE INDEX IF NOT EXISTS evaluations_key ON evaluations (cache_key, id);
 "#
         .into(),
+        // 9: a child queued after its key's job finished is a new job: the key is unique only
+        // among live jobs (`queue::rules::LIVE`).
+        r#"
+ALTER TABLE queue DROP CONSTRAINT IF EXISTS queue_cache_key_key;
+CREATE UNIQUE INDEX IF NOT EXISTS queue_live_key ON queue (cache_key) WHERE status <> 'done';
+"#
+        .into(),
     ]
 }

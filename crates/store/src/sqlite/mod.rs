@@ -652,7 +652,9 @@ mod tests {
                  VALUES (5, 'k', 'conv(10,3)', 'mnist3', 'train', '{}', 0.9, 10, 1, 1.0, 1, 0);
                  INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics)
                  VALUES (1, 0, 0, 'conv(10,3)', 0.9, 0.9, 10, 1, 5, 0, '{}');
-                 INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (5, 1, x'0102');",
+                 INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (5, 1, x'0102');
+                 INSERT INTO queue (id, cache_key, architecture, dataset, evaluator, protocol, device, status, queued_at, evaluation_id, weights)
+                 VALUES (3, 'k', 'conv(10,3)', 'mnist3', 'train', '{}', 'cpu', 'done', 0, 5, x'0304');",
             )
             .unwrap();
         }
@@ -661,6 +663,14 @@ mod tests {
         assert_eq!(store.cached_evaluation("k").unwrap().unwrap().id, 5);
         assert_eq!(store.episode_evaluations(1).unwrap(), vec![5]);
         assert_eq!(store.kept_weights(5).unwrap(), Some(vec![1, 2]));
+        use crate::JobQueue;
+        assert_eq!(
+            store.job_states(&[3]).unwrap(),
+            vec![(3, crate::JobState::Done { evaluation_id: 5 })]
+        );
+        assert_eq!(store.take_job_weights(3).unwrap(), Some(vec![3, 4]));
+        // The live-key index is the rule's.
+        assert!(MIGRATIONS[8].contains(&format!("WHERE {}", crate::queue::rules::LIVE)));
         let ok = Outcome {
             accuracy: 0.8,
             ..outcome(None, false)

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use super::{insert_evaluation_on, SqliteStore};
 use std::sync::OnceLock;
 
-use crate::queue::rules::{Claim, OnEnqueue};
+use crate::queue::rules::Claim;
 use crate::queue::{
     curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
     WorkerRow,
@@ -29,35 +29,22 @@ impl JobQueue for SqliteStore {
     fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64> {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let key = job.queue_key();
-        let existing: Option<(i64, String)> = tx
-            .query_row("SELECT id, status FROM queue WHERE cache_key = ?1", [&key], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        let live: Option<i64> = tx
+            .query_row(
+                &format!(
+                    "SELECT id FROM queue WHERE cache_key = ?1 AND {live}",
+                    live = rules::LIVE
+                ),
+                [&key],
+                |r| r.get(0),
+            )
             .optional()?;
         let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
-        let id = match existing.map(|(id, status)| (id, rules::on_enqueue(&status))) {
-            Some((id, OnEnqueue::Join)) => {
+        let id = match live {
+            Some(id) => {
                 if job.keep_weights {
                     tx.execute("UPDATE queue SET keep_weights = 1 WHERE id = ?1", [id])?;
                 }
-                id
-            }
-            Some((id, OnEnqueue::Requeue)) => {
-                tx.execute(
-                    &format!(
-                        "UPDATE queue SET {}, origin_run = ?2, origin_episode = ?3, keep_weights = ?4,
-                            queued_at = ?5, data_sha256 = ?6 WHERE id = ?1",
-                        rules::REQUEUE_RESETS
-                    ),
-                    params![
-                        id,
-                        origin_run,
-                        origin_episode,
-                        job.keep_weights,
-                        unix_now(),
-                        job.data_sha256
-                    ],
-                )?;
                 id
             }
             None => {

@@ -208,4 +208,49 @@ ALTER TABLE evaluations_v8 RENAME TO evaluations;
 CREATE INDEX evaluations_origin ON evaluations (origin_run, origin_episode);
 CREATE INDEX evaluations_key ON evaluations (cache_key, id);
 "#,
+    // 9: a finished job is never reset: a child queued again after its key's job finished is a
+    // new job (the finished one keeps its result and weights for the waiters that hold its id),
+    // so the key is unique only among live jobs (`queue::rules::LIVE`). The table is rebuilt as
+    // in migration 8, to drop the UNIQUE constraint.
+    r#"
+CREATE TABLE queue_v9 (
+    id             INTEGER PRIMARY KEY,
+    cache_key      TEXT NOT NULL,             -- unique among live jobs (queue_live_key)
+    architecture   TEXT NOT NULL,
+    dataset        TEXT NOT NULL,
+    evaluator      TEXT NOT NULL,
+    protocol       TEXT NOT NULL,
+    device         TEXT NOT NULL,
+    origin_run     INTEGER,
+    origin_episode INTEGER,
+    keep_weights   INTEGER NOT NULL DEFAULT 0,
+    status         TEXT NOT NULL,             -- pending | running | done
+    owner          TEXT,
+    attempt        INTEGER NOT NULL DEFAULT 0,
+    lease_until    REAL,
+    evaluation_id  INTEGER REFERENCES evaluations(id),
+    weights        BLOB,
+    last_error     TEXT,
+    queued_at      REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL,
+    data_sha256    TEXT NOT NULL DEFAULT '',
+    evaluation_key TEXT,
+    watch_epochs   INTEGER,
+    curve          TEXT,
+    verdict_epochs INTEGER NOT NULL DEFAULT 0,
+    verdict_stop   INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO queue_v9 (id, cache_key, architecture, dataset, evaluator, protocol, device, origin_run, origin_episode,
+        keep_weights, status, owner, attempt, lease_until, evaluation_id, weights, last_error, queued_at, started_at,
+        finished_at, data_sha256, evaluation_key, watch_epochs, curve, verdict_epochs, verdict_stop)
+    SELECT id, cache_key, architecture, dataset, evaluator, protocol, device, origin_run, origin_episode,
+        keep_weights, status, owner, attempt, lease_until, evaluation_id, weights, last_error, queued_at, started_at,
+        finished_at, data_sha256, evaluation_key, watch_epochs, curve, verdict_epochs, verdict_stop
+    FROM queue;
+DROP TABLE queue;
+ALTER TABLE queue_v9 RENAME TO queue;
+CREATE INDEX queue_status ON queue (status, id);
+CREATE UNIQUE INDEX queue_live_key ON queue (cache_key) WHERE status <> 'done';
+"#,
 ];
