@@ -15,12 +15,22 @@ use nas_core::record::Outcome;
 /// recorded as a (transient) failure instead of killing workers forever.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// Unix time in seconds; leases and heartbeats are compared in it across processes (and, with a
-/// shared store, across machines whose clocks are assumed to be synchronised, as NTP does).
+/// This machine's Unix time in seconds. The SQLite store compares leases and heartbeats in it
+/// (all its processes run on one machine); the PostgreSQL store uses the database server's
+/// clock instead, so workers on machines whose clocks disagree still agree on leases.
+///
+/// Test hook: `NAS_TEST_CLOCK_SKEW_SECS` (seconds, may be negative or fractional) is added to it,
+/// to play a machine whose clock is off.
 pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+        .map_or(0.0, |d| d.as_secs_f64());
+    let skew = std::env::var("NAS_TEST_CLOCK_SKEW_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite())
+        .unwrap_or(0.0);
+    now + skew
 }
 
 /// The outcome of a child that [`MAX_ATTEMPTS`] workers died on (`lost`: the last reason):
@@ -300,13 +310,25 @@ pub trait JobQueue {
     /// Puts the children `owner` holds back in the queue at once (its process is known to be
     /// gone); returns how many.
     fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize>;
+    /// How many children wait (pending, or their lease ran out) and how many are being trained,
+    /// by the store's clock ([`JobQueue::now`]).
     fn queue_counts(&self) -> anyhow::Result<QueueCounts>;
-    /// Records a worker starting (or starting again under the same name).
+    /// The store's clock, in Unix seconds: the one leases, heartbeats and `seen_at` are written
+    /// and compared in. SQLite: this machine's ([`unix_now`]); PostgreSQL: the database server's.
+    fn now(&self) -> anyhow::Result<f64>;
+    /// Workers not stopped and seen within the last `secs` seconds of the store's clock (the
+    /// pool's status; use this rather than [`JobQueue::workers`] with this machine's clock).
+    fn workers_seen_within(&self, secs: f64) -> anyhow::Result<Vec<WorkerRow>> {
+        self.workers(self.now()? - secs)
+    }
+    /// Records a worker starting (or starting again under the same name); its `seen_at` is set by
+    /// the store's clock, whatever the row says.
     fn register_worker(&self, worker: &WorkerRow) -> anyhow::Result<()>;
     /// A worker's sign of life: the job it trains now, and whether it just finished one.
     fn worker_seen(&self, name: &str, job: Option<i64>, finished_one: bool) -> anyhow::Result<()>;
     fn worker_stopped(&self, name: &str) -> anyhow::Result<()>;
-    /// Workers not stopped and seen since `since` (unix seconds).
+    /// Workers not stopped and seen since `since` (Unix seconds by the store's clock,
+    /// [`JobQueue::now`]).
     fn workers(&self, since: f64) -> anyhow::Result<Vec<WorkerRow>>;
     /// A watched child's curve so far, posted by the worker holding its lease (false when it
     /// no longer holds it).

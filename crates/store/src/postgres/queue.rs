@@ -8,10 +8,14 @@ use std::sync::OnceLock;
 
 use crate::queue::rules::Claim;
 use crate::queue::{
-    curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
-    WorkerRow,
+    curves_waiting, rules, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow,
 };
 use crate::NewEvaluation;
+
+/// The database server's clock in Unix seconds: leases, heartbeats and queue times are written
+/// and compared in it, so workers whose machines' clocks disagree still agree on who holds a
+/// lease (`clock_timestamp()`, not `now()`, which stands still for a whole transaction).
+pub(super) const DB_NOW: &str = "EXTRACT(EPOCH FROM clock_timestamp())::float8";
 
 fn claimed_from_row(r: &Row) -> ClaimedJob {
     let origin_run: Option<i64> = r.get("origin_run");
@@ -51,6 +55,7 @@ impl JobQueue for PgStore {
         let mut tx = client.transaction()?;
         let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
         let key = job.queue_key();
+        let now: f64 = tx.query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0);
         let id = loop {
             // At most one live job per key: a child whose key has only finished jobs is a new one.
             let inserted = tx.query_opt(
@@ -72,7 +77,7 @@ impl JobQueue for PgStore {
                     &origin_run,
                     &origin_episode,
                     &job.keep_weights,
-                    &unix_now(),
+                    &now,
                     &job.data_sha256,
                     &job.evaluation_key(),
                     &job.watch_epochs.map(|e| e as i64),
@@ -105,7 +110,8 @@ impl JobQueue for PgStore {
         rules::check_lease(lease_secs)?;
         let mut client = self.client();
         let mut tx = client.transaction()?;
-        let now = unix_now();
+        // The server's clock, not this worker's: see `DB_NOW`.
+        let now: f64 = tx.query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0);
         loop {
             // Rows another worker is claiming right now are skipped, not waited for.
             let Some(row) = tx.query_opt(
@@ -161,8 +167,11 @@ impl JobQueue for PgStore {
     fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool> {
         rules::check_lease(lease_secs)?;
         let updated = self.client().execute(
-            &format!("UPDATE queue SET lease_until = $4 WHERE {held}", held = held()),
-            &[&job.id, &owner, &(job.attempt as i64), &(unix_now() + lease_secs)],
+            &format!(
+                "UPDATE queue SET lease_until = {DB_NOW} + $4 WHERE {held}",
+                held = held()
+            ),
+            &[&job.id, &owner, &(job.attempt as i64), &lease_secs],
         )?;
         Ok(updated == 1)
     }
@@ -188,10 +197,10 @@ impl JobQueue for PgStore {
         tx.execute(
             &format!(
                 "UPDATE queue SET {released}, evaluation_id = $2,
-                weights = $3, finished_at = $4 WHERE id = $1",
+                weights = $3, finished_at = {DB_NOW} WHERE id = $1",
                 released = rules::RELEASED
             ),
-            &[&job.id, &evaluation_id, &weights, &unix_now()],
+            &[&job.id, &evaluation_id, &weights],
         )?;
         tx.commit()?;
         Ok(Some(evaluation_id))
@@ -243,10 +252,13 @@ impl JobQueue for PgStore {
 
     fn queue_counts(&self) -> anyhow::Result<QueueCounts> {
         let row = self.client().query_one(
-            "SELECT COUNT(*) FILTER (WHERE status = 'pending' OR (status = 'running' AND lease_until < $1)),
-                    COUNT(*) FILTER (WHERE status = 'running' AND lease_until >= $1)
-             FROM queue WHERE status != 'done'",
-            &[&unix_now()],
+            &format!(
+                "WITH clock AS MATERIALIZED (SELECT {DB_NOW} AS now)
+                 SELECT COUNT(*) FILTER (WHERE status = 'pending' OR (status = 'running' AND lease_until < clock.now)),
+                        COUNT(*) FILTER (WHERE status = 'running' AND lease_until >= clock.now)
+                 FROM queue, clock WHERE status != 'done'"
+            ),
+            &[],
         )?;
         Ok(QueueCounts {
             pending: row.get::<_, i64>(0) as usize,
@@ -254,13 +266,19 @@ impl JobQueue for PgStore {
         })
     }
 
+    fn now(&self) -> anyhow::Result<f64> {
+        Ok(self.client().query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0))
+    }
+
     fn register_worker(&self, w: &WorkerRow) -> anyhow::Result<()> {
         self.client().execute(
-            "INSERT INTO workers (name, host, pid, device, threads, started_at, seen_at, job_id, trained, stopped)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, false)
+            &format!(
+                "INSERT INTO workers (name, host, pid, device, threads, started_at, seen_at, job_id, trained, stopped)
+             VALUES ($1, $2, $3, $4, $5, $6, {DB_NOW}, NULL, 0, false)
              ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, device = excluded.device,
                 threads = excluded.threads, started_at = excluded.started_at, seen_at = excluded.seen_at,
-                job_id = NULL, trained = 0, stopped = false",
+                job_id = NULL, trained = 0, stopped = false"
+            ),
             &[
                 &w.name,
                 &w.host,
@@ -268,7 +286,6 @@ impl JobQueue for PgStore {
                 &w.device,
                 &(w.threads as i64),
                 &w.started_at,
-                &w.seen_at,
             ],
         )?;
         Ok(())
@@ -276,16 +293,16 @@ impl JobQueue for PgStore {
 
     fn worker_seen(&self, name: &str, job: Option<i64>, finished_one: bool) -> anyhow::Result<()> {
         self.client().execute(
-            "UPDATE workers SET seen_at = $2, job_id = $3, trained = trained + $4 WHERE name = $1",
-            &[&name, &unix_now(), &job, &(finished_one as i64)],
+            &format!("UPDATE workers SET seen_at = {DB_NOW}, job_id = $2, trained = trained + $3 WHERE name = $1"),
+            &[&name, &job, &(finished_one as i64)],
         )?;
         Ok(())
     }
 
     fn worker_stopped(&self, name: &str) -> anyhow::Result<()> {
         self.client().execute(
-            "UPDATE workers SET stopped = true, job_id = NULL, seen_at = $2 WHERE name = $1",
-            &[&name, &unix_now()],
+            &format!("UPDATE workers SET stopped = true, job_id = NULL, seen_at = {DB_NOW} WHERE name = $1"),
+            &[&name],
         )?;
         Ok(())
     }

@@ -257,6 +257,11 @@ impl JobQueue for SqliteStore {
         )?)
     }
 
+    fn now(&self) -> anyhow::Result<f64> {
+        // All processes of a SQLite store run on this machine, so they share its clock.
+        Ok(unix_now())
+    }
+
     fn register_worker(&self, w: &WorkerRow) -> anyhow::Result<()> {
         self.conn.execute(
             "INSERT INTO workers (name, host, pid, device, threads, started_at, seen_at, job_id, trained, stopped)
@@ -271,7 +276,7 @@ impl JobQueue for SqliteStore {
                 w.device,
                 w.threads as i64,
                 w.started_at,
-                w.seen_at
+                unix_now()
             ],
         )?;
         Ok(())
