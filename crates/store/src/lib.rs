@@ -4,8 +4,10 @@
 //! Schema (readable with the `sqlite3` shell or pandas):
 //! - `runs`: one row per search run — its configuration (TOML), plugins (name, version, path,
 //!   sha256), dataset, evaluator, seed, status (`running`, `finished`, `failed`), progress and times.
-//! - `evaluations`: the architecture cache — one row per (architecture, dataset, evaluator, training
-//!   protocol, training seed), shared by all runs.
+//! - `evaluations`: the architecture cache, shared by all runs — one row per result for an
+//!   (architecture, dataset, evaluator, training protocol, training seed) key. Rows are immutable:
+//!   a new result (a retry after a transient failure, a `--no-cache` retrain) is a new row, and
+//!   the cache serves the newest one that is not transient.
 //! - `episodes`: one row per finished episode of a run — architecture, reward, accuracy, params,
 //!   depth, whether the evaluation was a cache hit, the agent's metrics (JSON).
 //! - `checkpoints`: the latest agent state (`save()` bytes) of each run and the episode it follows.
@@ -18,7 +20,7 @@
 //! agent checkpoint are then written in one transaction, so a run killed at any point resumes from
 //! its last committed episode and never trains a finished architecture again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +103,6 @@ pub struct RunRecord {
     pub no_cache: bool,
 }
 
-
 /// A design of an `async` run whose child is still being trained: the agent's checkpoint holds
 /// its half-finished episode, so a resumed run waits for this child instead of designing again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,7 +143,6 @@ pub struct NewEvaluation<'a> {
     pub origin: Option<(i64, usize)>,
 }
 
-
 /// A cached evaluation and its row id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedEvaluation {
@@ -164,8 +164,8 @@ pub trait RunStore: JobQueue + Send {
     /// Records what a resumed run now uses (after the user accepted a change with `--force`).
     fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()>;
     fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()>;
-    /// Looks an architecture up in the cache. Transient failures are not served: the
-    /// architecture is trained again.
+    /// Looks an architecture up in the cache: its newest evaluation that is not a transient
+    /// failure (those are not served: the architecture is trained again) nor a stopped child.
     fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>>;
     /// The evaluation stored for episode `episode` of `run` under `cache_key`, if that episode
     /// evaluated it before it was committed (a run killed in between). Served even when
@@ -178,7 +178,8 @@ pub trait RunStore: JobQueue + Send {
     ) -> anyhow::Result<Option<CachedEvaluation>>;
     /// The evaluation with row id `id`.
     fn evaluation(&self, id: i64) -> anyhow::Result<CachedEvaluation>;
-    /// Records a finished evaluation (replacing an older one with the same key); returns its id.
+    /// Records a finished evaluation as a new row and returns its id. Evaluations are immutable:
+    /// an older one with the same key keeps its id and outcome (episodes point at it).
     fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64>;
     /// Writes finished episodes (each with its evaluation) and the agent checkpoint taken after
     /// them, atomically; `designed` is the number of episodes the agent has designed by then (the
@@ -223,31 +224,113 @@ pub mod postgres;
 pub mod queue;
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use postgres::redact;
 pub use queue::{Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
+pub use sqlite::SqliteStore;
+
+/// What `--db` names: a SQLite file or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file (":memory:" for a throwaway store).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://…` or `postgresql://…`).
+    Postgres(String),
+}
+
+/// What `--db` accepts, for the error on anything else.
+const ACCEPTED: &str = "a path or a sqlite: URL (runs/nas.sqlite, sqlite:runs/nas.sqlite, sqlite:///abs/path.sqlite) \
+    names a SQLite store, a postgres:// or postgresql:// URL (postgres://USER@HOST/DB) a PostgreSQL one";
+
+impl Location {
+    /// Reads `db`: a PostgreSQL URL, a `sqlite:` URL (`sqlite:relative/path`, `sqlite:/abs/path`,
+    /// `sqlite:///abs/path`, `sqlite::memory:`) or a plain path. Any other `scheme://` URL, and a
+    /// libpq connection string (`host=… dbname=…`), is an error rather than a file named after it
+    /// (with the password in its name); the error never shows a password.
+    pub fn parse(db: &Path) -> anyhow::Result<Location> {
+        let Some(text) = db.to_str() else {
+            // Not UTF-8: only a path can be.
+            return Ok(Location::Sqlite(db.to_path_buf()));
+        };
+        if postgres::is_postgres_url(text) {
+            return Ok(Location::Postgres(text.to_string()));
+        }
+        if let Some(rest) = text.strip_prefix("sqlite:") {
+            let path = match rest.strip_prefix("//") {
+                Some(absolute) if absolute.starts_with('/') => absolute,
+                Some(_) => anyhow::bail!(
+                    "{} is not a store location: a sqlite:// URL takes an absolute path (sqlite:///abs/path.sqlite); {ACCEPTED}",
+                    redact(text)
+                ),
+                None => rest,
+            };
+            anyhow::ensure!(!path.is_empty(), "{text} names no file; {ACCEPTED}");
+            return Ok(Location::Sqlite(PathBuf::from(path)));
+        }
+        if let Some(scheme) = url_scheme(text) {
+            anyhow::bail!(
+                "{} is not a store location: `{scheme}://` is neither sqlite: nor postgres://; {ACCEPTED}",
+                redact(text)
+            );
+        }
+        if let Some(setting) = text.split_whitespace().find_map(conninfo_key) {
+            anyhow::bail!(
+                "{} is not a store location: it looks like a libpq connection string (`{setting}=…`), which --db does not take; \
+                 write it as a URL (postgres://USER:PASSWORD@HOST:PORT/DB, or postgresql:///DB?host=/socket/dir), or name a file \
+                 with a `=` in its name as sqlite:PATH; {ACCEPTED}",
+                redact(text)
+            );
+        }
+        Ok(Location::Sqlite(db.to_path_buf()))
+    }
+}
+
+/// The scheme of `text` when it starts like a URL (`scheme://`).
+fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    valid.then_some(scheme)
+}
+
+/// The key of a `key=value` libpq setting.
+fn conninfo_key(word: &str) -> Option<&str> {
+    let (key, _) = word.split_once('=')?;
+    let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(key)
+}
 
 /// An open run store, whatever its backend; derefs to [`RunStore`].
 pub struct Store(Box<dyn RunStore>);
 
 impl Store {
-    /// Opens the store `db` names and brings its schema up to date: a PostgreSQL database
-    /// (`postgres://USER@HOST/DB`), else a SQLite file, created if needed (":memory:" gives a
-    /// throwaway store).
+    /// Opens the store `db` names ([`Location::parse`]) and brings its schema up to date: a
+    /// PostgreSQL database (`postgres://USER@HOST/DB`), else a SQLite file (a path or a `sqlite:`
+    /// URL), created if needed (":memory:" gives a throwaway store).
     pub fn open(db: &Path) -> anyhow::Result<Store> {
-        match db.to_str().filter(|url| postgres::is_postgres_url(url)) {
-            Some(url) => Ok(Store(Box::new(postgres::PgStore::connect(url)?))),
-            None => Ok(Store(Box::new(SqliteStore::open(db)?))),
+        match Location::parse(db)? {
+            Location::Postgres(url) => Ok(Store(Box::new(postgres::PgStore::connect(&url)?))),
+            Location::Sqlite(path) => Ok(Store(Box::new(SqliteStore::open(&path)?))),
         }
     }
 
-    /// How to name the store `db` in messages: a PostgreSQL URL without its password.
+    /// How to name the store `db` in messages: without its password.
     pub fn describe(db: &Path) -> String {
-        postgres::redact(&db.display().to_string())
+        redact(&db.display().to_string())
     }
 
     /// Whether `db` is a PostgreSQL store.
     pub fn is_postgres(db: &Path) -> bool {
         db.to_str().is_some_and(postgres::is_postgres_url)
+    }
+
+    /// The file of a SQLite store (`None` for PostgreSQL): what a `sqlite:` URL names.
+    pub fn sqlite_path(db: &Path) -> anyhow::Result<Option<PathBuf>> {
+        Ok(match Location::parse(db)? {
+            Location::Sqlite(path) => Some(path),
+            Location::Postgres(_) => None,
+        })
     }
 }
 

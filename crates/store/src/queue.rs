@@ -2,8 +2,9 @@
 //! its storage): a search enqueues, workers claim with a lease, heartbeat while they train and
 //! write the result. A worker that stops heartbeating loses its lease and the child goes to the
 //! next worker; a result is accepted only from the lease holder, so no evaluation is recorded
-//! twice. One row per cache key: two environments (or two runs) that design the same architecture
-//! while it is in flight wait on one training.
+//! twice. One live row per queue key: two environments (or two runs) that design the same
+//! architecture while it is in flight wait on one training; a training after that one finished is
+//! a new row ([`rules::LIVE`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,12 +15,22 @@ use nas_core::record::Outcome;
 /// recorded as a (transient) failure instead of killing workers forever.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// Unix time in seconds; leases and heartbeats are compared in it across processes (and, with a
-/// shared store, across machines whose clocks are assumed to be synchronised, as NTP does).
+/// This machine's Unix time in seconds. The SQLite store compares leases and heartbeats in it
+/// (all its processes run on one machine); the PostgreSQL store uses the database server's
+/// clock instead, so workers on machines whose clocks disagree still agree on leases.
+///
+/// Test hook: `NAS_TEST_CLOCK_SKEW_SECS` (seconds, may be negative or fractional) is added to it,
+/// to play a machine whose clock is off.
 pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+        .map_or(0.0, |d| d.as_secs_f64());
+    let skew = std::env::var("NAS_TEST_CLOCK_SKEW_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite())
+        .unwrap_or(0.0);
+    now + skew
 }
 
 /// The outcome of a child that [`MAX_ATTEMPTS`] workers died on (`lost`: the last reason):
@@ -40,14 +51,25 @@ pub fn given_up(lost: Option<&str>) -> Outcome {
 }
 
 /// The queue's rules, written once for both backends: which rows a worker may claim, when a
-/// worker's result is accepted, what a claim and a re-enqueue reset, and when a child is given
-/// up. Each backend only supplies its SQL placeholders ([`Placeholder`]) and runs the statements.
+/// worker's result is accepted, what a claim resets, which job a child joins, and when a child is
+/// given up. Each backend only supplies its SQL placeholders ([`Placeholder`]) and runs the statements.
 pub(crate) mod rules {
     use super::{given_up, MAX_ATTEMPTS};
     use nas_core::record::Outcome;
 
     /// The n-th (1-based) parameter in a backend's SQL: `?n` in SQLite, `$n` in PostgreSQL.
     pub(crate) type Placeholder = fn(usize) -> String;
+
+    /// A lease must last a positive, finite number of seconds: zero or a negative length would
+    /// hand the child to the next worker at once, NaN would never compare, and infinity would keep
+    /// a dead worker's child forever.
+    pub(crate) fn check_lease(lease_secs: f64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            lease_secs.is_finite() && lease_secs > 0.0,
+            "lease_secs must be a positive, finite number of seconds, not {lease_secs}"
+        );
+        Ok(())
+    }
 
     /// The rows a worker may claim (parameters: 1 the current time, 2 the worker's device kind):
     /// pending children and children whose lease expired, for its device or for any device.
@@ -62,37 +84,29 @@ pub(crate) mod rules {
     /// The row of a job while the worker still holds the lease it claimed (parameters: 1 the job,
     /// 2 the worker, 3 the attempt): only then are its heartbeat, curve and result accepted.
     pub(crate) fn lease_held(p: Placeholder) -> String {
-        format!("id = {} AND owner = {} AND attempt = {} AND status = 'running'", p(1), p(2), p(3))
+        format!(
+            "id = {} AND owner = {} AND attempt = {} AND status = 'running'",
+            p(1),
+            p(2),
+            p(3)
+        )
     }
 
     /// What a new claim clears: the previous attempt's curve and verdicts.
     pub(crate) const CLAIM_RESETS: &str = "curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
 
-    /// What queueing a finished job again clears: everything about its previous training.
-    pub(crate) const REQUEUE_RESETS: &str = "status = 'pending', owner = NULL, attempt = 0, lease_until = NULL, \
-        evaluation_id = NULL, weights = NULL, last_error = NULL, started_at = NULL, finished_at = NULL, \
-        curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
-
     /// A job that is finished: nobody holds it any more.
     pub(crate) const RELEASED: &str = "status = 'done', owner = NULL, lease_until = NULL";
 
-    /// What enqueueing a child whose key is already queued does.
-    #[derive(Debug, PartialEq, Eq)]
-    pub(crate) enum OnEnqueue {
-        /// Pending or being trained: wait for that training.
-        Join,
-        /// Finished: the caller wants a new training (the cache was off, or its result was
-        /// transient), so the job is queued again.
-        Requeue,
-    }
-
-    pub(crate) fn on_enqueue(status: &str) -> OnEnqueue {
-        if status == "done" {
-            OnEnqueue::Requeue
-        } else {
-            OnEnqueue::Join
-        }
-    }
+    /// The jobs a child with the same queue key joins instead of being queued: one pending or
+    /// being trained (at most one per key: the stores keep a unique index on the key over these
+    /// rows, with this predicate). A finished job is never reset nor queued again: its result and
+    /// kept weights belong to the waiters that hold its id, and some may not have taken them yet
+    /// (a `--no-cache` run whose second environment designs an architecture its first just
+    /// finished). A child whose key has only finished jobs (the caller wants a new training: the
+    /// cache was off, or the result was transient) is a new job, a row of its own with a new id;
+    /// the finished rows stay as the record of earlier trainings.
+    pub(crate) const LIVE: &str = "status <> 'done'";
 
     /// What claiming a claimable row does.
     #[derive(Debug, PartialEq)]
@@ -270,12 +284,13 @@ pub struct WorkerRow {
 
 /// The queue's side of a run store.
 pub trait JobQueue {
-    /// Queues a child and returns its job id. A child with the same cache key that is pending or
-    /// being trained is joined instead; a finished one is queued again (the caller wants a new
+    /// Queues a child and returns its job id. A child with the same queue key that is pending or
+    /// being trained is joined instead; a finished one is left as it is (its waiters may not have
+    /// taken its result yet) and the child becomes a new job with a new id (the caller wants a new
     /// training: the cache was off, or its result was transient).
     fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64>;
     /// Takes the oldest pending child for `device` (or one whose lease expired) with a lease of
-    /// `lease_secs`, for worker `owner`.
+    /// `lease_secs` (positive and finite, else an error), for worker `owner`.
     fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>>;
     /// Extends a lease; false when the worker no longer holds it (it expired and another took it).
     fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool>;
@@ -295,13 +310,25 @@ pub trait JobQueue {
     /// Puts the children `owner` holds back in the queue at once (its process is known to be
     /// gone); returns how many.
     fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize>;
+    /// How many children wait (pending, or their lease ran out) and how many are being trained,
+    /// by the store's clock ([`JobQueue::now`]).
     fn queue_counts(&self) -> anyhow::Result<QueueCounts>;
-    /// Records a worker starting (or starting again under the same name).
+    /// The store's clock, in Unix seconds: the one leases, heartbeats and `seen_at` are written
+    /// and compared in. SQLite: this machine's ([`unix_now`]); PostgreSQL: the database server's.
+    fn now(&self) -> anyhow::Result<f64>;
+    /// Workers not stopped and seen within the last `secs` seconds of the store's clock (the
+    /// pool's status; use this rather than [`JobQueue::workers`] with this machine's clock).
+    fn workers_seen_within(&self, secs: f64) -> anyhow::Result<Vec<WorkerRow>> {
+        self.workers(self.now()? - secs)
+    }
+    /// Records a worker starting (or starting again under the same name); its `seen_at` is set by
+    /// the store's clock, whatever the row says.
     fn register_worker(&self, worker: &WorkerRow) -> anyhow::Result<()>;
     /// A worker's sign of life: the job it trains now, and whether it just finished one.
     fn worker_seen(&self, name: &str, job: Option<i64>, finished_one: bool) -> anyhow::Result<()>;
     fn worker_stopped(&self, name: &str) -> anyhow::Result<()>;
-    /// Workers not stopped and seen since `since` (unix seconds).
+    /// Workers not stopped and seen since `since` (Unix seconds by the store's clock,
+    /// [`JobQueue::now`]).
     fn workers(&self, since: f64) -> anyhow::Result<Vec<WorkerRow>>;
     /// A watched child's curve so far, posted by the worker holding its lease (false when it
     /// no longer holds it).

@@ -28,8 +28,8 @@ pub fn is_postgres_url(db: &str) -> bool {
     db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
 
-/// The URL without its password (`user:secret@host` → `user:***@host`, `password=…` → `***`),
-/// for messages and logs.
+/// The URL without its password (`user:secret@host` → `user:***@host`, `password=…` → `***`, in
+/// a URL's query or a libpq `key=value` string, quoted or not), for messages and logs.
 pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
@@ -42,15 +42,66 @@ pub fn redact(url: &str) -> String {
             }
         }
     }
-    if let Some(start) = out.find("password=") {
-        let value_start = start + "password=".len();
-        let value_end = out[value_start..].find('&').map_or(out.len(), |i| value_start + i);
+    let mut from = 0;
+    while let Some(found) = out[from..].find("password") {
+        let key_end = from + found + "password".len();
+        let after_key = &out[key_end..];
+        let spaces = after_key.len() - after_key.trim_start().len();
+        if !after_key.trim_start().starts_with('=') {
+            from = key_end;
+            continue;
+        }
+        let eq = key_end + spaces + 1;
+        let value_start = eq + (out[eq..].len() - out[eq..].trim_start().len());
+        let value_end = if out[value_start..].starts_with('\'') {
+            // A quoted libpq value: up to the closing quote (`\'` escapes one).
+            let mut escaped = false;
+            out[value_start + 1..]
+                .char_indices()
+                .find(|&(_, c)| {
+                    let closes = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closes
+                })
+                .map_or(out.len(), |(i, _)| value_start + 1 + i + 1)
+        } else {
+            out[value_start..]
+                .find(|c: char| c == '&' || c.is_whitespace())
+                .map_or(out.len(), |i| value_start + i)
+        };
         out.replace_range(value_start..value_end, "***");
+        from = value_start + 3;
     }
     out
 }
 
-/// Connection attempts, with the wait before each retry.
+/// Commits `tx` for [`PgStore::retry_before_commit`], noting that the commit was sent.
+pub(super) fn commit(tx: Transaction<'_>, sent: &std::cell::Cell<bool>) -> Result<(), postgres::Error> {
+    sent.set(true);
+    tx.commit()
+}
+
+/// Connects to `config`, retrying after each of `waits`.
+fn connect_with(config: &postgres::Config, url: &str, waits: &[Duration]) -> anyhow::Result<Client> {
+    let mut attempt = 0;
+    loop {
+        match config.connect(NoTls) {
+            Ok(client) => return Ok(client),
+            Err(e) if attempt < waits.len() => {
+                tracing::debug!("connecting to {}: {e}; retrying", redact(url));
+                std::thread::sleep(waits[attempt]);
+                attempt += 1;
+            }
+            Err(e) => anyhow::bail!(
+                "cannot connect to the PostgreSQL store {} after {} attempts: {e}; check that the server runs, the database exists (createdb) and the URL is right",
+                redact(url),
+                attempt + 1
+            ),
+        }
+    }
+}
+
+/// Connection attempts when the store is opened, with the wait before each retry.
 const RETRY_WAITS: [Duration; 4] = [
     Duration::from_millis(500),
     Duration::from_secs(1),
@@ -58,8 +109,68 @@ const RETRY_WAITS: [Duration; 4] = [
     Duration::from_secs(4),
 ];
 
+/// Waits before each reconnection attempt when a connection broke (about 30 s in all: a server
+/// restart or a failover).
+const RECONNECT_WAITS: [Duration; 8] = [
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+];
+
+/// A connection idle for longer than this is checked (an empty query) before it is used, since
+/// the server may have ended it meanwhile (restart, failover, `idle_session_timeout`).
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The store's connection and when it was last used.
+pub(crate) struct Conn {
+    client: Client,
+    last_used: std::time::Instant,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.last_used = std::time::Instant::now();
+        &mut self.client
+    }
+}
+
+/// The PostgreSQL run store. It reconnects when its connection breaks: every call first checks
+/// a connection that was closed or idle ([`PgStore::client`]), and the idempotent calls (reads,
+/// heartbeats, verdicts) are retried once on a new connection when it breaks under them
+/// ([`PgStore::idempotent`]). The other calls then fail once, the next ones work. `complete` is
+/// safe to repeat: it checks the lease in its transaction, so a repeat after a commit whose reply
+/// was lost records nothing and returns `None`.
 pub struct PgStore {
-    client: Mutex<Client>,
+    client: Mutex<Conn>,
+    config: postgres::Config,
+    /// The URL without its password, for messages.
+    url: String,
+}
+
+/// Whether `error` means the connection is gone (rather than a failed statement).
+fn connection_lost(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<postgres::Error>().is_some_and(|e| {
+            e.is_closed()
+                || e.code().is_some_and(|code| {
+                    let code = code.code();
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05")
+                })
+                || (e.as_db_error().is_none() && std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()))
+        })
+    })
 }
 
 impl PgStore {
@@ -68,24 +179,14 @@ impl PgStore {
         let config: postgres::Config = url
             .parse()
             .with_context(|| format!("{} is not a valid PostgreSQL URL", redact(url)))?;
-        let mut attempt = 0;
-        let client = loop {
-            match config.connect(NoTls) {
-                Ok(client) => break client,
-                Err(e) if attempt < RETRY_WAITS.len() => {
-                    tracing::debug!("connecting to {}: {e}; retrying", redact(url));
-                    std::thread::sleep(RETRY_WAITS[attempt]);
-                    attempt += 1;
-                }
-                Err(e) => anyhow::bail!(
-                    "cannot connect to the PostgreSQL store {} after {} attempts: {e}; check that the server runs, the database exists (createdb) and the URL is right",
-                    redact(url),
-                    attempt + 1
-                ),
-            }
-        };
+        let client = connect_with(&config, url, &RETRY_WAITS)?;
         let store = PgStore {
-            client: Mutex::new(client),
+            client: Mutex::new(Conn {
+                client,
+                last_used: std::time::Instant::now(),
+            }),
+            config,
+            url: redact(url),
         };
         store
             .migrate()
@@ -93,14 +194,63 @@ impl PgStore {
         Ok(store)
     }
 
-    fn client(&self) -> MutexGuard<'_, Client> {
-        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    /// The connection, reconnected first if it was closed, or idle and no longer answering.
+    fn client(&self) -> anyhow::Result<MutexGuard<'_, Conn>> {
+        let mut conn = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = conn.client.is_closed()
+            || (conn.last_used.elapsed() > CHECK_AFTER_IDLE && conn.client.is_valid(Duration::from_secs(10)).is_err());
+        if stale {
+            self.reconnect(&mut conn)?;
+        }
+        Ok(conn)
+    }
+
+    fn reconnect(&self, conn: &mut Conn) -> anyhow::Result<()> {
+        tracing::warn!(
+            "the connection to the PostgreSQL store {} broke; reconnecting",
+            self.url
+        );
+        conn.client = connect_with(&self.config, &self.url, &RECONNECT_WAITS)?;
+        conn.last_used = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Runs `call`, which does its writes in a transaction it commits with [`commit`]; when the
+    /// connection breaks under it before the commit was sent (nothing was written), reconnects
+    /// and runs it once more. A break during the commit leaves its outcome unknown: that error is
+    /// returned (the next call reconnects).
+    fn retry_before_commit<T>(
+        &self,
+        mut call: impl FnMut(&mut Client, &std::cell::Cell<bool>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut conn = self.client()?;
+        let sent = std::cell::Cell::new(false);
+        match call(&mut conn, &sent) {
+            Err(e) if !sent.get() && (connection_lost(&e) || conn.client.is_closed()) => {
+                self.reconnect(&mut conn)?;
+                call(&mut conn, &sent)
+            }
+            result => result,
+        }
+    }
+
+    /// Runs `call`, an idempotent call, on the connection; when the connection breaks under it,
+    /// reconnects and runs it once more.
+    fn idempotent<T>(&self, mut call: impl FnMut(&mut Client) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.client()?;
+        match call(&mut conn) {
+            Err(e) if connection_lost(&e) || conn.client.is_closed() => {
+                self.reconnect(&mut conn)?;
+                call(&mut conn)
+            }
+            result => result,
+        }
     }
 
     /// Applies the migrations this database lacks, under an advisory lock so that workers
     /// starting together migrate once.
     fn migrate(&self) -> anyhow::Result<()> {
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock(7460521)", &[])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS nas_schema_version (version BIGINT NOT NULL)")?;
@@ -174,20 +324,14 @@ fn metrics_text(metrics: &serde_json::Map<String, serde_json::Value>) -> String 
     serde_json::Value::Object(metrics.clone()).to_string()
 }
 
+/// Records a finished evaluation as a new row: evaluations are immutable once written.
 fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation<'_>) -> anyhow::Result<i64> {
     let (origin_run, origin_episode) = (e.origin.map(|o| o.0), e.origin.map(|o| o.1 as i64));
     let cache_key = stored_key(e.cache_key, e.outcome, e.origin);
     let row = tx.query_one(
-        &format!(
-            "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             ON CONFLICT (cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
-                seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
-                origin_run = excluded.origin_run, origin_episode = excluded.origin_episode,
-                curve = excluded.curve, stopped = excluded.stopped, measure_seconds = excluded.measure_seconds,
-                created_at = {NOW}
-             RETURNING id"
-        ),
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         RETURNING id",
         &[
             &&*cache_key,
             &e.architecture,
@@ -223,12 +367,16 @@ fn save_checkpoint(tx: &mut Transaction<'_>, run: i64, agent_state: &[u8], desig
 
 impl RunStore for PgStore {
     fn schema_version(&self) -> anyhow::Result<usize> {
-        let row = self.client().query_one("SELECT version FROM nas_schema_version", &[])?;
-        Ok(row.get::<_, i64>(0) as usize)
+        self.idempotent(|client| {
+            let row = client.query_one("SELECT version FROM nas_schema_version", &[])?;
+            Ok(row.get::<_, i64>(0) as usize)
+        })
     }
 
     fn create_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64> {
-        let row = self.client().query_one(
+        self.retry_before_commit(|client, sent| {
+        let mut tx = client.transaction()?;
+        let row = tx.query_one(
             "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
                 agent_name, agent_version, agent_path, agent_sha256,
                 reward_name, reward_version, reward_path, reward_sha256, device, no_cache,
@@ -256,66 +404,82 @@ impl RunStore for PgStore {
                 &run.assessor.map(|a| &a.sha256),
             ],
         )?;
+        commit(tx, sent)?;
         Ok(row.get(0))
+    })
     }
 
     fn run(&self, id: i64) -> anyhow::Result<RunRecord> {
-        self.client()
-            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"), &[&id])?
-            .map(|row| run_from_row(&row))
-            .ok_or_else(|| anyhow::anyhow!("no run {id} in this store; `nas-host runs` lists the runs"))
+        self.idempotent(|client| {
+            client
+                .query_opt(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"), &[&id])?
+                .map(|row| run_from_row(&row))
+                .ok_or_else(|| anyhow::anyhow!("no run {id} in this store; `nas-host runs` lists the runs"))
+        })
     }
 
     fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
-        let rows = self
-            .client()
-            .query(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id"), &[])?;
-        Ok(rows.iter().map(run_from_row).collect())
+        self.idempotent(|client| {
+            let rows = client.query(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id"), &[])?;
+            Ok(rows.iter().map(run_from_row).collect())
+        })
     }
 
     fn set_status(&self, run: i64, status: &str, error: Option<&str>) -> anyhow::Result<()> {
+        self.idempotent(|client| {
         let finished = status != "running";
-        self.client().execute(
+        client.execute(
             &format!(
                 "UPDATE runs SET status = $2, error = $3, finished_at = CASE WHEN $4 THEN {NOW} ELSE NULL END WHERE id = $1"
             ),
             &[&run, &status, &error, &finished],
         )?;
         Ok(())
+    })
     }
 
     fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()> {
-        self.client().execute(
-            "UPDATE runs SET episodes_target = $2 WHERE id = $1",
-            &[&run, &(episodes as i64)],
-        )?;
-        Ok(())
+        self.idempotent(|client| {
+            client.execute(
+                "UPDATE runs SET episodes_target = $2 WHERE id = $1",
+                &[&run, &(episodes as i64)],
+            )?;
+            Ok(())
+        })
     }
 
     fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()> {
-        self.client().execute(
-            "UPDATE runs SET device = $2, no_cache = $3 WHERE id = $1",
-            &[&run, &device, &no_cache],
-        )?;
-        Ok(())
+        self.idempotent(|client| {
+            client.execute(
+                "UPDATE runs SET device = $2, no_cache = $3 WHERE id = $1",
+                &[&run, &device, &no_cache],
+            )?;
+            Ok(())
+        })
     }
 
     fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()> {
-        self.client().execute(
-            "UPDATE runs SET wall_seconds = wall_seconds + $2 WHERE id = $1",
-            &[&run, &seconds],
-        )?;
-        Ok(())
+        self.retry_before_commit(|client, sent| {
+            let mut tx = client.transaction()?;
+            tx.execute(
+                "UPDATE runs SET wall_seconds = wall_seconds + $2 WHERE id = $1",
+                &[&run, &seconds],
+            )?;
+            commit(tx, sent)?;
+            Ok(())
+        })
     }
 
     fn cached_evaluation(&self, cache_key: &str) -> anyhow::Result<Option<CachedEvaluation>> {
-        Ok(self
-            .client()
-            .query_opt(
-                "SELECT * FROM evaluations WHERE cache_key = $1 AND NOT transient AND NOT stopped",
-                &[&cache_key],
-            )?
-            .map(|row| evaluation_from_row(&row)))
+        self.idempotent(|client| {
+            Ok(client
+                .query_opt(
+                    "SELECT * FROM evaluations WHERE cache_key = $1 AND NOT transient AND NOT stopped
+                 ORDER BY id DESC LIMIT 1",
+                    &[&cache_key],
+                )?
+                .map(|row| evaluation_from_row(&row)))
+        })
     }
 
     fn evaluation_of_episode(
@@ -324,29 +488,38 @@ impl RunStore for PgStore {
         run: i64,
         episode: usize,
     ) -> anyhow::Result<Option<CachedEvaluation>> {
-        Ok(self
-            .client()
-            .query_opt(
-                "SELECT * FROM evaluations WHERE cache_key IN ($1, $4) AND origin_run = $2 AND origin_episode = $3",
-                &[
-                    &cache_key,
-                    &run,
-                    &(episode as i64),
-                    &super::stopped_key(cache_key, run, episode),
-                ],
-            )?
-            .map(|row| evaluation_from_row(&row)))
+        self.idempotent(|client| {
+            Ok(client
+                .query_opt(
+                    "SELECT * FROM evaluations WHERE cache_key IN ($1, $4) AND origin_run = $2 AND origin_episode = $3
+                 ORDER BY id DESC LIMIT 1",
+                    &[
+                        &cache_key,
+                        &run,
+                        &(episode as i64),
+                        &super::stopped_key(cache_key, run, episode),
+                    ],
+                )?
+                .map(|row| evaluation_from_row(&row)))
+        })
     }
 
     fn evaluation(&self, id: i64) -> anyhow::Result<CachedEvaluation> {
-        self.client()
-            .query_opt("SELECT * FROM evaluations WHERE id = $1", &[&id])?
-            .map(|row| evaluation_from_row(&row))
-            .ok_or_else(|| anyhow::anyhow!("no evaluation {id} in this store"))
+        self.idempotent(|client| {
+            client
+                .query_opt("SELECT * FROM evaluations WHERE id = $1", &[&id])?
+                .map(|row| evaluation_from_row(&row))
+                .ok_or_else(|| anyhow::anyhow!("no evaluation {id} in this store"))
+        })
     }
 
     fn insert_evaluation(&self, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
-        insert_evaluation_on(&mut *self.client(), evaluation)
+        self.retry_before_commit(|client, sent| {
+            let mut tx = client.transaction()?;
+            let id = insert_evaluation_on(&mut tx, evaluation)?;
+            commit(tx, sent)?;
+            Ok(id)
+        })
     }
 
     fn commit_episodes(
@@ -356,8 +529,8 @@ impl RunStore for PgStore {
         agent_state: &[u8],
         designed: usize,
     ) -> anyhow::Result<()> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
+        self.retry_before_commit(|client, sent| {
+                let mut tx = client.transaction()?;
         for (episode, evaluation_id) in episodes {
             tx.execute(
                 "INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics, failure, reported)
@@ -384,8 +557,9 @@ impl RunStore for PgStore {
             )?;
         }
         save_checkpoint(&mut tx, run, agent_state, designed)?;
-        tx.commit()?;
+        commit(tx, sent)?;
         Ok(())
+    })
     }
 
     fn commit_design(
@@ -395,79 +569,83 @@ impl RunStore for PgStore {
         agent_state: &[u8],
         designed: usize,
     ) -> anyhow::Result<()> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
-        tx.execute(
-            "INSERT INTO in_flight (run_id, idx, env, architecture, metrics) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &run,
-                &(design.episode as i64),
-                &(design.env as i64),
-                &design.architecture,
-                &metrics_text(&design.metrics),
-            ],
-        )?;
-        save_checkpoint(&mut tx, run, agent_state, designed)?;
-        tx.commit()?;
-        Ok(())
+        self.retry_before_commit(|client, sent| {
+            let mut tx = client.transaction()?;
+            tx.execute(
+                "INSERT INTO in_flight (run_id, idx, env, architecture, metrics) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &run,
+                    &(design.episode as i64),
+                    &(design.env as i64),
+                    &design.architecture,
+                    &metrics_text(&design.metrics),
+                ],
+            )?;
+            save_checkpoint(&mut tx, run, agent_state, designed)?;
+            commit(tx, sent)?;
+            Ok(())
+        })
     }
 
     fn in_flight(&self, run: i64) -> anyhow::Result<Vec<InFlightDesign>> {
-        let rows = self
-            .client()
-            .query("SELECT * FROM in_flight WHERE run_id = $1 ORDER BY idx", &[&run])?;
-        Ok(rows
-            .iter()
-            .map(|r| InFlightDesign {
-                episode: r.get::<_, i64>("idx") as usize,
-                env: r.get::<_, i64>("env") as u32,
-                architecture: r.get("architecture"),
-                metrics: serde_json::from_str(r.get("metrics")).unwrap_or_default(),
-            })
-            .collect())
+        self.idempotent(|client| {
+            let rows = client.query("SELECT * FROM in_flight WHERE run_id = $1 ORDER BY idx", &[&run])?;
+            Ok(rows
+                .iter()
+                .map(|r| InFlightDesign {
+                    episode: r.get::<_, i64>("idx") as usize,
+                    env: r.get::<_, i64>("env") as u32,
+                    architecture: r.get("architecture"),
+                    metrics: serde_json::from_str(r.get("metrics")).unwrap_or_default(),
+                })
+                .collect())
+        })
     }
 
     fn checkpoint(&self, run: i64) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
-        Ok(self
-            .client()
-            .query_opt(
-                "SELECT episodes, agent_state FROM checkpoints WHERE run_id = $1",
-                &[&run],
-            )?
-            .map(|r| (r.get::<_, i64>(0) as usize, r.get(1))))
+        self.idempotent(|client| {
+            Ok(client
+                .query_opt(
+                    "SELECT episodes, agent_state FROM checkpoints WHERE run_id = $1",
+                    &[&run],
+                )?
+                .map(|r| (r.get::<_, i64>(0) as usize, r.get(1))))
+        })
     }
 
     fn episodes(&self, run: i64) -> anyhow::Result<Vec<EpisodeRecord>> {
-        let rows = self.client().query(
-            "SELECT e.*, COALESCE(v.stopped, false) AS child_stopped FROM episodes e
+        self.idempotent(|client| {
+            let rows = client.query(
+                "SELECT e.*, COALESCE(v.stopped, false) AS child_stopped FROM episodes e
                  LEFT JOIN evaluations v ON v.id = e.evaluation_id WHERE e.run_id = $1 ORDER BY e.idx",
-            &[&run],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let index = r.get::<_, i64>("idx") as usize;
-                EpisodeRecord {
-                    index,
-                    env: r.get::<_, i64>("env") as u32,
-                    architecture: r.get("architecture"),
-                    reward: r.get("reward"),
-                    accuracy: r.get("accuracy"),
-                    params: r.get::<_, i64>("params") as u64,
-                    depth: r.get::<_, i64>("depth") as usize,
-                    cache_hit: r.get("cache_hit"),
-                    failure: r.get("failure"),
-                    metrics: serde_json::from_str(r.get("metrics")).unwrap_or_default(),
-                    reported: r.get::<_, Option<i64>>("reported").map_or(index, |x| x as usize),
-                    stopped: r.get("child_stopped"),
-                }
-            })
-            .collect())
+                &[&run],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let index = r.get::<_, i64>("idx") as usize;
+                    EpisodeRecord {
+                        index,
+                        env: r.get::<_, i64>("env") as u32,
+                        architecture: r.get("architecture"),
+                        reward: r.get("reward"),
+                        accuracy: r.get("accuracy"),
+                        params: r.get::<_, i64>("params") as u64,
+                        depth: r.get::<_, i64>("depth") as usize,
+                        cache_hit: r.get("cache_hit"),
+                        failure: r.get("failure"),
+                        metrics: serde_json::from_str(r.get("metrics")).unwrap_or_default(),
+                        reported: r.get::<_, Option<i64>>("reported").map_or(index, |x| x as usize),
+                        stopped: r.get("child_stopped"),
+                    }
+                })
+                .collect())
+        })
     }
 
     fn replace_eval_samples(&mut self, run: i64, samples: &[EvalSampleRow]) -> anyhow::Result<()> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
+        self.idempotent(|client| {
+                let mut tx = client.transaction()?;
         tx.execute("DELETE FROM eval_samples WHERE run_id = $1", &[&run])?;
         for (i, s) in samples.iter().enumerate() {
             tx.execute(
@@ -489,59 +667,65 @@ impl RunStore for PgStore {
         }
         tx.commit()?;
         Ok(())
+    })
     }
 
     fn eval_samples(&self, run: i64) -> anyhow::Result<Vec<EvalSampleRow>> {
-        let rows = self
-            .client()
-            .query("SELECT * FROM eval_samples WHERE run_id = $1 ORDER BY sample", &[&run])?;
-        Ok(rows
-            .iter()
-            .map(|r| EvalSampleRow {
-                architecture: r.get("architecture"),
-                accuracy: r.get("accuracy"),
-                params: r.get::<_, i64>("params") as u64,
-                depth: r.get::<_, i64>("depth") as usize,
-                evaluation_id: r.get("evaluation_id"),
-                cache_hit: r.get("cache_hit"),
-                train_seed: r.get::<_, Option<i64>>("train_seed").map(|x| x as u64),
-                failure: r.get("failure"),
-            })
-            .collect())
+        self.idempotent(|client| {
+            let rows = client.query("SELECT * FROM eval_samples WHERE run_id = $1 ORDER BY sample", &[&run])?;
+            Ok(rows
+                .iter()
+                .map(|r| EvalSampleRow {
+                    architecture: r.get("architecture"),
+                    accuracy: r.get("accuracy"),
+                    params: r.get::<_, i64>("params") as u64,
+                    depth: r.get::<_, i64>("depth") as usize,
+                    evaluation_id: r.get("evaluation_id"),
+                    cache_hit: r.get("cache_hit"),
+                    train_seed: r.get::<_, Option<i64>>("train_seed").map(|x| x as u64),
+                    failure: r.get("failure"),
+                })
+                .collect())
+        })
     }
 
     fn episode_evaluations(&self, run: i64) -> anyhow::Result<EpisodeEvaluations> {
-        let rows = self
-            .client()
-            .query("SELECT idx, evaluation_id FROM episodes WHERE run_id = $1", &[&run])?;
-        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as usize, r.get(1))).collect())
+        self.idempotent(|client| {
+            let rows = client.query("SELECT idx, evaluation_id FROM episodes WHERE run_id = $1", &[&run])?;
+            Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as usize, r.get(1))).collect())
+        })
     }
 
     fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()> {
-        self.client().execute(
-            "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES ($1, $2, $3)
+        self.idempotent(|client| {
+            client.execute(
+                "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES ($1, $2, $3)
              ON CONFLICT (evaluation_id) DO UPDATE SET run_id = excluded.run_id, safetensors = excluded.safetensors",
-            &[&evaluation_id, &run, &safetensors],
-        )?;
-        Ok(())
+                &[&evaluation_id, &run, &safetensors],
+            )?;
+            Ok(())
+        })
     }
 
     fn prune_weights(&self, run: i64, keep: &[i64]) -> anyhow::Result<()> {
-        self.client().execute(
-            "DELETE FROM kept_weights WHERE run_id = $1 AND NOT (evaluation_id = ANY($2))",
-            &[&run, &keep],
-        )?;
-        Ok(())
+        self.idempotent(|client| {
+            client.execute(
+                "DELETE FROM kept_weights WHERE run_id = $1 AND NOT (evaluation_id = ANY($2))",
+                &[&run, &keep],
+            )?;
+            Ok(())
+        })
     }
 
     fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self
-            .client()
-            .query_opt(
-                "SELECT safetensors FROM kept_weights WHERE evaluation_id = $1",
-                &[&evaluation_id],
-            )?
-            .map(|r| r.get(0)))
+        self.idempotent(|client| {
+            Ok(client
+                .query_opt(
+                    "SELECT safetensors FROM kept_weights WHERE evaluation_id = $1",
+                    &[&evaluation_id],
+                )?
+                .map(|r| r.get(0)))
+        })
     }
 }
 
@@ -561,5 +745,14 @@ mod tests {
             "postgresql:///nas?host=/tmp&password=***&user=x"
         );
         assert!(is_postgres_url("postgresql://x/y") && !is_postgres_url("runs/nas.sqlite"));
+        assert_eq!(
+            redact("host=db password=s3cret dbname=nas"),
+            "host=db password=*** dbname=nas"
+        );
+        assert_eq!(
+            redact("host=db password = 'a \\' b' dbname=nas"),
+            "host=db password = *** dbname=nas"
+        );
+        assert_eq!(redact("pgsql://u:pw@h/db"), "pgsql://u:***@h/db");
     }
 }

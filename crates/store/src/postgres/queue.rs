@@ -3,15 +3,19 @@
 
 use postgres::Row;
 
-use super::{insert_evaluation_on, PgStore};
+use super::{commit, insert_evaluation_on, PgStore};
 use std::sync::OnceLock;
 
-use crate::queue::rules::{Claim, OnEnqueue};
-use crate::queue::{rules, 
-    curves_waiting, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
-    WorkerRow,
+use crate::queue::rules::Claim;
+use crate::queue::{
+    curves_waiting, rules, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow,
 };
 use crate::NewEvaluation;
+
+/// The database server's clock in Unix seconds: leases, heartbeats and queue times are written
+/// and compared in it, so workers whose machines' clocks disagree still agree on who holds a
+/// lease (`clock_timestamp()`, not `now()`, which stands still for a whole transaction).
+pub(super) const DB_NOW: &str = "EXTRACT(EPOCH FROM clock_timestamp())::float8";
 
 fn claimed_from_row(r: &Row) -> ClaimedJob {
     let origin_run: Option<i64> = r.get("origin_run");
@@ -47,120 +51,133 @@ fn claimable() -> &'static str {
 
 impl JobQueue for PgStore {
     fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
-        let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
-        let key = job.queue_key();
-        let inserted = tx.query_opt(
-            "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
-                origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
-                evaluation_key, watch_epochs)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)
-             ON CONFLICT (cache_key) DO NOTHING RETURNING id",
-            &[
-                &key,
-                &job.architecture,
-                &job.dataset,
-                &job.evaluator,
-                &job.protocol_json,
-                &job.device,
-                &origin_run,
-                &origin_episode,
-                &job.keep_weights,
-                &unix_now(),
-                &job.data_sha256,
-                &job.evaluation_key(),
-                &job.watch_epochs.map(|e| e as i64),
-            ],
-        )?;
-        let id = match inserted {
-            Some(row) => row.get(0),
-            None => {
-                let row = tx.query_one("SELECT id, status FROM queue WHERE cache_key = $1 FOR UPDATE", &[&key])?;
-                let (id, status): (i64, String) = (row.get(0), row.get(1));
-                if rules::on_enqueue(&status) == OnEnqueue::Join {
+        self.idempotent(|client| {
+            let mut tx = client.transaction()?;
+            let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
+            let key = job.queue_key();
+            let now: f64 = tx.query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0);
+            let id = loop {
+                // At most one live job per key: a child whose key has only finished jobs is a new one.
+                let inserted = tx.query_opt(
+                    &format!(
+                        "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
+                        origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
+                        evaluation_key, watch_epochs)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)
+                     ON CONFLICT (cache_key) WHERE {live} DO NOTHING RETURNING id",
+                        live = rules::LIVE
+                    ),
+                    &[
+                        &key,
+                        &job.architecture,
+                        &job.dataset,
+                        &job.evaluator,
+                        &job.protocol_json,
+                        &job.device,
+                        &origin_run,
+                        &origin_episode,
+                        &job.keep_weights,
+                        &now,
+                        &job.data_sha256,
+                        &job.evaluation_key(),
+                        &job.watch_epochs.map(|e| e as i64),
+                    ],
+                )?;
+                if let Some(row) = inserted {
+                    break row.get(0);
+                }
+                let live = tx.query_opt(
+                    &format!(
+                        "SELECT id FROM queue WHERE cache_key = $1 AND {live} FOR UPDATE",
+                        live = rules::LIVE
+                    ),
+                    &[&key],
+                )?;
+                // None: the live job finished in between; queue the child anew.
+                if let Some(row) = live {
+                    let id: i64 = row.get(0);
                     if job.keep_weights {
                         tx.execute("UPDATE queue SET keep_weights = true WHERE id = $1", &[&id])?;
                     }
-                } else {
-                    tx.execute(
-                        &format!(
-                        "UPDATE queue SET {}, origin_run = $2, origin_episode = $3, keep_weights = $4,
-                            queued_at = $5, data_sha256 = $6 WHERE id = $1",
-                        rules::REQUEUE_RESETS
-                    ),
-                        &[
-                            &id,
-                            &origin_run,
-                            &origin_episode,
-                            &job.keep_weights,
-                            &unix_now(),
-                            &job.data_sha256,
-                        ],
-                    )?;
+                    break id;
                 }
-                id
-            }
-        };
-        tx.commit()?;
-        Ok(id)
+            };
+            tx.commit()?;
+            Ok(id)
+        })
     }
 
     fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
-        let now = unix_now();
-        loop {
-            // Rows another worker is claiming right now are skipped, not waited for.
-            let Some(row) = tx.query_opt(
-                &format!("SELECT * FROM queue
+        rules::check_lease(lease_secs)?;
+        self.retry_before_commit(|client, sent| {
+            let mut tx = client.transaction()?;
+            // The server's clock, not this worker's: see `DB_NOW`.
+            let now: f64 = tx.query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0);
+            loop {
+                // Rows another worker is claiming right now are skipped, not waited for.
+                let Some(row) = tx.query_opt(
+                    &format!(
+                        "SELECT * FROM queue
                  WHERE {claimable}
-                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", claimable = claimable()),
-                &[&now, &device],
-            )?
-            else {
-                tx.commit()?;
-                return Ok(None);
-            };
-            let mut job = claimed_from_row(&row);
-            let lost = match rules::claim(job.attempt, row.get("status"), row.get("owner"), row.get("last_error")) {
-                Claim::GiveUp(outcome) => {
-                    let depth = job.architecture.split_whitespace().count();
-                    let evaluation_id = insert_evaluation_on(&mut tx, &job.evaluation(depth, &outcome))?;
-                    tx.execute(
-                        &format!(
-                            "UPDATE queue SET {released}, evaluation_id = $2, finished_at = $3 WHERE id = $1",
-                            released = rules::RELEASED
-                        ),
-                        &[&job.id, &evaluation_id, &now],
-                    )?;
-                    tracing::warn!("gave up on `{}`: {}", job.architecture, outcome.failure.unwrap_or_default());
-                    continue;
-                }
-                Claim::Take { attempt, lost } => {
-                    job.attempt = attempt;
-                    lost
-                }
-            };
-            tx.execute(
-                &format!(
-                    "UPDATE queue SET status = 'running', owner = $2, attempt = $3, lease_until = $4,
+                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        claimable = claimable()
+                    ),
+                    &[&now, &device],
+                )?
+                else {
+                    commit(tx, sent)?;
+                    return Ok(None);
+                };
+                let mut job = claimed_from_row(&row);
+                let lost = match rules::claim(job.attempt, row.get("status"), row.get("owner"), row.get("last_error")) {
+                    Claim::GiveUp(outcome) => {
+                        let depth = job.architecture.split_whitespace().count();
+                        let evaluation_id = insert_evaluation_on(&mut tx, &job.evaluation(depth, &outcome))?;
+                        tx.execute(
+                            &format!(
+                                "UPDATE queue SET {released}, evaluation_id = $2, finished_at = $3 WHERE id = $1",
+                                released = rules::RELEASED
+                            ),
+                            &[&job.id, &evaluation_id, &now],
+                        )?;
+                        tracing::warn!(
+                            "gave up on `{}`: {}",
+                            job.architecture,
+                            outcome.failure.unwrap_or_default()
+                        );
+                        continue;
+                    }
+                    Claim::Take { attempt, lost } => {
+                        job.attempt = attempt;
+                        lost
+                    }
+                };
+                tx.execute(
+                    &format!(
+                        "UPDATE queue SET status = 'running', owner = $2, attempt = $3, lease_until = $4,
                         started_at = $5, last_error = $6, {claim_resets} WHERE id = $1",
-                    claim_resets = rules::CLAIM_RESETS
-                ),
-                &[&job.id, &owner, &(job.attempt as i64), &(now + lease_secs), &now, &lost],
-            )?;
-            tx.commit()?;
-            return Ok(Some(job));
-        }
+                        claim_resets = rules::CLAIM_RESETS
+                    ),
+                    &[&job.id, &owner, &(job.attempt as i64), &(now + lease_secs), &now, &lost],
+                )?;
+                commit(tx, sent)?;
+                return Ok(Some(job));
+            }
+        })
     }
 
     fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool> {
-        let updated = self.client().execute(
-            &format!("UPDATE queue SET lease_until = $4 WHERE {held}", held = held()),
-            &[&job.id, &owner, &(job.attempt as i64), &(unix_now() + lease_secs)],
-        )?;
-        Ok(updated == 1)
+        rules::check_lease(lease_secs)?;
+        self.idempotent(|client| {
+            let updated = client.execute(
+                &format!(
+                    "UPDATE queue SET lease_until = {DB_NOW} + $4 WHERE {held}",
+                    held = held()
+                ),
+                &[&job.id, &owner, &(job.attempt as i64), &lease_secs],
+            )?;
+            Ok(updated == 1)
+        })
     }
 
     fn complete(
@@ -170,200 +187,239 @@ impl JobQueue for PgStore {
         evaluation: &NewEvaluation<'_>,
         weights: Option<&[u8]>,
     ) -> anyhow::Result<Option<i64>> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
-        let holds = tx.query_opt(
-            &format!("SELECT id FROM queue WHERE {held} FOR UPDATE", held = held()),
-            &[&job.id, &owner, &(job.attempt as i64)],
-        )?;
-        if holds.is_none() {
+        self.idempotent(|client| {
+            let mut tx = client.transaction()?;
+            let holds = tx.query_opt(
+                &format!("SELECT id FROM queue WHERE {held} FOR UPDATE", held = held()),
+                &[&job.id, &owner, &(job.attempt as i64)],
+            )?;
+            if holds.is_none() {
+                tx.commit()?;
+                return Ok(None);
+            }
+            let evaluation_id = insert_evaluation_on(&mut tx, evaluation)?;
+            tx.execute(
+                &format!(
+                    "UPDATE queue SET {released}, evaluation_id = $2,
+                weights = $3, finished_at = {DB_NOW} WHERE id = $1",
+                    released = rules::RELEASED
+                ),
+                &[&job.id, &evaluation_id, &weights],
+            )?;
             tx.commit()?;
-            return Ok(None);
-        }
-        let evaluation_id = insert_evaluation_on(&mut tx, evaluation)?;
-        tx.execute(
-            &format!("UPDATE queue SET {released}, evaluation_id = $2,
-                weights = $3, finished_at = $4 WHERE id = $1", released = rules::RELEASED),
-            &[&job.id, &evaluation_id, &weights, &unix_now()],
-        )?;
-        tx.commit()?;
-        Ok(Some(evaluation_id))
-    }
-
-    fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>> {
-        let ids = ids.to_vec();
-        let rows = self.client().query(
-            "SELECT id, status, owner, evaluation_id FROM queue WHERE id = ANY($1)",
-            &[&ids],
-        )?;
-        ids.iter()
-            .map(|&id| {
-                let row = rows
-                    .iter()
-                    .find(|r| r.get::<_, i64>(0) == id)
-                    .ok_or_else(|| anyhow::anyhow!("job {id} vanished from the queue"))?;
-                let status: String = row.get(1);
-                let state = match (status.as_str(), row.get::<_, Option<i64>>(3)) {
-                    ("done", Some(evaluation_id)) => JobState::Done { evaluation_id },
-                    ("running", _) => JobState::Running {
-                        owner: row.get::<_, Option<String>>(2).unwrap_or_default(),
-                    },
-                    _ => JobState::Pending,
-                };
-                Ok((id, state))
-            })
-            .collect()
-    }
-
-    fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>> {
-        let mut client = self.client();
-        let weights: Option<Vec<u8>> = client
-            .query_opt("SELECT weights FROM queue WHERE id = $1", &[&job])?
-            .and_then(|r| r.get(0));
-        if weights.is_some() {
-            client.execute("UPDATE queue SET weights = NULL WHERE id = $1", &[&job])?;
-        }
-        Ok(weights)
-    }
-
-    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize> {
-        Ok(self.client().execute(
-            "UPDATE queue SET status = 'pending', owner = NULL, lease_until = NULL, last_error = $2
-             WHERE status = 'running' AND owner = $1",
-            &[&owner, &reason],
-        )? as usize)
-    }
-
-    fn queue_counts(&self) -> anyhow::Result<QueueCounts> {
-        let row = self.client().query_one(
-            "SELECT COUNT(*) FILTER (WHERE status = 'pending' OR (status = 'running' AND lease_until < $1)),
-                    COUNT(*) FILTER (WHERE status = 'running' AND lease_until >= $1)
-             FROM queue WHERE status != 'done'",
-            &[&unix_now()],
-        )?;
-        Ok(QueueCounts {
-            pending: row.get::<_, i64>(0) as usize,
-            running: row.get::<_, i64>(1) as usize,
+            Ok(Some(evaluation_id))
         })
     }
 
+    fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>> {
+        self.idempotent(|client| {
+            let ids = ids.to_vec();
+            let rows = client.query(
+                "SELECT id, status, owner, evaluation_id FROM queue WHERE id = ANY($1)",
+                &[&ids],
+            )?;
+            ids.iter()
+                .map(|&id| {
+                    let row = rows
+                        .iter()
+                        .find(|r| r.get::<_, i64>(0) == id)
+                        .ok_or_else(|| anyhow::anyhow!("job {id} vanished from the queue"))?;
+                    let status: String = row.get(1);
+                    let state = match (status.as_str(), row.get::<_, Option<i64>>(3)) {
+                        ("done", Some(evaluation_id)) => JobState::Done { evaluation_id },
+                        ("running", _) => JobState::Running {
+                            owner: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                        },
+                        _ => JobState::Pending,
+                    };
+                    Ok((id, state))
+                })
+                .collect()
+        })
+    }
+
+    fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>> {
+        self.retry_before_commit(|client, sent| {
+            let mut tx = client.transaction()?;
+            let weights: Option<Vec<u8>> = tx
+                .query_opt("SELECT weights FROM queue WHERE id = $1 FOR UPDATE", &[&job])?
+                .and_then(|r| r.get(0));
+            if weights.is_some() {
+                tx.execute("UPDATE queue SET weights = NULL WHERE id = $1", &[&job])?;
+            }
+            commit(tx, sent)?;
+            Ok(weights)
+        })
+    }
+
+    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize> {
+        self.idempotent(|client| {
+            Ok(client.execute(
+                "UPDATE queue SET status = 'pending', owner = NULL, lease_until = NULL, last_error = $2
+             WHERE status = 'running' AND owner = $1",
+                &[&owner, &reason],
+            )? as usize)
+        })
+    }
+
+    fn queue_counts(&self) -> anyhow::Result<QueueCounts> {
+        self.idempotent(|client| {
+            let row = client.query_one(
+                &format!(
+                    "WITH clock AS MATERIALIZED (SELECT {DB_NOW} AS now)
+                 SELECT COUNT(*) FILTER (WHERE status = 'pending' OR (status = 'running' AND lease_until < clock.now)),
+                        COUNT(*) FILTER (WHERE status = 'running' AND lease_until >= clock.now)
+                 FROM queue, clock WHERE status != 'done'"
+                ),
+                &[],
+            )?;
+            Ok(QueueCounts {
+                pending: row.get::<_, i64>(0) as usize,
+                running: row.get::<_, i64>(1) as usize,
+            })
+        })
+    }
+
+    fn now(&self) -> anyhow::Result<f64> {
+        self.idempotent(|client| Ok(client.query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0)))
+    }
+
     fn register_worker(&self, w: &WorkerRow) -> anyhow::Result<()> {
-        self.client().execute(
-            "INSERT INTO workers (name, host, pid, device, threads, started_at, seen_at, job_id, trained, stopped)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, false)
+        self.idempotent(|client| {
+            client.execute(
+                &format!(
+                "INSERT INTO workers (name, host, pid, device, threads, started_at, seen_at, job_id, trained, stopped)
+             VALUES ($1, $2, $3, $4, $5, $6, {DB_NOW}, NULL, 0, false)
              ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, device = excluded.device,
                 threads = excluded.threads, started_at = excluded.started_at, seen_at = excluded.seen_at,
-                job_id = NULL, trained = 0, stopped = false",
-            &[
-                &w.name,
-                &w.host,
-                &(w.pid as i64),
-                &w.device,
-                &(w.threads as i64),
-                &w.started_at,
-                &w.seen_at,
-            ],
-        )?;
-        Ok(())
+                job_id = NULL, trained = 0, stopped = false"
+            ),
+                &[
+                    &w.name,
+                    &w.host,
+                    &(w.pid as i64),
+                    &w.device,
+                    &(w.threads as i64),
+                    &w.started_at,
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     fn worker_seen(&self, name: &str, job: Option<i64>, finished_one: bool) -> anyhow::Result<()> {
-        self.client().execute(
-            "UPDATE workers SET seen_at = $2, job_id = $3, trained = trained + $4 WHERE name = $1",
-            &[&name, &unix_now(), &job, &(finished_one as i64)],
-        )?;
-        Ok(())
+        self.idempotent(|client| {
+            client.execute(
+                &format!("UPDATE workers SET seen_at = {DB_NOW}, job_id = $2, trained = trained + $3 WHERE name = $1"),
+                &[&name, &job, &(finished_one as i64)],
+            )?;
+            Ok(())
+        })
     }
 
     fn worker_stopped(&self, name: &str) -> anyhow::Result<()> {
-        self.client().execute(
-            "UPDATE workers SET stopped = true, job_id = NULL, seen_at = $2 WHERE name = $1",
-            &[&name, &unix_now()],
-        )?;
-        Ok(())
+        self.idempotent(|client| {
+            client.execute(
+                &format!("UPDATE workers SET stopped = true, job_id = NULL, seen_at = {DB_NOW} WHERE name = $1"),
+                &[&name],
+            )?;
+            Ok(())
+        })
     }
 
     fn workers(&self, since: f64) -> anyhow::Result<Vec<WorkerRow>> {
-        let rows = self.client().query(
-            "SELECT w.*, q.architecture AS job_architecture FROM workers w
+        self.idempotent(|client| {
+            let rows = client.query(
+                "SELECT w.*, q.architecture AS job_architecture FROM workers w
              LEFT JOIN queue q ON q.id = w.job_id
              WHERE NOT w.stopped AND w.seen_at >= $1 ORDER BY w.name",
-            &[&since],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let job_id: Option<i64> = r.get("job_id");
-                let job_architecture: Option<String> = r.get("job_architecture");
-                WorkerRow {
-                    name: r.get("name"),
-                    host: r.get("host"),
-                    pid: r.get::<_, i64>("pid") as u32,
-                    device: r.get("device"),
-                    threads: r.get::<_, i64>("threads") as usize,
-                    started_at: r.get("started_at"),
-                    seen_at: r.get("seen_at"),
-                    job: job_id.zip(job_architecture),
-                    trained: r.get::<_, i64>("trained") as usize,
-                    stopped: r.get("stopped"),
-                }
-            })
-            .collect())
+                &[&since],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let job_id: Option<i64> = r.get("job_id");
+                    let job_architecture: Option<String> = r.get("job_architecture");
+                    WorkerRow {
+                        name: r.get("name"),
+                        host: r.get("host"),
+                        pid: r.get::<_, i64>("pid") as u32,
+                        device: r.get("device"),
+                        threads: r.get::<_, i64>("threads") as usize,
+                        started_at: r.get("started_at"),
+                        seen_at: r.get("seen_at"),
+                        job: job_id.zip(job_architecture),
+                        trained: r.get::<_, i64>("trained") as usize,
+                        stopped: r.get("stopped"),
+                    }
+                })
+                .collect())
+        })
     }
 
     fn post_curve(&self, job: &ClaimedJob, owner: &str, accuracy: &[f64]) -> anyhow::Result<bool> {
-        let updated = self.client().execute(
-            &format!("UPDATE queue SET curve = $4 WHERE {held}", held = held()),
-            &[
-                &job.id,
-                &owner,
-                &(job.attempt as i64),
-                &serde_json::to_string(accuracy)?,
-            ],
-        )?;
-        Ok(updated == 1)
+        self.idempotent(|client| {
+            let updated = client.execute(
+                &format!("UPDATE queue SET curve = $4 WHERE {held}", held = held()),
+                &[
+                    &job.id,
+                    &owner,
+                    &(job.attempt as i64),
+                    &serde_json::to_string(accuracy)?,
+                ],
+            )?;
+            Ok(updated == 1)
+        })
     }
 
     fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited> {
-        let row = self.client().query_opt(
-            &format!("SELECT verdict_epochs, verdict_stop FROM queue
-             WHERE {held}", held = held()),
-            &[&job.id, &owner, &(job.attempt as i64)],
-        )?;
-        Ok(Awaited::of(
-            row.map(|r| (r.get::<_, i64>(0) as usize, r.get(1))),
-            epochs,
-        ))
+        self.idempotent(|client| {
+            let row = client.query_opt(
+                &format!(
+                    "SELECT verdict_epochs, verdict_stop FROM queue
+             WHERE {held}",
+                    held = held()
+                ),
+                &[&job.id, &owner, &(job.attempt as i64)],
+            )?;
+            Ok(Awaited::of(
+                row.map(|r| (r.get::<_, i64>(0) as usize, r.get(1))),
+                epochs,
+            ))
+        })
     }
 
     fn curves_to_judge(&self, ids: &[i64]) -> anyhow::Result<Vec<CurveToJudge>> {
-        let rows = self.client().query(
-            "SELECT id, attempt, curve, verdict_epochs FROM queue
+        self.idempotent(|client| {
+            let rows = client.query(
+                "SELECT id, attempt, curve, verdict_epochs FROM queue
              WHERE id = ANY($1) AND status = 'running' AND curve IS NOT NULL ORDER BY id",
-            &[&ids.to_vec()],
-        )?;
-        Ok(curves_waiting(rows.iter().map(|r| {
-            (
-                r.get::<_, i64>(0),
-                r.get::<_, i64>(1) as u32,
-                r.get::<_, String>(2),
-                r.get::<_, i64>(3) as usize,
-            )
-        })))
+                &[&ids.to_vec()],
+            )?;
+            Ok(curves_waiting(rows.iter().map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    r.get::<_, i64>(1) as u32,
+                    r.get::<_, String>(2),
+                    r.get::<_, i64>(3) as usize,
+                )
+            })))
+        })
     }
 
     fn give_verdict(&self, curve: &CurveToJudge, stop: bool) -> anyhow::Result<()> {
-        self.client().execute(
-            "UPDATE queue SET verdict_epochs = $3, verdict_stop = $4
+        self.idempotent(|client| {
+            client.execute(
+                "UPDATE queue SET verdict_epochs = $3, verdict_stop = $4
              WHERE id = $1 AND attempt = $2 AND status = 'running'",
-            &[
-                &curve.job,
-                &(curve.attempt as i64),
-                &(curve.accuracy.len() as i64),
-                &stop,
-            ],
-        )?;
-        Ok(())
+                &[
+                    &curve.job,
+                    &(curve.attempt as i64),
+                    &(curve.accuracy.len() as i64),
+                    &stop,
+                ],
+            )?;
+            Ok(())
+        })
     }
 }
-

@@ -101,6 +101,18 @@ ALTER TABLE queue ADD COLUMN verdict_epochs BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN verdict_stop BOOLEAN NOT NULL DEFAULT false;
 "#
         .into(),
+        // 8: evaluations are immutable: a new result for a cache key is a new row.
+        r#"
+ALTER TABLE evaluations DROP CONSTRAINT IF EXISTS evaluations_cache_key_key;
+CREATE INDEX IF NOT EXISTS evaluations_key ON evaluations (cache_key, id);
+"#
+        .into(),
+        // 9: a child queued after its key's job finished is a new job: the key is unique only
+        // among live jobs (`queue::rules::LIVE`).
+        r#"
+ALTER TABLE queue DROP CONSTRAINT IF EXISTS queue_cache_key_key;
+CREATE UNIQUE INDEX IF NOT EXISTS queue_live_key ON queue (cache_key) WHERE status <> 'done';
+"#
+        .into(),
     ]
 }
-

@@ -6,16 +6,39 @@ mod schema;
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 
 pub(crate) use schema::MIGRATIONS;
 
 use crate::{
-    curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
-    RunRecord, RunStore, SCHEMA_VERSION,
+    curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign,
+    NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
 };
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Switches `conn`'s file to WAL. Switching a file that is not in WAL mode yet takes an exclusive
+/// lock and reports "database is locked" without waiting while another process opens it, so that
+/// is retried for up to [`BUSY_TIMEOUT`]; a file already in WAL mode only reads its mode.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
 
 /// The SQLite run store (WAL mode), the zero-setup default.
 pub struct SqliteStore {
@@ -30,35 +53,56 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let conn = Connection::open(path).with_context(|| format!("opening the run store {}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL keeps readers (runs, report) off the writer's back; NORMAL sync is crash-safe for a
         // killed process, which is what resume protects against.
         let not_a_store = || format!("{} is not a nas-host run store (or is corrupt)", path.display());
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(not_a_store)?;
+        set_wal(&conn).with_context(not_a_store)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Off while migrating (the bundled SQLite turns them on by default): see `migrate`.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         let mut store = SqliteStore { conn };
-        store.migrate().with_context(not_a_store)?;
+        store
+            .migrate()
+            .with_context(|| format!("preparing the run store {}", path.display()))?;
+        store.conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(store)
     }
 
     /// Applies the migrations this store lacks, each in its own transaction with its version bump.
+    /// Processes that open a store at once (workers starting together) migrate it once: each
+    /// migration runs under `BEGIN IMMEDIATE`, which waits for (`busy_timeout`) and then holds the
+    /// write lock, and re-reads the version inside, so a migration another process applied in the
+    /// meantime is not applied again.
+    ///
+    /// Foreign keys are off while migrating (the connection turns them on after), as SQLite's
+    /// procedure for rebuilding a table requires; each migration checks them before it commits.
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let current = self.schema_version()?;
-        anyhow::ensure!(
-            current <= SCHEMA_VERSION,
-            "the store has schema version {current}, newer than this nas-host's {SCHEMA_VERSION}; use a newer nas-host"
-        );
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)
-                .with_context(|| format!("migrating the store to schema version {}", version + 1))?;
-            tx.pragma_update(None, "user_version", (version + 1) as i64)?;
+        loop {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+            anyhow::ensure!(
+                current <= SCHEMA_VERSION,
+                "the store has schema version {current}, newer than this nas-host's {SCHEMA_VERSION}; use a newer nas-host"
+            );
+            if current == SCHEMA_VERSION {
+                // Nothing to write: ends the transaction without touching the file.
+                tx.rollback()?;
+                return Ok(());
+            }
+            tx.execute_batch(MIGRATIONS[current])
+                .with_context(|| format!("migrating the store to schema version {}", current + 1))?;
+            let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+            anyhow::ensure!(
+                broken.is_none(),
+                "migrating the store to schema version {} broke a reference from table {}",
+                current + 1,
+                broken.unwrap_or_default()
+            );
+            tx.pragma_update(None, "user_version", (current + 1) as i64)?;
             tx.commit()?;
-            tracing::debug!("store migrated to schema version {}", version + 1);
+            tracing::debug!("store migrated to schema version {}", current + 1);
         }
-        Ok(())
     }
 
     fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
@@ -215,7 +259,8 @@ impl RunStore for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT * FROM evaluations WHERE cache_key = ?1 AND transient = 0 AND stopped = 0",
+                "SELECT * FROM evaluations WHERE cache_key = ?1 AND transient = 0 AND stopped = 0
+                 ORDER BY id DESC LIMIT 1",
                 [cache_key],
                 Self::evaluation_from_row,
             )
@@ -231,7 +276,8 @@ impl RunStore for SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT * FROM evaluations WHERE cache_key IN (?1, ?4) AND origin_run = ?2 AND origin_episode = ?3",
+                "SELECT * FROM evaluations WHERE cache_key IN (?1, ?4) AND origin_run = ?2 AND origin_episode = ?3
+                 ORDER BY id DESC LIMIT 1",
                 params![cache_key, run, episode as i64, stopped_key(cache_key, run, episode)],
                 Self::evaluation_from_row,
             )
@@ -445,7 +491,8 @@ impl RunStore for SqliteStore {
     }
 }
 
-/// Records a finished evaluation on `conn` (a transaction, or the store's connection).
+/// Records a finished evaluation on `conn` (a transaction, or the store's connection) as a new
+/// row: evaluations are immutable once written.
 fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> anyhow::Result<i64> {
     let NewEvaluation {
         cache_key,
@@ -461,23 +508,14 @@ fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> an
     let cache_key = &*stored_key(cache_key, outcome, origin);
     conn.execute(
         "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-         ON CONFLICT(cache_key) DO UPDATE SET accuracy = excluded.accuracy, params = excluded.params,
-            seconds = excluded.seconds, failure = excluded.failure, transient = excluded.transient,
-            origin_run = excluded.origin_run, origin_episode = excluded.origin_episode,
-            curve = excluded.curve, stopped = excluded.stopped, measure_seconds = excluded.measure_seconds,
-            created_at = datetime('now')",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
             outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
             origin_run, origin_episode, curve_text(outcome), outcome.curve.stopped, outcome.curve.measure_seconds
         ],
     )?;
-    Ok(
-        conn.query_row("SELECT id FROM evaluations WHERE cache_key = ?1", [cache_key], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn.last_insert_rowid())
 }
 
 /// Writes the agent checkpoint of `run` (within the caller's transaction).
@@ -533,12 +571,128 @@ mod tests {
         let nan = outcome(Some("diverged: the training loss became NaN in epoch 1"), false);
         store.insert_evaluation(&evaluation("nan", &nan, None)).unwrap();
         assert_eq!(store.cached_evaluation("nan").unwrap().unwrap().outcome, nan);
-        // A retry that succeeds replaces the transient row and is then cached.
+        // A retry that succeeds is a new row, and the cache serves it.
         let ok = Outcome {
             accuracy: 0.9,
             ..outcome(None, false)
         };
         store.insert_evaluation(&evaluation("oom", &ok, Some((2, 0)))).unwrap();
         assert_eq!(store.cached_evaluation("oom").unwrap().unwrap().outcome, ok);
+    }
+
+    /// A fresh directory for a store file.
+    pub(crate) fn temp_dir(what: &str) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "nas-store-unit-{what}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A store file with only the first `version` migrations, as an older nas-host left it.
+    pub(crate) fn old_store(path: &Path, version: usize) {
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64).unwrap();
+    }
+
+    /// Opens the store at `path` from `threads` threads at once; every open must succeed.
+    fn open_at_once(path: &Path, threads: usize) {
+        let start = std::sync::Barrier::new(threads);
+        let opened: Vec<anyhow::Result<usize>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        SqliteStore::open(path)?.schema_version()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for result in opened {
+            assert_eq!(result.map_err(|e| format!("{e:#}")).unwrap(), SCHEMA_VERSION);
+        }
+    }
+
+    #[test]
+    fn concurrent_opens_of_a_new_store_all_succeed() {
+        let dir = temp_dir("fresh");
+        for round in 0..6 {
+            open_at_once(&dir.join(format!("new-{round}.sqlite")), 8);
+        }
+    }
+
+    #[test]
+    fn concurrent_opens_of_an_old_store_all_succeed() {
+        let dir = temp_dir("old");
+        for version in 0..SCHEMA_VERSION {
+            let path = dir.join(format!("v{version}.sqlite"));
+            old_store(&path, version);
+            open_at_once(&path, 8);
+        }
+    }
+
+    #[test]
+    fn immutable_evaluations_migrate_with_their_ids_and_references() {
+        let path = temp_dir("v7").join("v7.sqlite");
+        old_store(&path, 7);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "INSERT INTO runs (id, status, config_toml, dataset, evaluator, seed, episodes_target,
+                    agent_name, agent_version, agent_path, agent_sha256, reward_name, reward_version, reward_path, reward_sha256)
+                 VALUES (1, 'finished', '', 'mnist3', 'train', 1, 1, 'a', '1', 'a.wasm', 'x', 'r', '1', 'r.wasm', 'y');
+                 INSERT INTO evaluations (id, cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, origin_run, origin_episode)
+                 VALUES (5, 'k', 'conv(10,3)', 'mnist3', 'train', '{}', 0.9, 10, 1, 1.0, 1, 0);
+                 INSERT INTO episodes (run_id, idx, env, architecture, reward, accuracy, params, depth, evaluation_id, cache_hit, metrics)
+                 VALUES (1, 0, 0, 'conv(10,3)', 0.9, 0.9, 10, 1, 5, 0, '{}');
+                 INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (5, 1, x'0102');
+                 INSERT INTO queue (id, cache_key, architecture, dataset, evaluator, protocol, device, status, queued_at, evaluation_id, weights)
+                 VALUES (3, 'k', 'conv(10,3)', 'mnist3', 'train', '{}', 'cpu', 'done', 0, 5, x'0304');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).map_err(|e| format!("{e:#}")).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.cached_evaluation("k").unwrap().unwrap().id, 5);
+        assert_eq!(store.episode_evaluations(1).unwrap(), [(0, 5)].into());
+        assert_eq!(store.kept_weights(5).unwrap(), Some(vec![1, 2]));
+        use crate::JobQueue;
+        assert_eq!(
+            store.job_states(&[3]).unwrap(),
+            vec![(3, crate::JobState::Done { evaluation_id: 5 })]
+        );
+        assert_eq!(store.take_job_weights(3).unwrap(), Some(vec![3, 4]));
+        // The live-key index is the rule's.
+        assert!(MIGRATIONS[8].contains(&format!("WHERE {}", crate::queue::rules::LIVE)));
+        let ok = Outcome {
+            accuracy: 0.8,
+            ..outcome(None, false)
+        };
+        let newer = store.insert_evaluation(&evaluation("k", &ok, Some((1, 1)))).unwrap();
+        assert!(newer > 5);
+        assert_eq!(store.evaluation(5).unwrap().outcome.accuracy, 0.9);
+        // The references still hold, and are enforced.
+        let broken: Option<String> = store
+            .conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .unwrap();
+        assert_eq!(broken, None);
+        assert!(store
+            .conn
+            .execute(
+                "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (999, 1, x'00')",
+                []
+            )
+            .is_err());
     }
 }

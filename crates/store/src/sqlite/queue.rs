@@ -6,9 +6,9 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use super::{insert_evaluation_on, SqliteStore};
 use std::sync::OnceLock;
 
-use crate::queue::rules::{Claim, OnEnqueue};
-use crate::queue::{rules, 
-    curves_waiting, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
+use crate::queue::rules::Claim;
+use crate::queue::{
+    curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
     WorkerRow,
 };
 use crate::NewEvaluation;
@@ -29,35 +29,22 @@ impl JobQueue for SqliteStore {
     fn enqueue(&self, job: &NewJob<'_>) -> anyhow::Result<i64> {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let key = job.queue_key();
-        let existing: Option<(i64, String)> = tx
-            .query_row("SELECT id, status FROM queue WHERE cache_key = ?1", [&key], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        let live: Option<i64> = tx
+            .query_row(
+                &format!(
+                    "SELECT id FROM queue WHERE cache_key = ?1 AND {live}",
+                    live = rules::LIVE
+                ),
+                [&key],
+                |r| r.get(0),
+            )
             .optional()?;
         let (origin_run, origin_episode) = (job.origin.map(|o| o.0), job.origin.map(|o| o.1 as i64));
-        let id = match existing.map(|(id, status)| (id, rules::on_enqueue(&status))) {
-            Some((id, OnEnqueue::Join)) => {
+        let id = match live {
+            Some(id) => {
                 if job.keep_weights {
                     tx.execute("UPDATE queue SET keep_weights = 1 WHERE id = ?1", [id])?;
                 }
-                id
-            }
-            Some((id, OnEnqueue::Requeue)) => {
-                tx.execute(
-                    &format!(
-                        "UPDATE queue SET {}, origin_run = ?2, origin_episode = ?3, keep_weights = ?4,
-                            queued_at = ?5, data_sha256 = ?6 WHERE id = ?1",
-                        rules::REQUEUE_RESETS
-                    ),
-                    params![
-                        id,
-                        origin_run,
-                        origin_episode,
-                        job.keep_weights,
-                        unix_now(),
-                        job.data_sha256
-                    ],
-                )?;
                 id
             }
             None => {
@@ -90,14 +77,18 @@ impl JobQueue for SqliteStore {
     }
 
     fn claim(&self, owner: &str, device: &str, lease_secs: f64) -> anyhow::Result<Option<ClaimedJob>> {
+        rules::check_lease(lease_secs)?;
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let now = unix_now();
         loop {
             let candidate = tx
                 .query_row(
-                    &format!("SELECT * FROM queue
+                    &format!(
+                        "SELECT * FROM queue
                      WHERE {claimable}
-                     ORDER BY id LIMIT 1", claimable = claimable()),
+                     ORDER BY id LIMIT 1",
+                        claimable = claimable()
+                    ),
                     params![now, device],
                     |r| {
                         let origin_run: Option<i64> = r.get("origin_run")?;
@@ -139,7 +130,11 @@ impl JobQueue for SqliteStore {
                         ),
                         params![job.id, evaluation_id, now],
                     )?;
-                    tracing::warn!("gave up on `{}`: {}", job.architecture, outcome.failure.unwrap_or_default());
+                    tracing::warn!(
+                        "gave up on `{}`: {}",
+                        job.architecture,
+                        outcome.failure.unwrap_or_default()
+                    );
                     continue;
                 }
                 Claim::Take { attempt, lost } => {
@@ -161,6 +156,7 @@ impl JobQueue for SqliteStore {
     }
 
     fn renew_lease(&self, job: &ClaimedJob, owner: &str, lease_secs: f64) -> anyhow::Result<bool> {
+        rules::check_lease(lease_secs)?;
         let updated = self.conn.execute(
             &format!("UPDATE queue SET lease_until = ?4 WHERE {held}", held = held()),
             params![job.id, owner, job.attempt, unix_now() + lease_secs],
@@ -189,8 +185,11 @@ impl JobQueue for SqliteStore {
         }
         let evaluation_id = insert_evaluation_on(&tx, evaluation)?;
         tx.execute(
-            &format!("UPDATE queue SET {released}, evaluation_id = ?2,
-                weights = ?3, finished_at = ?4 WHERE id = ?1", released = rules::RELEASED),
+            &format!(
+                "UPDATE queue SET {released}, evaluation_id = ?2,
+                weights = ?3, finished_at = ?4 WHERE id = ?1",
+                released = rules::RELEASED
+            ),
             params![job.id, evaluation_id, weights, unix_now()],
         )?;
         tx.commit()?;
@@ -258,6 +257,11 @@ impl JobQueue for SqliteStore {
         )?)
     }
 
+    fn now(&self) -> anyhow::Result<f64> {
+        // All processes of a SQLite store run on this machine, so they share its clock.
+        Ok(unix_now())
+    }
+
     fn register_worker(&self, w: &WorkerRow) -> anyhow::Result<()> {
         self.conn.execute(
             "INSERT INTO workers (name, host, pid, device, threads, started_at, seen_at, job_id, trained, stopped)
@@ -272,7 +276,7 @@ impl JobQueue for SqliteStore {
                 w.device,
                 w.threads as i64,
                 w.started_at,
-                w.seen_at
+                unix_now()
             ],
         )?;
         Ok(())
@@ -330,10 +334,11 @@ impl JobQueue for SqliteStore {
     fn awaited_verdict(&self, job: &ClaimedJob, owner: &str, epochs: usize) -> anyhow::Result<Awaited> {
         let row = self
             .conn
-            .prepare_cached(
-                &format!("SELECT verdict_epochs, verdict_stop FROM queue
-                 WHERE {held}", held = held()),
-            )?
+            .prepare_cached(&format!(
+                "SELECT verdict_epochs, verdict_stop FROM queue
+                 WHERE {held}",
+                held = held()
+            ))?
             .query_row(params![job.id, owner, job.attempt], |r| {
                 Ok((r.get::<_, i64>(0)? as usize, r.get(1)?))
             })
@@ -369,4 +374,3 @@ impl JobQueue for SqliteStore {
         Ok(())
     }
 }
-

@@ -172,4 +172,85 @@ ALTER TABLE queue ADD COLUMN curve TEXT;                       -- JSON, accuracy
 ALTER TABLE queue ADD COLUMN verdict_epochs INTEGER NOT NULL DEFAULT 0; -- the curve length last judged
 ALTER TABLE queue ADD COLUMN verdict_stop INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 8: evaluations are immutable: a new result for a cache key is a new row (the cache serves
+    // the newest one that is not transient), so episodes that point at an older row keep their
+    // outcome. SQLite cannot drop the UNIQUE constraint on cache_key in place: the table is
+    // rebuilt as SQLite's "making other kinds of table schema changes" procedure says (the
+    // migration runs with foreign keys off and checks them before it commits), ids kept.
+    r#"
+CREATE TABLE evaluations_v8 (
+    id              INTEGER PRIMARY KEY,
+    cache_key       TEXT NOT NULL,            -- not unique: every result is a row of its own
+    architecture    TEXT NOT NULL,
+    dataset         TEXT NOT NULL,
+    evaluator       TEXT NOT NULL,
+    protocol        TEXT NOT NULL,
+    accuracy        REAL NOT NULL,
+    params          INTEGER NOT NULL,
+    depth           INTEGER NOT NULL,
+    seconds         REAL NOT NULL,
+    failure         TEXT,
+    created_at      TEXT NOT NULL DEFAULT (datetime('now')),
+    transient       INTEGER NOT NULL DEFAULT 0,
+    origin_run      INTEGER,
+    origin_episode  INTEGER,
+    curve           TEXT,
+    stopped         INTEGER NOT NULL DEFAULT 0,
+    measure_seconds REAL NOT NULL DEFAULT 0
+);
+INSERT INTO evaluations_v8 (id, cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth,
+        seconds, failure, created_at, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
+    SELECT id, cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth,
+        seconds, failure, created_at, transient, origin_run, origin_episode, curve, stopped, measure_seconds
+    FROM evaluations;
+DROP TABLE evaluations;
+ALTER TABLE evaluations_v8 RENAME TO evaluations;
+CREATE INDEX evaluations_origin ON evaluations (origin_run, origin_episode);
+CREATE INDEX evaluations_key ON evaluations (cache_key, id);
+"#,
+    // 9: a finished job is never reset: a child queued again after its key's job finished is a
+    // new job (the finished one keeps its result and weights for the waiters that hold its id),
+    // so the key is unique only among live jobs (`queue::rules::LIVE`). The table is rebuilt as
+    // in migration 8, to drop the UNIQUE constraint.
+    r#"
+CREATE TABLE queue_v9 (
+    id             INTEGER PRIMARY KEY,
+    cache_key      TEXT NOT NULL,             -- unique among live jobs (queue_live_key)
+    architecture   TEXT NOT NULL,
+    dataset        TEXT NOT NULL,
+    evaluator      TEXT NOT NULL,
+    protocol       TEXT NOT NULL,
+    device         TEXT NOT NULL,
+    origin_run     INTEGER,
+    origin_episode INTEGER,
+    keep_weights   INTEGER NOT NULL DEFAULT 0,
+    status         TEXT NOT NULL,             -- pending | running | done
+    owner          TEXT,
+    attempt        INTEGER NOT NULL DEFAULT 0,
+    lease_until    REAL,
+    evaluation_id  INTEGER REFERENCES evaluations(id),
+    weights        BLOB,
+    last_error     TEXT,
+    queued_at      REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL,
+    data_sha256    TEXT NOT NULL DEFAULT '',
+    evaluation_key TEXT,
+    watch_epochs   INTEGER,
+    curve          TEXT,
+    verdict_epochs INTEGER NOT NULL DEFAULT 0,
+    verdict_stop   INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO queue_v9 (id, cache_key, architecture, dataset, evaluator, protocol, device, origin_run, origin_episode,
+        keep_weights, status, owner, attempt, lease_until, evaluation_id, weights, last_error, queued_at, started_at,
+        finished_at, data_sha256, evaluation_key, watch_epochs, curve, verdict_epochs, verdict_stop)
+    SELECT id, cache_key, architecture, dataset, evaluator, protocol, device, origin_run, origin_episode,
+        keep_weights, status, owner, attempt, lease_until, evaluation_id, weights, last_error, queued_at, started_at,
+        finished_at, data_sha256, evaluation_key, watch_epochs, curve, verdict_epochs, verdict_stop
+    FROM queue;
+DROP TABLE queue;
+ALTER TABLE queue_v9 RENAME TO queue;
+CREATE INDEX queue_status ON queue (status, id);
+CREATE UNIQUE INDEX queue_live_key ON queue (cache_key) WHERE status <> 'done';
+"#,
 ];
