@@ -417,7 +417,11 @@ pub(crate) fn count_problems(
     let limit_hint = |n: usize| format!("or lower the limit with `[dataset] min_images_per_class = {n}`");
     let class_path = |part: Option<&str>, name: &str| match (layout, part) {
         (Layout::SplitFolders, Some(p)) => root.join(p).join(name).display().to_string(),
-        (Layout::SplitFolders, None) => root.join("{train,test}").join(name).display().to_string(),
+        (Layout::SplitFolders, None) => format!(
+            "{} and {}",
+            root.join("train").join(name).display(),
+            root.join("test").join(name).display()
+        ),
         (Layout::Npz, _) => format!("{} (label {name})", root.display()),
         _ => root.join(name).display().to_string(),
     };
@@ -480,6 +484,10 @@ pub(crate) fn count_problems(
                             ""
                         }
                     ));
+                }
+                if c.train == 0 || c.test == 0 {
+                    // An empty split is the problem to fix, whatever the total.
+                    continue;
                 }
             }
             _ => {
@@ -581,10 +589,14 @@ fn probe(path: &Path) -> Result<Probe, String> {
     Ok((h, w, Colour::of(decoder.color_type())))
 }
 
-/// A JPEG must end with its end-of-image marker (FFD9), allowing some trailing padding; the
-/// decoder fills a cut-off scan with grey instead of failing, as PIL does not.
+/// A JPEG must have its end-of-image marker (FFD9) after its first scan: the decoder fills a
+/// cut-off scan with grey instead of failing (PIL fails). Usually the marker ends the file; when
+/// it is not in the last 4 KiB (data appended after it, as in "motion photos"), the segments
+/// are walked to the first scan and the marker looked for after it (in entropy-coded data an
+/// FF byte is always followed by 00, so FFD9 there is the marker).
 fn check_jpeg_complete(path: &Path) -> Result<(), String> {
     use std::io::{Read, Seek, SeekFrom};
+    let truncated = || "truncated JPEG (no end-of-image marker): the file was cut short; copy it again".to_string();
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
     let tail = len.min(4096);
@@ -592,10 +604,28 @@ fn check_jpeg_complete(path: &Path) -> Result<(), String> {
     let mut buf = Vec::with_capacity(tail as usize);
     f.read_to_end(&mut buf).map_err(|e| e.to_string())?;
     if buf.windows(2).any(|w| w == [0xFF, 0xD9]) {
-        Ok(())
-    } else {
-        Err("truncated JPEG (no end-of-image marker): the file was cut short; copy it again".into())
+        return Ok(());
     }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return Ok(()); // not a marker where one should be: leave it to the decoder
+        }
+        match bytes[i + 1] {
+            0xFF => i += 1,
+            0xDA => {
+                return if bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+                    Ok(())
+                } else {
+                    Err(truncated())
+                };
+            }
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize,
+        }
+    }
+    Err(truncated())
 }
 
 /// Decodes an image and writes it into `out` (channels × height × width), converted and resized
