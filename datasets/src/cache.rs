@@ -23,8 +23,10 @@ const PREFIX_LEN: usize = 8 + 4 + 8;
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     key: String,
-    /// The folder, canonicalised, so older caches of it can be removed.
+    /// The folder, canonicalised, and the options, so that caches of the same folder and
+    /// options made from older files can be removed.
     source: String,
+    options: String,
     classes: Vec<String>,
     channels: usize,
     height: usize,
@@ -145,6 +147,7 @@ pub(crate) fn write(
     dir: &Path,
     key: &str,
     root: &Path,
+    options: &str,
     report: &DatasetReport,
     data: &Decoded,
 ) -> std::io::Result<PathBuf> {
@@ -156,6 +159,7 @@ pub(crate) fn write(
     let header = Header {
         key: key.to_string(),
         source: canonical(root),
+        options: options.to_string(),
         classes: data.classes.clone(),
         channels: data.channels,
         height: data.height,
@@ -196,12 +200,14 @@ pub(crate) fn write(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    remove_stale(dir, &path, &header.source);
+    remove_stale(dir, &path, &header.source, &header.options);
     Ok(path)
 }
 
-/// Removes the other cache files of the same folder (made from files since changed).
-fn remove_stale(dir: &Path, keep: &Path, source: &str) {
+/// Removes the other cache files of the same folder and options (made from files since
+/// changed); those of other options stay, so switching options back and forth does not
+/// decode again each time.
+fn remove_stale(dir: &Path, keep: &Path, source: &str, options: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
@@ -210,7 +216,7 @@ fn remove_stale(dir: &Path, keep: &Path, source: &str) {
         }
         let same_source = File::open(&path)
             .and_then(|mut f| read_header(&mut f))
-            .is_ok_and(|h| h.source == source);
+            .is_ok_and(|h| h.source == source && h.options == options);
         if same_source {
             let _ = std::fs::remove_file(&path);
         }

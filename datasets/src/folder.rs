@@ -189,31 +189,47 @@ fn is_candidate(name: &str) -> bool {
         })
 }
 
-/// The entries of one directory, sorted by name: (sub-directories, files). Follows symlinks.
-fn list_dir(dir: &Path) -> Result<(Vec<String>, Vec<String>), DataError> {
+/// A directory's entries, sorted by name: sub-directories, and files with their metadata when
+/// it could be read (a dangling symlink has none). Symlinks are followed; everything else costs
+/// one `stat` per file (`DirEntry::metadata`) and none per directory.
+struct Listing {
+    dirs: Vec<String>,
+    files: Vec<(String, Option<std::fs::Metadata>)>,
+}
+
+fn list_dir(dir: &Path) -> Result<Listing, DataError> {
     let mut dirs = Vec::new();
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
         let entry = entry.map_err(|e| DataError::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => dirs.push(name),
-            Ok(_) => files.push(name),
-            // A dangling symlink: report it with the ignored files.
-            Err(_) => files.push(name),
+        let file_type = entry.file_type().map_err(|e| DataError::io(entry.path(), e))?;
+        if file_type.is_dir() {
+            dirs.push(name);
+            continue;
+        }
+        let meta = if file_type.is_symlink() {
+            std::fs::metadata(entry.path()).ok()
+        } else if is_candidate(&name) {
+            Some(entry.metadata().map_err(|e| DataError::io(entry.path(), e))?)
+        } else {
+            None
+        };
+        match meta {
+            Some(m) if m.is_dir() => dirs.push(name),
+            meta => files.push((name, meta)),
         }
     }
     dirs.sort();
-    files.sort();
-    Ok((dirs, files))
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Listing { dirs, files })
 }
 
 /// A file found by [`walk`]: (path relative to the root, size, mtime in ns).
 type Found = (String, u64, u128);
 
-/// Adds every candidate image under `dir` (recursively, as ImageFolder does) to `out` as
-/// (relative path, size, mtime); other files go to `ignored`.
+/// Every candidate image under `root/rel` (recursively, as ImageFolder does) as (relative
+/// path, size, mtime); other files go to `ignored`.
 fn walk(
     root: &Path,
     rel: &str,
@@ -221,24 +237,22 @@ fn walk(
     out: &mut Vec<Found>,
     ignored: &mut Vec<String>,
 ) -> Result<(), DataError> {
-    let dir = root.join(rel);
-    let (dirs, files) = list_dir(&dir)?;
-    for name in files {
+    let listing = list_dir(&root.join(rel))?;
+    for (name, meta) in listing.files {
         let rel_file = format!("{rel}/{name}");
-        if !is_candidate(&name) {
-            ignored.push(rel_file);
-            continue;
+        match meta {
+            Some(meta) if is_candidate(&name) => {
+                let mtime_ns = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                out.push((rel_file, meta.len(), mtime_ns));
+            }
+            _ => ignored.push(rel_file),
         }
-        let path = root.join(&rel_file);
-        let meta = std::fs::metadata(&path).map_err(|e| DataError::io(&path, e))?;
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        out.push((rel_file, meta.len(), mtime_ns));
     }
-    for name in dirs {
+    for name in listing.dirs {
         let rel_dir = format!("{rel}/{name}");
         if name.starts_with('.') || depth >= 32 {
             ignored.push(format!("{rel_dir}/"));
@@ -247,6 +261,20 @@ fn walk(
         walk(root, &rel_dir, depth + 1, out, ignored)?;
     }
     Ok(())
+}
+
+/// One class folder's candidate images and ignored files.
+type Walked = (Vec<Found>, Vec<String>);
+
+/// [`walk`] over several class folders in parallel: for each, its files and ignored files.
+fn walk_all(root: &Path, rels: &[String]) -> Result<Vec<Walked>, DataError> {
+    rels.par_iter()
+        .map(|rel| {
+            let (mut files, mut ignored) = (Vec::new(), Vec::new());
+            walk(root, rel, 0, &mut files, &mut ignored)?;
+            Ok((files, ignored))
+        })
+        .collect()
 }
 
 /// Lists the dataset's files and tells its layout; opens no image.
@@ -267,8 +295,10 @@ pub(crate) fn scan(root: &Path, options: &FolderOptions) -> Result<Scan, DataErr
             root.display()
         )));
     }
-    let (dirs, files) = list_dir(root)?;
-    let mut ignored: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+    let Listing { dirs, files } = list_dir(root)?;
+    let mut ignored: Vec<String> = files.into_iter().map(|(f, _)| f).collect();
+    // (part, class folder) to walk
+    let mut wanted: Vec<(Part, String)> = Vec::new();
     let mut notes = Vec::new();
     let mut problems = Vec::new();
     let has = |d: &str| dirs.iter().any(|x| x == d);
@@ -304,16 +334,14 @@ pub(crate) fn scan(root: &Path, options: &FolderOptions) -> Result<Scan, DataErr
             }
         }
         for part in parts {
-            let (class_dirs, part_files) = list_dir(&root.join(part.dir()))?;
-            ignored.extend(part_files.iter().map(|f| format!("{}/{f}", part.dir())));
-            for class in class_dirs {
+            let listing = list_dir(&root.join(part.dir()))?;
+            ignored.extend(listing.files.iter().map(|(f, _)| format!("{}/{f}", part.dir())));
+            for class in listing.dirs {
                 if class.starts_with('.') {
                     ignored.push(format!("{}/{class}/", part.dir()));
-                    continue;
+                } else {
+                    wanted.push((part, class));
                 }
-                let mut files = Vec::new();
-                walk(root, &format!("{}/{class}", part.dir()), 0, &mut files, &mut ignored)?;
-                found.insert((part, class), files);
             }
         }
     } else {
@@ -321,18 +349,28 @@ pub(crate) fn scan(root: &Path, options: &FolderOptions) -> Result<Scan, DataErr
         for class in &dirs {
             if class.starts_with('.') {
                 ignored.push(format!("{class}/"));
-                continue;
+            } else {
+                wanted.push((Part::Train, class.clone()));
             }
-            let mut files = Vec::new();
-            walk(root, class, 0, &mut files, &mut ignored)?;
-            found.insert((Part::Train, class.clone()), files);
         }
-        if found.is_empty() {
+        if wanted.is_empty() {
             return Err(invalid(format!(
                 "{} has no class folders: put each class's images in a folder named after it (PATH/<class>/<image>), or use PATH/train/<class>/ and PATH/test/<class>/",
                 root.display()
             )));
         }
+    }
+
+    let rels: Vec<String> = wanted
+        .iter()
+        .map(|(part, class)| match layout {
+            Layout::SplitFolders => format!("{}/{class}", part.dir()),
+            _ => class.clone(),
+        })
+        .collect();
+    for ((part, class), (files, more_ignored)) in wanted.into_iter().zip(walk_all(root, &rels)?) {
+        ignored.extend(more_ignored);
+        found.insert((part, class), files);
     }
 
     // Classes: the union over train and test, sorted; val may only use those.
@@ -848,31 +886,44 @@ pub(crate) fn run(
             }
         ));
     }
-    report
-        .problems
-        .extend(count_problems(root, scan.layout, &report.classes, options));
+    // What stops a load, by kind: the folders and their counts, unreadable images, memory.
+    let mut structural = scan.problems.clone();
+    structural.extend(count_problems(root, scan.layout, &report.classes, options));
     let bad_problem = |bad: &[(String, String)]| {
-        format!(
-            "{} unreadable image(s), first {}: {}: fix or remove them, or set `[dataset] skip_bad_images = true`",
-            bad.len(),
-            root.join(&bad[0].0).display(),
-            bad[0].1
-        )
+        (!bad.is_empty() && !options.skip_bad_images).then(|| {
+            format!(
+                "{} unreadable image(s), first {}: {}: fix or remove them, or set `[dataset] skip_bad_images = true`",
+                bad.len(),
+                root.join(&bad[0].0).display(),
+                bad[0].1
+            )
+        })
     };
-    if !bad.is_empty() {
-        if options.skip_bad_images {
-            report.notes.push(format!("{} unreadable image(s) skipped", bad.len()));
-        } else {
-            report.problems.push(bad_problem(&bad));
-        }
-    }
+    let bad_images_error = |bad: &[(String, String)]| DataError::BadImages {
+        path: root.to_path_buf(),
+        count: bad.len(),
+        first: bad_examples(root, bad)
+            .into_iter()
+            .map(|(p, why)| (PathBuf::from(p), why))
+            .collect(),
+    };
+    let skipped_note = |n: usize| format!("{n} unreadable image(s) skipped");
     let fits = memory_available.is_none_or(|a| report.memory_needed <= a);
-    if !fits {
-        report.problems.push(format!(
+    let memory_problem = (!fits).then(|| {
+        format!(
             "the images need {} as uint8 but only {} of memory is available: use fewer or smaller images (`[dataset] image_size = [H, W]`)",
             human_bytes(report.memory_needed),
             human_bytes(memory_available.unwrap_or(0))
-        ));
+        )
+    });
+    report.problems = structural
+        .iter()
+        .cloned()
+        .chain(bad_problem(&bad))
+        .chain(memory_problem)
+        .collect();
+    if !bad.is_empty() && options.skip_bad_images {
+        report.notes.push(skipped_note(bad.len()));
     }
 
     match mode {
@@ -881,27 +932,14 @@ pub(crate) fn run(
             return Ok(Outcome { data: None, report });
         }
         Mode::Load => {
-            let structural: Vec<String> = report
-                .problems
-                .iter()
-                .filter(|p| !p.contains("unreadable image") && !p.contains("of memory is available"))
-                .cloned()
-                .collect();
             if !structural.is_empty() {
                 return Err(DataError::Invalid {
                     path: root.to_path_buf(),
                     problems: structural,
                 });
             }
-            if !bad.is_empty() && !options.skip_bad_images {
-                return Err(DataError::BadImages {
-                    path: root.to_path_buf(),
-                    count: bad.len(),
-                    first: bad_examples(root, &bad)
-                        .into_iter()
-                        .map(|(p, w)| (PathBuf::from(p), w))
-                        .collect(),
-                });
+            if bad_problem(&bad).is_some() {
+                return Err(bad_images_error(&bad));
             }
             if !fits {
                 return Err(DataError::OutOfMemory {
@@ -964,41 +1002,29 @@ pub(crate) fn run(
     }
     report.resized = resized;
     if !decode_bad.is_empty() {
+        // Headers that read but images that do not decode (a truncated JPEG).
         bad.extend(decode_bad);
         report.bad_images = bad.len();
         report.bad_examples = bad_examples(root, &bad);
         let kept: Vec<&Entry> = out_splits.iter().flat_map(|(_, _, k)| k.iter().copied()).collect();
         report.classes = counts(&scan.classes, &kept);
         report.memory_needed = (kept.len() * (image_len + 1)) as u64;
-        report.problems.retain(|p| !p.contains("unreadable image"));
-        report.notes.retain(|n| !n.contains("unreadable image"));
+        // Skipping may have emptied a class or left it too small.
+        structural = scan.problems.clone();
+        structural.extend(count_problems(root, scan.layout, &report.classes, options));
+        report.problems = structural.iter().cloned().chain(bad_problem(&bad)).collect();
+        report.notes.retain(|n| !n.ends_with(" unreadable image(s) skipped"));
         if options.skip_bad_images {
-            report.notes.push(format!("{} unreadable image(s) skipped", bad.len()));
-            // Skipping may have emptied a class or left it too small.
-            let again = count_problems(root, scan.layout, &report.classes, options);
-            for p in again {
-                if !report.problems.contains(&p) {
-                    report.problems.push(p);
-                }
-            }
-        } else {
-            report.problems.push(bad_problem(&bad));
+            report.notes.push(skipped_note(bad.len()));
         }
         if mode == Mode::Load {
-            if !options.skip_bad_images {
-                return Err(DataError::BadImages {
-                    path: root.to_path_buf(),
-                    count: bad.len(),
-                    first: bad_examples(root, &bad)
-                        .into_iter()
-                        .map(|(p, w)| (PathBuf::from(p), w))
-                        .collect(),
-                });
+            if bad_problem(&bad).is_some() {
+                return Err(bad_images_error(&bad));
             }
-            if !report.problems.is_empty() {
+            if !structural.is_empty() {
                 return Err(DataError::Invalid {
                     path: root.to_path_buf(),
-                    problems: report.problems,
+                    problems: structural,
                 });
             }
         }
@@ -1029,7 +1055,7 @@ pub(crate) fn run(
         &decoded.test,
     ));
     if let (Some(dir), true) = (cache_dir, report.problems.is_empty()) {
-        match cache::write(dir, &key, root, &report, &decoded) {
+        match cache::write(dir, &key, root, &options.key_text(), &report, &decoded) {
             Ok(file) => report.cache_file = Some(file),
             Err(e) => report.notes.push(format!(
                 "could not write the decode cache in {} ({e}); the images will be decoded again next time",

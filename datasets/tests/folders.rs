@@ -463,7 +463,7 @@ fn the_cache_is_hit_while_the_files_are_unchanged() {
         Some(cache.path()),
     );
     assert!(!grey.report.from_cache);
-    assert_eq!(nasd_files(cache.path()).len(), 1, "the folder's older cache is removed");
+    assert_eq!(nasd_files(cache.path()).len(), 2, "one per options");
 
     // Touch a file: decoded again, and the stale cache file removed.
     let touched = dir.path().join("test/b/000.png");
@@ -476,7 +476,11 @@ fn the_cache_is_hit_while_the_files_are_unchanged() {
     assert_eq!(third.dataset.test, first.dataset.test);
     let fourth = load(dir.path(), &opts(), Some(cache.path()));
     assert!(fourth.report.from_cache);
-    assert_eq!(nasd_files(cache.path()).len(), 1);
+    assert_eq!(
+        nasd_files(cache.path()).len(),
+        2,
+        "the stale file of these options is removed"
+    );
 
     // A new file: decoded again.
     save(&dir.path().join("train/b/new.png"), &image(8, 8, 60, true));
@@ -485,7 +489,7 @@ fn the_cache_is_hit_while_the_files_are_unchanged() {
     assert_eq!(fifth.dataset.train.len(), first.dataset.train.len() + 1);
 
     // A damaged cache file is decoded again, not trusted.
-    let file = nasd_files(cache.path()).pop().unwrap();
+    let file = fifth.report.cache_file.clone().unwrap();
     let len = std::fs::metadata(&file).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
