@@ -4,6 +4,23 @@
 //! and NumPy .npz files as Keras ships them.
 //!
 //! This crate has no libtorch dependency: it hands the host plain `u8` images in NCHW order.
+//!
+//! # The user's own images
+//!
+//! - [`DataRef`] names a dataset: `"mnist3".parse()` gives [`DataRef::Named`], a path (anything
+//!   with a `/`, ending in `.npz`, or that exists) gives [`DataRef::Path`].
+//! - [`load_ref`] / [`load_path`] load it; folders are decoded once (in parallel) into a cache
+//!   file under the cache dir given ([`default_cache_dir`]: `$NAS_CACHE_DIR/datasets`, else
+//!   `~/.cache/nas-host/datasets`), keyed by the file list, sizes, mtimes and options, and read
+//!   back from there while nothing changes ([`DatasetReport::from_cache`]).
+//! - [`FolderOptions`] holds the `[dataset]` settings: `channels`, `image_size`,
+//!   `test_fraction`, `split_seed`, `skip_bad_images`, `min_images_per_class`.
+//! - [`inspect`] / [`inspect_ref`] return a [`DatasetReport`] (classes and counts, sizes and
+//!   colours found, memory, problems, checksum) whose `Display` is a table; it never fails on
+//!   the dataset's problems, it lists them.
+//! - [`DataRef::describe`] gives the input shape and class names cheaply (cache header, else
+//!   image headers), for building networks before loading.
+//! - [`Split::stratified_subset`] draws a seeded, class-balanced subset (`[train] train_subset`).
 
 mod cache;
 mod cifar;

@@ -755,3 +755,41 @@ fn a_jpeg_with_data_after_its_end_is_not_truncated() {
     assert_eq!(loaded.report.bad_images, 0);
     assert_eq!(loaded.dataset.train.len() + loaded.dataset.test.len(), 13);
 }
+
+#[test]
+fn an_animated_gif_gives_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let dir = tempfile::tempdir().unwrap();
+    class_folders(dir.path(), &[("a", 5), ("b", 5)], true, (4, 4));
+    let file = std::fs::File::create(dir.path().join("a/anim.gif")).unwrap();
+    let mut encoder = GifEncoder::new(file);
+    let frames = [10u8, 250].map(|v| {
+        Frame::from_parts(
+            RgbaImage::from_pixel(4, 4, image::Rgba([v, v, v, 255])),
+            0,
+            0,
+            Delay::from_numer_denom_ms(100, 1),
+        )
+    });
+    encoder.encode_frames(frames).unwrap();
+    drop(encoder);
+    let d = load(
+        dir.path(),
+        &FolderOptions {
+            test_fraction: 0.01,
+            ..opts()
+        },
+        None,
+    )
+    .dataset;
+    // The GIF is the only image of class a whose red plane is 10.
+    let found = d
+        .train
+        .images
+        .chunks_exact(48)
+        .chain(d.test.images.chunks_exact(48))
+        .filter(|img| img[0] == 10 && img[16] == 10)
+        .count();
+    assert_eq!(found, 1);
+}
