@@ -605,6 +605,11 @@ fn unsupported_reason(path: &Path) -> Option<String> {
     })
 }
 
+/// An error as one line, for a report.
+fn why(e: impl std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn open(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, String> {
     if let Some(reason) = unsupported_reason(path) {
         return Err(reason);
@@ -619,7 +624,7 @@ fn open(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, S
 
 /// Reads an image's header only.
 fn probe(path: &Path) -> Result<Probe, String> {
-    let decoder = open(path)?.into_decoder().map_err(|e| e.to_string())?;
+    let decoder = open(path)?.into_decoder().map_err(why)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(format!("the image is empty ({w}x{h})"));
@@ -636,11 +641,11 @@ fn check_jpeg_complete(path: &Path) -> Result<(), String> {
     use std::io::{Read, Seek, SeekFrom};
     let truncated = || "truncated JPEG (no end-of-image marker): the file was cut short; copy it again".to_string();
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let len = f.metadata().map_err(why)?.len();
     let tail = len.min(4096);
-    f.seek(SeekFrom::Start(len - tail)).map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(len - tail)).map_err(why)?;
     let mut buf = Vec::with_capacity(tail as usize);
-    f.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    f.read_to_end(&mut buf).map_err(why)?;
     if buf.windows(2).any(|w| w == [0xFF, 0xD9]) {
         return Ok(());
     }
@@ -673,7 +678,7 @@ fn decode_into(path: &Path, channels: usize, (h, w): (u32, u32), out: &mut [u8])
     if reader.format() == Some(image::ImageFormat::Jpeg) {
         check_jpeg_complete(path)?;
     }
-    let img = reader.decode().map_err(|e| e.to_string())?;
+    let img = reader.decode().map_err(why)?;
     Ok(write_planar(img, channels, (h, w), out))
 }
 
