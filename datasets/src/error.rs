@@ -25,6 +25,27 @@ pub enum DataError {
         sources: String,
         reason: String,
     },
+    /// A folder or .npz dataset that cannot be used as it is; each problem names its path and
+    /// says what to do.
+    #[error("dataset {path} cannot be used:\n{}\nRun `nas-host datasets inspect {path}` for the whole picture", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+    /// Files with an image extension that could not be read as images.
+    #[error("{count} image file(s) in {path} cannot be read:\n{}{}\nFix or remove them, or set `[dataset] skip_bad_images = true` to skip unreadable files", first.iter().map(|(p, why)| format!("  {}: {why}", p.display())).collect::<Vec<_>>().join("\n"), if *count > first.len() { format!("\n  … and {} more", count - first.len()) } else { String::new() })]
+    BadImages {
+        path: PathBuf,
+        count: usize,
+        /// The first few, with the reason each failed.
+        first: Vec<(PathBuf, String)>,
+    },
+    /// The decoded images would not fit in the memory available.
+    #[error("dataset {path} needs {} as uint8 images ({images} images of {shape}) but only {} of memory is available; use fewer or smaller images (`[dataset] image_size = [H, W]` resizes them), or run where there is more memory", crate::report::human_bytes(*needed), crate::report::human_bytes(*available))]
+    OutOfMemory {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+        images: usize,
+        shape: String,
+    },
 }
 
 impl DataError {

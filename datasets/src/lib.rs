@@ -1,23 +1,53 @@
 //! Datasets for nas-host: readers for the official MNIST (IDX) and CIFAR-10 (binary) files, downloads
-//! verified by checksum, and a small synthetic image dataset generated in code.
+//! verified by checksum, a small synthetic image dataset generated in code, and the user's own
+//! images: folders in torchvision's ImageFolder layout (decoded once, in parallel, into a cache)
+//! and NumPy .npz files as Keras ships them.
 //!
 //! This crate has no libtorch dependency: it hands the host plain `u8` images in NCHW order.
+//!
+//! # The user's own images
+//!
+//! - [`DataRef`] names a dataset: `"mnist3".parse()` gives [`DataRef::Named`], a path (anything
+//!   with a `/`, ending in `.npz`, or that exists) gives [`DataRef::Path`].
+//! - [`load_ref`] / [`load_path`] load it; folders are decoded once (in parallel) into a cache
+//!   file under the cache dir given ([`default_cache_dir`]: `$NAS_CACHE_DIR/datasets`, else
+//!   `~/.cache/nas-host/datasets`), keyed by the file list, sizes, mtimes and options, and read
+//!   back from there while nothing changes ([`DatasetReport::from_cache`]).
+//! - [`FolderOptions`] holds the `[dataset]` settings: `channels`, `image_size`,
+//!   `test_fraction`, `split_seed`, `skip_bad_images`, `min_images_per_class`.
+//! - [`inspect`] / [`inspect_ref`] return a [`DatasetReport`] (classes and counts, sizes and
+//!   colours found, memory, problems, checksum) whose `Display` is a table; it never fails on
+//!   the dataset's problems, it lists them.
+//! - [`DataRef::describe`] gives the input shape and class names cheaply (cache header, else
+//!   image headers), for building networks before loading.
+//! - [`Split::stratified_subset`] draws a seeded, class-balanced subset (`[train] train_subset`).
 
+mod cache;
 mod cifar;
+mod dataref;
 mod download;
 mod error;
+mod folder;
+mod memory;
 mod mnist;
+mod npz;
+mod report;
+mod subset;
 mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub use dataref::{default_cache_dir, inspect, inspect_ref, load_path, load_ref, DataInfo, DataRef, Loaded};
 pub use download::{download_verified, sha256_hex, Checksum, RemoteFile};
 pub use error::DataError;
+pub use folder::{FolderOptions, IMAGE_EXTENSIONS};
+pub use memory::available_memory;
+pub use report::{human_bytes, ClassCount, ColourCount, DatasetReport, Layout, SizeCount};
 pub use synthetic::SyntheticOptions;
 
 /// Images of one split, stored as bytes in NCHW order (one byte per pixel and channel).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Split {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
@@ -49,7 +79,10 @@ impl Split {
 /// A loaded dataset: train and test splits of same-shaped images.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    pub name: DatasetName,
+    /// A named dataset, or the folder / .npz file it was read from.
+    pub name: DataRef,
+    /// The name of each class, by label (`num_classes` of them).
+    pub class_names: Vec<String>,
     pub channels: usize,
     pub height: usize,
     pub width: usize,
@@ -65,25 +98,63 @@ impl Dataset {
 
     /// The sha256 of the dataset's content (shape, then each split's images and labels), so
     /// that two machines can tell whether they train on the same data whatever their files.
+    /// A custom dataset's fingerprint covers its class names but not its path, so the same
+    /// images in different folders (or machines) have the same fingerprint.
     pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
-        hash.update(format!(
-            "{}|{}x{}x{}|{}",
-            self.name.as_str(),
-            self.channels,
-            self.height,
-            self.width,
-            self.num_classes
-        ));
-        for split in [&self.train, &self.test] {
-            hash.update((split.images.len() as u64).to_le_bytes());
-            hash.update(&split.images);
-            hash.update((split.labels.len() as u64).to_le_bytes());
-            hash.update(&split.labels);
-        }
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        let shape = (self.channels, self.height, self.width);
+        fingerprint_of(
+            &self.name,
+            &self.class_names,
+            self.num_classes,
+            shape,
+            &self.train,
+            &self.test,
+        )
     }
+
+    /// A dataset with its class names taken from `name` (for the named datasets, and tests
+    /// that build one by hand).
+    pub fn named(name: DatasetName, train: Split, test: Split) -> Dataset {
+        let (channels, height, width) = name.image_shape();
+        Dataset {
+            name: DataRef::Named(name),
+            class_names: name.class_names(),
+            channels,
+            height,
+            width,
+            num_classes: name.num_classes(),
+            train,
+            test,
+        }
+    }
+}
+
+/// [`Dataset::fingerprint`] from its parts (the cache stores it without building a `Dataset`).
+pub(crate) fn fingerprint_of(
+    name: &DataRef,
+    class_names: &[String],
+    num_classes: usize,
+    (channels, height, width): (usize, usize, usize),
+    train: &Split,
+    test: &Split,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    match name {
+        // Unchanged since the first version, so that stored fingerprints still match.
+        DataRef::Named(n) => hash.update(format!("{}|{channels}x{height}x{width}|{num_classes}", n.as_str())),
+        DataRef::Path(_) => hash.update(format!(
+            "custom:{}|{channels}x{height}x{width}|{num_classes}",
+            class_names.join("\u{1f}")
+        )),
+    }
+    for split in [train, test] {
+        hash.update((split.images.len() as u64).to_le_bytes());
+        hash.update(&split.images);
+        hash.update((split.labels.len() as u64).to_le_bytes());
+        hash.update(&split.labels);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The named datasets nas-host knows.
@@ -232,7 +303,8 @@ pub fn load(name: DatasetName, source: &DataSource) -> Result<Dataset, DataError
         (train, test)
     };
     Ok(Dataset {
-        name,
+        name: DataRef::Named(name),
+        class_names: name.class_names(),
         channels,
         height,
         width,

@@ -71,7 +71,8 @@ pub fn generate(options: &SyntheticOptions) -> Dataset {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let (channels, height, width) = IMAGE_SHAPE;
     Dataset {
-        name: DatasetName::Synthetic,
+        name: crate::DataRef::Named(DatasetName::Synthetic),
+        class_names: DatasetName::Synthetic.class_names(),
         channels,
         height,
         width,
