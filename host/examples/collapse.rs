@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use nas_core::mdp::{Mdp, MdpConfig};
 use nas_config::Activation;
-use nas_train::train;
 use nas_config::{Normalize, TrainConfig};
+use nas_core::mdp::{Mdp, MdpConfig};
+use nas_train::train;
 use nas_train::train::TensorData;
 use rand::SeedableRng;
 
@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
         let data = TensorData::load(
             nas_datasets::DatasetName::Cifar5,
             args.data_dir.as_deref(),
-            nas_train::device::DeviceChoice::Cpu,
+            nas_config::DeviceChoice::Cpu,
             &protocol,
         )?;
         let (mut accuracies, mut collapsed, mut seconds) = (Vec::new(), 0, 0.0);

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+use nas_config::SandboxLimits;
 use nas_core::mdp::{Mdp, MdpConfig};
 use nas_plugin_runtime::{AgentPlugin, Runtime};
-use nas_config::SandboxLimits;
 
 fn per_call_us(calls: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..calls / 10 {

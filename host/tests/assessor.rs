@@ -7,14 +7,14 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{plugin, synthetic_config};
-use nas_core::arch::Architecture;
 use nas_config::RunConfig;
-use nas_plugin_runtime::{AssessorPlugin, CurveInput, Runtime, Verdict};
 use nas_config::SandboxLimits;
-use nas_search::search;
-use nas_search::options::SearchOptions;
-use nas_search::search::Start;
+use nas_core::arch::Architecture;
 use nas_core::record::EpisodeRecord;
+use nas_plugin_runtime::{AssessorPlugin, CurveInput, Runtime, Verdict};
+use nas_search::options::SearchOptions;
+use nas_search::search;
+use nas_search::search::Start;
 use nas_store::Store;
 
 /// The outcome stored for each episode of `run`, in episode order.
@@ -23,7 +23,7 @@ fn outcomes(db: &Path, run: i64) -> Vec<nas_core::record::Outcome> {
     store
         .episode_evaluations(run)
         .unwrap()
-        .into_iter()
+        .into_values()
         .map(|id| store.evaluation(id).unwrap().outcome)
         .collect()
 }
@@ -195,7 +195,7 @@ fn real_training_records_curves_and_the_report_shows_them() {
     for ((episode, outcome), id) in episodes
         .iter()
         .zip(outcomes(&db, run))
-        .zip(store.episode_evaluations(run).unwrap())
+        .zip(store.episode_evaluations(run).unwrap().into_values())
     {
         assert!(
             outcome.curve.stopped && outcome.curve.accuracy.len() == 1,
@@ -220,7 +220,7 @@ fn real_training_records_curves_and_the_report_shows_them() {
             out: dir.path().join("export"),
             force: false,
             data_dir: None,
-            device: nas_train::device::DeviceChoice::Cpu,
+            device: nas_config::DeviceChoice::Cpu,
         },
         &mut nas_outputs::export::Quiet,
     )
@@ -467,10 +467,7 @@ fn a_worker_without_verdicts_gives_the_child_back() {
         stderr.contains("no verdict from the search's assessor within 1 s") && stderr.contains("conv(10,3) fc(64)"),
         "{stderr}"
     );
-    assert_eq!(
-        store.job_states(&[job]).unwrap()[0].1,
-        nas_store::JobState::Pending
-    );
+    assert_eq!(store.job_states(&[job]).unwrap()[0].1, nas_store::JobState::Pending);
     assert!(store.evaluation_of_episode("k", 1, 0).unwrap().is_none());
     let curve = rusqlite::Connection::open(&db)
         .unwrap()

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{options, plugin, run};
-use nas_config::RunConfig;
 use nas_config::EvaluatorKind;
+use nas_config::RunConfig;
 use nas_store::Store;
 
 /// The hostile test agent in its default mode always takes the first valid action, so every

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{options, plugin};
-use nas_config::RunConfig;
 use nas_config::EvaluatorKind;
+use nas_config::RunConfig;
 use nas_outputs::export;
 use nas_outputs::export::{Choice, ExportRequest, ModelCard, Quiet};
 use nas_search::search;
@@ -97,7 +97,7 @@ fn exported_models_load_in_pytorch_and_onnxruntime_with_the_same_logits_and_accu
         out: out.clone(),
         force: false,
         data_dir: None,
-        device: nas_train::device::DeviceChoice::Cpu,
+        device: nas_config::DeviceChoice::Cpu,
     };
     let models = export::export(&store, &request, &mut Quiet).unwrap();
     assert_eq!(models.len(), 2);
@@ -196,7 +196,7 @@ fn predict_classifies_images_of_any_size() {
         .to_rgb8()
         .save(&big)
         .unwrap();
-    let predictions = export::predict(&out, &[exact.clone(), big.clone()]).unwrap();
+    let predictions = nas_outputs::predict::predict(&out, &[exact.clone(), big.clone()]).unwrap();
     let truth = data.test.labels[0] as usize;
     assert_eq!(predictions[0].class, truth);
     assert_eq!(predictions[0].resized_from, None);
@@ -205,9 +205,12 @@ fn predict_classifies_images_of_any_size() {
 
     let junk = dir.path().join("junk.png");
     std::fs::write(&junk, b"not an image").unwrap();
-    let e = format!("{:#}", export::predict(&out, &[junk]).err().unwrap());
+    let e = format!("{:#}", nas_outputs::predict::predict(&out, &[junk]).err().unwrap());
     assert!(e.contains("junk.png") && e.contains("not a PNG or JPEG"), "{e}");
-    let e = format!("{:#}", export::predict(dir.path(), &[exact]).err().unwrap());
+    let e = format!(
+        "{:#}",
+        nas_outputs::predict::predict(dir.path(), &[exact]).err().unwrap()
+    );
     assert!(e.contains("model.json") && e.contains("exported model"), "{e}");
 }
 
@@ -220,7 +223,7 @@ fn kept_weights_are_exported_without_training_again() {
     let store = Store::open(&db).unwrap();
     let evaluations = store.episode_evaluations(run).unwrap();
     let kept = evaluations
-        .iter()
+        .values()
         .filter(|&&id| store.kept_weights(id).unwrap().is_some())
         .count();
     assert_eq!(kept, 2, "the two best of three children keep their weights");
@@ -231,7 +234,7 @@ fn kept_weights_are_exported_without_training_again() {
         out: dir.path().join("kept"),
         force: false,
         data_dir: None,
-        device: nas_train::device::DeviceChoice::Cpu,
+        device: nas_config::DeviceChoice::Cpu,
     };
     let models = export::export(&store, &request, &mut Quiet).unwrap();
     let episodes = store.episodes(run).unwrap();

@@ -63,18 +63,32 @@ fn an_async_run_with_kept_weights_and_an_assessor_survives_a_kill_with_children_
     );
     let log = dir.path().join("search.log");
     let first = spawn(
-        &args(&["search", "--config", config.to_str().unwrap(), "--db", db_arg, "--no-cache"]),
+        &args(&[
+            "search",
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            db_arg,
+            "--no-cache",
+        ]),
         &log,
     );
     // Killed once some episodes are committed while others' children train.
-    poll(Duration::from_secs(300), "committed episodes with children in flight", || {
-        let done = sql::<i64>(&db, "SELECT COUNT(*) FROM episodes").first()?.first().copied()?;
-        let running = sql::<i64>(&db, "SELECT COUNT(*) FROM queue WHERE status = 'running'")
-            .first()?
-            .first()
-            .copied()?;
-        (done >= 3 && running >= 1).then_some(())
-    });
+    poll(
+        Duration::from_secs(300),
+        "committed episodes with children in flight",
+        || {
+            let done = sql::<i64>(&db, "SELECT COUNT(*) FROM episodes")
+                .first()?
+                .first()
+                .copied()?;
+            let running = sql::<i64>(&db, "SELECT COUNT(*) FROM queue WHERE status = 'running'")
+                .first()?
+                .first()
+                .copied()?;
+            (done >= 3 && running >= 1).then_some(())
+        },
+    );
     let mut first = first;
     first.kill().unwrap();
     first.wait().unwrap();
@@ -101,7 +115,10 @@ fn an_async_run_with_kept_weights_and_an_assessor_survives_a_kill_with_children_
         .into_iter()
         .map(|row| row[0])
         .collect();
-    assert!(!kept.is_empty() && kept.is_subset(&best), "kept {kept:?}, best {best:?}");
+    assert!(
+        !kept.is_empty() && kept.is_subset(&best),
+        "kept {kept:?}, best {best:?}"
+    );
 
     let report_dir = dir.path().join("report");
     run_ok(&["report", "1", "--db", db_arg, "--out", report_dir.to_str().unwrap()]);
@@ -158,10 +175,7 @@ fn a_worker_paused_past_its_lease_cannot_record_its_late_result() {
     let pid = first.id();
     poll(Duration::from_secs(120), "the first worker to train a child", || {
         let owners = sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'");
-        owners
-            .iter()
-            .any(|o| o[0].contains(&format!(":{pid}")))
-            .then_some(())
+        owners.iter().any(|o| o[0].contains(&format!(":{pid}"))).then_some(())
     });
     let stopped = |signal: &str| {
         let status = Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
@@ -173,10 +187,7 @@ fn a_worker_paused_past_its_lease_cannot_record_its_late_result() {
     let second = worker(2);
     poll(Duration::from_secs(120), "the second worker to take a child", || {
         let owners = sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'");
-        owners
-            .iter()
-            .any(|o| !o[0].contains(&format!(":{pid}")))
-            .then_some(())
+        owners.iter().any(|o| !o[0].contains(&format!(":{pid}"))).then_some(())
     });
     stopped("-CONT");
     wait_ok(search, &log);

@@ -10,7 +10,7 @@ mod common;
 use nas_search::search;
 
 use nas_search::search::Start;
-use nas_store::{SCHEMA_VERSION, Store};
+use nas_store::{Store, SCHEMA_VERSION};
 
 #[test]
 fn a_store_of_the_first_release_migrates_and_resumes() {

@@ -5,15 +5,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::plugin;
 use common::process::{poll, spawn, sql, wait_ok, BIN};
 use nas_core::record::EpisodeRecord;
 use nas_store::Store;
 use rand::{Rng, SeedableRng};
-
 
 /// `search` arguments: `agent` on `dataset` with the given evaluator, episodes and extra flags.
 fn search_args(db: &Path, agent: &str, evaluator: &str, episodes: usize, extra: &[&str]) -> Vec<String> {
@@ -441,9 +440,6 @@ fn a_worker_whose_data_differs_from_the_searchs_is_refused() {
         "{stderr}"
     );
     // The child is back in the queue for a worker with the right data, untrained.
-    assert_eq!(
-        store.job_states(&[job]).unwrap()[0].1,
-        nas_store::JobState::Pending
-    );
+    assert_eq!(store.job_states(&[job]).unwrap()[0].1, nas_store::JobState::Pending);
     assert!(store.cached_evaluation("k").unwrap().is_none());
 }

@@ -4,10 +4,10 @@
 mod common;
 
 use common::plugin;
+use nas_config::SandboxLimits;
 use nas_core::arch::Architecture;
 use nas_core::mdp::{Mdp, MdpConfig};
 use nas_plugin_runtime::{AgentPlugin, EvaluationInput, PluginKind, RewardPlugin, Runtime};
-use nas_config::SandboxLimits;
 
 fn runtime() -> (Runtime, tempfile::TempDir) {
     let cache = tempfile::tempdir().unwrap();

@@ -77,7 +77,7 @@ fn every_command_works_against_postgres_and_gives_the_sqlite_results() {
     assert_eq!(a.episodes(2).unwrap(), b.episodes(2).unwrap());
     let outcomes = |store: &Store| -> Vec<nas_core::record::Outcome> {
         let ids = store.episode_evaluations(2).unwrap();
-        ids.into_iter()
+        ids.into_values()
             .map(|id| store.evaluation(id).unwrap().outcome)
             .collect()
     };
@@ -105,7 +105,7 @@ fn every_command_works_against_postgres_and_gives_the_sqlite_results() {
     assert_eq!(keys(&a), keys(&b));
     let stopped = |store: &Store| -> Vec<bool> {
         let ids = store.episode_evaluations(3).unwrap();
-        ids.into_iter()
+        ids.into_values()
             .map(|id| store.evaluation(id).unwrap().outcome.curve.stopped)
             .collect()
     };

@@ -47,8 +47,9 @@ fn only_the_lease_holder_records_a_result(store: &Store) {
         None,
         "a cpu child is not for a cuda worker"
     );
-    // w1's lease expires at once (a lease of -1 s); w2 takes the child over.
-    let stale = store.claim("w1", "cpu", -1.0).unwrap().unwrap();
+    // w1's lease runs out almost at once (50 ms); w2 takes the child over.
+    let stale = store.claim("w1", "cpu", 0.05).unwrap().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
     let fresh = store.claim("w2", "cpu", 60.0).unwrap().unwrap();
     assert_eq!((stale.id, fresh.id, fresh.attempt), (id, id, 2));
     assert!(!store.renew_lease(&stale, "w1", 60.0).unwrap());
@@ -124,8 +125,9 @@ fn a_watched_child_is_its_runs_own_and_verdicts_reach_its_lease_holder(store: &S
         unwatched != mine && other_run != mine && other_run != unwatched,
         "no other run waits on a training this run's assessor may stop"
     );
-    // w1 claims it with a lease that has already run out, so w2 takes it over below.
-    let stale = store.claim("w1", "cpu", -1.0).unwrap().unwrap();
+    // w1 claims it with a lease that runs out almost at once, so w2 takes it over below.
+    let stale = store.claim("w1", "cpu", 0.05).unwrap().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
     assert_eq!(
         (stale.id, stale.cache_key.as_str(), stale.watch_epochs),
         (mine, "w", Some(3))

@@ -70,7 +70,7 @@ fn eval_report_and_compare_work_on_finished_runs() {
         "{md}"
     );
 
-    let table = report::compare_table(&store, &[ppo_run, random_run]).unwrap();
+    let table = nas_outputs::compare::compare_table(&store, &[ppo_run, random_run]).unwrap();
     let md = table.to_markdown();
     assert_eq!(md.lines().count(), 6, "{md}");
     assert!(md.contains("| ppo 0.1.0 |") && md.contains("| random 0.1.0 |"));
@@ -122,7 +122,9 @@ fn a_comparison_plan_runs_agents_times_seeds_then_compares() {
         assert_eq!(store.episodes(r).unwrap().len(), 40);
         assert_eq!(store.eval_samples(r).unwrap().len(), 5);
     }
-    let md = report::compare_table(&store, &runs).unwrap().to_markdown();
+    let md = nas_outputs::compare::compare_table(&store, &runs)
+        .unwrap()
+        .to_markdown();
     assert_eq!(md.matches("| random 0.1.0 |").count(), 2);
     assert_eq!(md.matches("| qlearning 0.1.0 |").count(), 2);
 

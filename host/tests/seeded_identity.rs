@@ -65,7 +65,11 @@ fn seeded_weights_and_accuracy_are_those_before_the_split() {
         // so the trained bits are compared where they were recorded: on an AVX-512 machine.
         if std::arch::is_x86_feature_detected!("avx512f") {
             assert_eq!(digest(&first.vs), trained, "trained weights of `{text}`");
-            assert_eq!(first.outcome.accuracy.to_bits(), accuracy.to_bits(), "accuracy of `{text}`");
+            assert_eq!(
+                first.outcome.accuracy.to_bits(),
+                accuracy.to_bits(),
+                "accuracy of `{text}`"
+            );
         }
     }
 }

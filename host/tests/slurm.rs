@@ -128,7 +128,7 @@ fn a_search_with_slurm_workers_survives_a_cancelled_worker_and_leaves_no_job() {
         "every architecture trained for one episode only"
     );
     // Each child trained all 3 epochs with its curve judged, the retrained one from scratch.
-    for id in store.episode_evaluations(1).unwrap() {
+    for id in store.episode_evaluations(1).unwrap().into_values() {
         let curve = store.evaluation(id).unwrap().outcome.curve;
         assert!(!curve.stopped && curve.accuracy.len() == 3, "{curve:?}");
     }

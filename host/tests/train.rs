@@ -1,12 +1,12 @@
 //! Child networks: every masked rollout builds and runs in libtorch with the analytic parameter
 //! count, and training on the synthetic dataset learns, is seeded, and fails cleanly.
 
+use nas_config::Activation;
+use nas_config::{Normalize, TrainConfig, Validation};
 use nas_core::arch::Architecture;
 use nas_core::mdp::{Mdp, MdpConfig};
 use nas_train::model;
-use nas_config::Activation;
 use nas_train::train;
-use nas_config::{Normalize, TrainConfig, Validation};
 use nas_train::train::TensorData;
 use rand::{Rng, SeedableRng};
 use tch::nn::Module;
@@ -191,15 +191,7 @@ fn cifar_like(train: usize, test: usize) -> nas_datasets::Dataset {
         nas_datasets::Split { images, labels }
     };
     let (train, test) = (split(train), split(test));
-    nas_datasets::Dataset {
-        name: nas_datasets::DatasetName::Cifar5,
-        channels: 3,
-        height: 32,
-        width: 32,
-        num_classes: 5,
-        train,
-        test,
-    }
+    nas_datasets::Dataset::named(nas_datasets::DatasetName::Cifar5, train, test)
 }
 
 /// With the default protocol, a network with fc layers learns from every seed instead of

@@ -18,7 +18,7 @@ mod validate;
 
 pub use overrides::{ParallelOverrides, RunOverrides, TrainOverrides};
 pub use plan::ComparePlan;
-pub use protocol::{Activation, EvaluatorKind, Normalize, SyntheticConfig, TrainConfig, Validation};
+pub use protocol::{Activation, DeviceChoice, EvaluatorKind, Normalize, SyntheticConfig, TrainConfig, Validation};
 pub use sandbox::SandboxLimits;
 
 /// Settings of `nas-host eval`: sampling the frozen final policy.
@@ -279,12 +279,6 @@ mod dataset_name {
     }
 }
 
-
-
-
-
-
-
 impl RunConfig {
     /// Checks what serde cannot: every `[plugins.NAME]` and `[eval.plugins.NAME]` section names
     /// a plugin of this run, or one of `known` (the plugins found on the plugin path, a
@@ -362,6 +356,12 @@ impl RunConfig {
     }
 }
 
+/// The name of a plugin's configuration section: its file stem (`plugins/ppo.wasm` → `ppo`).
+pub fn plugin_section_name(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +407,9 @@ mod tests {
         assert!(config.check_plugin_sections(&["qlearnin".into()]).is_ok());
         // A shipped configuration with sections for every agent is used with one of them.
         let shipped: RunConfig = toml::from_str("agent = \"ppo\"\n[plugins.qlearning]\nalpha = 0.1").unwrap();
-        shipped.check_plugin_sections(&["qlearning".into(), "random".into()]).unwrap();
+        shipped
+            .check_plugin_sections(&["qlearning".into(), "random".into()])
+            .unwrap();
         let good: RunConfig = toml::from_str("agent = \"plugins/ppo.wasm\"\n[plugins.ppo]\nn_steps = 8").unwrap();
         good.check_plugin_sections(&[]).unwrap();
     }
@@ -455,10 +457,4 @@ mod tests {
         }
         assert!(count >= 5);
     }
-}
-
-/// The name of a plugin's configuration section: its file stem (`plugins/ppo.wasm` → `ppo`).
-pub fn plugin_section_name(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
 }

@@ -18,9 +18,9 @@ fn seconds(key: &str, value: f64, positive: bool) -> anyhow::Result<()> {
 /// A value written into a `#SBATCH` line: one word of printable text (sbatch splits the line at
 /// whitespace, so a space would start another option) without shell metacharacters.
 fn slurm_value(key: &str, value: &str) -> anyhow::Result<()> {
-    let bad = value
-        .chars()
-        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '$' | '\\' | ';' | '&' | '|' | '<' | '>'));
+    let bad = value.chars().find(|c| {
+        c.is_control() || c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '$' | '\\' | ';' | '&' | '|' | '<' | '>')
+    });
     anyhow::ensure!(
         !value.trim().is_empty() && bad.is_none(),
         "[slurm] {key} = {value:?} cannot go into a batch script{}: give a plain value such as the ones `sbatch --help` shows",
@@ -113,8 +113,14 @@ mod tests {
         refused(|c| c.slurm.gres = Some("gpu:1$(id)".into()), "gres");
         refused(|c| c.slurm.time_limit = Some("1:00:00; curl x".into()), "time_limit");
         refused(|c| c.slurm.mem_per_worker = Some("8G`id`".into()), "mem_per_worker");
-        refused(|c| c.slurm.extra_args = vec!["--account=lab\necho pwned".into()], "extra_args");
+        refused(
+            |c| c.slurm.extra_args = vec!["--account=lab\necho pwned".into()],
+            "extra_args",
+        );
         refused(|c| c.slurm.extra_args = vec!["-A lab".into()], "extra_args");
-        refused(|c| c.slurm.extra_args = vec!["--qos=short --wrap=x".into()], "extra_args");
+        refused(
+            |c| c.slurm.extra_args = vec!["--qos=short --wrap=x".into()],
+            "extra_args",
+        );
     }
 }

@@ -17,11 +17,18 @@ pub enum Op {
         kernel: u64,
     },
     /// Max pooling with no padding.
-    MaxPool { size: u64, stride: u64 },
+    MaxPool {
+        size: u64,
+        stride: u64,
+    },
     /// [N, C, H, W] feature maps to [N, C·H·W] features, before the first linear layer.
     Flatten,
     /// Fully connected layer; weight [outputs, inputs].
-    Linear { name: String, inputs: u64, outputs: u64 },
+    Linear {
+        name: String,
+        inputs: u64,
+        outputs: u64,
+    },
     Relu,
 }
 

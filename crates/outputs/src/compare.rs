@@ -1,7 +1,6 @@
 //! The comparison table across runs (Markdown with the best values marked, and CSV).
 
 use nas_core::record::sample_stats;
-use nas_core::stats::mean_std;
 use nas_store::Store;
 
 /// One table across runs. The best value of each comparable column is marked in Markdown.
@@ -54,7 +53,6 @@ impl CompareTable {
         out
     }
 }
-
 
 /// Which way is better in a compared column.
 #[derive(Clone, Copy)]

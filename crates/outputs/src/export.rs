@@ -11,15 +11,16 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use nas_core::arch::{Architecture, Layer};
-use nas_config::RunConfig;
-use nas_train::device::DeviceChoice;
-use nas_train::model;
 use nas_config::Activation;
+use nas_config::DeviceChoice;
+use nas_config::RunConfig;
+use nas_config::{Normalize, TrainConfig};
+use nas_core::arch::Architecture;
+use nas_core::netplan::{NetworkPlan, Op};
 use nas_core::record::top_distinct;
 use nas_store::Store;
+use nas_train::model;
 use nas_train::train;
-use nas_config::{Normalize, TrainConfig};
 use nas_train::train::TensorData;
 
 /// The ONNX operator set the graphs are written for.
@@ -171,8 +172,8 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
             },
             accuracy: trained.outcome.accuracy,
             evaluation_split: match protocol.validation {
-                train::Validation::Test => "test".into(),
-                train::Validation::Holdout(n) => format!("holdout of {n} training images"),
+                nas_config::Validation::Test => "test".into(),
+                nas_config::Validation::Holdout(n) => format!("holdout of {n} training images"),
             },
             params: trained.outcome.params,
             protocol: protocol.clone(),
@@ -238,11 +239,10 @@ fn restore(
             seconds_per_epoch: 0.0,
             failure: None,
             transient: false,
-            curve: train::Curve::default(),
+            curve: nas_core::record::Curve::default(),
         },
     })
 }
-
 
 /// Writes one model's files into `dir`.
 fn write_model(
@@ -402,8 +402,8 @@ fn onnx_graph(
                 graph.initializer.push(initializer(&format!("{name}.weight"))?);
                 graph.initializer.push(initializer(&format!("{name}.bias"))?);
             }
-            &Op::MaxPool { size, stride } => {
-                let (size, stride) = (size as i64, stride as i64);
+            Op::MaxPool { size, stride } => {
+                let (size, stride) = (*size as i64, *stride as i64);
                 node.op_type = "MaxPool".into();
                 node.attribute = vec![
                     ints("kernel_shape", &[size, size]),
@@ -473,7 +473,9 @@ fn model_py(arch: &Architecture, card: &ModelCard, dataset: DatasetName, activat
                 filters,
                 kernel,
             } => {
-                layers.push(format!("        self.{name} = nn.Conv2d({in_channels}, {filters}, {kernel})"));
+                layers.push(format!(
+                    "        self.{name} = nn.Conv2d({in_channels}, {filters}, {kernel})"
+                ));
                 forward.push(format!("        x = self.{name}(x)"));
             }
             Op::MaxPool { size, stride } => forward.push(format!("        x = F.max_pool2d(x, {size}, {stride})")),
@@ -561,4 +563,3 @@ def load(directory=None):
         forward = forward.join("\n"),
     )
 }
-

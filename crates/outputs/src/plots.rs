@@ -1,13 +1,15 @@
 //! The report's plots, drawn by plotters as PNG and SVG: rewards per episode, accuracy against
 //! parameters, the agent's metrics, learning curves and the architecture diagram.
 
+use std::path::Path;
+
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use nas_core::arch::{Architecture, Layer};
 use nas_core::record::EpisodeRecord;
 
-fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
+pub(crate) fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(values.len());
     let mut sum = 0.0;
     for (i, v) in values.iter().enumerate() {
@@ -20,7 +22,7 @@ fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
     out
 }
 
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The Okabe–Ito palette: distinguishable with every common form of colour blindness.
 mod palette {
@@ -34,15 +36,15 @@ mod palette {
 }
 
 /// What every plot of a run says about it.
-struct PlotLabels {
+pub(crate) struct PlotLabels {
     /// "run 3 · agent ppo 0.1.0 · reward accuracy 0.1.0 · dataset cifar5 · evaluator train".
-    subtitle: String,
+    pub(crate) subtitle: String,
     /// What the evaluator measures: "accuracy", or "score" for the synthetic evaluator.
-    score: &'static str,
+    pub(crate) score: &'static str,
 }
 
 /// Fills the area, writes the title and subtitle at the top and returns the area below them.
-fn titled<'a, DB: DrawingBackend>(
+pub(crate) fn titled<'a, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, Shift>,
     title: &str,
     labels: &PlotLabels,
@@ -58,7 +60,7 @@ where
 /// The value axis: up to 1 (or the largest value), down to just below the smallest value, in steps
 /// of 0.1, so that a search whose children all score 0.98–0.99 is not drawn as one flat line at
 /// the top of a 0–1 axis.
-fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(crate) fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -70,7 +72,7 @@ fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// A count as tick labels read it: 950, 1k, 20k, 1.5M.
-fn human_count(value: f64) -> String {
+pub(crate) fn human_count(value: f64) -> String {
     let (scaled, suffix) = match value.abs() {
         v if v >= 1e9 => (value / 1e9, "G"),
         v if v >= 1e6 => (value / 1e6, "M"),
@@ -81,7 +83,7 @@ fn human_count(value: f64) -> String {
     format!("{}{suffix}", text.trim_end_matches(".0"))
 }
 
-fn plot_rewards<DB: DrawingBackend>(
+pub(crate) fn plot_rewards<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     episodes: &[EpisodeRecord],
     labels: &PlotLabels,
@@ -141,7 +143,7 @@ where
     Ok(())
 }
 
-fn plot_accuracy_vs_params<DB: DrawingBackend>(
+pub(crate) fn plot_accuracy_vs_params<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     episodes: &[EpisodeRecord],
     labels: &PlotLabels,
@@ -183,14 +185,14 @@ where
     Ok(())
 }
 
-fn capitalised(word: &str) -> String {
+pub(crate) fn capitalised(word: &str) -> String {
     let mut chars = word.chars();
     chars
         .next()
         .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
-fn plot_metric<DB: DrawingBackend>(
+pub(crate) fn plot_metric<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     name: &str,
     points: &[(i64, f64)],
@@ -223,7 +225,7 @@ where
 }
 
 /// Learning curves: completed children in blue, stopped ones in vermillion ending in a cross.
-fn plot_curves<DB: DrawingBackend>(
+pub(crate) fn plot_curves<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     curves: &[(Vec<f64>, bool)],
     epochs: usize,
@@ -275,7 +277,7 @@ where
 
 /// A layer box's text: the layer in the seed's notation (CONV(filters,kernel,stride),
 /// POOL(size,stride), FC(units); `None` is the classifier), then its output shape and parameters.
-fn box_lines(layer: Option<&Layer>, row: &nas_core::arch::SummaryRow) -> [String; 3] {
+pub(crate) fn box_lines(layer: Option<&Layer>, row: &nas_core::arch::SummaryRow) -> [String; 3] {
     let name = match layer {
         Some(Layer::Conv { filters, kernel }) => format!("CONV({filters},{kernel},1)"),
         Some(Layer::Pool { size, stride }) => format!("POOL({size},{stride})"),
@@ -291,7 +293,7 @@ fn box_lines(layer: Option<&Layer>, row: &nas_core::arch::SummaryRow) -> [String
     [name, shape, params]
 }
 
-fn draw_architecture<DB: DrawingBackend>(
+pub(crate) fn draw_architecture<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     arch: &Architecture,
     summary: &nas_core::arch::Summary,
@@ -346,7 +348,7 @@ where
 }
 
 /// Draws one figure as `NAME.png` and `NAME.svg` in `dir`.
-fn figure(
+pub(crate) fn figure(
     dir: &Path,
     name: &str,
     size: (u32, u32),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::export::ModelCard;
 

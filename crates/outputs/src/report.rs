@@ -3,15 +3,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use plotters::coord::Shift;
-use plotters::prelude::*;
 
-use nas_core::arch::{Architecture, Layer};
-use nas_core::record::Outcome;
+use nas_core::arch::Architecture;
 use nas_core::record::sample_stats;
+use nas_core::record::top_distinct;
+use nas_core::record::Outcome;
 use nas_core::stats::mean_std;
-use nas_core::record::EpisodeRecord;
 use nas_store::Store;
+
+use crate::plots::{
+    capitalised, draw_architecture, figure, plot_accuracy_vs_params, plot_curves, plot_metric, plot_rewards, PlotLabels,
+};
 
 /// What an assessor did to the children a run trained (cache hits are not counted: the run
 /// trained nothing for them).
@@ -270,8 +272,4 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-
-}
+mod tests {}

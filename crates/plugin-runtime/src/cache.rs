@@ -72,7 +72,10 @@ impl CompileCache {
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok())
                 .unwrap_or_default(),
             Ok(_) => {
-                tracing::warn!("ignoring {}: it belongs to another user or others may write to it", path.display());
+                tracing::warn!(
+                    "ignoring {}: it belongs to another user or others may write to it",
+                    path.display()
+                );
                 BTreeMap::new()
             }
             Err(_) => BTreeMap::new(),
@@ -110,7 +113,11 @@ impl CompileCache {
         let write_private = |path: &Path, bytes: &[u8]| -> anyhow::Result<()> {
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
             let _ = fs::remove_file(&tmp);
-            let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             file.write_all(bytes)?;
             file.sync_all()?;
             fs::rename(&tmp, path)?;

@@ -5,9 +5,9 @@ use wasmtime::component::Linker;
 use wasmtime::Store;
 
 use super::bindings::{self, wit};
-use super::limits::SandboxLimits;
 use super::runtime::{HostState, LoadedPlugin, Runtime, Sandbox};
 use super::{PluginInfo, PluginKind, CONTRACT_VERSION};
+use nas_config::SandboxLimits;
 
 /// A plugin world: which kind it is, how to instantiate its bindings (for the contract version the
 /// plugin was built against) and how to ask for its description.

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 pub use agent::AgentPlugin;
 pub use assessor::{AssessorPlugin, CurveInput, Verdict};
 pub use handle::PluginHandle;
-pub use limits::SandboxLimits;
 pub use reward::{EvaluationInput, RewardPlugin};
 pub use runtime::{LoadedPlugin, PluginInfo, Runtime};
 

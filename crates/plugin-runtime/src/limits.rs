@@ -6,6 +6,7 @@
 //! is granted) are cut at the same deadline by [`DeadlineClock`], which replaces WASI's
 //! `monotonic-clock`. Without it a plugin that sleeps holds the host for as long as it asks.
 
+use nas_config::SandboxLimits;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,9 +18,6 @@ use wasmtime_wasi::p2::{DynPollable, Pollable};
 
 /// What the host counts for one table element (a function reference is a pointer).
 const TABLE_ELEMENT_BYTES: usize = 8;
-
-
-
 
 /// The store's limiter: counts every memory and table the plugin creates or grows against one cap.
 /// Memory is never given back within a store, so the running sum is the plugin's total.

@@ -13,9 +13,10 @@ use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wit;
-use crate::cache::CompileCache;
-use super::limits::{link_deadline_clock, CallDeadline, DeadlineClock, PluginLimiter, SandboxLimits, WaitPastDeadline};
+use super::limits::{link_deadline_clock, CallDeadline, DeadlineClock, PluginLimiter, WaitPastDeadline};
 use super::{PluginError, PluginKind, CONTRACT_VERSION, OLDER_CONTRACTS};
+use crate::cache::CompileCache;
+use nas_config::SandboxLimits;
 
 /// How often the engine's epoch advances; call time limits are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -532,10 +533,12 @@ impl Sandbox {
                 self.limits.memory_mib,
                 total as f64 / f64::from(1 << 20)
             )
-        } else if error
-            .chain()
-            .any(|cause| matches!(cause.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full)))
-        {
+        } else if error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<ResourceTableError>(),
+                Some(ResourceTableError::Full)
+            )
+        }) {
             format!(
                 "holds more than {} host handles (clock subscriptions, streams) without dropping them ([sandbox] handles)",
                 self.limits.handles

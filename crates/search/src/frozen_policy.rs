@@ -5,13 +5,12 @@
 
 use serde::Serialize;
 
-use nas_config::RunConfig;
-use nas_core::record::Outcome;
-use nas_config::plugin_section_name;
 use crate::options::SearchOptions;
 use crate::session::{Lookup, PluginPaths, Session};
-use nas_core::stats::mean_std;
-use nas_core::record::EvalSampleRow;
+use nas_config::plugin_section_name;
+use nas_config::RunConfig;
+use nas_core::record::Outcome;
+use nas_core::record::{sample_stats, EvalSampleRow};
 use nas_store::Store;
 
 /// Episode indices used to seed evaluation samples, far past any search episode.
@@ -33,7 +32,6 @@ pub struct EvalSummary {
     /// Samples served from the architecture cache (only with `--reuse-cache`).
     pub reused: usize,
 }
-
 
 impl EvalSummary {
     pub fn from_samples(run: i64, agent: &str, dataset: &str, samples: Vec<EvalSampleRow>) -> EvalSummary {

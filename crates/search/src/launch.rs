@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use nas_config::DeviceChoice;
 use nas_config::{EvaluatorKind, Launcher, RunConfig};
 use nas_core::mdp::Mdp;
-use nas_train::device::DeviceChoice;
 use nas_train::evaluator::Evaluator;
 
 use crate::local::{LocalWorkers, WorkerSpec};

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nas_config::DeviceChoice;
 use nas_config::ParallelConfig;
 use nas_store::Store;
-use nas_train::device::DeviceChoice;
 
 use crate::pool::{SharedWorkers, WorkerPool};
 
@@ -56,13 +56,13 @@ impl WorkerSpec {
             "cuda" => DeviceChoice::Cuda,
             _ => DeviceChoice::Cpu,
         };
-        let log_dir = if Store::is_postgres(db) {
-            PathBuf::from("runs/worker-logs")
-        } else {
-            db.parent()
+        let log_dir = match Store::sqlite_path(db)? {
+            Some(file) => file
+                .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."))
-                .join("worker-logs")
+                .join("worker-logs"),
+            None => PathBuf::from("runs/worker-logs"),
         };
         Ok(WorkerSpec {
             exe: std::env::current_exe().context("finding the nas-host binary to start workers with")?,
@@ -376,4 +376,3 @@ fn stop_all(store: &Store, slots: &mut [Slot]) {
         let _ = store.worker_stopped(&slot.name);
     }
 }
-

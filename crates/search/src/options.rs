@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use nas_config::DeviceChoice;
 use nas_config::ParallelOverrides;
-use nas_train::device::DeviceChoice;
 
 use crate::pool::SharedWorkers;
 
@@ -36,4 +36,3 @@ impl SearchOptions {
         }
     }
 }
-

@@ -1,19 +1,13 @@
 //! Comparison plans: one run configuration, searched with several agents × seeds, each run then
 //! evaluated the seed's way, so `nas-host compare --plan FILE` produces the whole comparison table.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
-use nas_config::{ComparePlan, RunConfig, RunOverrides};
 use crate::frozen_policy::SampleSink;
-use crate::search;
 use crate::options::SearchOptions;
+use crate::search;
 use crate::search::{EpisodeSink, Start};
-
-
-
+use nas_config::{ComparePlan, RunConfig, RunOverrides};
 
 /// Receives the progress of every search and evaluation of a plan; with shared workers the
 /// plan's searches run at once, each in its own thread, so the sink is shared between them.

@@ -4,23 +4,17 @@
 //! waits for any one to finish.
 
 use std::collections::VecDeque;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use nas_core::arch::Architecture;
 use crate::assess::Watch;
-use nas_config::{Launcher, ParallelConfig};
-use nas_train::device::DeviceChoice;
-use nas_train::evaluator::Evaluator;
-use nas_config::EvaluatorKind;
+use nas_core::arch::Architecture;
 use nas_core::record::Outcome;
-use nas_store::{JobState, NewEvaluation, NewJob, Store, queue::unix_now};
+use nas_store::{JobState, NewEvaluation, NewJob, Store};
+use nas_train::evaluator::Evaluator;
 
 /// A child to be evaluated, with its place in the architecture cache.
 #[derive(Debug, Clone)]
@@ -232,7 +226,11 @@ fn device_mismatch(workers: &[nas_store::WorkerRow], device: &str) -> Option<Str
     if device == "none" || workers.iter().any(|w| w.device == device) {
         return None;
     }
-    let idle: Vec<&str> = workers.iter().filter(|w| w.job.is_none()).map(|w| w.device.as_str()).collect();
+    let idle: Vec<&str> = workers
+        .iter()
+        .filter(|w| w.job.is_none())
+        .map(|w| w.device.as_str())
+        .collect();
     let other = idle.first()?;
     Some(format!(
         "children wait for a {device} worker, but the {} idle worker(s) train on {other} and never take them; start workers with `--device {device}`, or search with `--device {other}`",
@@ -243,7 +241,7 @@ fn device_mismatch(workers: &[nas_store::WorkerRow], device: &str) -> Option<Str
 /// The pool's state as the store sees it: workers seen within a lease, busy when they hold a
 /// child, and the children waiting.
 pub fn pool_status(store: &Store, lease_secs: f64) -> anyhow::Result<PoolStatus> {
-    let workers = store.workers(unix_now() - lease_secs.max(10.0))?;
+    let workers = store.workers_seen_within(lease_secs.max(10.0))?;
     let busy = workers.iter().filter(|w| w.job.is_some()).count();
     Ok(PoolStatus {
         busy,
@@ -342,7 +340,9 @@ impl Trainer for Queued {
                     hinted = true;
                 }
                 if !device_hinted && status.queued > 0 && started.elapsed() > Duration::from_secs(15) {
-                    if let Some(warning) = device_mismatch(&store.workers(unix_now() - self.lease_secs.max(10.0))?, self.device_kind) {
+                    if let Some(warning) =
+                        device_mismatch(&store.workers_seen_within(self.lease_secs.max(10.0))?, self.device_kind)
+                    {
                         tracing::warn!("{warning}");
                         device_hinted = true;
                     }
@@ -385,7 +385,6 @@ pub trait WorkerPool: Send + Sync + std::fmt::Debug {
 /// Workers held by every search that uses them; the last holder's drop stops them.
 pub type SharedWorkers = Arc<dyn WorkerPool>;
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,7 +404,10 @@ mod tests {
             stopped: false,
         };
         let warning = device_mismatch(&[worker("cuda", None)], "cpu").unwrap();
-        assert!(warning.contains("--device cpu") && warning.contains("train on cuda"), "{warning}");
+        assert!(
+            warning.contains("--device cpu") && warning.contains("train on cuda"),
+            "{warning}"
+        );
         let both = [worker("cuda", None), worker("cpu", Some((1, "x".into())))];
         assert!(device_mismatch(&both, "cpu").is_none());
         assert!(device_mismatch(&[worker("cuda", None)], "none").is_none());

@@ -1,26 +1,14 @@
 //! The two schedules of the search loop: `sync` (design a batch, train it, report in environment
 //! order) and `async` (design whenever an environment is free, report as children finish).
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
-
 use anyhow::Context;
-use nas_datasets::sha256_hex;
 
+use crate::search::EpisodeSink;
+use crate::session::{Lookup, Session};
 use nas_core::arch::Architecture;
-use crate::assess::Watch;
-use nas_config::{ParallelOverrides, RunConfig, Schedule};
-use nas_train::device::DeviceChoice;
-use nas_config::EvaluatorKind;
-use nas_core::record::Outcome;
-use nas_core::mdp::Mdp;
-use nas_plugin_runtime as plugin;
-use nas_plugin_runtime::{AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
-use crate::pool;
-use crate::pool::{ChildRequest, PoolStatus, SharedWorkers, Trainer};
 use nas_core::record::EpisodeRecord;
-use nas_store::{InFlightDesign, NewRun, PluginRecord, RunRecord, Store};
-use nas_config::TrainConfig;
+use nas_core::record::Outcome;
+use nas_store::{InFlightDesign, Store};
 
 /// One design of an episode on its way to a reward.
 struct Slot {
@@ -136,7 +124,7 @@ impl Session {
 /// trained (in parallel, with workers), and the rewards are reported in environment order; the
 /// batch is then committed with one checkpoint. With one environment this is the plain loop:
 /// design, train, reward, commit.
-fn run_sync(
+pub(crate) fn run_sync(
     store: &mut Store,
     session: &mut Session,
     run: i64,
@@ -185,7 +173,7 @@ fn run_sync(
 /// The `async` schedule: whenever an environment is free the agent designs its next episode
 /// there (the design and the agent's state are committed at once), and a finished child's reward
 /// is reported as soon as it arrives. A resumed run waits for the designs it left in flight.
-fn run_async(
+pub(crate) fn run_async(
     store: &mut Store,
     session: &mut Session,
     run: i64,

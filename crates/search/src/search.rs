@@ -3,26 +3,20 @@
 //! the agent learns from it. Every finished episode is committed to the store with an agent
 //! checkpoint, so a run can be resumed from its last committed episode.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use nas_datasets::sha256_hex;
 
-use nas_core::arch::Architecture;
-use crate::assess::Watch;
-use nas_config::{ParallelOverrides, RunConfig, Schedule};
-use nas_train::device::DeviceChoice;
-use nas_config::EvaluatorKind;
-use nas_core::record::Outcome;
-use nas_core::mdp::Mdp;
-use nas_plugin_runtime as plugin;
-use nas_plugin_runtime::{AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
-use crate::pool;
-use crate::pool::{ChildRequest, PoolStatus, SharedWorkers, Trainer};
+use crate::options::SearchOptions;
+use crate::pool::PoolStatus;
+use crate::schedule::{run_async, run_sync};
+use crate::session::{PluginPaths, Session};
+use nas_config::{RunConfig, Schedule};
 use nas_core::record::EpisodeRecord;
-use nas_store::{InFlightDesign, NewRun, PluginRecord, RunRecord, Store};
-use nas_config::TrainConfig;
+use nas_plugin_runtime as plugin;
+use nas_store::{NewRun, PluginRecord, RunRecord, Store};
 
 /// Receives a search's progress as it happens: the episodes already committed when it starts,
 /// then each episode as it is committed, and the workers' state while children train. The loop

@@ -2,25 +2,22 @@
 //! looked up in the cache or trained. The search loop and `eval` both drive it.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::Context;
 use nas_datasets::sha256_hex;
 
-use nas_core::arch::Architecture;
 use crate::assess::Watch;
-use nas_config::{ParallelOverrides, RunConfig, Schedule};
-use nas_train::device::DeviceChoice;
+use crate::options::SearchOptions;
+use crate::pool::{ChildRequest, SharedWorkers, Trainer};
+use nas_config::plugin_section_name;
 use nas_config::EvaluatorKind;
-use nas_core::record::Outcome;
+use nas_config::RunConfig;
+use nas_config::TrainConfig;
+use nas_core::arch::Architecture;
 use nas_core::mdp::Mdp;
+use nas_core::record::Outcome;
 use nas_plugin_runtime as plugin;
 use nas_plugin_runtime::{AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
-use crate::pool;
-use crate::pool::{ChildRequest, PoolStatus, SharedWorkers, Trainer};
-use nas_core::record::EpisodeRecord;
-use nas_store::{InFlightDesign, NewRun, PluginRecord, RunRecord, Store};
-use nas_config::TrainConfig;
+use nas_store::{PluginRecord, Store};
 
 /// Everything one run needs: the MDP, the plugins and where children are trained.
 pub struct Session {
@@ -139,7 +136,7 @@ impl Session {
 
     /// Tells the assessor, in the order their rewards were reported, the whole curves of the
     /// run's committed children, as an uninterrupted run had told it by now.
-    fn replay_completed(&mut self, store: &Store, run: i64) -> anyhow::Result<()> {
+    pub(crate) fn replay_completed(&mut self, store: &Store, run: i64) -> anyhow::Result<()> {
         let Some(watch) = self.watch.as_mut() else {
             return Ok(());
         };
@@ -243,12 +240,12 @@ impl Session {
     }
 
     /// Reseeds the reward plugin alone for `episode`, before it shapes that episode's reward.
-    fn reseed_reward(&mut self, episode: usize) {
+    pub(crate) fn reseed_reward(&mut self, episode: usize) {
         self.reward.reseed(episode_seed(self.config.seed, episode) ^ 1);
     }
 
     /// Shapes the reward of an evaluated architecture.
-    fn shape(&mut self, arch: &Architecture, outcome: &Outcome) -> anyhow::Result<f64> {
+    pub(crate) fn shape(&mut self, arch: &Architecture, outcome: &Outcome) -> anyhow::Result<f64> {
         let epochs = self.config.train.epochs;
         Ok(self.reward.shape(&nas_plugin_runtime::EvaluationInput {
             architecture: arch,
@@ -271,7 +268,6 @@ const PROTOCOL_REVISION: u32 = 2;
 fn episode_seed(seed: u64, episode: usize) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (episode as u64).wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
 }
-
 
 #[cfg(test)]
 mod tests {

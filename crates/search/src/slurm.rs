@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use nas_config::{RunConfig, SlurmConfig};
-use nas_train::device::DeviceChoice;
-use crate::pool::{SharedWorkers, WorkerPool};
 use crate::options::SearchOptions;
+use crate::pool::{SharedWorkers, WorkerPool};
+use nas_config::DeviceChoice;
+use nas_config::{RunConfig, SlurmConfig};
 use nas_store::Store;
 
 /// The device kind of Slurm workers: CUDA when asked for (`--device cuda`) or when each worker
@@ -436,7 +436,10 @@ mod tests {
     fn only_consistent_empty_answers_end_the_workers() {
         let running: Tasks = [("7_0".to_string(), ("RUNNING".to_string(), String::new()))].into();
         let mut watch = QueueWatch::default();
-        assert!(!watch.observe(&Ok(Tasks::new())), "nothing seen yet: still pending submission");
+        assert!(
+            !watch.observe(&Ok(Tasks::new())),
+            "nothing seen yet: still pending submission"
+        );
         assert!(!watch.observe(&Ok(running.clone())));
         // A busy controller: failures and a lone empty answer in between.
         assert!(!watch.observe(&Err(anyhow::anyhow!("timed out"))));
@@ -459,9 +462,15 @@ mod tests {
             std::fs::set_permissions(&path, permissions).unwrap();
             path.to_string_lossy().into_owned()
         };
-        let busy = fake("busy", "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1");
+        let busy = fake(
+            "busy",
+            "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1",
+        );
         assert!(tasks_from(&busy, "7").is_err());
-        let gone = fake("gone", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1");
+        let gone = fake(
+            "gone",
+            "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
+        );
         assert!(tasks_from(&gone, "7").unwrap().is_empty());
         let listing = fake("listing", "echo '7_0|RUNNING|None'; echo '7_1|PENDING|Resources'");
         let tasks = tasks_from(&listing, "7").unwrap();

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use nas_datasets::DatasetName;
 
-use nas_core::arch::Architecture;
-use nas_train::device::DeviceChoice;
-use nas_train::evaluator::{Evaluator, score_synthetic, train_child};
-use nas_config::{EvaluatorKind, SyntheticConfig};
-use nas_core::record::Outcome;
 use crate::local::{host_name, worker_name};
-use nas_store::{Awaited, ClaimedJob, Store, WorkerRow, queue::unix_now};
-use nas_train::train::{EpochJudge, TensorData};
+use nas_config::DeviceChoice;
+use nas_config::{EvaluatorKind, SyntheticConfig};
 use nas_config::{TrainConfig, Validation};
+use nas_core::arch::Architecture;
+use nas_core::record::Outcome;
+use nas_store::{queue::unix_now, Awaited, ClaimedJob, Store, WorkerRow};
+use nas_train::evaluator::{score_synthetic, train_child, Evaluator};
+use nas_train::train::{EpochJudge, TensorData};
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -402,7 +402,11 @@ fn beat(store: &Store, name: &str, lease_secs: f64, shared: &(Mutex<Beat>, Condv
     let mut renewed: Option<(i64, Instant)> = None;
     let mut failing = false;
     while !beat.stop {
-        let wait = if failing { every.min(Duration::from_secs(1)) } else { every };
+        let wait = if failing {
+            every.min(Duration::from_secs(1))
+        } else {
+            every
+        };
         beat = signal.wait_timeout(beat, wait).unwrap_or_else(|p| p.into_inner()).0;
         let Some((job, lost)) = beat.job.clone() else {
             continue;
@@ -423,7 +427,10 @@ fn beat(store: &Store, name: &str, lease_secs: f64, shared: &(Mutex<Beat>, Condv
         match store.renew_lease(&job, name, lease_secs) {
             Ok(true) => {
                 if failing {
-                    tracing::warn!("heartbeat: the store answers again; the lease on `{}` is kept", job.architecture);
+                    tracing::warn!(
+                        "heartbeat: the store answers again; the lease on `{}` is kept",
+                        job.architecture
+                    );
                 }
                 failing = false;
                 renewed = Some((job.id, Instant::now()));
@@ -438,7 +445,10 @@ fn beat(store: &Store, name: &str, lease_secs: f64, shared: &(Mutex<Beat>, Condv
             }
             Err(e) => {
                 failing = true;
-                tracing::warn!("heartbeat: cannot renew the lease on `{}`: {e:#}; retrying", job.architecture);
+                tracing::warn!(
+                    "heartbeat: cannot renew the lease on `{}`: {e:#}; retrying",
+                    job.architecture
+                );
                 if since.elapsed() >= lease {
                     tracing::warn!(
                         "no renewal of the lease on `{}` for {lease_secs} s: another worker may train it now; stopping its training",

@@ -5,18 +5,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use nas_config::DeviceChoice;
 use tch::Device;
-
-/// Which device the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    /// CUDA when available, else CPU.
-    #[default]
-    Auto,
-    Cpu,
-    Cuda,
-}
 
 static CUDA_LIBRARY: OnceLock<Option<libloading::Library>> = OnceLock::new();
 

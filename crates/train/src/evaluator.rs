@@ -4,20 +4,16 @@
 use std::path::Path;
 
 use nas_datasets::DatasetName;
-use serde::{Deserialize, Serialize};
 
-use nas_core::arch::{Architecture, Layer};
-use nas_config::RunConfig;
-use crate::device::DeviceChoice;
-use nas_core::mdp::Mdp;
 use crate::train;
-use nas_core::record::Curve;
 use crate::train::{EpochJudge, TensorData, TrainOutcome};
-use nas_config::TrainConfig;
-
-
-
-
+use nas_config::DeviceChoice;
+use nas_config::RunConfig;
+use nas_config::{EvaluatorKind, TrainConfig};
+use nas_core::arch::{Architecture, Layer};
+use nas_core::mdp::Mdp;
+use nas_core::record::Curve;
+use nas_core::record::Outcome;
 
 /// The synthetic score, a fixed function of the layers with its optimum at `target`:
 ///
@@ -44,8 +40,6 @@ pub fn synthetic_score(arch: &Architecture, target: &Architecture) -> f64 {
         .sum();
     0.1 + 0.9 * matched / arch.depth().max(target.depth()).max(1) as f64
 }
-
-
 
 impl From<TrainOutcome> for Outcome {
     fn from(t: TrainOutcome) -> Outcome {
@@ -214,7 +208,7 @@ mod tests {
 
     #[test]
     fn synthetic_optimum_is_the_target() {
-        let target: Architecture = SyntheticConfig::default().target.parse().unwrap();
+        let target: Architecture = nas_config::SyntheticConfig::default().target.parse().unwrap();
         assert_eq!(synthetic_score(&target, &target), 1.0);
         let near: Architecture = "conv(64,3) pool(2,2) conv(32,3) fc(128)".parse().unwrap();
         assert!((synthetic_score(&near, &target) - (0.1 + 0.9 * 3.5 / 4.0)).abs() < 1e-12);

@@ -7,7 +7,6 @@ use nas_config::Activation;
 use nas_core::arch::Architecture;
 use nas_core::netplan::{NetworkPlan, Op};
 
-
 /// Builds the network under `vs`. `input` is (channels, height, width).
 ///
 /// On CPU, oneDNN's convolutions and ATen's max-pooling are faster on channels-last (NHWC)

@@ -15,15 +15,10 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{Module, OptimizerConfig};
 use tch::{nn, Device, Kind, Tensor};
 
-use nas_core::arch::Architecture;
 use crate::model;
-use nas_config::Activation;
-
-
-
-
-
-
+use nas_config::{Normalize, TrainConfig, Validation};
+use nas_core::arch::Architecture;
+use nas_core::record::Curve;
 
 /// The result of training one child network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,8 +40,6 @@ pub struct TrainOutcome {
     #[serde(default)]
     pub curve: Curve,
 }
-
-
 
 /// Told the accuracies so far after every epoch but the protocol's last; `true` stops training.
 pub type EpochJudge<'a> = &'a mut dyn FnMut(&[f64]) -> bool;
@@ -82,7 +75,7 @@ impl TensorData {
     pub fn load(
         name: nas_datasets::DatasetName,
         data_dir: Option<&std::path::Path>,
-        device: crate::device::DeviceChoice,
+        device: nas_config::DeviceChoice,
         protocol: &TrainConfig,
     ) -> anyhow::Result<TensorData> {
         use anyhow::Context;
@@ -202,8 +195,9 @@ pub fn train_network(
         }
     });
     let judge = timed.as_mut().map(|j| j as &mut dyn FnMut(&[f64]) -> bool);
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| train_inner(arch, data, config, judge, cancel, &mut curve)));
-    drop(timed);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        train_inner(arch, data, config, judge, cancel, &mut curve)
+    }));
     let seconds = started.elapsed().saturating_sub(waited).as_secs_f64();
     let epochs = if curve.is_measured() {
         curve.accuracy.len() as f64

@@ -27,7 +27,9 @@ fn a_slow_verdict_is_not_counted_as_training() {
         false
     };
     let started = Instant::now();
-    let trained = train_network(&arch, &data, &config, Some(&mut slow_judge), None).ok().unwrap();
+    let trained = train_network(&arch, &data, &config, Some(&mut slow_judge), None)
+        .ok()
+        .unwrap();
     let wall = started.elapsed().as_secs_f64();
     assert_eq!(asked, 2, "the judge is asked after every epoch but the last");
     assert!(wall >= 3.0, "the judge slept 2 × 1.5 s");

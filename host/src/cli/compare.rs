@@ -4,20 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
-use nas_core::arch::Architecture;
-use nas_core::mdp::Mdp;
-use nas_core::record::{EpisodeRecord, EvalSampleRow};
-use nas_datasets::{DataSource, DatasetName};
-use nas_outputs::{compare, export, predict, report};
-use nas_plugin_runtime::{self as plugin, Runtime};
-use nas_search::frozen_policy::{self, SampleSink};
-use nas_search::options::SearchOptions;
-use nas_search::search::{self, EpisodeSink, Start};
+use nas_outputs::compare;
 use nas_store::Store;
-use nas_train::device::DeviceChoice;
-use nas_train::train::{self, TensorData};
 
+use super::progress::ProgressSink;
 use super::{DataArgs, StoreArgs};
 
 #[derive(Args, Debug)]
@@ -74,7 +64,7 @@ pub(super) fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         None => args.runs.clone(),
     };
     let store = Store::open(&args.store.db)?;
-    let table = report::compare_table(&store, &runs)?;
+    let table = compare::compare_table(&store, &runs)?;
     println!("{}", table.to_markdown());
     if let Some(path) = args.csv {
         std::fs::write(&path, table.to_csv()).with_context(|| format!("writing {}", path.display()))?;

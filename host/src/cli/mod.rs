@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use nas_config::DeviceChoice;
 use nas_datasets::DatasetName;
 use nas_search::options::SearchOptions;
-use nas_train::device::DeviceChoice;
 
 mod arch;
 mod compare;
@@ -21,6 +21,13 @@ mod runs;
 mod search;
 mod worker;
 
+#[derive(Parser, Debug)]
+#[command(
+    name = "nas-host",
+    version,
+    about = "Neural architecture search by reinforcement learning with sandboxed WebAssembly agents",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -138,7 +145,9 @@ pub fn main() -> ExitCode {
         Some(Command::ShowArch(args)) => arch::show_arch(args),
         Some(Command::Export(args)) => export::run_export(args),
         Some(Command::Predict(args)) => export::run_predict(args),
-        Some(Command::Datasets(DatasetsCommand::Fetch { dataset, data_dir })) => datasets::fetch_dataset(dataset, data_dir),
+        Some(Command::Datasets(DatasetsCommand::Fetch { dataset, data_dir })) => {
+            datasets::fetch_dataset(dataset, data_dir)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,24 +1,6 @@
 //! `nas-host plugins list` and `nas-host plugins inspect`.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-use clap::Args;
-use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
-use nas_core::arch::Architecture;
-use nas_core::mdp::Mdp;
-use nas_core::record::{EpisodeRecord, EvalSampleRow};
-use nas_datasets::{DataSource, DatasetName};
-use nas_outputs::{compare, export, predict, report};
 use nas_plugin_runtime::{self as plugin, Runtime};
-use nas_search::frozen_policy::{self, SampleSink};
-use nas_search::options::SearchOptions;
-use nas_search::search::{self, EpisodeSink, Start};
-use nas_store::Store;
-use nas_train::device::DeviceChoice;
-use nas_train::train::{self, TensorData};
-
-use super::{DataArgs, StoreArgs};
 
 pub(super) fn plugins_list() -> anyhow::Result<()> {
     let runtime = Runtime::new(Runtime::default_cache_dir())?;
@@ -55,11 +37,11 @@ pub(super) fn plugins_list() -> anyhow::Result<()> {
 }
 
 pub(super) fn describe(
-    pub runtime: &Runtime,
-    pub file: &std::path::Path,
+    runtime: &Runtime,
+    file: &std::path::Path,
 ) -> anyhow::Result<(plugin::PluginKind, plugin::PluginInfo, plugin::LoadedPlugin)> {
     let loaded = runtime.load(file)?;
-    let limits = plugin::SandboxLimits::default();
+    let limits = nas_config::SandboxLimits::default();
     let info = match loaded.kind {
         plugin::PluginKind::Agent => plugin::AgentPlugin::instantiate(runtime, &loaded, limits, 0)?
             .info()

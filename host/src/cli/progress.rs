@@ -1,24 +1,10 @@
 //! How the CLI shows a search as it runs: a progress bar, or one JSON line per episode.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-use clap::Args;
-use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
-use nas_core::arch::Architecture;
-use nas_core::mdp::Mdp;
 use nas_core::record::{EpisodeRecord, EvalSampleRow};
-use nas_datasets::{DataSource, DatasetName};
-use nas_outputs::{compare, export, predict, report};
-use nas_plugin_runtime::{self as plugin, Runtime};
-use nas_search::frozen_policy::{self, SampleSink};
-use nas_search::options::SearchOptions;
-use nas_search::search::{self, EpisodeSink, Start};
-use nas_store::Store;
-use nas_train::device::DeviceChoice;
-use nas_train::train::{self, TensorData};
+use nas_search::frozen_policy::SampleSink;
+use nas_search::search::EpisodeSink;
 
-use super::{DataArgs, StoreArgs};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Shows a search's (and an evaluation's) progress as a bar on stderr: episodes, best and last
 /// reward, and with workers how many are busy, the queue and children trained per hour; hidden

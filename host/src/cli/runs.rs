@@ -1,29 +1,13 @@
 //! `nas-host runs`: the runs in the store, and the workers training children now.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-use clap::Args;
-use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
-use nas_core::arch::Architecture;
-use nas_core::mdp::Mdp;
-use nas_core::record::{EpisodeRecord, EvalSampleRow};
-use nas_datasets::{DataSource, DatasetName};
-use nas_outputs::{compare, export, predict, report};
-use nas_plugin_runtime::{self as plugin, Runtime};
-use nas_search::frozen_policy::{self, SampleSink};
-use nas_search::options::SearchOptions;
-use nas_search::search::{self, EpisodeSink, Start};
 use nas_store::Store;
-use nas_train::device::DeviceChoice;
-use nas_train::train::{self, TensorData};
 
-use super::{DataArgs, StoreArgs};
+use super::StoreArgs;
 
 pub(super) fn list_runs(args: StoreArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.db)?;
     let runs = store.runs()?;
-    let workers = store.workers(nas_store::queue::unix_now() - 60.0)?;
+    let workers = store.workers_seen_within(60.0)?;
     if !workers.is_empty() {
         let queue = store.queue_counts()?;
         println!(

@@ -2,22 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
-use nas_core::arch::Architecture;
-use nas_core::mdp::Mdp;
-use nas_core::record::{EpisodeRecord, EvalSampleRow};
-use nas_datasets::{DataSource, DatasetName};
-use nas_outputs::{compare, export, predict, report};
-use nas_plugin_runtime::{self as plugin, Runtime};
-use nas_search::frozen_policy::{self, SampleSink};
+use nas_config::{ParallelOverrides, RunConfig, RunOverrides};
 use nas_search::options::SearchOptions;
-use nas_search::search::{self, EpisodeSink, Start};
+use nas_search::search::{self, Start};
 use nas_store::Store;
-use nas_train::device::DeviceChoice;
-use nas_train::train::{self, TensorData};
 
+use super::progress::{JsonLinesSink, ProgressSink};
 use super::{DataArgs, StoreArgs};
 
 #[derive(Args, Debug, Clone, Default)]
@@ -92,7 +83,7 @@ pub(super) fn run_search(args: SearchArgs) -> anyhow::Result<()> {
         }
         println!("best architectures:");
         println!("  {:>8}  {:>8}  {:>9}  architecture", "reward", "accuracy", "params");
-        let best = report::top_distinct(&summary.episodes, 5);
+        let best = nas_core::record::top_distinct(&summary.episodes, 5);
         for e in &best {
             println!(
                 "  {:>8.4}  {:>8.4}  {:>9}  {}{}",

@@ -1,22 +1,6 @@
 //! `nas-host worker`: train children from the store's queue.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use clap::Args;
-use nas_config::{ParallelOverrides, RunConfig, RunOverrides, TrainOverrides};
-use nas_core::arch::Architecture;
-use nas_core::mdp::Mdp;
-use nas_core::record::{EpisodeRecord, EvalSampleRow};
-use nas_datasets::{DataSource, DatasetName};
-use nas_outputs::{compare, export, predict, report};
-use nas_plugin_runtime::{self as plugin, Runtime};
-use nas_search::frozen_policy::{self, SampleSink};
-use nas_search::options::SearchOptions;
-use nas_search::search::{self, EpisodeSink, Start};
-use nas_store::Store;
-use nas_train::device::DeviceChoice;
-use nas_train::train::{self, TensorData};
 
 use super::{DataArgs, StoreArgs};
 
@@ -78,7 +62,9 @@ pub(super) fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
             .idle_exit
             .map(|secs| {
                 std::time::Duration::try_from_secs_f64(secs).map_err(|_| {
-                    anyhow::anyhow!("--idle-exit {secs} is not a usable number of seconds: give a finite number of 0 or more")
+                    anyhow::anyhow!(
+                        "--idle-exit {secs} is not a usable number of seconds: give a finite number of 0 or more"
+                    )
                 })
             })
             .transpose()?,

@@ -7,12 +7,12 @@ pub mod wat;
 
 use std::path::PathBuf;
 
-use nas_config::RunConfig;
 use nas_config::EvaluatorKind;
-use nas_search::search;
-use nas_search::options::SearchOptions;
-use nas_search::search::Start;
+use nas_config::RunConfig;
 use nas_core::record::EpisodeRecord;
+use nas_search::options::SearchOptions;
+use nas_search::search;
+use nas_search::search::Start;
 
 /// A plugin built by `make build` (the real ones in plugins/, test ones in tests/plugins/).
 pub fn plugin(name: &str) -> PathBuf {

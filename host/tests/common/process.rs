@@ -50,4 +50,3 @@ pub fn sql<T: rusqlite::types::FromSql>(db: &Path, query: &str) -> Vec<Vec<T>> {
         .collect::<Result<_, _>>()
         .unwrap()
 }
-

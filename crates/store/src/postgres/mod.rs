@@ -15,8 +15,8 @@ mod schema;
 use schema::migrations;
 
 use crate::{
-    curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord,
-    RunRecord, RunStore, SCHEMA_VERSION,
+    curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun,
+    PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
 };
 use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 
