@@ -60,7 +60,7 @@ fn eval_report_and_compare_work_on_finished_runs() {
     assert!(
         md.contains(&format!(
             "Total params: {}",
-            nas_core::arch::with_thousands(best.params)
+            nas_core::summary::with_thousands(best.params)
         )),
         "{md}"
     );

@@ -494,7 +494,7 @@ fn a_sink_receives_every_committed_episode() {
         episodes: Vec<nas_core::record::EpisodeRecord>,
         finished: usize,
     }
-    impl search::EpisodeSink for Recording {
+    impl nas_search::sink::EpisodeSink for Recording {
         fn started(&mut self, _run: i64, committed: &[nas_core::record::EpisodeRecord], total: usize) {
             self.started.push((committed.len(), total));
         }

@@ -64,7 +64,7 @@ fn the_summary_counts_the_parameters_of_the_built_network() {
         assert!(
             summary.to_string().contains(&format!(
                 "Total params: {}",
-                nas_core::arch::with_thousands(built as u64)
+                nas_core::summary::with_thousands(built as u64)
             )),
             "{text}"
         );

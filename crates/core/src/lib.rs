@@ -8,3 +8,4 @@ pub mod mdp;
 pub mod netplan;
 pub mod record;
 pub mod stats;
+pub mod summary;

@@ -277,7 +277,7 @@ where
 
 /// A layer box's text: the layer in the seed's notation (CONV(filters,kernel,stride),
 /// POOL(size,stride), FC(units); `None` is the classifier), then its output shape and parameters.
-pub(crate) fn box_lines(layer: Option<&Layer>, row: &nas_core::arch::SummaryRow) -> [String; 3] {
+pub(crate) fn box_lines(layer: Option<&Layer>, row: &nas_core::summary::SummaryRow) -> [String; 3] {
     let name = match layer {
         Some(Layer::Conv { filters, kernel }) => format!("CONV({filters},{kernel},1)"),
         Some(Layer::Pool { size, stride }) => format!("POOL({size},{stride})"),
@@ -296,7 +296,7 @@ pub(crate) fn box_lines(layer: Option<&Layer>, row: &nas_core::arch::SummaryRow)
 pub(crate) fn draw_architecture<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     arch: &Architecture,
-    summary: &nas_core::arch::Summary,
+    summary: &nas_core::summary::Summary,
     caption: &str,
     labels: &PlotLabels,
 ) -> DrawResult

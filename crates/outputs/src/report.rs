@@ -152,7 +152,7 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         best.index,
         best.reward,
         best.accuracy,
-        nas_core::arch::with_thousands(best.params)
+        nas_core::summary::with_thousands(best.params)
     );
     figure(
         out,

@@ -143,7 +143,7 @@ pub trait SampleSink {
     fn finished(&mut self) {}
 }
 
-impl SampleSink for crate::search::Silent {
+impl SampleSink for crate::sink::Silent {
     fn sample(&mut self, _index: usize, _sample: &EvalSampleRow) {}
 }
 
@@ -154,7 +154,7 @@ pub fn eval(
     reuse_cache: Option<bool>,
     options: &SearchOptions,
 ) -> anyhow::Result<EvalSummary> {
-    eval_with(run, samples, reuse_cache, options, &mut crate::search::Silent)
+    eval_with(run, samples, reuse_cache, options, &mut crate::sink::Silent)
 }
 
 /// Samples from the frozen policy of `run` and trains each sample afresh with its own training

@@ -3,7 +3,7 @@
 //! `sync` or `async` schedule; assessors that stop children early; the local worker pool, the
 //! worker and the Slurm launcher; frozen-policy evaluation (`eval`) and comparison plans.
 //!
-//! Modules from the bottom up: `options` and `pool` (trainers and the worker-pool trait), `local`
+//! Modules from the bottom up: `options` and `pool` (trainers and the worker-pool trait), `sink`, `local`
 //! and `slurm` (launchers), `launch` (which trainer a run gets), `assess`, `session` (one run's
 //! plugins and cache), `schedule` and `search` (the loop), then `frozen_policy` and `plan`, which
 //! drive searches and sessions. `worker` is the other side of the queue.
@@ -18,5 +18,6 @@ pub mod pool;
 pub mod schedule;
 pub mod search;
 pub mod session;
+pub mod sink;
 pub mod slurm;
 pub mod worker;

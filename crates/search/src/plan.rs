@@ -6,7 +6,8 @@ use anyhow::Context;
 use crate::frozen_policy::SampleSink;
 use crate::options::SearchOptions;
 use crate::search;
-use crate::search::{EpisodeSink, Start};
+use crate::search::Start;
+use crate::sink::{EpisodeSink, Silent};
 use nas_config::{ComparePlan, RunConfig, RunOverrides};
 
 /// Receives the progress of every search and evaluation of a plan; with shared workers the
@@ -17,7 +18,7 @@ impl<T: EpisodeSink + SampleSink + Send> PlanSink for T {}
 
 /// [`run_plan_with`], silently.
 pub fn run_plan(plan: &ComparePlan, base: &RunConfig, options: &SearchOptions) -> anyhow::Result<Vec<i64>> {
-    run_plan_with(plan, base, options, &mut search::Silent)
+    run_plan_with(plan, base, options, &mut Silent)
 }
 
 /// The configuration of each run of the plan, in order (agents × seeds).

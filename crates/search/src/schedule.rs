@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 
-use crate::search::EpisodeSink;
 use crate::session::{Lookup, Session};
+use crate::sink::EpisodeSink;
 use nas_core::arch::Architecture;
 use nas_core::record::EpisodeRecord;
 use nas_core::record::Outcome;

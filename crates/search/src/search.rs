@@ -10,32 +10,13 @@ use anyhow::Context;
 use nas_datasets::sha256_hex;
 
 use crate::options::SearchOptions;
-use crate::pool::PoolStatus;
 use crate::schedule::{run_async, run_sync};
 use crate::session::{PluginPaths, Session};
+use crate::sink::{EpisodeSink, Silent};
 use nas_config::{RunConfig, Schedule};
 use nas_core::record::EpisodeRecord;
 use nas_plugin_runtime as plugin;
 use nas_store::{NewRun, PluginRecord, RunRecord, Store};
-
-/// Receives a search's progress as it happens: the episodes already committed when it starts,
-/// then each episode as it is committed, and the workers' state while children train. The loop
-/// only hands results over; printing them (a progress bar, JSON lines) is the CLI's sinks'
-/// business, and tests record them.
-pub trait EpisodeSink {
-    fn started(&mut self, _run: i64, _committed: &[EpisodeRecord], _total: usize) {}
-    fn episode(&mut self, run: i64, episode: &EpisodeRecord);
-    /// About once a second while the search waits for workers.
-    fn pool(&mut self, _status: &PoolStatus) {}
-    fn finished(&mut self) {}
-}
-
-/// A sink that shows nothing.
-pub struct Silent;
-
-impl EpisodeSink for Silent {
-    fn episode(&mut self, _run: i64, _episode: &EpisodeRecord) {}
-}
 
 /// Where a search starts.
 pub enum Start {

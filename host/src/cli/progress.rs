@@ -2,7 +2,7 @@
 
 use nas_core::record::{EpisodeRecord, EvalSampleRow};
 use nas_search::frozen_policy::SampleSink;
-use nas_search::search::EpisodeSink;
+use nas_search::sink::EpisodeSink;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
