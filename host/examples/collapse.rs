@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
             ..protocol
         };
         let data = TensorData::load(
-            nas_datasets::DatasetName::Cifar5,
+            &nas_datasets::DatasetName::Cifar5.into(),
             args.data_dir.as_deref(),
             nas_config::DeviceChoice::Cpu,
             &protocol,

@@ -186,7 +186,7 @@ fn real_training_records_curves_and_the_report_shows_them() {
     let db = dir.path().join("nas.sqlite");
     let mut config = synthetic_config("random", 4, 2);
     config.evaluator = nas_config::EvaluatorKind::Train;
-    config.dataset = nas_datasets::DatasetName::Synthetic;
+    config.dataset = nas_datasets::DatasetName::Synthetic.into();
     config.train.epochs = 3;
     let mut stopping = with_assessor(config.clone(), "hostile_assessor", r#"mode = "stop-always""#);
     stopping.search.keep_weights = 2;
@@ -420,7 +420,7 @@ fn an_assessor_watches_children_that_workers_train() {
 
     let mut config = synthetic_config("random", 6, 2);
     config.evaluator = nas_config::EvaluatorKind::Train;
-    config.dataset = nas_datasets::DatasetName::Synthetic;
+    config.dataset = nas_datasets::DatasetName::Synthetic.into();
     config.train.epochs = 3;
     let config = with_assessor(config, "hostile_assessor", r#"mode = "stop-always""#);
     let real = dir.path().join("real.sqlite");

@@ -14,7 +14,7 @@ fn repeated_architecture_run(db: std::path::PathBuf) -> i64 {
     let mut config = RunConfig {
         agent: plugin("hostile").display().to_string(),
         reward: plugin("accuracy").display().to_string(),
-        dataset: nas_datasets::DatasetName::Synthetic,
+        dataset: nas_datasets::DatasetName::Synthetic.into(),
         episodes: 2,
         evaluator: EvaluatorKind::Train,
         ..RunConfig::default()

@@ -33,7 +33,7 @@ fn trained_run(db: &Path, keep: usize) -> i64 {
     let config = RunConfig {
         agent: plugin("random").display().to_string(),
         reward: plugin("accuracy").display().to_string(),
-        dataset: nas_datasets::DatasetName::Synthetic,
+        dataset: nas_datasets::DatasetName::Synthetic.into(),
         evaluator: EvaluatorKind::Train,
         episodes: 3,
         seed: 1,

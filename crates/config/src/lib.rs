@@ -10,15 +10,17 @@ use serde::{Deserialize, Serialize};
 
 use nas_core::mdp::MdpConfig;
 
+mod dataset;
 mod overrides;
 mod plan;
 mod protocol;
 mod sandbox;
 mod validate;
 
+pub use dataset::{DatasetOptions, DatasetSpec};
 pub use overrides::{ParallelOverrides, RunOverrides, TrainOverrides};
 pub use plan::ComparePlan;
-pub use protocol::{Activation, DeviceChoice, EvaluatorKind, Normalize, SyntheticConfig, TrainConfig, Validation};
+pub use protocol::{Activation, DeviceChoice, EvaluatorKind, Normalize, SyntheticConfig, TrainConfig, TrainSubset, Validation};
 pub use sandbox::SandboxLimits;
 
 /// Settings of `nas-host eval`: sampling the frozen final policy.
@@ -216,8 +218,8 @@ pub struct RunConfig {
     /// Assessor plugin (early stopping): a name or a path; `none` trains every child to the end
     /// and measures accuracy once, as before assessors existed.
     pub assessor: String,
-    #[serde(with = "dataset_name")]
-    pub dataset: DatasetName,
+    /// A named dataset, a folder of class folders, or a .npz file (`[dataset]` for options).
+    pub dataset: DatasetSpec,
     pub episodes: usize,
     pub seed: u64,
     pub evaluator: EvaluatorKind,
@@ -239,7 +241,7 @@ impl Default for RunConfig {
             agent: "ppo".into(),
             reward: "accuracy".into(),
             assessor: NO_ASSESSOR.into(),
-            dataset: DatasetName::Mnist3,
+            dataset: DatasetName::Mnist3.into(),
             episodes: 100,
             seed: 0,
             evaluator: EvaluatorKind::Train,
@@ -266,18 +268,6 @@ impl RunConfig {
     }
 }
 
-mod dataset_name {
-    use nas_datasets::DatasetName;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &DatasetName, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(d.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DatasetName, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 impl RunConfig {
     /// Checks what serde cannot: every `[plugins.NAME]` and `[eval.plugins.NAME]` section names
@@ -378,7 +368,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(config.dataset, DatasetName::Cifar5);
+        assert_eq!(config.dataset.named(), Some(DatasetName::Cifar5));
         let json: serde_json::Value = serde_json::from_str(&config.plugin_json("qlearning")).unwrap();
         assert_eq!(json["alpha"], 0.1);
         assert_eq!(json["epsilon_schedule"][1][0], 0.1);

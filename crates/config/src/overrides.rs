@@ -1,7 +1,7 @@
 //! Command-line flags that override a run configuration; the one place where flags are merged
 //! into it (`search`, comparison plans, `train-arch`).
 
-use nas_datasets::DatasetName;
+use nas_datasets::DataRef;
 
 use crate::Activation;
 
@@ -18,6 +18,7 @@ use crate::RunConfig;
 use crate::Schedule;
 
 use crate::TrainConfig;
+use crate::TrainSubset;
 
 use crate::Validation;
 
@@ -35,9 +36,10 @@ pub struct RunOverrides {
     /// `none` (the default) trains every child to the end.
     #[arg(long)]
     pub assessor: Option<String>,
-    /// Dataset: mnist3, mnist, cifar5, cifar10 or synthetic.
+    /// Dataset: mnist3, mnist, cifar5, cifar10, synthetic, or the path of a folder of class
+    /// folders (ImageFolder layout) or of a .npz file.
     #[arg(long)]
-    pub dataset: Option<DatasetName>,
+    pub dataset: Option<DataRef>,
     /// Episodes to run (with --resume: the run's new target).
     #[arg(long)]
     pub episodes: Option<usize>,
@@ -66,7 +68,9 @@ impl RunOverrides {
         config.agent = agent.unwrap_or(std::mem::take(&mut config.agent));
         config.reward = reward.unwrap_or(std::mem::take(&mut config.reward));
         config.assessor = assessor.unwrap_or(std::mem::take(&mut config.assessor));
-        config.dataset = dataset.unwrap_or(config.dataset);
+        if let Some(source) = dataset {
+            config.dataset.source = source;
+        }
         config.episodes = episodes.unwrap_or(config.episodes);
         config.evaluator = evaluator.unwrap_or(config.evaluator);
         config.seed = seed.unwrap_or(config.seed);
@@ -138,6 +142,9 @@ pub struct TrainOverrides {
     pub validation: Option<Validation>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Train on a stratified subset of the training split: images (2500) or a fraction (0.1).
+    #[arg(long)]
+    pub train_subset: Option<TrainSubset>,
 }
 
 impl TrainOverrides {
@@ -150,5 +157,6 @@ impl TrainOverrides {
         train.normalize = self.normalize.unwrap_or(train.normalize);
         train.validation = self.validation.unwrap_or(train.validation);
         train.seed = self.seed.unwrap_or(train.seed);
+        train.train_subset = self.train_subset.or(train.train_subset);
     }
 }

@@ -62,6 +62,61 @@ pub struct TrainConfig {
     pub normalize: Normalize,
     pub validation: Validation,
     pub seed: u64,
+    /// Train on a stratified, seeded subset of the training split: a number of images, or a
+    /// fraction of them (a lower-fidelity proxy; evaluation stays on the whole evaluation split).
+    /// Absent from the protocol's JSON when unset, so cache keys of full-data runs stay the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_subset: Option<TrainSubset>,
+    /// Seed of that subset's draw: its own, so that every child (whatever its training seed)
+    /// and every worker trains on the same images.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub train_subset_seed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `[train] train_subset`: `2500` images, or `0.1` of the training split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TrainSubset {
+    Images(usize),
+    Fraction(f64),
+}
+
+impl TrainSubset {
+    /// Images to keep of `total`: at least one, at most all.
+    pub fn images_of(self, total: usize) -> usize {
+        let n = match self {
+            TrainSubset::Images(n) => n,
+            TrainSubset::Fraction(f) => (f * total as f64).round() as usize,
+        };
+        n.clamp(1, total.max(1))
+    }
+
+    /// Refuses subsets that select nothing or more than everything.
+    pub fn check(self) -> anyhow::Result<()> {
+        match self {
+            TrainSubset::Images(0) => anyhow::bail!("[train] train_subset = 0 selects no image"),
+            TrainSubset::Fraction(f) if !(f > 0.0 && f <= 1.0) => {
+                anyhow::bail!("[train] train_subset = {f}: a fraction must lie in (0, 1]")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::str::FromStr for TrainSubset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TrainSubset, String> {
+        if let Ok(n) = s.parse::<usize>() {
+            return Ok(TrainSubset::Images(n));
+        }
+        s.parse::<f64>()
+            .map(TrainSubset::Fraction)
+            .map_err(|_| format!("`{s}`: expected a number of images (2500) or a fraction (0.1)"))
+    }
 }
 
 impl Default for TrainConfig {
@@ -74,6 +129,8 @@ impl Default for TrainConfig {
             normalize: Normalize::PerChannel,
             validation: Validation::Test,
             seed: 0,
+            train_subset: None,
+            train_subset_seed: 0,
         }
     }
 }

@@ -33,6 +33,7 @@ impl RunConfig {
     /// Refuses a configuration that cannot run as meant, naming the key and what to give.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.sandbox.check()?;
+        self.dataset.validate()?;
         let p = &self.parallel;
         seconds("[parallel] lease_secs", p.lease_secs, true)?;
         let s = &self.slurm;
@@ -64,6 +65,9 @@ impl RunConfig {
             }
         }
         anyhow::ensure!(self.train.epochs >= 1, "[train] epochs must be at least 1");
+        if let Some(subset) = self.train.train_subset {
+            subset.check()?;
+        }
         anyhow::ensure!(self.train.batch_size >= 1, "[train] batch_size must be at least 1");
         anyhow::ensure!(
             self.train.learning_rate.is_finite() && self.train.learning_rate > 0.0,
@@ -105,6 +109,8 @@ mod tests {
         refused(|c| c.slurm.idle_exit_secs = -1.0, "idle_exit_secs");
         refused(|c| c.slurm.pending_warn_secs = -1.0, "pending_warn_secs");
         refused(|c| c.train.learning_rate = 0.0, "learning_rate");
+        refused(|c| c.train.train_subset = Some(crate::TrainSubset::Images(0)), "train_subset");
+        refused(|c| c.train.train_subset = Some(crate::TrainSubset::Fraction(1.5)), "train_subset");
     }
 
     #[test]

@@ -249,6 +249,34 @@ impl Mdp {
         self.actions.iter().map(|a| self.is_valid(state, a)).collect()
     }
 
+    /// What the search space allows for this image size, in words: the conv kernels and pools
+    /// that fit (a kernel or pool must be smaller than the image), so a run on small or large
+    /// images says which layers its agents can use.
+    pub fn allowed_first_layers(&self) -> String {
+        let side = self.input_size;
+        let kernels: Vec<String> = self
+            .config
+            .conv_kernels
+            .iter()
+            .filter(|&&k| k < side)
+            .map(u32::to_string)
+            .collect();
+        let pools: Vec<String> = self
+            .config
+            .pools
+            .iter()
+            .filter(|&&(size, _)| size < side)
+            .map(|(size, stride)| format!("({size},{stride})"))
+            .collect();
+        let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        format!(
+            "the search space allows conv kernels {} and pools {} on {side}×{side} inputs (each must be smaller than the feature map it slides over), up to {} layers",
+            list(&kernels),
+            list(&pools),
+            self.config.max_depth
+        )
+    }
+
     /// A random valid architecture: a uniformly random valid action at every step.
     pub fn sample_architecture(&self, rng: &mut impl rand::Rng) -> Architecture {
         let mut state = self.start();
@@ -484,6 +512,14 @@ mod tests {
                 ..fc64_continue
             }
         ));
+    }
+
+    #[test]
+    fn the_allowed_layers_follow_the_image_size() {
+        let tiny = Mdp::new(MdpConfig::default(), 4).allowed_first_layers();
+        assert!(tiny.contains("kernels 1, 3 ") && tiny.contains("pools (3,2), (2,2) "), "{tiny}");
+        let mnist = Mdp::new(MdpConfig::default(), 28).allowed_first_layers();
+        assert!(mnist.contains("kernels 1, 3, 5 ") && mnist.contains("(5,3), (3,2), (2,2)"), "{mnist}");
     }
 
     #[test]

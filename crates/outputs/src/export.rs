@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use nas_datasets::DatasetName;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -115,7 +114,7 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
                 .collect::<anyhow::Result<Vec<Architecture>>>()?
         }
     };
-    let (_, side, _) = config.dataset.image_shape();
+    let side = config.dataset.describe()?.height;
     let mdp = nas_core::mdp::Mdp::new(config.mdp.clone(), side as u32);
     for arch in &architectures {
         mdp.validate(arch).map_err(|e| {
@@ -137,7 +136,7 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
         anyhow::ensure!(epochs >= 1, "--epochs must be at least 1");
         protocol.epochs = epochs;
     }
-    let data = TensorData::load(config.dataset, request.data_dir.as_deref(), request.device, &protocol)?;
+    let data = TensorData::load(&config.dataset, request.data_dir.as_deref(), request.device, &protocol)?;
     let mut written = Vec::new();
     for (i, arch) in architectures.iter().enumerate() {
         let dir = if architectures.len() == 1 {
@@ -162,8 +161,8 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
         };
         let card = ModelCard {
             architecture: arch.to_string(),
-            dataset: config.dataset.as_str().into(),
-            classes: config.dataset.class_names(),
+            dataset: config.dataset.source.label(),
+            classes: data.class_names.clone(),
             input_shape: [data.input.0, data.input.1, data.input.2],
             normalization: Normalization {
                 scale: 1.0 / 255.0,
@@ -187,7 +186,6 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
             &trained.vs,
             &data,
             &card,
-            config.dataset,
             protocol.activation,
         )?;
         let exported = Exported { dir, card, from_search };
@@ -251,7 +249,6 @@ fn write_model(
     trained: &nn::VarStore,
     data: &TensorData,
     card: &ModelCard,
-    dataset: DatasetName,
     activation: Activation,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -287,7 +284,7 @@ fn write_model(
     std::fs::write(&path, onnx).with_context(|| format!("writing {}", path.display()))?;
 
     let path = dir.join("model.py");
-    std::fs::write(&path, model_py(arch, card, dataset, activation))
+    std::fs::write(&path, model_py(arch, card, activation))
         .with_context(|| format!("writing {}", path.display()))?;
 
     let n = CHECK_BATCH.min(data.eval_y.size()[0]);
@@ -460,7 +457,7 @@ fn onnx_graph(
 }
 
 /// `model.py`: the architecture as a plain `nn.Module`, its input preprocessing and a loader.
-fn model_py(arch: &Architecture, card: &ModelCard, dataset: DatasetName, activation: Activation) -> String {
+fn model_py(arch: &Architecture, card: &ModelCard, activation: Activation) -> String {
     let input = (card.input_shape[0], card.input_shape[1], card.input_shape[2]);
     let plan = NetworkPlan::new(arch, input, card.classes.len(), activation == Activation::Relu);
     let mut layers = Vec::new();
@@ -548,7 +545,7 @@ def load(directory=None):
     return net.eval()
 "#,
         arch = card.architecture,
-        dataset = dataset,
+        dataset = card.dataset,
         run = card.run,
         accuracy = card.accuracy,
         split = card.evaluation_split,

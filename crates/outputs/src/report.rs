@@ -146,7 +146,8 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         .max_by(|a, b| a.reward.total_cmp(&b.reward))
         .expect("non-empty");
     let best_arch: Architecture = best.architecture.parse().map_err(anyhow::Error::msg)?;
-    let summary = best_arch.summary(config.dataset.image_shape(), config.dataset.num_classes());
+    let info = config.dataset.describe()?;
+    let summary = best_arch.summary(info.image_shape(), info.num_classes());
     let caption = format!(
         "Best architecture (episode {}, reward {:.4}, {score} {:.4}, {} params)",
         best.index,

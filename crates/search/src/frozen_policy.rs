@@ -95,14 +95,17 @@ impl EvalSummary {
 
     /// The layer table of the architecture the policy samples most often (the first such on ties).
     fn most_sampled_summary(&self) -> Option<String> {
-        let dataset: nas_datasets::DatasetName = self.dataset.parse().ok()?;
+        // Shape and classes from the dataset's name or path (a folder's options are not part of
+        // the summary's record; a folder that moved gives no table).
+        let source: nas_datasets::DataRef = self.dataset.parse().ok()?;
+        let info = nas_config::DatasetSpec::from(source).describe().ok()?;
         let count = |a: &str| self.samples.iter().filter(|s| s.architecture == a).count();
         let mode = self.samples.iter().fold(None::<&EvalSampleRow>, |best, s| match best {
             Some(b) if count(&b.architecture) >= count(&s.architecture) => Some(b),
             _ => Some(s),
         })?;
         let arch: nas_core::arch::Architecture = mode.architecture.parse().ok()?;
-        let summary = arch.summary(dataset.image_shape(), dataset.num_classes());
+        let summary = arch.summary(info.image_shape(), info.num_classes());
         Some(format!("{arch}\n{summary}"))
     }
 }

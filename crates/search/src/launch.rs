@@ -36,7 +36,7 @@ pub fn trainer_for(
     let parallel = &config.parallel;
     if !parallel.uses_workers() && options.shared_workers.is_none() {
         let evaluator = Evaluator::for_run(config, mdp, options.data_dir.as_deref(), options.device)?;
-        return Ok((Box::new(InProcess::new(evaluator, config.dataset.as_str())), None));
+        return Ok((Box::new(InProcess::new(evaluator, &config.dataset.to_job_string())), None));
     }
     // The search checks the synthetic target itself; workers only train.
     if config.evaluator == EvaluatorKind::Synthetic {
@@ -68,15 +68,12 @@ pub fn trainer_for(
     let data_sha256 = match config.evaluator {
         EvaluatorKind::Synthetic => String::new(),
         EvaluatorKind::Train => {
-            let source = nas_datasets::DataSource::resolve(options.data_dir.as_deref());
-            nas_datasets::load(config.dataset, &source)
-                .with_context(|| format!("loading dataset {}", config.dataset))?
-                .fingerprint()
+            nas_train::train::load_dataset(&config.dataset, options.data_dir.as_deref())?.fingerprint()
         }
     };
     let trainer = Queued::new(
         device_kind,
-        config.dataset.as_str(),
+        &config.dataset.to_job_string(),
         config.evaluator.as_str(),
         workers.clone(),
         &options.db,

@@ -112,7 +112,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             let session = Session::open(&config, &PluginPaths::of(&config)?, options, None)?;
             let run = store.create_run(&NewRun {
                 config_toml: &config.to_toml(),
-                dataset: config.dataset.as_str(),
+                dataset: &config.dataset.source.label(),
                 evaluator: config.evaluator.as_str(),
                 seed: config.seed,
                 episodes_target: config.episodes,

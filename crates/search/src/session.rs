@@ -22,6 +22,8 @@ use nas_store::{PluginRecord, Store};
 /// Everything one run needs: the MDP, the plugins and where children are trained.
 pub struct Session {
     pub config: RunConfig,
+    /// The data's part of the cache key ([`nas_train::train::dataset_identity`]).
+    dataset_key: String,
     pub mdp: Mdp,
     pub agent: AgentPlugin,
     pub reward: RewardPlugin,
@@ -85,8 +87,18 @@ impl Session {
         agent_config: Option<String>,
     ) -> anyhow::Result<Session> {
         let (agent_path, reward_path) = (plugins.agent.as_path(), plugins.reward.as_path());
-        let (_, side, _) = config.dataset.image_shape();
-        let mdp = Mdp::new(config.mdp.clone(), side as u32);
+        let info = config.dataset.describe()?;
+        let mdp = Mdp::new(config.mdp.clone(), info.height as u32);
+        tracing::info!(
+            "{} ({}×{}×{}, {} classes): {}",
+            config.dataset,
+            info.channels,
+            info.height,
+            info.width,
+            info.num_classes(),
+            mdp.allowed_first_layers()
+        );
+        let dataset_key = nas_train::train::dataset_identity(&config.dataset, options.data_dir.as_deref())?;
         let runtime = Runtime::new(Runtime::default_cache_dir())?;
         let agent_file = runtime.load(agent_path)?;
         let reward_file = runtime.load(reward_path)?;
@@ -114,14 +126,14 @@ impl Session {
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         let (assessor_record, watch) = match assessor {
             Some((record, plugin)) => {
-                let input = config.dataset.image_shape();
-                let watch = Watch::new(plugin, config.train.epochs, input, config.dataset.num_classes());
+                let watch = Watch::new(plugin, config.train.epochs, info.image_shape(), info.num_classes());
                 (Some(record), Some(watch))
             }
             None => (None, None),
         };
         Ok(Session {
             config: config.clone(),
+            dataset_key,
             mdp,
             agent,
             reward,
@@ -183,7 +195,7 @@ impl Session {
         .expect("protocols serialize");
         let text = format!(
             "{arch}|{}|{}|{protocol}|{PROTOCOL_REVISION}|{}",
-            self.config.dataset,
+            self.dataset_key,
             self.config.evaluator.as_str(),
             self.trainer.device_kind()
         );

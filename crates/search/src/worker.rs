@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use nas_datasets::DatasetName;
 
 use crate::local::{host_name, worker_name};
 use nas_config::DeviceChoice;
 use nas_config::{EvaluatorKind, SyntheticConfig};
-use nas_config::{TrainConfig, Validation};
+use nas_config::{DatasetSpec, TrainConfig, Validation};
 use nas_core::arch::Architecture;
 use nas_core::record::Outcome;
 use nas_store::{queue::unix_now, Awaited, ClaimedJob, Store, WorkerRow};
@@ -252,9 +251,9 @@ fn evaluate(
         Ok(arch) => arch,
         Err(e) => return Ok((failed(format!("the queued architecture is malformed: {e}")), None)),
     };
-    let dataset: DatasetName = match job.dataset.parse() {
+    let dataset = match DatasetSpec::from_job_string(&job.dataset) {
         Ok(d) => d,
-        Err(e) => return Ok((failed(format!("the queued dataset is unknown: {e}")), None)),
+        Err(e) => return Ok((failed(format!("the queued dataset is unknown: {e:#}")), None)),
     };
     match job.evaluator.as_str() {
         e if e == EvaluatorKind::Synthetic.as_str() => {
@@ -268,15 +267,18 @@ fn evaluate(
                 }
             };
             let target: Architecture = config.target.parse().map_err(anyhow::Error::msg)?;
+            let info = dataset.describe()?;
+            let (input, classes) = (info.image_shape(), info.num_classes());
             match job.watch_epochs {
                 // The search's own evaluator, so the synthetic curve is the one it would draw.
                 Some(epochs) => Ok(Evaluator::Synthetic {
                     target,
-                    dataset,
+                    input,
+                    classes,
                     epochs,
                 }
                 .evaluate(&arch, 0, false, judge)),
-                None => Ok((score_synthetic(&arch, &target, dataset), None)),
+                None => Ok((score_synthetic(&arch, &target, input, classes), None)),
             }
         }
         _ => {
@@ -284,8 +286,8 @@ fn evaluate(
                 Ok(p) => p,
                 Err(e) => return Ok((failed(format!("the queued training protocol is malformed: {e}")), None)),
             };
-            datasets.get(dataset, &protocol)?;
-            let mine = &datasets.fingerprints[&dataset];
+            datasets.get(&dataset, &protocol)?;
+            let mine = &datasets.fingerprints[&job.dataset];
             anyhow::ensure!(
                 job.data_sha256.is_empty() || &job.data_sha256 == mine,
                 "this worker's copy of {dataset} (in {}) has checksum {}, the search's has {}; give this worker the search's data (--data-dir or NAS_DATA_DIR)",
@@ -293,7 +295,7 @@ fn evaluate(
                 &mine[..12],
                 &job.data_sha256[..12.min(job.data_sha256.len())]
             );
-            let data = datasets.get(dataset, &protocol)?;
+            let data = datasets.get(&dataset, &protocol)?;
             Ok(train_child(&arch, data, &protocol, job.keep_weights, judge, Some(lost)))
         }
     }
@@ -304,8 +306,8 @@ struct Datasets {
     data_dir: Option<PathBuf>,
     device: tch::Device,
     loaded: HashMap<String, TensorData>,
-    /// The fingerprint of each dataset this worker loaded.
-    fingerprints: HashMap<DatasetName, String>,
+    /// The fingerprint of each dataset this worker loaded, by its queued text.
+    fingerprints: HashMap<String, String>,
 }
 
 impl Datasets {
@@ -322,22 +324,25 @@ impl Datasets {
         nas_datasets::DataSource::resolve(self.data_dir.as_deref()).data_dir
     }
 
-    fn get(&mut self, dataset: DatasetName, protocol: &TrainConfig) -> anyhow::Result<&TensorData> {
+    fn get(&mut self, dataset: &DatasetSpec, protocol: &TrainConfig) -> anyhow::Result<&TensorData> {
         // The holdout split is drawn with the protocol's seed; the test split is not.
         let seed = match protocol.validation {
             Validation::Holdout(_) => protocol.seed,
             Validation::Test => 0,
         };
-        let key = format!("{dataset}|{:?}|{:?}|{seed}", protocol.normalize, protocol.validation);
+        let text = dataset.to_job_string();
+        let key = format!(
+            "{text}|{:?}|{:?}|{seed}|{:?}|{}",
+            protocol.normalize, protocol.validation, protocol.train_subset, protocol.train_subset_seed
+        );
         if !self.loaded.contains_key(&key) {
-            let source = nas_datasets::DataSource::resolve(self.data_dir.as_deref());
-            let raw = nas_datasets::load(dataset, &source).map_err(|e| {
+            let raw = nas_train::train::load_dataset(dataset, self.data_dir.as_deref()).map_err(|e| {
                 anyhow::anyhow!(
-                    "this worker cannot load dataset {dataset} from {}: {e}; give it --data-dir or NAS_DATA_DIR",
-                    source.data_dir.display()
+                    "this worker cannot load the dataset ({e:#}); give it the search's data: --data-dir or NAS_DATA_DIR for a named dataset (now {}), the same path for a folder",
+                    self.source_dir().display()
                 )
             })?;
-            self.fingerprints.entry(dataset).or_insert_with(|| raw.fingerprint());
+            self.fingerprints.entry(text).or_insert_with(|| raw.fingerprint());
             let data = TensorData::new(&raw, protocol, self.device)?;
             self.loaded.insert(key.clone(), data);
         }

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use nas_datasets::DatasetName;
 
 use crate::train;
 use crate::train::{EpochJudge, TensorData, TrainOutcome};
@@ -61,7 +60,9 @@ pub enum Evaluator {
     },
     Synthetic {
         target: Architecture,
-        dataset: DatasetName,
+        /// (channels, height, width) of the dataset's images and its classes, for parameter counts.
+        input: (usize, usize, usize),
+        classes: usize,
         /// Points of the synthetic learning curve an assessor is shown (the protocol's epochs).
         epochs: usize,
     },
@@ -89,14 +90,16 @@ impl Evaluator {
                 mdp.validate(&target).map_err(|e| {
                     anyhow::anyhow!("synthetic target `{target}` is not valid for {}: {e}", config.dataset)
                 })?;
+                let info = config.dataset.describe()?;
                 Evaluator::Synthetic {
                     target,
-                    dataset: config.dataset,
+                    input: info.image_shape(),
+                    classes: info.num_classes(),
                     epochs: config.train.epochs,
                 }
             }
             EvaluatorKind::Train => Evaluator::Train {
-                data: Box::new(TensorData::load(config.dataset, data_dir, device, &config.train)?),
+                data: Box::new(TensorData::load(&config.dataset, data_dir, device, &config.train)?),
                 config: config.train.clone(),
             },
         })
@@ -133,10 +136,11 @@ impl Evaluator {
             }
             Evaluator::Synthetic {
                 target,
-                dataset,
+                input,
+                classes,
                 epochs,
             } => {
-                let mut outcome = score_synthetic(arch, target, *dataset);
+                let mut outcome = score_synthetic(arch, target, *input, *classes);
                 if let Some(judge) = judge {
                     outcome.curve = synthetic_curve(outcome.accuracy, *epochs, judge);
                     outcome.accuracy = outcome.curve.accuracy.last().copied().unwrap_or(outcome.accuracy);
@@ -169,10 +173,15 @@ fn synthetic_curve(score: f64, epochs: usize, judge: EpochJudge<'_>) -> Curve {
 }
 
 /// The synthetic evaluator's outcome for `arch`.
-pub fn score_synthetic(arch: &Architecture, target: &Architecture, dataset: DatasetName) -> Outcome {
+pub fn score_synthetic(
+    arch: &Architecture,
+    target: &Architecture,
+    input: (usize, usize, usize),
+    classes: usize,
+) -> Outcome {
     Outcome {
         accuracy: synthetic_score(arch, target),
-        params: arch.param_count(dataset.image_shape(), dataset.num_classes()),
+        params: arch.param_count(input, classes),
         seconds: 0.0,
         failure: None,
         transient: false,

@@ -16,7 +16,7 @@ use tch::nn::{Module, OptimizerConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::model;
-use nas_config::{Normalize, TrainConfig, Validation};
+use nas_config::{DatasetSpec, Normalize, TrainConfig, Validation};
 use nas_core::arch::Architecture;
 use nas_core::record::Curve;
 
@@ -53,6 +53,8 @@ pub struct TensorData {
     pub eval_y: Tensor,
     pub input: (usize, usize, usize),
     pub num_classes: usize,
+    /// The name of each class, by label (what an exported model's predictions are called).
+    pub class_names: Vec<String>,
     pub device: Device,
     /// Per-channel mean and std the [0, 1] pixels were standardised with (0 and 1 without
     /// normalisation): what an exported model's users must apply too.
@@ -71,17 +73,16 @@ fn to_tensors(split: &Split, input: (usize, usize, usize)) -> (Tensor, Tensor) {
 }
 
 impl TensorData {
-    /// Finds (or downloads) a named dataset, picks the device and loads the dataset onto it.
+    /// Finds (or downloads) a named dataset, or reads a folder or .npz file (decoded once into
+    /// the cache), picks the device and loads the dataset onto it.
     pub fn load(
-        name: nas_datasets::DatasetName,
+        spec: &DatasetSpec,
         data_dir: Option<&std::path::Path>,
         device: nas_config::DeviceChoice,
         protocol: &TrainConfig,
     ) -> anyhow::Result<TensorData> {
-        use anyhow::Context;
         let device = crate::device::select(device)?;
-        let source = nas_datasets::DataSource::resolve(data_dir);
-        let dataset = nas_datasets::load(name, &source).with_context(|| format!("loading dataset {name}"))?;
+        let dataset = load_dataset(spec, data_dir)?;
         TensorData::new(&dataset, protocol, device)
     }
 
@@ -90,10 +91,21 @@ impl TensorData {
     pub fn new(dataset: &Dataset, protocol: &TrainConfig, device: Device) -> anyhow::Result<TensorData> {
         let (validation, seed) = (protocol.validation, protocol.seed);
         let input = (dataset.channels, dataset.height, dataset.width);
-        let (mut train_x, mut train_y) = to_tensors(&dataset.train, input);
+        // A lower-fidelity proxy trains on a stratified, seeded subset; with holdout validation
+        // the holdout is then drawn from that subset.
+        let subset;
+        let train = match protocol.train_subset {
+            Some(size) => {
+                let n = size.images_of(dataset.train.len());
+                subset = dataset.train.stratified_subset(n, protocol.train_subset_seed, dataset.image_len());
+                &subset
+            }
+            None => &dataset.train,
+        };
+        let (mut train_x, mut train_y) = to_tensors(train, input);
         let (mut eval_x, mut eval_y) = to_tensors(&dataset.test, input);
         if let Validation::Holdout(n) = validation {
-            let total = dataset.train.len();
+            let total = train.len();
             anyhow::ensure!(
                 n < total,
                 "--validation holdout:{n} holds out every training image ({total}); use fewer"
@@ -135,8 +147,27 @@ impl TensorData {
             eval_y: eval_y.to_device(device),
             input,
             num_classes: dataset.num_classes,
+            class_names: dataset.class_names.clone(),
             device,
         })
+    }
+}
+
+/// The dataset a run names: a named one (downloaded when missing and allowed), or a folder or
+/// .npz file decoded once into the cache.
+pub fn load_dataset(spec: &DatasetSpec, data_dir: Option<&std::path::Path>) -> anyhow::Result<Dataset> {
+    let source = nas_datasets::DataSource::resolve(data_dir);
+    nas_datasets::load_ref(&spec.source, &source, &spec.folder_options(), Some(&spec.cache_dir()))
+        .map_err(|e| anyhow::anyhow!("loading dataset {}: {e}", spec.source))
+}
+
+/// What identifies a run's data in the architecture cache: a named dataset's name (as before
+/// folders existed, so old caches stay valid), else `custom:` and the content fingerprint — the
+/// same images give the same key wherever they lie, and changed images another.
+pub fn dataset_identity(spec: &DatasetSpec, data_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match spec.named() {
+        Some(name) => Ok(name.to_string()),
+        None => Ok(format!("custom:{}", load_dataset(spec, data_dir)?.fingerprint())),
     }
 }
 

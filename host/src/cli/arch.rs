@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use nas_config::{RunConfig, TrainOverrides};
+use nas_config::{DatasetSpec, RunConfig, TrainOverrides};
 use nas_core::arch::Architecture;
 use nas_core::mdp::Mdp;
-use nas_datasets::DatasetName;
+use nas_datasets::DataRef;
 use nas_train::train::{self, TensorData};
 
 use super::DataArgs;
@@ -15,9 +15,10 @@ use super::DataArgs;
 pub(super) struct ShowArchArgs {
     /// The architecture in canonical form, e.g. "conv(32,3) pool(5,3) fc(64)".
     pub arch: String,
-    /// Dataset whose input shape and classes the network is built for.
-    #[arg(long, default_value_t = DatasetName::Mnist3)]
-    pub dataset: DatasetName,
+    /// Dataset whose input shape and classes the network is built for: a name, or the path of
+    /// a folder of class folders or of a .npz file.
+    #[arg(long, default_value = "mnist3")]
+    pub dataset: DataRef,
     /// Print the table as JSON.
     #[arg(long)]
     pub json: bool,
@@ -27,9 +28,9 @@ pub(super) struct ShowArchArgs {
 /// these flags on top.
 #[derive(Args, Debug)]
 pub(super) struct TrainArchArgs {
-    /// Dataset (default: the configuration's, else mnist3).
+    /// Dataset (default: the configuration's, else mnist3): a name, or a folder or .npz path.
     #[arg(long)]
-    pub dataset: Option<DatasetName>,
+    pub dataset: Option<DataRef>,
     /// Take the training protocol, search space and dataset from a run configuration, e.g.
     /// configs/seed-exact.toml.
     #[arg(long)]
@@ -48,7 +49,8 @@ pub(super) struct TrainArchArgs {
 
 pub(super) fn show_arch(args: ShowArchArgs) -> anyhow::Result<()> {
     let arch: Architecture = args.arch.parse().map_err(anyhow::Error::msg)?;
-    let (_, side, _) = args.dataset.image_shape();
+    let info = DatasetSpec::from(args.dataset.clone()).describe()?;
+    let side = info.height;
     // The summary is defined for any architecture the network builder accepts; say when the
     // default search space would not produce it, without refusing.
     if let Err(e) = Mdp::new(Default::default(), side as u32).validate(&arch) {
@@ -59,7 +61,7 @@ pub(super) fn show_arch(args: ShowArchArgs) -> anyhow::Result<()> {
         );
         eprintln!("note: the default search space would not produce `{arch}`: {e}");
     }
-    let summary = arch.summary(args.dataset.image_shape(), args.dataset.num_classes());
+    let summary = arch.summary(info.image_shape(), info.num_classes());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -74,19 +76,23 @@ pub(super) fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
         Some(path) => RunConfig::from_file(path)?,
         None => RunConfig::default(),
     };
-    let dataset = args.dataset.unwrap_or(run.dataset);
+    let mut dataset = run.dataset;
+    if let Some(source) = args.dataset {
+        dataset.source = source;
+    }
     let mut config = run.train;
     args.protocol.apply(&mut config);
-    let (_, side, _) = dataset.image_shape();
+    let info = dataset.describe()?;
+    let side = info.height;
     Mdp::new(run.mdp, side as u32)
         .validate(&arch)
         .map_err(|e| anyhow::anyhow!("invalid architecture `{arch}` for {dataset}: {e}"))?;
-    let data = TensorData::load(dataset, args.data.data_dir.as_deref(), args.data.device, &config)?;
+    let data = TensorData::load(&dataset, args.data.data_dir.as_deref(), args.data.device, &config)?;
     let outcome = train::train(&arch, &data, &config);
     if args.json {
         let json = serde_json::json!({
             "arch": arch.to_string(),
-            "dataset": dataset.as_str(),
+            "dataset": dataset.source.label(),
             "protocol": config,
             "device": format!("{:?}", data.device),
             "accuracy": outcome.accuracy,
@@ -98,7 +104,7 @@ pub(super) fn train_arch(args: TrainArchArgs) -> anyhow::Result<()> {
         println!("{json}");
     } else {
         println!("architecture   {arch}");
-        println!("{}", arch.summary(dataset.image_shape(), dataset.num_classes()));
+        println!("{}", arch.summary(info.image_shape(), info.num_classes()));
         println!("dataset        {dataset} ({:?})", data.device);
         println!(
             "protocol       {} epochs, batch {}, Adam lr {}, activation {:?}, inputs {:?}, seed {}",

@@ -81,6 +81,9 @@ enum DatasetsCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check your own images before a search: classes with counts, image sizes and channels,
+    /// the memory needed, problems found and the checksum (decodes once into the cache).
+    Inspect(datasets::InspectArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +151,7 @@ pub fn main() -> ExitCode {
         Some(Command::Datasets(DatasetsCommand::Fetch { dataset, data_dir })) => {
             datasets::fetch_dataset(dataset, data_dir)
         }
+        Some(Command::Datasets(DatasetsCommand::Inspect(args))) => datasets::inspect(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

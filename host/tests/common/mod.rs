@@ -33,7 +33,7 @@ pub fn synthetic_config(agent: &str, episodes: usize, seed: u64) -> RunConfig {
     RunConfig {
         agent: plugin(agent).display().to_string(),
         reward: plugin("accuracy").display().to_string(),
-        dataset: nas_datasets::DatasetName::Mnist3,
+        dataset: nas_datasets::DatasetName::Mnist3.into(),
         episodes,
         seed,
         evaluator: EvaluatorKind::Synthetic,
