@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::folder::Decoded;
+use crate::decoded::Decoded;
 use crate::report::DatasetReport;
 use crate::Split;
 

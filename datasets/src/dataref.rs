@@ -5,7 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::folder::{self, FolderOptions, Mode, Outcome};
+use crate::decoded::{Mode, Outcome};
+use crate::folder::{self, FolderOptions};
 use crate::report::{ClassCount, ColourCount, DatasetReport, Layout, SizeCount};
 use crate::{npz, DataError, DataSource, Dataset, DatasetName, Split};
 

@@ -25,6 +25,7 @@
 mod cache;
 mod cifar;
 mod dataref;
+mod decoded;
 mod download;
 mod error;
 mod folder;

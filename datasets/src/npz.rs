@@ -11,7 +11,8 @@ use npyz::npz::NpzArchive;
 use npyz::{DType, NpyFile, Order, TypeChar};
 use rayon::prelude::*;
 
-use crate::folder::{count_problems, write_planar, Decoded, FolderOptions, Mode, Outcome, RESIZE_FILTER_NAME};
+use crate::decoded::{Decoded, Mode, Outcome};
+use crate::folder::{count_problems, write_planar, FolderOptions, RESIZE_FILTER_NAME};
 use crate::report::{human_bytes, ClassCount, ColourCount, DatasetReport, Layout, SizeCount};
 use crate::{DataError, Split};
 
