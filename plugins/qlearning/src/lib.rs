@@ -26,6 +26,10 @@ struct Hyperparameters {
     replay_batch: usize,
     /// Oldest trajectories are forgotten beyond this many (0 = keep all, as MetaQNN did).
     replay_capacity: usize,
+    /// Episodes the run will have: when set, the schedule's episode counts are scaled to sum to
+    /// it (see [`scaled_schedule`]), so Q-learning explores and exploits in the same proportions
+    /// at a smaller budget. `None` (the default) runs the schedule as written.
+    budget: Option<u64>,
 }
 
 impl Default for Hyperparameters {
@@ -37,8 +41,56 @@ impl Default for Hyperparameters {
             epsilon_schedule: vec![(1.0, 1400), (0.8, 200), (0.6, 150), (0.4, 150), (0.2, 200), (0.1, 600)],
             replay_batch: 30,
             replay_capacity: 0,
+            budget: None,
         }
     }
+}
+
+/// The ε schedule with its episode counts scaled in proportion so that they sum to `budget`.
+///
+/// Stage i's exact share is cᵢ·budget / Σc. Each stage gets the floor of its share, and the
+/// episodes left over (fewer than the number of stages) go one each to the stages with the largest
+/// fractional parts, earlier stages first on ties (largest-remainder rounding), so the counts sum
+/// to exactly `budget`. When `budget` is at least the number of stages with a non-zero count, each
+/// of those keeps at least one episode: a stage rounded down to 0 takes one from the stage most
+/// above its exact share among those with two or more. Stages with 0 episodes stay at 0. The ε
+/// values are unchanged. A schedule whose counts sum to 0 is returned as it is.
+fn scaled_schedule(schedule: &[(f64, u64)], budget: u64) -> Vec<(f64, u64)> {
+    let total: u128 = schedule.iter().map(|&(_, n)| n as u128).sum();
+    if total == 0 {
+        return schedule.to_vec();
+    }
+    let wide = budget as u128;
+    // Exact shares n·budget/total, kept as integers: floor and remainder (in 1/total units).
+    let mut counts: Vec<u64> = schedule
+        .iter()
+        .map(|&(_, n)| (n as u128 * wide / total) as u64)
+        .collect();
+    let remainders: Vec<u128> = schedule.iter().map(|&(_, n)| n as u128 * wide % total).collect();
+    let left = budget - counts.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..schedule.len()).collect();
+    order.sort_by(|&a, &b| remainders[b].cmp(&remainders[a]).then(a.cmp(&b)));
+    for &i in order.iter().take(left as usize) {
+        counts[i] += 1;
+    }
+    let non_zero = schedule.iter().filter(|&&(_, n)| n > 0).count() as u64;
+    if budget >= non_zero {
+        // How far a stage is above its exact share, in 1/total units.
+        let excess =
+            |counts: &[u64], j: usize| counts[j] as i128 * total as i128 - (schedule[j].1 as u128 * wide) as i128;
+        for i in 0..schedule.len() {
+            if schedule[i].1 > 0 && counts[i] == 0 {
+                // budget ≥ non-zero stages and this one has none, so some stage has two or more.
+                let donor = (0..schedule.len())
+                    .filter(|&j| counts[j] >= 2)
+                    .max_by(|&a, &b| excess(&counts, a).cmp(&excess(&counts, b)).then(b.cmp(&a)))
+                    .expect("a stage with two or more episodes");
+                counts[donor] -= 1;
+                counts[i] = 1;
+            }
+        }
+    }
+    schedule.iter().zip(counts).map(|(&(eps, _), n)| (eps, n)).collect()
 }
 
 /// A state is the seed's 7-field tuple.
@@ -61,6 +113,10 @@ struct Trajectory {
 #[derive(Serialize, Deserialize)]
 struct QLearning {
     hp: Hyperparameters,
+    /// The ε schedule in effect: `epsilon_schedule`, scaled to `budget` when one is set. Derived
+    /// from the configuration, so not saved.
+    #[serde(skip)]
+    schedule: Vec<(f64, u64)>,
     q: BTreeMap<(StateKey, u32), f64>,
     replay: Vec<Trajectory>,
     /// Steps of the episode under way in each environment.
@@ -79,13 +135,13 @@ impl QLearning {
 
     fn epsilon(&self) -> f64 {
         let mut seen = 0;
-        for &(eps, episodes) in &self.hp.epsilon_schedule {
+        for &(eps, episodes) in &self.schedule {
             seen += episodes;
             if self.episodes < seen {
                 return eps;
             }
         }
-        self.hp.epsilon_schedule.last().map_or(0.0, |&(eps, _)| eps)
+        self.schedule.last().map_or(0.0, |&(eps, _)| eps)
     }
 
     /// The valid action with the highest Q; ties are broken uniformly at random.
@@ -146,8 +202,17 @@ impl Agent for QLearning {
         if !(0.0..=1.0).contains(&hp.alpha) {
             return Err(format!("alpha must be within [0, 1], got {}", hp.alpha));
         }
+        let schedule = match hp.budget {
+            None => hp.epsilon_schedule.clone(),
+            Some(0) => return Err("budget must be at least 1 episode, got 0".into()),
+            Some(_) if hp.epsilon_schedule.iter().all(|&(_, n)| n == 0) => {
+                return Err("budget scales epsilon_schedule's episode counts, but they are all 0".into());
+            }
+            Some(budget) => scaled_schedule(&hp.epsilon_schedule, budget),
+        };
         Ok(QLearning {
             hp,
+            schedule,
             q: BTreeMap::new(),
             replay: Vec::new(),
             pending: BTreeMap::new(),
@@ -199,7 +264,8 @@ impl Agent for QLearning {
     fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
         let saved: QLearning = from_bytes(bytes)?;
         let hp = std::mem::take(&mut self.hp);
-        *self = QLearning { hp, ..saved };
+        let schedule = std::mem::take(&mut self.schedule);
+        *self = QLearning { hp, schedule, ..saved };
         Ok(())
     }
 
@@ -297,6 +363,91 @@ mod tests {
         assert_eq!(seed.epsilon(), 0.8);
         seed.episodes = 2700;
         assert_eq!(seed.epsilon(), 0.1);
+    }
+
+    /// The seed's 2,700-episode schedule at budget 270: every share is exactly a tenth.
+    #[test]
+    fn scaled_schedule_by_a_tenth_is_exact() {
+        let seed = Hyperparameters::default().epsilon_schedule;
+        let scaled = scaled_schedule(&seed, 270);
+        assert_eq!(
+            scaled,
+            vec![(1.0, 140), (0.8, 20), (0.6, 15), (0.4, 15), (0.2, 20), (0.1, 60)]
+        );
+        assert_eq!(
+            scaled_schedule(&seed, 2700),
+            seed,
+            "the schedule's own total changes nothing"
+        );
+    }
+
+    /// The seed's schedule at budget 100, by hand. Shares cᵢ·100/2700, as floor + remainder/2700:
+    ///   1400 → 51 + 2300/2700   200 → 7 + 1100/2700   150 → 5 + 1500/2700
+    ///    150 → 5 + 1500/2700    200 → 7 + 1100/2700   600 → 22 + 600/2700
+    /// Floors sum to 97; the 3 left over go to the largest remainders: 2300 (stage 0), then the
+    /// two 1500s (stages 2 and 3). Result 52, 7, 6, 6, 7, 22 = 100.
+    #[test]
+    fn scaled_schedule_largest_remainder_at_100() {
+        let seed = Hyperparameters::default().epsilon_schedule;
+        let scaled = scaled_schedule(&seed, 100);
+        assert_eq!(
+            scaled,
+            vec![(1.0, 52), (0.8, 7), (0.6, 6), (0.4, 6), (0.2, 7), (0.1, 22)]
+        );
+    }
+
+    /// Budget 6 = the number of stages, by hand. Shares ·6/2700: 3.11, 0.44, 0.33, 0.33, 0.44,
+    /// 1.33; floors 3, 0, 0, 0, 0, 1 (sum 4); the 2 left over go to the remainders 0.44 (stages 1
+    /// and 4): 3, 1, 0, 0, 1, 1. Stages 2 and 3 are at 0, and the only stage with two or more is
+    /// stage 0, so each takes one from it: 1, 1, 1, 1, 1, 1. Below the number of stages (budget
+    /// 3) no minimum holds: floors 1, 0, 0, 0, 0, 0 and the 2 left over go to 0.67 (stage 5) and
+    /// 0.56 (stage 0).
+    #[test]
+    fn scaled_schedule_keeps_every_stage_when_it_can() {
+        let seed = Hyperparameters::default().epsilon_schedule;
+        let counts = |budget| {
+            scaled_schedule(&seed, budget)
+                .iter()
+                .map(|&(_, n)| n)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(6), vec![1, 1, 1, 1, 1, 1]);
+        assert_eq!(counts(3), vec![2, 0, 0, 0, 0, 1]);
+        // Zero-episode stages stay at zero and do not count toward the minimum: shares 1.8, 0, 0.2
+        // round to 2, 0, 0, and stage 2 takes one from stage 0.
+        assert_eq!(
+            scaled_schedule(&[(1.0, 9), (0.5, 0), (0.1, 1)], 2),
+            vec![(1.0, 1), (0.5, 0), (0.1, 1)]
+        );
+        for budget in [1, 7, 50, 99, 101, 269, 1000, 5000] {
+            assert_eq!(counts(budget).iter().sum::<u64>(), budget);
+        }
+    }
+
+    /// `budget` drives ε (and the reported metric) through the scaled schedule; 0 is refused.
+    #[test]
+    fn budget_scales_the_agents_epsilon() {
+        let mut q = agent(r#"{"budget": 270}"#);
+        q.episodes = 139;
+        assert_eq!(q.epsilon(), 1.0);
+        q.episodes = 140;
+        assert_eq!(q.epsilon(), 0.8);
+        assert_eq!(q.metrics()[0], ("epsilon".to_string(), 0.8));
+        q.episodes = 210;
+        assert_eq!(q.epsilon(), 0.1);
+        let refused = |config: &str| {
+            QLearning::init(space(), parse_config(config).unwrap(), 0)
+                .err()
+                .unwrap()
+        };
+        assert!(refused(r#"{"budget": 0}"#).contains("budget"));
+        assert!(refused(r#"{"budget": 10, "epsilon_schedule": [[1.0, 0]]}"#).contains("all 0"));
+        // A restored agent keeps this run's (scaled) schedule.
+        let saved = q.save().unwrap();
+        let mut fresh = agent("{}");
+        fresh.load(&saved).unwrap();
+        assert_eq!(fresh.schedule, Hyperparameters::default().epsilon_schedule);
+        assert_eq!(fresh.episodes, 210);
     }
 
     /// Each episode appends its trajectory to the replay memory and replays `replay_batch`
