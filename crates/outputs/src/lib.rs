@@ -2,6 +2,7 @@
 //! plots, comparison tables across runs, exported models (TorchScript, ONNX, safetensors +
 //! `model.py`) and predictions with an exported model. Reads the store; never searches.
 
+pub mod anytime;
 pub mod compare;
 pub mod export;
 mod plots;

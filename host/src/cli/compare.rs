@@ -30,6 +30,10 @@ pub(super) struct CompareArgs {
     /// Also write the table as CSV to this file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Draw the anytime plot (best accuracy so far against children trained, per agent, with
+    /// 95% bands) into this directory, with the agent tables as anytime.md.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -66,6 +70,14 @@ pub(super) fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.store.db)?;
     let table = compare::compare_table(&store, &runs)?;
     println!("{}", table.to_markdown());
+    let anytime = nas_outputs::anytime::Anytime::of(&store, &runs)?;
+    let agents = anytime.to_markdown();
+    println!("{agents}");
+    if let Some(dir) = &args.plots {
+        anytime.plot(dir)?;
+        std::fs::write(dir.join("anytime.md"), &agents).with_context(|| format!("writing {}", dir.display()))?;
+        eprintln!("wrote {}", dir.join("anytime.png").display());
+    }
     if let Some(path) = args.csv {
         std::fs::write(&path, table.to_csv()).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());

@@ -1,0 +1,238 @@
+//! What NAS papers compare agents by: the best accuracy found so far (and the mean of the best
+//! five) against children trained, one line per agent, the mean over seeds with a 95% band; a
+//! table per agent; and each agent against `random` with a bootstrap 95% interval and a
+//! Mann–Whitney test, so a reader sees whether a difference is real.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nas_core::anytime::{anytime_curve, mean_band, Band};
+use nas_core::stats::{bootstrap_mean_difference_ci, mann_whitney_u, mean_std};
+use nas_store::Store;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::plots::{figure, value_range, DrawResult};
+
+/// Bootstrap resamples behind every interval.
+const RESAMPLES: usize = 10_000;
+
+/// The runs of one agent (and reward shaper): its seeds.
+#[derive(Debug, Clone)]
+pub struct AgentRuns {
+    /// "ppo", or "ppo + size_penalty" when the reward is not `accuracy`.
+    pub label: String,
+    pub agent: String,
+    pub runs: Vec<i64>,
+    /// Best accuracy found after k children, per run.
+    pub best_so_far: Vec<Vec<f64>>,
+    pub top5_so_far: Vec<Vec<f64>>,
+    /// The frozen policy's `eval` samples, all runs together.
+    pub eval_accuracies: Vec<f64>,
+    /// Parameters of each run's last 100 episodes, all runs together.
+    pub last_params: Vec<f64>,
+}
+
+/// The anytime comparison of some runs.
+#[derive(Debug, Clone)]
+pub struct Anytime {
+    pub agents: Vec<AgentRuns>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+impl Anytime {
+    /// Groups `runs` by agent and reward shaper and reads their curves and eval samples.
+    pub fn of(store: &Store, runs: &[i64]) -> anyhow::Result<Anytime> {
+        let mut groups: BTreeMap<String, AgentRuns> = BTreeMap::new();
+        for &run in runs {
+            let record = store.run(run)?;
+            let label = if record.reward.name == "accuracy" {
+                record.agent.name.clone()
+            } else {
+                format!("{} + {}", record.agent.name, record.reward.name)
+            };
+            let episodes = store.episodes(run)?;
+            let curve = anytime_curve(&episodes);
+            let group = groups.entry(label.clone()).or_insert_with(|| AgentRuns {
+                label,
+                agent: record.agent.name.clone(),
+                runs: Vec::new(),
+                best_so_far: Vec::new(),
+                top5_so_far: Vec::new(),
+                eval_accuracies: Vec::new(),
+                last_params: Vec::new(),
+            });
+            group.runs.push(run);
+            group.best_so_far.push(curve.best_so_far);
+            group.top5_so_far.push(curve.top5_mean_so_far);
+            group
+                .eval_accuracies
+                .extend(store.eval_samples(run)?.iter().map(|s| s.accuracy));
+            let tail = episodes.len().saturating_sub(100);
+            group.last_params.extend(episodes[tail..].iter().map(|e| e.params as f64));
+        }
+        Ok(Anytime {
+            agents: groups.into_values().collect(),
+        })
+    }
+
+    /// The table per agent, then each agent against `random` (with the same reward when there is
+    /// such a run): the difference in frozen-policy accuracy with a bootstrap 95% interval and a
+    /// Mann–Whitney p, or, without eval samples, in the best accuracy found per seed.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from(
+            "| agent | runs | children (shortest run) | best found (mean ± std over runs) | eval accuracy (mean ± std, n) | median params, last 100 episodes |\n|---|---|---|---|---|---|\n",
+        );
+        for a in &self.agents {
+            let finals: Vec<f64> = a.best_so_far.iter().filter_map(|c| c.last().copied()).collect();
+            let (best, best_std) = mean_std(&finals);
+            let (eval, eval_std) = mean_std(&a.eval_accuracies);
+            let shortest = a.best_so_far.iter().map(Vec::len).min().unwrap_or(0);
+            out.push_str(&format!(
+                "| {} | {} | {shortest} | {best:.4} ± {best_std:.4} | {} | {:.0} |\n",
+                a.label,
+                a.runs.len(),
+                if a.eval_accuracies.is_empty() {
+                    "— (run `nas-host eval`)".to_string()
+                } else {
+                    format!("{eval:.4} ± {eval_std:.4} (n={})", a.eval_accuracies.len())
+                },
+                median(&a.last_params)
+            ));
+        }
+        let Some(random) = self.agents.iter().find(|a| a.agent == "random") else {
+            return out;
+        };
+        out.push_str("\n| agent − random | difference | 95% interval (bootstrap) | Mann–Whitney p | over |\n|---|---|---|---|---|\n");
+        for a in self.agents.iter().filter(|a| a.agent != "random") {
+            let (mine, theirs, over) = if !a.eval_accuracies.is_empty() && !random.eval_accuracies.is_empty() {
+                (a.eval_accuracies.clone(), random.eval_accuracies.clone(), "eval samples")
+            } else {
+                let finals = |g: &AgentRuns| -> Vec<f64> { g.best_so_far.iter().filter_map(|c| c.last().copied()).collect() };
+                (finals(a), finals(random), "best found per run")
+            };
+            let ci = bootstrap_mean_difference_ci(&mine, &theirs, RESAMPLES, 0.95, 0);
+            let test = mann_whitney_u(&mine, &theirs);
+            let verdict = if ci.low > 0.0 {
+                "better"
+            } else if ci.high < 0.0 {
+                "worse"
+            } else {
+                "no clear difference"
+            };
+            out.push_str(&format!(
+                "| {} | {:+.4} ({verdict}) | [{:+.4}, {:+.4}] | {:.3} | {over} (n = {} vs {}) |\n",
+                a.label,
+                ci.estimate,
+                ci.low,
+                ci.high,
+                test.p_two_sided,
+                mine.len(),
+                theirs.len()
+            ));
+        }
+        out
+    }
+
+    /// The mean best-so-far (and top-5 mean) of each agent with its 95% band.
+    pub fn bands(&self) -> Vec<(String, Vec<Band>, Vec<Band>)> {
+        self.agents
+            .iter()
+            .map(|a| {
+                (
+                    a.label.clone(),
+                    mean_band(&a.best_so_far, 0.95),
+                    mean_band(&a.top5_so_far, 0.95),
+                )
+            })
+            .collect()
+    }
+
+    /// Draws `anytime.png` and `anytime.svg` into `dir`.
+    pub fn plot(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let bands = self.bands();
+        figure(
+            dir,
+            "anytime",
+            (1000, 600),
+            |a| draw(a, &bands),
+            |a| draw(a, &bands),
+        )
+    }
+}
+
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+];
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, bands: &[(String, Vec<Band>, Vec<Band>)]) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let n = bands.iter().map(|b| b.1.len()).max().unwrap_or(1).max(1) as i64;
+    let (lo, hi) = value_range(bands.iter().flat_map(|b| b.1.iter().chain(&b.2).map(|x| x.low)));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Best accuracy found so far (solid) and mean of the best 5 (dashed), mean over runs with 95% band",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(1..n, lo..hi.min(1.0))?;
+    chart.configure_mesh().x_desc("children trained").y_desc("accuracy").draw()?;
+    for (i, (label, best, top5)) in bands.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let points = |b: &[Band], f: fn(&Band) -> f64| -> Vec<(i64, f64)> {
+            b.iter().enumerate().map(|(k, x)| (k as i64 + 1, f(x))).collect()
+        };
+        let mut area = points(best, |b| b.high);
+        area.extend(points(best, |b| b.low).into_iter().rev());
+        chart.draw_series(std::iter::once(Polygon::new(area, colour.mix(0.15).filled())))?;
+        chart
+            .draw_series(LineSeries::new(points(best, |b| b.mean), colour.stroke_width(2)))?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+        chart.draw_series(DashedLineSeries::new(points(top5, |b| b.mean), 6, 4, colour.stroke_width(1)))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_by_hand() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}
