@@ -225,7 +225,7 @@ pub mod queue;
 mod sqlite;
 
 pub use postgres::redact;
-pub use queue::{Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
+pub use queue::{Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, OwnerGone, QueueCounts, WorkerRow};
 pub use sqlite::SqliteStore;
 
 /// What `--db` names: a SQLite file or a PostgreSQL database.

@@ -253,4 +253,11 @@ ALTER TABLE queue_v9 RENAME TO queue;
 CREATE INDEX queue_status ON queue (status, id);
 CREATE UNIQUE INDEX queue_live_key ON queue (cache_key) WHERE status <> 'done';
 "#,
+    // 10: a child's attempts count only the workers that died on it (#22 item 2): `attempt` stays
+    // the lease generation, `deaths` counts the leases that ended with the worker dead (its lease
+    // expired, or its process exited while training it); children handed back for other reasons
+    // (the pool stopped, a worker refused the data) do not count.
+    r#"
+ALTER TABLE queue ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
