@@ -17,6 +17,14 @@ use nas_core::record::Outcome;
 /// [`JobQueue::hand_back`]) do not count.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// How long (seconds, by the store's clock) the weights a worker handed back with a finished job
+/// wait in the queue for the search to take them ([`JobQueue::take_job_weights`]); older ones are
+/// cleared. A live search takes them as soon as it sees the job finished (it polls its jobs every
+/// second or faster while it waits); weights still there after this long belong to a search that
+/// was killed (its resumed run finds the evaluation by its episode and never waits on the job
+/// again).
+pub const WEIGHTS_GRACE_SECS: f64 = 3600.0;
+
 /// Why a worker's children go back to the queue ([`JobQueue::requeue_owner`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerGone {
@@ -109,6 +117,18 @@ pub(crate) mod rules {
 
     /// What a new claim clears: the previous attempt's curve and verdicts.
     pub(crate) const CLAIM_RESETS: &str = "curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
+
+    /// The finished jobs whose weights nobody will take (parameter 1: the store's clock now),
+    /// cleared whenever a job finishes: those of a job nobody asked to keep weights of (a search
+    /// that joins a job sets `keep_weights` while it is live, so before it finishes), and those
+    /// finished more than [`WEIGHTS_GRACE_SECS`] ago.
+    pub(crate) fn unwanted_weights(p: Placeholder) -> String {
+        format!(
+            "status = 'done' AND weights IS NOT NULL AND (NOT keep_weights OR finished_at + {:?} < {})",
+            super::WEIGHTS_GRACE_SECS,
+            p(1)
+        )
+    }
 
     /// A job that is finished: nobody holds it any more.
     pub(crate) const RELEASED: &str = "status = 'done', owner = NULL, lease_until = NULL";
@@ -379,7 +399,9 @@ pub trait JobQueue {
         weights: Option<&[u8]>,
     ) -> anyhow::Result<Option<i64>>;
     fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>>;
-    /// Takes (and forgets) the weights a worker handed back with a job.
+    /// Takes (and forgets) the weights a worker handed back with a job. Only a job with
+    /// `keep_weights` stores them, and they are cleared [`WEIGHTS_GRACE_SECS`] after the job
+    /// finished if nobody took them.
     fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>>;
     /// Puts the children `owner` holds back in the queue at once (its process is known to be
     /// gone, or to be stopping); returns how many. `gone` says whether it died on them

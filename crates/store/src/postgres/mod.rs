@@ -446,7 +446,7 @@ impl RunStore for PgStore {
         self.idempotent(|client| {
             client.execute(
                 "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES ($1, $2, $3)
-             ON CONFLICT (evaluation_id) DO UPDATE SET run_id = excluded.run_id, safetensors = excluded.safetensors",
+             ON CONFLICT (run_id, evaluation_id) DO UPDATE SET safetensors = excluded.safetensors",
                 &[&evaluation_id, &run, &safetensors],
             )?;
             Ok(())
@@ -463,12 +463,12 @@ impl RunStore for PgStore {
         })
     }
 
-    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+    fn kept_weights(&self, run: i64, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
         self.idempotent(|client| {
             Ok(client
                 .query_opt(
-                    "SELECT safetensors FROM kept_weights WHERE evaluation_id = $1",
-                    &[&evaluation_id],
+                    "SELECT safetensors FROM kept_weights WHERE run_id = $1 AND evaluation_id = $2",
+                    &[&run, &evaluation_id],
                 )?
                 .map(|r| r.get(0)))
         })

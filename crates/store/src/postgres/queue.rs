@@ -213,13 +213,21 @@ impl JobQueue for PgStore {
                 return Ok(None);
             }
             let evaluation_id = insert_evaluation_on(&mut tx, evaluation)?;
+            let now: f64 = tx.query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0);
             tx.execute(
                 &format!(
                     "UPDATE queue SET {released}, evaluation_id = $2,
-                weights = $3, finished_at = {DB_NOW} WHERE id = $1",
+                weights = $3, finished_at = $4 WHERE id = $1",
                     released = rules::RELEASED
                 ),
-                &[&job.id, &evaluation_id, &weights],
+                &[&job.id, &evaluation_id, &weights, &now],
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE queue SET weights = NULL WHERE {unwanted}",
+                    unwanted = rules::unwanted_weights(|n| format!("${n}"))
+                ),
+                &[&now],
             )?;
             tx.commit()?;
             Ok(Some(evaluation_id))

@@ -185,13 +185,21 @@ impl JobQueue for SqliteStore {
             return Ok(None);
         }
         let evaluation_id = insert_evaluation_on(&tx, evaluation)?;
+        let now = unix_now();
         tx.execute(
             &format!(
                 "UPDATE queue SET {released}, evaluation_id = ?2,
                 weights = ?3, finished_at = ?4 WHERE id = ?1",
                 released = rules::RELEASED
             ),
-            params![job.id, evaluation_id, weights, unix_now()],
+            params![job.id, evaluation_id, weights, now],
+        )?;
+        tx.execute(
+            &format!(
+                "UPDATE queue SET weights = NULL WHERE {unwanted}",
+                unwanted = rules::unwanted_weights(|n| format!("?{n}"))
+            ),
+            [now],
         )?;
         tx.commit()?;
         Ok(Some(evaluation_id))

@@ -260,4 +260,19 @@ CREATE UNIQUE INDEX queue_live_key ON queue (cache_key) WHERE status <> 'done';
     r#"
 ALTER TABLE queue ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 11: kept weights belong to a run and an evaluation together (#22 item 19): a second run
+    // keeping the same evaluation keeps a copy of its own, so it neither takes the first run's
+    // over nor prunes them. Rebuilt as in migration 8, to change the primary key.
+    r#"
+CREATE TABLE kept_weights_v11 (
+    run_id        INTEGER NOT NULL REFERENCES runs(id),
+    evaluation_id INTEGER NOT NULL REFERENCES evaluations(id),
+    safetensors   BLOB NOT NULL,
+    PRIMARY KEY (run_id, evaluation_id)
+);
+INSERT INTO kept_weights_v11 (run_id, evaluation_id, safetensors)
+    SELECT run_id, evaluation_id, safetensors FROM kept_weights;
+DROP TABLE kept_weights;
+ALTER TABLE kept_weights_v11 RENAME TO kept_weights;
+"#,
 ];
