@@ -8,9 +8,10 @@ use postgres::{Row, Transaction};
 mod connection;
 mod queue;
 mod schema;
+mod security;
 
 use connection::commit;
-pub use connection::{is_postgres_url, redact, PgStore};
+pub use connection::{has_password, is_postgres_url, redact, PgStore};
 
 use crate::{
     curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun,
@@ -500,5 +501,8 @@ mod tests {
             "host=db password = *** dbname=nas"
         );
         assert_eq!(redact("pgsql://u:pw@h/db"), "pgsql://u:***@h/db");
+        assert!(has_password("postgres://nas:s3cret@db.lab/nas"));
+        assert!(has_password("postgresql:///nas?host=/tmp&password=s3cret"));
+        assert!(!has_password("postgres://nas@db.lab/nas?sslmode=verify-full"));
     }
 }
