@@ -3,7 +3,9 @@
 //! clusters and single-node setups lack), reports workers that fail or wait too long, and cancels
 //! the array (`scancel`) when the search ends or is interrupted. The Slurm commands are called;
 //! nothing binds to Slurm's C library. Workers reach the store through `NAS_DB`, which `sbatch`
-//! passes on from the search's environment, so no password is written into a script.
+//! passes on from the search's environment, so no URL is written into a script. Slurm keeps a
+//! job's environment in its records, so a store URL with a password is refused and `PGPASSWORD`
+//! is not passed on: the workers read the password from `~/.pgpass` (or `PGPASSFILE`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -178,11 +180,24 @@ fn slurm_command(program: &str) -> anyhow::Result<Command> {
 impl SlurmWorkers {
     /// Submits the array with `sbatch --parsable` and starts following it.
     pub fn submit(spec: &SlurmSpec) -> anyhow::Result<SharedWorkers> {
+        anyhow::ensure!(
+            !nas_store::postgres::has_password(&spec.db.to_string_lossy()),
+            "the store URL {} holds a password, which sbatch would pass to the workers in their environment and Slurm would keep in its job records; \
+             drop it from --db and put it in ~/.pgpass (or the file PGPASSFILE names) where the search and its workers run, \
+             as a line HOST:PORT:DATABASE:USER:PASSWORD (chmod 600)",
+            Store::describe(&spec.db)
+        );
         let guard = interrupt_guard();
         let mut sbatch = slurm_command("sbatch")?;
+        if std::env::var_os("PGPASSWORD").is_some() {
+            tracing::info!(
+                "PGPASSWORD is not passed on to the Slurm workers (Slurm would keep it in its job records); they read ~/.pgpass or PGPASSFILE"
+            );
+        }
         sbatch
             .arg("--parsable")
             .env("NAS_DB", &spec.db)
+            .env_remove("PGPASSWORD")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -212,12 +212,13 @@ pub trait RunStore: JobQueue + Send {
     /// The evaluation behind each committed episode of a run, keyed by episode index: an `async`
     /// run commits episodes as their children finish, so the indices can have gaps.
     fn episode_evaluations(&self, run: i64) -> anyhow::Result<EpisodeEvaluations>;
-    /// Keeps the trained weights (safetensors) of an evaluation for `run`.
+    /// Keeps the trained weights (safetensors) of an evaluation for `run` (replacing what `run`
+    /// kept for it before; another run's copy stays that run's).
     fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()>;
-    /// Forgets the weights kept for `run` except those of `keep`.
+    /// Forgets the weights kept for `run` except those of `keep` (other runs' stay).
     fn prune_weights(&self, run: i64, keep: &[i64]) -> anyhow::Result<()>;
-    /// The weights kept for an evaluation, if any.
-    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>>;
+    /// The weights `run` kept for an evaluation, if any.
+    fn kept_weights(&self, run: i64, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>>;
 }
 
 pub mod postgres;
@@ -225,7 +226,7 @@ pub mod queue;
 mod sqlite;
 
 pub use postgres::redact;
-pub use queue::{Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow};
+pub use queue::{Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, OwnerGone, QueueCounts, WorkerRow};
 pub use sqlite::SqliteStore;
 
 /// What `--db` names: a SQLite file or a PostgreSQL database.

@@ -11,9 +11,32 @@ use serde::{Deserialize, Serialize};
 use crate::NewEvaluation;
 use nas_core::record::Outcome;
 
-/// A worker that died this many times while training one child gives up on it: the child is
-/// recorded as a (transient) failure instead of killing workers forever.
+/// A child that this many workers died while training (their processes exited, or they stopped
+/// heartbeating) is given up: recorded as a (transient) failure instead of killing workers
+/// forever. Children handed back for other reasons ([`OwnerGone::Stopped`],
+/// [`JobQueue::hand_back`]) do not count.
 pub const MAX_ATTEMPTS: u32 = 3;
+
+/// How long (seconds, by the store's clock) the weights a worker handed back with a finished job
+/// wait in the queue for the search to take them ([`JobQueue::take_job_weights`]); older ones are
+/// cleared. A live search takes them as soon as it sees the job finished (it polls its jobs every
+/// second or faster while it waits); weights still there after this long belong to a search that
+/// was killed (its resumed run finds the evaluation by its episode and never waits on the job
+/// again).
+pub const WEIGHTS_GRACE_SECS: f64 = 3600.0;
+
+/// Why a worker's children go back to the queue ([`JobQueue::requeue_owner`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerGone {
+    /// Its process died while training them (it exited on its own, or was killed by a signal it
+    /// did not ask for): the child may be what kills workers, so this counts towards
+    /// [`MAX_ATTEMPTS`].
+    Died,
+    /// It was stopped, or stopped itself, for a reason that is not the child's fault (Ctrl-C or
+    /// an error stopping the pool, a killed search's workers reclaimed on resume, a worker that
+    /// stops on an error of its own): not counted.
+    Stopped,
+}
 
 /// This machine's Unix time in seconds. The SQLite store compares leases and heartbeats in it
 /// (all its processes run on one machine); the PostgreSQL store uses the database server's
@@ -42,7 +65,7 @@ pub fn given_up(lost: Option<&str>) -> Outcome {
         params: 0,
         seconds: 0.0,
         failure: Some(format!(
-            "{MAX_ATTEMPTS} workers stopped while training it (last: {})",
+            "{MAX_ATTEMPTS} workers died while training it (last: {})",
             lost.unwrap_or("unknown")
         )),
         transient: true,
@@ -54,7 +77,7 @@ pub fn given_up(lost: Option<&str>) -> Outcome {
 /// worker's result is accepted, what a claim resets, which job a child joins, and when a child is
 /// given up. Each backend only supplies its SQL placeholders ([`Placeholder`]) and runs the statements.
 pub(crate) mod rules {
-    use super::{given_up, MAX_ATTEMPTS};
+    use super::{given_up, OwnerGone, MAX_ATTEMPTS};
     use nas_core::record::Outcome;
 
     /// The n-th (1-based) parameter in a backend's SQL: `?n` in SQLite, `$n` in PostgreSQL.
@@ -95,6 +118,18 @@ pub(crate) mod rules {
     /// What a new claim clears: the previous attempt's curve and verdicts.
     pub(crate) const CLAIM_RESETS: &str = "curve = NULL, verdict_epochs = 0, verdict_stop = FALSE";
 
+    /// The finished jobs whose weights nobody will take (parameter 1: the store's clock now),
+    /// cleared whenever a job finishes: those of a job nobody asked to keep weights of (a search
+    /// that joins a job sets `keep_weights` while it is live, so before it finishes), and those
+    /// finished more than [`WEIGHTS_GRACE_SECS`] ago.
+    pub(crate) fn unwanted_weights(p: Placeholder) -> String {
+        format!(
+            "status = 'done' AND weights IS NOT NULL AND (NOT keep_weights OR finished_at + {:?} < {})",
+            super::WEIGHTS_GRACE_SECS,
+            p(1)
+        )
+    }
+
     /// A job that is finished: nobody holds it any more.
     pub(crate) const RELEASED: &str = "status = 'done', owner = NULL, lease_until = NULL";
 
@@ -108,29 +143,88 @@ pub(crate) mod rules {
     /// the finished rows stay as the record of earlier trainings.
     pub(crate) const LIVE: &str = "status <> 'done'";
 
+    /// What putting a held child back in the queue does (parameter 1: why, kept as `last_error`
+    /// for the next attempt): the lease ends, and a worker's death is counted. `attempt` stays:
+    /// it is the lease generation, which the next claim moves on.
+    pub(crate) fn requeued(p: Placeholder, gone: OwnerGone) -> String {
+        let death = match gone {
+            OwnerGone::Died => 1,
+            OwnerGone::Stopped => 0,
+        };
+        format!(
+            "status = 'pending', owner = NULL, lease_until = NULL, last_error = {}, deaths = deaths + {death}",
+            p(1)
+        )
+    }
+
     /// What claiming a claimable row does.
     #[derive(Debug, PartialEq)]
     pub(crate) enum Claim {
         /// Workers died on it [`MAX_ATTEMPTS`] times: record this outcome and take the next row.
         GiveUp(Outcome),
-        /// Train it as attempt `attempt`; `lost` says why the previous attempt ended, if one did.
-        Take { attempt: u32, lost: Option<String> },
+        /// Train it as attempt `attempt` (the lease generation), with `deaths` workers died on it
+        /// so far; `lost` says why the previous attempt ended, if one did.
+        Take {
+            attempt: u32,
+            deaths: u32,
+            lost: Option<String>,
+        },
     }
 
-    /// The rule for a claimable row with this `attempt`, `status`, previous `owner` and
-    /// `last_error`: a running row here lost its lease, so its worker stopped heartbeating.
-    pub(crate) fn claim(attempt: u32, status: &str, owner: Option<String>, last_error: Option<String>) -> Claim {
-        let lost = match (status, owner) {
-            ("running", Some(previous)) => Some(format!("worker {previous} stopped heartbeating")),
-            _ => last_error,
+    /// The rule for a claimable row with this `attempt`, `deaths`, `status`, previous `owner` and
+    /// `last_error`: a running row here lost its lease, so its worker stopped heartbeating, which
+    /// counts as a death (it may have died on the child). Deaths counted when the row was put
+    /// back ([`requeued`] with [`OwnerGone::Died`]) are in `deaths` already; children handed back
+    /// for other reasons never add to it, however often.
+    pub(crate) fn claim(
+        attempt: u32,
+        deaths: u32,
+        status: &str,
+        owner: Option<String>,
+        last_error: Option<String>,
+    ) -> Claim {
+        let (lost, deaths) = match (status, owner) {
+            ("running", Some(previous)) => (Some(format!("worker {previous} stopped heartbeating")), deaths + 1),
+            ("running", None) => (last_error, deaths + 1),
+            _ => (last_error, deaths),
         };
-        if attempt >= MAX_ATTEMPTS {
+        if deaths >= MAX_ATTEMPTS {
             Claim::GiveUp(given_up(lost.as_deref()))
         } else {
             Claim::Take {
                 attempt: attempt + 1,
+                deaths,
                 lost,
             }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_deaths_give_a_child_up() {
+            assert!(matches!(
+                claim(17, 0, "pending", None, Some("stopped".into())),
+                Claim::Take {
+                    attempt: 18,
+                    deaths: 0,
+                    ..
+                }
+            ));
+            assert!(matches!(
+                claim(2, MAX_ATTEMPTS - 1, "pending", None, None),
+                Claim::Take { attempt: 3, .. }
+            ));
+            assert!(matches!(
+                claim(2, MAX_ATTEMPTS - 1, "running", Some("w".into()), None),
+                Claim::GiveUp(_)
+            ));
+            assert!(matches!(
+                claim(1, MAX_ATTEMPTS, "pending", None, None),
+                Claim::GiveUp(_)
+            ));
         }
     }
 }
@@ -305,11 +399,20 @@ pub trait JobQueue {
         weights: Option<&[u8]>,
     ) -> anyhow::Result<Option<i64>>;
     fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>>;
-    /// Takes (and forgets) the weights a worker handed back with a job.
+    /// Takes (and forgets) the weights a worker handed back with a job. Only a job with
+    /// `keep_weights` stores them, and they are cleared [`WEIGHTS_GRACE_SECS`] after the job
+    /// finished if nobody took them.
     fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>>;
     /// Puts the children `owner` holds back in the queue at once (its process is known to be
-    /// gone); returns how many.
-    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize>;
+    /// gone, or to be stopping); returns how many. `gone` says whether it died on them
+    /// ([`OwnerGone::Died`]: counts towards [`MAX_ATTEMPTS`]) or was stopped
+    /// ([`OwnerGone::Stopped`]: does not).
+    fn requeue_owner(&self, owner: &str, reason: &str, gone: OwnerGone) -> anyhow::Result<usize>;
+    /// Hands a claimed child back to the queue without counting an attempt against it (a worker
+    /// that refuses the child's data, cannot load it, or gives up waiting for a verdict): the
+    /// lease ends, `reason` is kept for the next attempt. False (and nothing changes) when
+    /// `owner` no longer holds this lease.
+    fn hand_back(&self, job: &ClaimedJob, owner: &str, reason: &str) -> anyhow::Result<bool>;
     /// How many children wait (pending, or their lease ran out) and how many are being trained,
     /// by the store's clock ([`JobQueue::now`]).
     fn queue_counts(&self) -> anyhow::Result<QueueCounts>;

@@ -6,7 +6,7 @@ mod common;
 
 use common::pg::PgServer;
 use common::{evaluation, job, outcome, transient};
-use nas_store::queue::MAX_ATTEMPTS;
+use nas_store::queue::{OwnerGone, MAX_ATTEMPTS};
 use nas_store::Store;
 
 fn a_new_result_is_a_new_row(store: &Store) {
@@ -30,7 +30,7 @@ fn a_new_result_is_a_new_row(store: &Store) {
     store.enqueue(&deadly).unwrap();
     for _ in 0..MAX_ATTEMPTS {
         store.claim("w", "cpu", 60.0).unwrap().unwrap();
-        store.requeue_owner("w", "worker w died").unwrap();
+        store.requeue_owner("w", "worker w died", OwnerGone::Died).unwrap();
     }
     assert_eq!(store.claim("w", "cpu", 60.0).unwrap(), None);
     let given_up = store.evaluation_of_episode("k", 3, 0).unwrap().unwrap();

@@ -5,9 +5,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::schema::migrations;
+use super::security;
 use crate::SCHEMA_VERSION;
 
 /// Whether `--db` names a PostgreSQL store rather than a SQLite file.
@@ -62,30 +64,77 @@ pub fn redact(url: &str) -> String {
     out
 }
 
+/// Whether `url` holds a password (in its user info, or a `password=` setting): what
+/// [`redact`] would hide. A launcher that hands the URL to other machines (Slurm's `sbatch`,
+/// which keeps the job's environment in its records) refuses such a URL.
+pub fn has_password(url: &str) -> bool {
+    redact(url) != url
+}
+
 /// Commits `tx` for [`PgStore::retry_before_commit`], noting that the commit was sent.
 pub(super) fn commit(tx: Transaction<'_>, sent: &std::cell::Cell<bool>) -> Result<(), postgres::Error> {
     sent.set(true);
     tx.commit()
 }
 
-/// Connects to `config`, retrying after each of `waits`.
-fn connect_with(config: &postgres::Config, url: &str, waits: &[Duration]) -> anyhow::Result<Client> {
+/// Connects to `config` through `tls`, retrying after each of `waits`.
+fn connect_with(
+    config: &postgres::Config,
+    tls: &MakeRustlsConnect,
+    url: &str,
+    waits: &[Duration],
+) -> anyhow::Result<Client> {
     let mut attempt = 0;
     loop {
-        match config.connect(NoTls) {
+        match config.connect(tls.clone()) {
             Ok(client) => return Ok(client),
+            // Refused (a wrong or missing password, no such database or role, a bad setting):
+            // waiting changes nothing.
+            Err(e) if !worth_retrying(&e) => anyhow::bail!(
+                "the PostgreSQL store {} refused the connection: {}; check the user, the database and the password (in the URL, PGPASSWORD, or the password file PGPASSFILE or ~/.pgpass)",
+                redact(url),
+                with_causes(&e)
+            ),
             Err(e) if attempt < waits.len() => {
                 tracing::debug!("connecting to {}: {e}; retrying", redact(url));
                 std::thread::sleep(waits[attempt]);
                 attempt += 1;
             }
             Err(e) => anyhow::bail!(
-                "cannot connect to the PostgreSQL store {} after {} attempts: {e}; check that the server runs, the database exists (createdb) and the URL is right",
+                "cannot connect to the PostgreSQL store {} after {} attempts: {}; check that the server runs, the database exists (createdb) and the URL is right",
                 redact(url),
-                attempt + 1
+                attempt + 1,
+                with_causes(&e)
             ),
         }
     }
+}
+
+/// Whether a failed connection attempt may work later: the server was unreachable, starting,
+/// shutting down or full; not when it refused us.
+fn worth_retrying(e: &postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+        }
+        None => {
+            let mut causes = std::iter::successors(std::error::Error::source(e), |s| s.source());
+            // A certificate the TLS handshake refused stays refused.
+            let refused_by_tls = |io: &std::io::Error| io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
+            e.is_closed() || causes.any(|s| s.downcast_ref::<std::io::Error>().is_some_and(|io| !refused_by_tls(io)))
+        }
+    }
+}
+
+/// `e` with the errors under it (the `postgres` crate's message alone can be "invalid
+/// configuration").
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    for cause in std::iter::successors(std::error::Error::source(e), |s| s.source()) {
+        text.push_str(&format!(": {cause}"));
+    }
+    text
 }
 
 /// Connection attempts when the store is opened, with the wait before each retry.
@@ -142,6 +191,8 @@ impl std::ops::DerefMut for Conn {
 pub struct PgStore {
     client: Mutex<Conn>,
     config: postgres::Config,
+    /// TLS as the URL's `sslmode` asks.
+    tls: MakeRustlsConnect,
     /// The URL without its password, for messages.
     url: String,
 }
@@ -161,18 +212,27 @@ fn connection_lost(error: &anyhow::Error) -> bool {
 }
 
 impl PgStore {
-    /// Connects (retrying with backoff for about 8 s) and brings the schema up to date.
+    /// Connects (retrying with backoff for about 8 s) and brings the schema up to date. TLS is
+    /// as the URL's `sslmode` (and `sslrootcert`) say; a URL without a password takes it from
+    /// `PGPASSWORD` or the password file (`PGPASSFILE`, else `~/.pgpass`), as libpq does
+    /// (`security`).
     pub fn connect(url: &str) -> anyhow::Result<PgStore> {
-        let config: postgres::Config = url
-            .parse()
-            .with_context(|| format!("{} is not a valid PostgreSQL URL", redact(url)))?;
-        let client = connect_with(&config, url, &RETRY_WAITS)?;
+        let invalid = || format!("{} is not a valid PostgreSQL URL", redact(url));
+        let (rest, tls_settings) = security::split_tls(url).with_context(invalid)?;
+        let mut config: postgres::Config = rest.parse().with_context(invalid)?;
+        config.ssl_mode(security::ssl_mode(&tls_settings));
+        if let Some(source) = security::fill_password(&mut config) {
+            tracing::debug!("the password for {} comes from {source}", redact(url));
+        }
+        let tls = security::connector(&tls_settings).with_context(|| format!("connecting to {}", redact(url)))?;
+        let client = connect_with(&config, &tls, url, &RETRY_WAITS)?;
         let store = PgStore {
             client: Mutex::new(Conn {
                 client,
                 last_used: std::time::Instant::now(),
             }),
             config,
+            tls,
             url: redact(url),
         };
         store
@@ -197,7 +257,7 @@ impl PgStore {
             "the connection to the PostgreSQL store {} broke; reconnecting",
             self.url
         );
-        conn.client = connect_with(&self.config, &self.url, &RECONNECT_WAITS)?;
+        conn.client = connect_with(&self.config, &self.tls, &self.url, &RECONNECT_WAITS)?;
         conn.last_used = std::time::Instant::now();
         Ok(())
     }

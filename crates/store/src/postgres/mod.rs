@@ -8,9 +8,10 @@ use postgres::{Row, Transaction};
 mod connection;
 mod queue;
 mod schema;
+mod security;
 
 use connection::commit;
-pub use connection::{is_postgres_url, redact, PgStore};
+pub use connection::{has_password, is_postgres_url, redact, PgStore};
 
 use crate::{
     curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun,
@@ -446,7 +447,7 @@ impl RunStore for PgStore {
         self.idempotent(|client| {
             client.execute(
                 "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES ($1, $2, $3)
-             ON CONFLICT (evaluation_id) DO UPDATE SET run_id = excluded.run_id, safetensors = excluded.safetensors",
+             ON CONFLICT (run_id, evaluation_id) DO UPDATE SET safetensors = excluded.safetensors",
                 &[&evaluation_id, &run, &safetensors],
             )?;
             Ok(())
@@ -463,12 +464,12 @@ impl RunStore for PgStore {
         })
     }
 
-    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+    fn kept_weights(&self, run: i64, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
         self.idempotent(|client| {
             Ok(client
                 .query_opt(
-                    "SELECT safetensors FROM kept_weights WHERE evaluation_id = $1",
-                    &[&evaluation_id],
+                    "SELECT safetensors FROM kept_weights WHERE run_id = $1 AND evaluation_id = $2",
+                    &[&run, &evaluation_id],
                 )?
                 .map(|r| r.get(0)))
         })
@@ -500,5 +501,8 @@ mod tests {
             "host=db password = *** dbname=nas"
         );
         assert_eq!(redact("pgsql://u:pw@h/db"), "pgsql://u:***@h/db");
+        assert!(has_password("postgres://nas:s3cret@db.lab/nas"));
+        assert!(has_password("postgresql:///nas?host=/tmp&password=s3cret"));
+        assert!(!has_password("postgres://nas@db.lab/nas?sslmode=verify-full"));
     }
 }

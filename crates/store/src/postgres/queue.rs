@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 use crate::queue::rules::Claim;
 use crate::queue::{
-    curves_waiting, rules, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts, WorkerRow,
+    curves_waiting, rules, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, OwnerGone, QueueCounts,
+    WorkerRow,
 };
 use crate::NewEvaluation;
 
@@ -129,7 +130,13 @@ impl JobQueue for PgStore {
                     return Ok(None);
                 };
                 let mut job = claimed_from_row(&row);
-                let lost = match rules::claim(job.attempt, row.get("status"), row.get("owner"), row.get("last_error")) {
+                let (deaths, lost) = match rules::claim(
+                    job.attempt,
+                    row.get::<_, i64>("deaths") as u32,
+                    row.get("status"),
+                    row.get("owner"),
+                    row.get("last_error"),
+                ) {
                     Claim::GiveUp(outcome) => {
                         let depth = job.architecture.split_whitespace().count();
                         let evaluation_id = insert_evaluation_on(&mut tx, &job.evaluation(depth, &outcome))?;
@@ -147,18 +154,26 @@ impl JobQueue for PgStore {
                         );
                         continue;
                     }
-                    Claim::Take { attempt, lost } => {
+                    Claim::Take { attempt, deaths, lost } => {
                         job.attempt = attempt;
-                        lost
+                        (deaths, lost)
                     }
                 };
                 tx.execute(
                     &format!(
                         "UPDATE queue SET status = 'running', owner = $2, attempt = $3, lease_until = $4,
-                        started_at = $5, last_error = $6, {claim_resets} WHERE id = $1",
+                        started_at = $5, last_error = $6, deaths = $7, {claim_resets} WHERE id = $1",
                         claim_resets = rules::CLAIM_RESETS
                     ),
-                    &[&job.id, &owner, &(job.attempt as i64), &(now + lease_secs), &now, &lost],
+                    &[
+                        &job.id,
+                        &owner,
+                        &(job.attempt as i64),
+                        &(now + lease_secs),
+                        &now,
+                        &lost,
+                        &(deaths as i64),
+                    ],
                 )?;
                 commit(tx, sent)?;
                 return Ok(Some(job));
@@ -198,13 +213,21 @@ impl JobQueue for PgStore {
                 return Ok(None);
             }
             let evaluation_id = insert_evaluation_on(&mut tx, evaluation)?;
+            let now: f64 = tx.query_one(&format!("SELECT {DB_NOW}"), &[])?.get(0);
             tx.execute(
                 &format!(
                     "UPDATE queue SET {released}, evaluation_id = $2,
-                weights = $3, finished_at = {DB_NOW} WHERE id = $1",
+                weights = $3, finished_at = $4 WHERE id = $1",
                     released = rules::RELEASED
                 ),
-                &[&job.id, &evaluation_id, &weights],
+                &[&job.id, &evaluation_id, &weights, &now],
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE queue SET weights = NULL WHERE {unwanted}",
+                    unwanted = rules::unwanted_weights(|n| format!("${n}"))
+                ),
+                &[&now],
             )?;
             tx.commit()?;
             Ok(Some(evaluation_id))
@@ -252,13 +275,33 @@ impl JobQueue for PgStore {
         })
     }
 
-    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize> {
+    fn requeue_owner(&self, owner: &str, reason: &str, gone: OwnerGone) -> anyhow::Result<usize> {
+        // Idempotent: a repeat after a commit whose reply was lost finds none of the owner's
+        // children running, so a death is never counted twice.
         self.idempotent(|client| {
             Ok(client.execute(
-                "UPDATE queue SET status = 'pending', owner = NULL, lease_until = NULL, last_error = $2
-             WHERE status = 'running' AND owner = $1",
-                &[&owner, &reason],
+                &format!(
+                    "UPDATE queue SET {requeued} WHERE status = 'running' AND owner = $2",
+                    requeued = rules::requeued(|n| format!("${n}"), gone)
+                ),
+                &[&reason, &owner],
             )? as usize)
+        })
+    }
+
+    fn hand_back(&self, job: &ClaimedJob, owner: &str, reason: &str) -> anyhow::Result<bool> {
+        // Idempotent: a repeat finds the lease over and changes nothing.
+        self.idempotent(|client| {
+            // The lease's parameters follow the reason: $2 job, $3 owner, $4 attempt.
+            let updated = client.execute(
+                &format!(
+                    "UPDATE queue SET {requeued} WHERE {held}",
+                    requeued = rules::requeued(|n| format!("${n}"), OwnerGone::Stopped),
+                    held = rules::lease_held(|n| format!("${}", n + 1))
+                ),
+                &[&reason, &job.id, &owner, &(job.attempt as i64)],
+            )?;
+            Ok(updated == 1)
         })
     }
 

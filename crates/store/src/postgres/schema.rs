@@ -114,5 +114,13 @@ ALTER TABLE queue DROP CONSTRAINT IF EXISTS queue_cache_key_key;
 CREATE UNIQUE INDEX IF NOT EXISTS queue_live_key ON queue (cache_key) WHERE status <> 'done';
 "#
         .into(),
+        // 10: `deaths`, the workers that died on a child (`attempt` stays the lease generation).
+        "ALTER TABLE queue ADD COLUMN deaths BIGINT NOT NULL DEFAULT 0;".into(),
+        // 11: kept weights belong to a run and an evaluation together.
+        r#"
+ALTER TABLE kept_weights DROP CONSTRAINT IF EXISTS kept_weights_pkey;
+ALTER TABLE kept_weights ADD PRIMARY KEY (run_id, evaluation_id);
+"#
+        .into(),
     ]
 }

@@ -379,7 +379,8 @@ impl RunStore for SqliteStore {
 
     fn keep_weights(&self, run: i64, evaluation_id: i64, safetensors: &[u8]) -> anyhow::Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (?1, ?2, ?3)",
+            "INSERT INTO kept_weights (evaluation_id, run_id, safetensors) VALUES (?1, ?2, ?3)
+             ON CONFLICT (run_id, evaluation_id) DO UPDATE SET safetensors = excluded.safetensors",
             params![evaluation_id, run, safetensors],
         )?;
         Ok(())
@@ -397,12 +398,12 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    fn kept_weights(&self, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+    fn kept_weights(&self, run: i64, evaluation_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT safetensors FROM kept_weights WHERE evaluation_id = ?1",
-                [evaluation_id],
+                "SELECT safetensors FROM kept_weights WHERE run_id = ?1 AND evaluation_id = ?2",
+                [run, evaluation_id],
                 |r| r.get(0),
             )
             .optional()?)
@@ -664,7 +665,7 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(store.cached_evaluation("k").unwrap().unwrap().id, 5);
         assert_eq!(store.episode_evaluations(1).unwrap(), [(0, 5)].into());
-        assert_eq!(store.kept_weights(5).unwrap(), Some(vec![1, 2]));
+        assert_eq!(store.kept_weights(1, 5).unwrap(), Some(vec![1, 2]));
         use crate::JobQueue;
         assert_eq!(
             store.job_states(&[3]).unwrap(),

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use crate::queue::rules::Claim;
 use crate::queue::{
-    curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, QueueCounts,
-    WorkerRow,
+    curves_waiting, rules, unix_now, Awaited, ClaimedJob, CurveToJudge, JobQueue, JobState, NewJob, OwnerGone,
+    QueueCounts, WorkerRow,
 };
 use crate::NewEvaluation;
 
@@ -111,15 +111,16 @@ impl JobQueue for SqliteStore {
                             r.get::<_, String>("status")?,
                             r.get::<_, Option<String>>("owner")?,
                             r.get::<_, Option<String>>("last_error")?,
+                            r.get::<_, u32>("deaths")?,
                         ))
                     },
                 )
                 .optional()?;
-            let Some((mut job, status, previous_owner, last_error)) = candidate else {
+            let Some((mut job, status, previous_owner, last_error, deaths)) = candidate else {
                 tx.commit()?;
                 return Ok(None);
             };
-            let lost = match rules::claim(job.attempt, &status, previous_owner, last_error) {
+            let (deaths, lost) = match rules::claim(job.attempt, deaths, &status, previous_owner, last_error) {
                 Claim::GiveUp(outcome) => {
                     let depth = job.architecture.split_whitespace().count();
                     let evaluation_id = insert_evaluation_on(&tx, &job.evaluation(depth, &outcome))?;
@@ -137,18 +138,18 @@ impl JobQueue for SqliteStore {
                     );
                     continue;
                 }
-                Claim::Take { attempt, lost } => {
+                Claim::Take { attempt, deaths, lost } => {
                     job.attempt = attempt;
-                    lost
+                    (deaths, lost)
                 }
             };
             tx.execute(
                 &format!(
                     "UPDATE queue SET status = 'running', owner = ?2, attempt = ?3, lease_until = ?4,
-                        started_at = ?5, last_error = ?6, {claim_resets} WHERE id = ?1",
+                        started_at = ?5, last_error = ?6, deaths = ?7, {claim_resets} WHERE id = ?1",
                     claim_resets = rules::CLAIM_RESETS
                 ),
-                params![job.id, owner, job.attempt, now + lease_secs, now, lost],
+                params![job.id, owner, job.attempt, now + lease_secs, now, lost, deaths],
             )?;
             tx.commit()?;
             return Ok(Some(job));
@@ -184,13 +185,21 @@ impl JobQueue for SqliteStore {
             return Ok(None);
         }
         let evaluation_id = insert_evaluation_on(&tx, evaluation)?;
+        let now = unix_now();
         tx.execute(
             &format!(
                 "UPDATE queue SET {released}, evaluation_id = ?2,
                 weights = ?3, finished_at = ?4 WHERE id = ?1",
                 released = rules::RELEASED
             ),
-            params![job.id, evaluation_id, weights, unix_now()],
+            params![job.id, evaluation_id, weights, now],
+        )?;
+        tx.execute(
+            &format!(
+                "UPDATE queue SET weights = NULL WHERE {unwanted}",
+                unwanted = rules::unwanted_weights(|n| format!("?{n}"))
+            ),
+            [now],
         )?;
         tx.commit()?;
         Ok(Some(evaluation_id))
@@ -233,12 +242,27 @@ impl JobQueue for SqliteStore {
         Ok(weights)
     }
 
-    fn requeue_owner(&self, owner: &str, reason: &str) -> anyhow::Result<usize> {
+    fn requeue_owner(&self, owner: &str, reason: &str, gone: OwnerGone) -> anyhow::Result<usize> {
         Ok(self.conn.execute(
-            "UPDATE queue SET status = 'pending', owner = NULL, lease_until = NULL, last_error = ?2
-             WHERE status = 'running' AND owner = ?1",
-            params![owner, reason],
+            &format!(
+                "UPDATE queue SET {requeued} WHERE status = 'running' AND owner = ?2",
+                requeued = rules::requeued(|n| format!("?{n}"), gone)
+            ),
+            params![reason, owner],
         )?)
+    }
+
+    fn hand_back(&self, job: &ClaimedJob, owner: &str, reason: &str) -> anyhow::Result<bool> {
+        // The lease's parameters follow the reason: ?2 job, ?3 owner, ?4 attempt.
+        let updated = self.conn.execute(
+            &format!(
+                "UPDATE queue SET {requeued} WHERE {held}",
+                requeued = rules::requeued(|n| format!("?{n}"), OwnerGone::Stopped),
+                held = rules::lease_held(|n| format!("?{}", n + 1))
+            ),
+            params![reason, job.id, owner, job.attempt],
+        )?;
+        Ok(updated == 1)
     }
 
     fn queue_counts(&self) -> anyhow::Result<QueueCounts> {

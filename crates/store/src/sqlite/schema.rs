@@ -253,4 +253,26 @@ ALTER TABLE queue_v9 RENAME TO queue;
 CREATE INDEX queue_status ON queue (status, id);
 CREATE UNIQUE INDEX queue_live_key ON queue (cache_key) WHERE status <> 'done';
 "#,
+    // 10: a child's attempts count only the workers that died on it (#22 item 2): `attempt` stays
+    // the lease generation, `deaths` counts the leases that ended with the worker dead (its lease
+    // expired, or its process exited while training it); children handed back for other reasons
+    // (the pool stopped, a worker refused the data) do not count.
+    r#"
+ALTER TABLE queue ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 11: kept weights belong to a run and an evaluation together (#22 item 19): a second run
+    // keeping the same evaluation keeps a copy of its own, so it neither takes the first run's
+    // over nor prunes them. Rebuilt as in migration 8, to change the primary key.
+    r#"
+CREATE TABLE kept_weights_v11 (
+    run_id        INTEGER NOT NULL REFERENCES runs(id),
+    evaluation_id INTEGER NOT NULL REFERENCES evaluations(id),
+    safetensors   BLOB NOT NULL,
+    PRIMARY KEY (run_id, evaluation_id)
+);
+INSERT INTO kept_weights_v11 (run_id, evaluation_id, safetensors)
+    SELECT run_id, evaluation_id, safetensors FROM kept_weights;
+DROP TABLE kept_weights;
+ALTER TABLE kept_weights_v11 RENAME TO kept_weights;
+"#,
 ];

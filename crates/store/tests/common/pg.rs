@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct PgServer {
     dir: PathBuf,
     bin: PathBuf,
+    port: u16,
+    /// Server settings added to the command line (`-c name=value …`).
+    extra: String,
 }
 
 /// The directory of PostgreSQL's server programs: where `initdb` is on the PATH, else the
@@ -55,6 +58,12 @@ impl PgServer {
     /// Starts a server, or `None` (with a note on stderr) when PostgreSQL is not installed and
     /// `NAS_TEST_PG=1` is not set.
     pub fn start() -> Option<PgServer> {
+        PgServer::start_with(5432, |_| String::new())
+    }
+
+    /// Starts a server on `port` after `setup` (given the server, initialized but not started)
+    /// returned extra settings for its command line (`-c name=value …`), e.g. TCP and TLS.
+    pub fn start_with(port: u16, setup: impl FnOnce(&PgServer) -> String) -> Option<PgServer> {
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var("NAS_TEST_PG").as_deref() != Ok("1"),
@@ -73,13 +82,19 @@ impl PgServer {
         std::fs::create_dir_all(&dir).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let server = PgServer { dir, bin };
+        let mut server = PgServer {
+            dir,
+            bin,
+            port,
+            extra: String::new(),
+        };
         let mut initdb = server.as_postgres("initdb");
         initdb
             .arg("-D")
             .arg(server.dir.join("data"))
             .args(["-A", "trust", "-U", "postgres", "--no-sync"]);
         run(initdb, "initdb");
+        server.extra = setup(&server);
         server.pg_ctl("start");
         Some(server)
     }
@@ -94,7 +109,8 @@ impl PgServer {
         }
     }
 
-    fn as_postgres(&self, program: &str) -> Command {
+    /// `program` run as the server's user (`postgres` when the tests run as root).
+    pub fn as_postgres(&self, program: &str) -> Command {
         let program = self.program(program);
         if is_root() {
             let mut command = Command::new("runuser");
@@ -114,8 +130,10 @@ impl PgServer {
             .arg(self.dir.join("server.log"))
             .arg("-o")
             .arg(format!(
-                "-k {} -c listen_addresses='' -c fsync=off -c max_connections=50",
-                self.dir.display()
+                "-k {} -c listen_addresses='' -c fsync=off -c max_connections=50 -c port={} {}",
+                self.dir.display(),
+                self.port,
+                self.extra
             ))
             .args(["-m", "fast", "-w", action]);
         run(command, &format!("pg_ctl {action}"));
@@ -130,11 +148,21 @@ impl PgServer {
         &self.dir
     }
 
+    /// The server's data directory (`pg_hba.conf` is there).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Runs `sql` with psql as the superuser in database `db`.
     pub fn psql(&self, db: &str, sql: &str) {
         let mut psql = Command::new(self.program("psql"));
         psql.arg("-h")
             .arg(&self.dir)
+            .args(["-p", &self.port.to_string()])
             .args(["-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql]);
         run(psql, &format!("psql {sql}"));
     }
@@ -143,8 +171,9 @@ impl PgServer {
     pub fn database(&self, name: &str) -> PathBuf {
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         PathBuf::from(format!(
-            "postgresql:///{name}?host={}&user=postgres",
-            self.dir.display()
+            "postgresql:///{name}?host={}&port={}&user=postgres",
+            self.dir.display(),
+            self.port
         ))
     }
 }

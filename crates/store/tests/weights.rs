@@ -1,0 +1,153 @@
+//! Trained weights (#22 item 19): kept weights belong to a run and an evaluation together, so a
+//! second run keeping the same evaluation neither takes them over nor prunes them from the first;
+//! and weights handed back with a job do not stay in the queue nobody takes them from. On both
+//! backends.
+
+mod common;
+
+use std::path::Path;
+
+use common::pg::PgServer;
+use common::{evaluation, job, outcome};
+use nas_store::queue::WEIGHTS_GRACE_SECS;
+use nas_store::{NewJob, NewRun, PluginRecord, Store};
+
+fn sqlite() -> (Store, impl Fn(&str)) {
+    let path = common::temp_dir("weights").join("w.sqlite");
+    let store = Store::open(&path).unwrap();
+    let sql = move |sql: &str| {
+        rusqlite::Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    };
+    (store, sql)
+}
+
+fn postgres(test: impl FnOnce(&Store, &dyn Fn(&str))) {
+    if let Some(server) = PgServer::start() {
+        let store = Store::open(&server.database("weights")).unwrap();
+        test(&store, &|sql: &str| server.psql("weights", sql));
+    }
+}
+
+fn new_run(store: &Store) -> i64 {
+    let plugin = PluginRecord {
+        name: "p".into(),
+        version: "1".into(),
+        path: "p.wasm".into(),
+        sha256: "x".into(),
+    };
+    store
+        .create_run(&NewRun {
+            config_toml: "",
+            dataset: "mnist3",
+            evaluator: "train",
+            seed: 0,
+            episodes_target: 1,
+            agent: &plugin,
+            reward: &plugin,
+            assessor: None,
+            device: "cpu",
+            no_cache: false,
+        })
+        .unwrap()
+}
+
+fn kept_weights_belong_to_their_run(store: &Store) {
+    let (first, second) = (new_run(store), new_run(store));
+    let good = outcome(0.9);
+    let shared = store
+        .insert_evaluation(&evaluation("k", &good, Some((first, 0))))
+        .unwrap();
+    store.keep_weights(first, shared, &[1]).unwrap();
+    // The second run keeps the same evaluation, then prunes it from its best.
+    store.keep_weights(second, shared, &[2]).unwrap();
+    assert_eq!(store.kept_weights(second, shared).unwrap(), Some(vec![2]));
+    store.prune_weights(second, &[]).unwrap();
+    assert_eq!(store.kept_weights(second, shared).unwrap(), None);
+    assert_eq!(
+        store.kept_weights(first, shared).unwrap(),
+        Some(vec![1]),
+        "the first run's weights stay"
+    );
+    // Keeping again replaces the run's own copy only.
+    store.keep_weights(first, shared, &[3]).unwrap();
+    assert_eq!(store.kept_weights(first, shared).unwrap(), Some(vec![3]));
+    store.prune_weights(first, &[shared]).unwrap();
+    assert_eq!(store.kept_weights(first, shared).unwrap(), Some(vec![3]));
+}
+
+#[test]
+fn kept_weights_belong_to_their_run_sqlite() {
+    kept_weights_belong_to_their_run(&Store::open(Path::new(":memory:")).unwrap());
+}
+
+#[test]
+fn kept_weights_belong_to_their_run_postgres() {
+    postgres(|store, _| kept_weights_belong_to_their_run(store));
+}
+
+fn weights_nobody_keeps_are_not_stored(store: &Store) {
+    let id = store.enqueue(&job("k")).unwrap();
+    let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+    store
+        .complete(&claimed, "w", &claimed.evaluation(1, &outcome(0.9)), Some(&[1, 2, 3]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.take_job_weights(id).unwrap(), None);
+}
+
+#[test]
+fn weights_nobody_keeps_are_not_stored_sqlite() {
+    weights_nobody_keeps_are_not_stored(&sqlite().0);
+}
+
+#[test]
+fn weights_nobody_keeps_are_not_stored_postgres() {
+    postgres(|store, _| weights_nobody_keeps_are_not_stored(store));
+}
+
+fn kept(key: &str) -> NewJob<'_> {
+    NewJob {
+        keep_weights: true,
+        ..job(key)
+    }
+}
+
+fn weights_left_behind_are_cleared(store: &Store, sql: &dyn Fn(&str)) {
+    // A job whose search was killed before it took the weights (the resumed search finds the
+    // evaluation by its episode and never waits on the job again).
+    let orphan = store.enqueue(&kept("orphan")).unwrap();
+    let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+    store
+        .complete(&claimed, "w", &claimed.evaluation(1, &outcome(0.9)), Some(&[1]))
+        .unwrap()
+        .unwrap();
+    // Finished longer ago than any live search waits to take its weights.
+    sql(&format!(
+        "UPDATE queue SET finished_at = finished_at - {} WHERE id = {orphan}",
+        WEIGHTS_GRACE_SECS + 60.0
+    ));
+    // A fresh job finished just now keeps its weights for its search.
+    let fresh = store.enqueue(&kept("fresh")).unwrap();
+    let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+    store
+        .complete(&claimed, "w", &claimed.evaluation(1, &outcome(0.8)), Some(&[2]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.take_job_weights(orphan).unwrap(),
+        None,
+        "the orphan's weights are cleared"
+    );
+    assert_eq!(store.take_job_weights(fresh).unwrap(), Some(vec![2]));
+}
+
+#[test]
+fn weights_left_behind_are_cleared_sqlite() {
+    let (store, sql) = sqlite();
+    weights_left_behind_are_cleared(&store, &sql);
+}
+
+#[test]
+fn weights_left_behind_are_cleared_postgres() {
+    postgres(weights_left_behind_are_cleared);
+}
