@@ -205,7 +205,7 @@ fn real_training_records_curves_and_the_report_shows_them() {
         assert!(outcome.failure.is_none());
         assert!(episode.stopped);
         assert_eq!(
-            store.kept_weights(id).unwrap(),
+            store.kept_weights(run, id).unwrap(),
             None,
             "a child stopped after 1 of 3 epochs is not the protocol's model"
         );

@@ -224,7 +224,7 @@ fn kept_weights_are_exported_without_training_again() {
     let evaluations = store.episode_evaluations(run).unwrap();
     let kept = evaluations
         .values()
-        .filter(|&&id| store.kept_weights(id).unwrap().is_some())
+        .filter(|&&id| store.kept_weights(run, id).unwrap().is_some())
         .count();
     assert_eq!(kept, 2, "the two best of three children keep their weights");
     let request = ExportRequest {

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::plugin;
-use common::process::{poll, spawn, sql, wait_ok, BIN};
+use common::process::{poll, spawn, spawn_group, sql, try_sql, wait_ok, BIN};
 use nas_store::Store;
 
 /// A run configuration file: real training on the synthetic images, `extra` appended.
@@ -78,11 +78,11 @@ fn an_async_run_with_kept_weights_and_an_assessor_survives_a_kill_with_children_
         Duration::from_secs(300),
         "committed episodes with children in flight",
         || {
-            let done = sql::<i64>(&db, "SELECT COUNT(*) FROM episodes")
+            let done = try_sql::<i64>(&db, "SELECT COUNT(*) FROM episodes")?
                 .first()?
                 .first()
                 .copied()?;
-            let running = sql::<i64>(&db, "SELECT COUNT(*) FROM queue WHERE status = 'running'")
+            let running = try_sql::<i64>(&db, "SELECT COUNT(*) FROM queue WHERE status = 'running'")?
                 .first()?
                 .first()
                 .copied()?;
@@ -174,7 +174,7 @@ fn a_worker_paused_past_its_lease_cannot_record_its_late_result() {
     let mut first = worker(1);
     let pid = first.id();
     poll(Duration::from_secs(120), "the first worker to train a child", || {
-        let owners = sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'");
+        let owners = try_sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'")?;
         owners.iter().any(|o| o[0].contains(&format!(":{pid}"))).then_some(())
     });
     let stopped = |signal: &str| {
@@ -186,7 +186,7 @@ fn a_worker_paused_past_its_lease_cannot_record_its_late_result() {
     std::thread::sleep(Duration::from_secs(4));
     let second = worker(2);
     poll(Duration::from_secs(120), "the second worker to take a child", || {
-        let owners = sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'");
+        let owners = try_sql::<String>(&db, "SELECT owner FROM queue WHERE status = 'running'")?;
         owners.iter().any(|o| !o[0].contains(&format!(":{pid}"))).then_some(())
     });
     stopped("-CONT");
@@ -204,4 +204,94 @@ fn a_worker_paused_past_its_lease_cannot_record_its_late_result() {
     assert_eq!(evaluations.len(), distinct.len(), "{evaluations:?}");
     let first_log = std::fs::read_to_string(dir.path().join("worker1.log")).unwrap();
     assert!(first_log.contains("lease"), "{first_log}");
+}
+
+/// Item 2: Ctrl-C (SIGINT to the search and its workers) three times during real training, each
+/// time resumed: the interrupted children go back to the queue without counting as attempts, so
+/// none is given up as "workers died while training it".
+#[test]
+fn three_interruptions_give_no_child_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nas.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let total = 6;
+    let config = config_file(
+        dir.path(),
+        "random",
+        total,
+        "[train]\nepochs = 6\n[parallel]\nworkers = 2\nthreads_per_worker = 1\n",
+    );
+    let log = dir.path().join("search.log");
+    let mut child = spawn_group(
+        &args(&[
+            "search",
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            db_arg,
+            "--no-cache",
+        ]),
+        &log,
+    );
+    for round in 0..3 {
+        poll(Duration::from_secs(300), "workers training children", || {
+            let running = try_sql::<i64>(&db, "SELECT COUNT(*) FROM queue WHERE status = 'running'")?
+                .first()?
+                .first()
+                .copied()?;
+            (running >= 1).then_some(())
+        });
+        // Ctrl-C reaches the search and its workers, as a terminal sends it to the foreground
+        // process group.
+        let group = child.id();
+        assert!(Command::new("kill")
+            .args(["-INT", "--", &format!("-{group}")])
+            .status()
+            .unwrap()
+            .success());
+        let _ = child.wait();
+        println!("interrupted {}", round + 1);
+        child = spawn_group(&args(&["search", "--resume", "1", "--db", db_arg, "--no-cache"]), &log);
+    }
+    wait_ok(child, &log);
+    let failures = sql::<String>(&db, "SELECT COALESCE(failure, '') FROM evaluations");
+    assert!(
+        failures.iter().all(|f| !f[0].contains("died while training")),
+        "{failures:?}"
+    );
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.episodes(1).unwrap().len(), total);
+}
+
+/// Item 11: workers started by hand at once on a store that does not exist yet all open it (one
+/// migrates, the others wait for it), and each exits cleanly when idle.
+#[test]
+fn three_workers_opening_a_fresh_store_at_once_all_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.sqlite");
+    let workers: Vec<_> = (0..3)
+        .map(|n| {
+            let log = dir.path().join(format!("worker{n}.log"));
+            let child = spawn(
+                &args(&[
+                    "worker",
+                    "--db",
+                    db.to_str().unwrap(),
+                    "--idle-exit",
+                    "1",
+                    "--threads",
+                    "1",
+                ]),
+                &log,
+            );
+            (child, log)
+        })
+        .collect();
+    for (child, log) in workers {
+        wait_ok(child, &log);
+    }
+    assert_eq!(
+        Store::open(&db).unwrap().schema_version().unwrap(),
+        nas_store::SCHEMA_VERSION
+    );
 }

@@ -43,7 +43,11 @@ fn write_folder(dir: &Path, per_class: usize) -> Vec<(PathBuf, &'static str)> {
 
 /// Runs the binary with its caches (compiled plugins, decoded folders) under `cache`.
 fn run(cache: &Path, args: &[&str]) -> String {
-    let output = Command::new(BIN).args(args).env("NAS_CACHE_DIR", cache).output().unwrap();
+    let output = Command::new(BIN)
+        .args(args)
+        .env("NAS_CACHE_DIR", cache)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "`nas-host {}` failed: {}",
@@ -68,38 +72,62 @@ fn a_folder_of_images_is_inspected_searched_exported_and_predicted_by_name() {
         assert!(report.contains(name), "{report}");
     }
 
-    run(&cache, &[
-        "search",
-        "--agent",
-        plugin("random").to_str().unwrap(),
-        "--reward",
-        plugin("accuracy").to_str().unwrap(),
-        "--dataset",
-        data_arg,
-        "--episodes",
-        "3",
-        "--epochs",
-        "3",
-        "--seed",
-        "2",
-        "--db",
-        db_arg,
-        "--json",
-    ]);
+    run(
+        &cache,
+        &[
+            "search",
+            "--agent",
+            plugin("random").to_str().unwrap(),
+            "--reward",
+            plugin("accuracy").to_str().unwrap(),
+            "--dataset",
+            data_arg,
+            "--episodes",
+            "3",
+            "--epochs",
+            "3",
+            "--seed",
+            "2",
+            "--db",
+            db_arg,
+            "--json",
+        ],
+    );
     let out = dir.path().join("model");
-    run(&cache, &["export", "1", "--arch", "conv(10,3) fc(32)", "--epochs", "4", "--db", db_arg, "--out", out.to_str().unwrap()]);
+    run(
+        &cache,
+        &[
+            "export",
+            "1",
+            "--arch",
+            "conv(10,3) fc(32)",
+            "--epochs",
+            "4",
+            "--db",
+            db_arg,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
     // Classes are the folder names, in sorted order.
     let mut sorted = CLASSES.to_vec();
     sorted.sort();
     assert_eq!(card["classes"], serde_json::json!(sorted));
-    assert!(std::fs::read_to_string(out.join("model.py")).unwrap().contains("bright-left"));
+    assert!(std::fs::read_to_string(out.join("model.py"))
+        .unwrap()
+        .contains("bright-left"));
 
     // One image of each class, predicted by name.
     let picks: Vec<&(PathBuf, &str)> = CLASSES
         .iter()
-        .map(|c| images.iter().find(|(p, name)| name == c && p.extension().unwrap() == "png").unwrap())
+        .map(|c| {
+            images
+                .iter()
+                .find(|(p, name)| name == c && p.extension().unwrap() == "png")
+                .unwrap()
+        })
         .collect();
     let mut args = vec!["predict", out.to_str().unwrap()];
     args.extend(picks.iter().map(|(p, _)| p.to_str().unwrap()));
@@ -114,7 +142,10 @@ fn a_folder_of_images_is_inspected_searched_exported_and_predicted_by_name() {
         assert!(CLASSES.contains(&name), "{line}");
         right += usize::from(name == *class);
     }
-    assert!(right >= 2, "the trained network names at most one easy image right: {predicted}");
+    assert!(
+        right >= 2,
+        "the trained network names at most one easy image right: {predicted}"
+    );
 }
 
 #[test]
@@ -149,5 +180,9 @@ fn a_folder_with_a_corrupt_image_is_refused_with_its_path() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&search.stderr);
     assert!(!search.status.success(), "{stderr}");
-    assert!(stderr.contains("broken.png"), "{stderr}\n(show-arch said: {})", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        stderr.contains("broken.png"),
+        "{stderr}\n(show-arch said: {})",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -40,7 +40,13 @@ fn outcome(accuracy: f64) -> Outcome {
 }
 
 fn only_the_lease_holder_records_a_result(store: &Store) {
-    let id = store.enqueue(&job("k")).unwrap();
+    // The search wants the weights back with the result.
+    let id = store
+        .enqueue(&NewJob {
+            keep_weights: true,
+            ..job("k")
+        })
+        .unwrap();
     assert_eq!(store.enqueue(&job("k")).unwrap(), id, "one job per key in flight");
     assert_eq!(
         store.claim("w1", "cuda", 10.0).unwrap(),
@@ -92,7 +98,12 @@ fn a_child_that_kills_its_workers_is_given_up(store: &Store) {
     for attempt in 1..=MAX_ATTEMPTS {
         let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
         assert_eq!(claimed.attempt, attempt);
-        assert_eq!(store.requeue_owner("w", "worker w died").unwrap(), 1);
+        assert_eq!(
+            store
+                .requeue_owner("w", "worker w died", nas_store::OwnerGone::Died)
+                .unwrap(),
+            1
+        );
     }
     assert_eq!(store.claim("w", "cpu", 60.0).unwrap(), None);
     assert!(matches!(store.job_states(&[id]).unwrap()[0].1, JobState::Done { .. }));

@@ -127,8 +127,8 @@ impl DatasetSpec {
     /// Reads [`DatasetSpec::to_job_string`]'s text.
     pub fn from_job_string(text: &str) -> anyhow::Result<DatasetSpec> {
         if text.starts_with('{') {
-            let table: Table =
-                serde_json::from_str(text).map_err(|e| anyhow::anyhow!("the queued dataset {text} is malformed: {e}"))?;
+            let table: Table = serde_json::from_str(text)
+                .map_err(|e| anyhow::anyhow!("the queued dataset {text} is malformed: {e}"))?;
             let options = table.options();
             Ok(DatasetSpec {
                 source: table.path.parse().map_err(anyhow::Error::msg)?,

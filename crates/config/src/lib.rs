@@ -20,7 +20,9 @@ mod validate;
 pub use dataset::{DatasetOptions, DatasetSpec};
 pub use overrides::{ParallelOverrides, RunOverrides, TrainOverrides};
 pub use plan::ComparePlan;
-pub use protocol::{Activation, DeviceChoice, EvaluatorKind, Normalize, SyntheticConfig, TrainConfig, TrainSubset, Validation};
+pub use protocol::{
+    Activation, DeviceChoice, EvaluatorKind, Normalize, SyntheticConfig, TrainConfig, TrainSubset, Validation,
+};
 pub use sandbox::SandboxLimits;
 
 /// Settings of `nas-host eval`: sampling the frozen final policy.
@@ -267,7 +269,6 @@ impl RunConfig {
         (self.assessor != NO_ASSESSOR).then_some(self.assessor.as_str())
     }
 }
-
 
 impl RunConfig {
     /// Checks what serde cannot: every `[plugins.NAME]` and `[eval.plugins.NAME]` section names

@@ -109,8 +109,14 @@ mod tests {
         refused(|c| c.slurm.idle_exit_secs = -1.0, "idle_exit_secs");
         refused(|c| c.slurm.pending_warn_secs = -1.0, "pending_warn_secs");
         refused(|c| c.train.learning_rate = 0.0, "learning_rate");
-        refused(|c| c.train.train_subset = Some(crate::TrainSubset::Images(0)), "train_subset");
-        refused(|c| c.train.train_subset = Some(crate::TrainSubset::Fraction(1.5)), "train_subset");
+        refused(
+            |c| c.train.train_subset = Some(crate::TrainSubset::Images(0)),
+            "train_subset",
+        );
+        refused(
+            |c| c.train.train_subset = Some(crate::TrainSubset::Fraction(1.5)),
+            "train_subset",
+        );
     }
 
     #[test]

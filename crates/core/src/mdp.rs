@@ -517,9 +517,15 @@ mod tests {
     #[test]
     fn the_allowed_layers_follow_the_image_size() {
         let tiny = Mdp::new(MdpConfig::default(), 4).allowed_first_layers();
-        assert!(tiny.contains("kernels 1, 3 ") && tiny.contains("pools (3,2), (2,2) "), "{tiny}");
+        assert!(
+            tiny.contains("kernels 1, 3 ") && tiny.contains("pools (3,2), (2,2) "),
+            "{tiny}"
+        );
         let mnist = Mdp::new(MdpConfig::default(), 28).allowed_first_layers();
-        assert!(mnist.contains("kernels 1, 3, 5 ") && mnist.contains("(5,3), (3,2), (2,2)"), "{mnist}");
+        assert!(
+            mnist.contains("kernels 1, 3, 5 ") && mnist.contains("(5,3), (3,2), (2,2)"),
+            "{mnist}"
+        );
     }
 
     #[test]

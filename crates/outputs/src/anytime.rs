@@ -82,7 +82,9 @@ impl Anytime {
                 .eval_accuracies
                 .extend(store.eval_samples(run)?.iter().map(|s| s.accuracy));
             let tail = episodes.len().saturating_sub(100);
-            group.last_params.extend(episodes[tail..].iter().map(|e| e.params as f64));
+            group
+                .last_params
+                .extend(episodes[tail..].iter().map(|e| e.params as f64));
         }
         Ok(Anytime {
             agents: groups.into_values().collect(),
@@ -119,9 +121,14 @@ impl Anytime {
         out.push_str("\n| agent − random | difference | 95% interval (bootstrap) | Mann–Whitney p | over |\n|---|---|---|---|---|\n");
         for a in self.agents.iter().filter(|a| a.agent != "random") {
             let (mine, theirs, over) = if !a.eval_accuracies.is_empty() && !random.eval_accuracies.is_empty() {
-                (a.eval_accuracies.clone(), random.eval_accuracies.clone(), "eval samples")
+                (
+                    a.eval_accuracies.clone(),
+                    random.eval_accuracies.clone(),
+                    "eval samples",
+                )
             } else {
-                let finals = |g: &AgentRuns| -> Vec<f64> { g.best_so_far.iter().filter_map(|c| c.last().copied()).collect() };
+                let finals =
+                    |g: &AgentRuns| -> Vec<f64> { g.best_so_far.iter().filter_map(|c| c.last().copied()).collect() };
                 (finals(a), finals(random), "best found per run")
             };
             let ci = bootstrap_mean_difference_ci(&mine, &theirs, RESAMPLES, 0.95, 0);
@@ -165,13 +172,7 @@ impl Anytime {
     pub fn plot(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         let bands = self.bands();
-        figure(
-            dir,
-            "anytime",
-            (1000, 600),
-            |a| draw(a, &bands),
-            |a| draw(a, &bands),
-        )
+        figure(dir, "anytime", (1000, 600), |a| draw(a, &bands), |a| draw(a, &bands))
     }
 }
 
@@ -200,7 +201,11 @@ where
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d(1..n, lo..hi.min(1.0))?;
-    chart.configure_mesh().x_desc("children trained").y_desc("accuracy").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("children trained")
+        .y_desc("accuracy")
+        .draw()?;
     for (i, (label, best, top5)) in bands.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let points = |b: &[Band], f: fn(&Band) -> f64| -> Vec<(i64, f64)> {
@@ -213,7 +218,12 @@ where
             .draw_series(LineSeries::new(points(best, |b| b.mean), colour.stroke_width(2)))?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
-        chart.draw_series(DashedLineSeries::new(points(top5, |b| b.mean), 6, 4, colour.stroke_width(1)))?;
+        chart.draw_series(DashedLineSeries::new(
+            points(top5, |b| b.mean),
+            6,
+            4,
+            colour.stroke_width(1),
+        ))?;
     }
     chart
         .configure_series_labels()

@@ -180,14 +180,7 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
             onnx_opset: ONNX_OPSET,
             exported_by: format!("nas-host {}", env!("CARGO_PKG_VERSION")),
         };
-        write_model(
-            &dir,
-            arch,
-            &trained.vs,
-            &data,
-            &card,
-            protocol.activation,
-        )?;
+        write_model(&dir, arch, &trained.vs, &data, &card, protocol.activation)?;
         let exported = Exported { dir, card, from_search };
         sink.written(&exported);
         written.push(exported);
@@ -202,7 +195,7 @@ fn kept_weights(store: &Store, run: i64, arch: &Architecture) -> anyhow::Result<
     let evaluations = store.episode_evaluations(run)?;
     // A child the assessor stopped early did not train the protocol's epochs.
     for episode in episodes.iter().filter(|e| e.architecture == text && !e.stopped) {
-        if let Some(weights) = store.kept_weights(evaluations[&episode.index])? {
+        if let Some(weights) = store.kept_weights(run, evaluations[&episode.index])? {
             return Ok(Some(weights));
         }
     }
@@ -284,8 +277,7 @@ fn write_model(
     std::fs::write(&path, onnx).with_context(|| format!("writing {}", path.display()))?;
 
     let path = dir.join("model.py");
-    std::fs::write(&path, model_py(arch, card, activation))
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, model_py(arch, card, activation)).with_context(|| format!("writing {}", path.display()))?;
 
     let n = CHECK_BATCH.min(data.eval_y.size()[0]);
     let inputs = data.eval_x.narrow(0, 0, n).to_device(Device::Cpu).contiguous();

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use nas_config::DeviceChoice;
 use nas_config::{EvaluatorKind, Launcher, RunConfig};
 use nas_core::mdp::Mdp;
@@ -36,7 +35,10 @@ pub fn trainer_for(
     let parallel = &config.parallel;
     if !parallel.uses_workers() && options.shared_workers.is_none() {
         let evaluator = Evaluator::for_run(config, mdp, options.data_dir.as_deref(), options.device)?;
-        return Ok((Box::new(InProcess::new(evaluator, &config.dataset.to_job_string())), None));
+        return Ok((
+            Box::new(InProcess::new(evaluator, &config.dataset.to_job_string())),
+            None,
+        ));
     }
     // The search checks the synthetic target itself; workers only train.
     if config.evaluator == EvaluatorKind::Synthetic {

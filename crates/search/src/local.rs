@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nas_config::DeviceChoice;
 use nas_config::ParallelConfig;
-use nas_store::Store;
+use nas_store::{OwnerGone, Store};
 
 use crate::pool::{SharedWorkers, WorkerPool};
 
@@ -120,7 +120,12 @@ pub fn reclaim_dead_local_workers(store: &Store) -> anyhow::Result<usize> {
     let mut reclaimed = 0;
     for worker in store.workers(0.0)? {
         if worker.host == host && !process_alive(worker.pid) {
-            reclaimed += store.requeue_owner(&worker.name, &format!("worker {} is gone", worker.name))?;
+            // A search killed with its workers: they were stopped, the children did nothing wrong.
+            reclaimed += store.requeue_owner(
+                &worker.name,
+                &format!("worker {} is gone", worker.name),
+                OwnerGone::Stopped,
+            )?;
             store.worker_stopped(&worker.name)?;
         }
     }
@@ -320,8 +325,18 @@ fn supervise(spec: WorkerSpec, store: Store, mut slots: Vec<Slot>, shared: &Shar
                 }
             };
             let log = log_path(&spec, slot.index);
+            // A worker killed by a signal while the search stops (Ctrl-C reaches the whole
+            // process group) was interrupted; one that exited on its own died on its child.
+            let interrupted = shared.stop.load(Ordering::SeqCst)
+                || std::os::unix::process::ExitStatusExt::signal(&status)
+                    .is_some_and(|s| s == libc::SIGINT || s == libc::SIGTERM);
+            let gone = if interrupted {
+                OwnerGone::Stopped
+            } else {
+                OwnerGone::Died
+            };
             let requeued = store
-                .requeue_owner(&slot.name, &format!("worker {} exited ({status})", slot.name))
+                .requeue_owner(&slot.name, &format!("worker {} exited ({status})", slot.name), gone)
                 .unwrap_or(0);
             let _ = store.worker_stopped(&slot.name);
             let quick_exits = if slot.started.elapsed() < QUICK_EXIT {
@@ -372,7 +387,11 @@ fn stop_all(store: &Store, slots: &mut [Slot]) {
     for slot in slots.iter_mut() {
         let _ = slot.child.kill();
         let _ = slot.child.wait();
-        let _ = store.requeue_owner(&slot.name, &format!("worker {} was stopped", slot.name));
+        let _ = store.requeue_owner(
+            &slot.name,
+            &format!("worker {} was stopped", slot.name),
+            OwnerGone::Stopped,
+        );
         let _ = store.worker_stopped(&slot.name);
     }
 }

@@ -10,14 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-
 use crate::local::{host_name, worker_name};
 use nas_config::DeviceChoice;
-use nas_config::{EvaluatorKind, SyntheticConfig};
 use nas_config::{DatasetSpec, TrainConfig, Validation};
+use nas_config::{EvaluatorKind, SyntheticConfig};
 use nas_core::arch::Architecture;
 use nas_core::record::Outcome;
-use nas_store::{queue::unix_now, Awaited, ClaimedJob, Store, WorkerRow};
+use nas_store::{queue::unix_now, Awaited, ClaimedJob, OwnerGone, Store, WorkerRow};
 use nas_train::evaluator::{score_synthetic, train_child, Evaluator};
 use nas_train::train::{EpochJudge, TensorData};
 
@@ -85,7 +84,11 @@ pub fn run(options: &WorkerOptions, sink: &mut dyn WorkerSink) -> anyhow::Result
     heartbeat.stop();
     if result.is_err() {
         // Whatever it held goes to the next worker now rather than when its lease runs out.
-        let _ = store.requeue_owner(&name, &format!("worker {name} stopped with an error"));
+        let _ = store.requeue_owner(
+            &name,
+            &format!("worker {name} stopped with an error"),
+            OwnerGone::Stopped,
+        );
     }
     let _ = store.worker_stopped(&name);
     result
@@ -127,7 +130,15 @@ fn serve(
             None => evaluate(&job, datasets, None, &lost),
         };
         heartbeat.release();
-        let (outcome, weights) = evaluated?;
+        // A child this worker cannot train (other data, a dataset it cannot load) goes back to
+        // the queue without counting as an attempt: the child did nothing wrong.
+        let (outcome, weights) = match evaluated {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = store.hand_back(&job, name, &format!("{e:#}"));
+                return Err(e);
+            }
+        };
         if lost.load(Ordering::Relaxed) {
             // Another worker trains it now; whatever this one has is not recorded.
             tracing::warn!("gave up `{}`: its lease was lost", job.architecture);
@@ -136,7 +147,9 @@ fn serve(
             continue;
         }
         if let Some(error) = verdicts.error {
-            // The curve was cut short by the store, not by a verdict: nothing is recorded.
+            // The curve was cut short by the store, not by a verdict: nothing is recorded, and
+            // the child goes back without counting as an attempt.
+            let _ = store.hand_back(&job, name, &format!("gave up waiting for a verdict: {error:#}"));
             return Err(error.context(format!("waiting for the verdict on `{}`", job.architecture)));
         }
         let depth = job.architecture.split_whitespace().count();

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-
 use crate::train;
 use crate::train::{EpochJudge, TensorData, TrainOutcome};
 use nas_config::DeviceChoice;

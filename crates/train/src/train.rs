@@ -97,7 +97,9 @@ impl TensorData {
         let train = match protocol.train_subset {
             Some(size) => {
                 let n = size.images_of(dataset.train.len());
-                subset = dataset.train.stratified_subset(n, protocol.train_subset_seed, dataset.image_len());
+                subset = dataset
+                    .train
+                    .stratified_subset(n, protocol.train_subset_seed, dataset.image_len());
                 &subset
             }
             None => &dataset.train,

@@ -19,6 +19,21 @@ pub fn spawn(args: &[String], log: &Path) -> Child {
         .unwrap()
 }
 
+/// [`spawn`] as the leader of a new process group, which the workers it starts join: a signal
+/// to the group reaches them all, as Ctrl-C in a terminal does.
+pub fn spawn_group(args: &[String], log: &Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(BIN)
+        .args(args)
+        .env("NAS_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
 pub fn wait_ok(mut child: Child, log: &Path) {
     let status = child.wait().unwrap();
     assert!(
@@ -49,4 +64,19 @@ pub fn sql<T: rusqlite::types::FromSql>(db: &Path, query: &str) -> Vec<Vec<T>> {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+}
+
+/// [`sql`] for polling a store that may not exist yet: `None` until the file and the query's
+/// tables do (and without creating the file, which the search must make itself).
+pub fn try_sql<T: rusqlite::types::FromSql>(db: &Path, query: &str) -> Option<Vec<Vec<T>>> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE).ok()?;
+    conn.busy_timeout(Duration::from_secs(30)).ok()?;
+    let mut stmt = conn.prepare(query).ok()?;
+    let columns = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| (0..columns).map(|i| r.get(i)).collect::<Result<Vec<T>, _>>())
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some(rows)
 }
