@@ -3,8 +3,10 @@
 
 For every fidelity (training images x epochs) it compares each architecture's accuracy with the
 same architecture's accuracy at the reference fidelity (25,000 x 5, the seed's), over the
-architectures that have both rows: Spearman rho and Kendall tau (tau-b, scipy), mean seconds per
-child and that cost as a fraction of the reference's on the same architectures. Failed children
+architectures that have both rows: Spearman rho (with a 95% interval, Fisher's z with Bonett and
+Wright's standard error) and Kendall tau (tau-b), both from scipy; mean seconds per child (all
+children of that fidelity) and that cost as a fraction of the reference's on the architectures
+that have both. Failed children
 count with accuracy 0, as a search scores them. Works on partial results; then it says how many
 architectures each figure rests on.
 
@@ -15,6 +17,7 @@ Needs scipy (e.g. a venv: python3 -m venv ~/.cache/nas-host/fidelity-venv &&
 """
 import argparse
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -34,6 +37,15 @@ def load(path):
                 continue
             rows[(r["arch"], r["fidelity"])] = r  # a later row for the same key wins
     return rows
+
+
+def rho_interval(rho, n):
+    """95% interval of Spearman's rho: Fisher's z with Bonett and Wright's (2000) standard error."""
+    if n <= 3 or abs(rho) >= 1:
+        return (float("nan"), float("nan"))
+    z = math.atanh(rho)
+    se = math.sqrt((1 + rho * rho / 2) / (n - 3))
+    return (math.tanh(z - 1.96 * se), math.tanh(z + 1.96 * se))
 
 
 def cost(fid):
@@ -62,7 +74,7 @@ def main():
         f"{len(ref)} with the reference {args.reference}; binary commit(s) {', '.join(commits)}; "
         f"libtorch threads {', '.join(map(str, threads))}\n"
     )
-    print("| fidelity (images × epochs) | archs with both | Spearman ρ | Kendall τ | mean s/child | cost vs reference (same archs) |")
+    print("| fidelity (images × epochs) | archs with both | Spearman ρ (95% interval) | Kendall τ | mean s/child | cost vs reference (same archs) |")
     print("|---|---|---|---|---|---|")
     results = []
     for fid in sorted(by_fid, key=cost):
@@ -70,7 +82,7 @@ def main():
         both = sorted(set(mine) & set(ref))
         secs = statistics.mean(r["seconds"] for r in mine.values())
         if fid == args.reference:
-            print(f"| {fid} (reference) | {len(mine)} | 1 | 1 | {secs:.1f} | 1.00× |")
+            print(f"| {fid} (reference) | {len(mine)} | – | – | {secs:.1f} | 1.00× |")
             continue
         if len(both) < 3:
             print(f"| {fid} | {len(both)} | – | – | {secs:.1f} (n={len(mine)}) | – |")
@@ -83,8 +95,16 @@ def main():
         ref_secs = statistics.mean(ref[a]["seconds"] for a in both)
         ratio = both_secs / ref_secs
         results.append((fid, len(both), rho, tau, ratio))
-        print(f"| {fid} | {len(both)} | {rho:.3f} | {tau:.3f} | {secs:.1f} | {ratio:.2f}× |")
+        lo, hi = rho_interval(rho, len(both))
+        print(f"| {fid} | {len(both)} | {rho:.3f} ({lo:.2f} to {hi:.2f}) | {tau:.3f} | {secs:.1f} | {ratio:.2f}× |")
     print()
+    if ref:
+        accs = sorted(r["accuracy"] for r in ref.values())
+        failed = sum(1 for r in ref.values() if r.get("failure"))
+        print(
+            f"Reference accuracies: {accs[0]:.4f} to {accs[-1]:.4f} (median {statistics.median(accs):.4f}); "
+            f"{failed} failed children. Seconds: each child's own training and evaluation time.\n"
+        )
     ok = [r for r in results if r[1] >= args.min_n]
     passing = [r for r in ok if r[2] >= args.threshold]
     if passing:
