@@ -27,6 +27,9 @@
 #   ARCHS_FILE       default bench/fidelity-archs.txt;  RESULTS  default bench/results/fidelity.jsonl
 #   SEED             training seed of every child (default 0, the tool's default)
 set -euo pipefail
+# The whole script is one function, read in full before it runs: editing or checking out this
+# file while a run is in progress does not change what that run executes.
+main() {
 cd "$(dirname "$0")/.."
 CACHE_DIR="${CACHE_DIR:-$HOME/.cache/nas-host}"
 bin="${NAS_HOST:-target/release/nas-host}"
@@ -80,14 +83,16 @@ for i in "${!archs[@]}"; do
       extra=(--train-subset "$images")
     fi
     echo "$(date -Is) [$((i + 1))/${#archs[@]}] $fid  $arch"
-    if ! out="$("$bin" train-arch --dataset cifar5 --arch "$arch" --epochs "$epochs" --seed "$seed" \
-      "${extra[@]}" --data-dir "$data" --json)"; then
-      # train-arch prints its JSON and then exits non-zero when the child failed (diverged): that
-      # is a result (accuracy 0, as a search scores it). No JSON at all is a crash: not recorded.
-      if ! jq -e '.failure != null' <<< "$out" > /dev/null 2>&1; then
-        echo "$(date -Is) ERROR: train-arch gave no result for $fid $arch; not recorded" >&2
-        errors=$((errors + 1)); continue
-      fi
+    status=0
+    out="$("$bin" train-arch --dataset cifar5 --arch "$arch" --epochs "$epochs" --seed "$seed" \
+      "${extra[@]}" --data-dir "$data" --json)" || status=$?
+    out="$(tail -n 1 <<< "$out")"
+    # train-arch prints its JSON and then exits non-zero when the child failed (diverged): that is
+    # a result (accuracy 0, as a search scores it). No JSON (a crash, a kill) is not recorded.
+    if [ -z "$out" ] || ! jq -e 'type == "object" and (.accuracy | type == "number")' <<< "$out" > /dev/null 2>&1 \
+      || { [ "$status" -ne 0 ] && ! jq -e '.failure != null' <<< "$out" > /dev/null 2>&1; }; then
+      echo "$(date -Is) ERROR: train-arch exited $status without a result for $fid $arch; not recorded" >&2
+      errors=$((errors + 1)); continue
     fi
     jq -c --arg arch "$arch" --arg fid "$fid" --argjson idx "$i" --argjson images "$images" \
       --argjson epochs "$epochs" --argjson threads "$threads" --arg commit "$commit" \
@@ -103,3 +108,6 @@ for i in "${!archs[@]}"; do
 done
 echo "$(date -Is) fidelity.sh: done; $ran children trained now, $skipped_subset subset rows skipped (binary lacks --train-subset), $errors errors"
 [ "$errors" -eq 0 ]
+}
+main "$@"
+exit $?
