@@ -57,7 +57,7 @@ fn an_async_run_with_kept_weights_and_an_assessor_survives_a_kill_with_children_
         "random",
         total,
         &format!(
-            "assessor = {:?}\n[train]\nepochs = 3\n[search]\nkeep_weights = 3\n[parallel]\nworkers = 2\nenvs = 3\nschedule = \"async\"\nthreads_per_worker = 1\n[plugins.median_stop]\nmin_curves = 2\n",
+            "assessor = {:?}\n[train]\nepochs = 3\n[search]\nkeep_weights = 3\n[parallel]\nworkers = 2\nenvs = 3\nschedule = \"async\"\nthreads_per_worker = 1\n[plugins.median_stop]\nmin_completed = 2\n",
             plugin("median_stop").display().to_string()
         ),
     );
@@ -214,12 +214,12 @@ fn three_interruptions_give_no_child_up() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nas.sqlite");
     let db_arg = db.to_str().unwrap();
-    let total = 6;
+    let total = 10;
     let config = config_file(
         dir.path(),
         "random",
         total,
-        "[train]\nepochs = 6\n[parallel]\nworkers = 2\nthreads_per_worker = 1\n",
+        "[train]\nepochs = 10\n[parallel]\nworkers = 2\nthreads_per_worker = 1\n",
     );
     let log = dir.path().join("search.log");
     let mut child = spawn_group(
@@ -233,14 +233,22 @@ fn three_interruptions_give_no_child_up() {
         ]),
         &log,
     );
-    for round in 0..3 {
-        poll(Duration::from_secs(300), "workers training children", || {
+    let mut interrupted = 0;
+    for _ in 0..3 {
+        // Until a worker trains a child (or the run has finished).
+        let training = poll(Duration::from_secs(300), "workers training children", || {
+            if child.try_wait().ok()?.is_some() {
+                return Some(false);
+            }
             let running = try_sql::<i64>(&db, "SELECT COUNT(*) FROM queue WHERE status = 'running'")?
                 .first()?
                 .first()
                 .copied()?;
-            (running >= 1).then_some(())
+            (running >= 1).then_some(true)
         });
+        if !training {
+            break;
+        }
         // Ctrl-C reaches the search and its workers, as a terminal sends it to the foreground
         // process group.
         let group = child.id();
@@ -250,9 +258,10 @@ fn three_interruptions_give_no_child_up() {
             .unwrap()
             .success());
         let _ = child.wait();
-        println!("interrupted {}", round + 1);
+        interrupted += 1;
         child = spawn_group(&args(&["search", "--resume", "1", "--db", db_arg, "--no-cache"]), &log);
     }
+    assert!(interrupted >= 2, "the run ended before it was interrupted twice");
     wait_ok(child, &log);
     let failures = sql::<String>(&db, "SELECT COALESCE(failure, '') FROM evaluations");
     assert!(

@@ -367,11 +367,17 @@ fn a_comparison_runs_its_searches_at_once_over_one_pool_of_workers() {
     assert_eq!(
         table
             .lines()
-            .filter(|l| l.starts_with("| ") && l.contains("random"))
+            .filter(|l| l.starts_with("| ") && l.contains("| random 0.1.0 |"))
             .count(),
         2,
         "{table}"
     );
+    // Below the runs, one row per agent and the agent against random.
+    assert!(
+        table.contains("| random | 2 |") && table.contains("| qlearning | 2 |"),
+        "{table}"
+    );
+    assert!(table.contains("agent − random"), "{table}");
     let store = Store::open(&db).unwrap();
     for run in 1..=4 {
         assert_each_episode_once(&store.episodes(run).unwrap(), 60);

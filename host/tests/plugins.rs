@@ -179,8 +179,12 @@ fn compiled_code_is_cached_on_disk() {
     let (rt, cache) = runtime();
     let first = rt.load(&plugin("ppo")).unwrap();
     assert!(!first.cache_hit);
-    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
     assert_eq!(entries.len(), 1, "one compiled artifact");
+    assert!(cache.path().join("index.json").is_file(), "its digest is recorded");
     let second = rt.load(&plugin("ppo")).unwrap();
     assert!(second.cache_hit, "second load must come from the cache");
     let mut agent = AgentPlugin::instantiate(&rt, &second, SandboxLimits::default(), 0).unwrap();
