@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::pg::PgServer;
 use common::plugin;
-use common::process::{poll, spawn, spawn_group, sql, try_sql, wait_ok, BIN};
+use common::process::{poll, spawn, spawn_env, spawn_group, sql, try_sql, wait_ok, BIN};
 use nas_store::Store;
 
 /// A run configuration file: real training on the synthetic images, `extra` appended.
@@ -302,5 +303,117 @@ fn three_workers_opening_a_fresh_store_at_once_all_start() {
     assert_eq!(
         Store::open(&db).unwrap().schema_version().unwrap(),
         nas_store::SCHEMA_VERSION
+    );
+}
+
+/// Item 7, end to end: the PostgreSQL server stops for a few seconds while two workers train and
+/// the search waits; it comes back, and the run completes with every episode once and every
+/// architecture trained once (nothing lost, nothing doubled).
+#[test]
+fn a_postgres_restart_during_a_two_worker_search_loses_and_doubles_nothing() {
+    let Some(server) = PgServer::start() else { return };
+    let db = server.database("restart_search");
+    let dir = tempfile::tempdir().unwrap();
+    let total = 10;
+    let config = config_file(
+        dir.path(),
+        "random",
+        total,
+        "[train]\nepochs = 4\n[parallel]\nworkers = 2\nthreads_per_worker = 1\n",
+    );
+    let log = dir.path().join("search.log");
+    let child = spawn(
+        &args(&[
+            "search",
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ]),
+        &log,
+    );
+    let in_flight = || {
+        server
+            .try_query("restart_search", "SELECT COUNT(*) FROM queue WHERE status = 'running'")
+            .ok()
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    poll(Duration::from_secs(300), "a child in training", || {
+        (in_flight() >= 1).then_some(())
+    });
+    server.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    server.start_again();
+    wait_ok(child, &log);
+
+    let store = Store::open(&db).unwrap();
+    let episodes = store.episodes(1).unwrap();
+    assert_eq!(
+        episodes.iter().map(|e| e.index).collect::<Vec<_>>(),
+        (0..total).collect::<Vec<_>>()
+    );
+    let distinct: BTreeSet<&str> = episodes.iter().map(|e| e.architecture.as_str()).collect();
+    let trained = server.query("restart_search", "SELECT COUNT(*) FROM evaluations");
+    assert_eq!(trained, distinct.len().to_string(), "each architecture trained once");
+    assert_eq!(
+        server.query("restart_search", "SELECT COUNT(*) FROM queue WHERE status <> 'done'"),
+        "0"
+    );
+    assert_eq!(
+        server.query("restart_search", "SELECT COALESCE(SUM(deaths), 0) FROM queue"),
+        "0",
+        "no worker was taken for dead"
+    );
+}
+
+/// Item 6, end to end: a worker on a machine whose clock runs 5 minutes ahead (the test hook
+/// `NAS_TEST_CLOCK_SKEW_SECS`) takes no lease from a worker that is alive: PostgreSQL leases are
+/// written and compared in the database server's clock.
+#[test]
+fn a_worker_whose_clock_runs_five_minutes_ahead_steals_no_lease() {
+    let Some(server) = PgServer::start() else { return };
+    let db = server.database("skewed_clock");
+    let db_arg = db.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let total = 6;
+    let config = config_file(
+        dir.path(),
+        "random",
+        total,
+        "[train]\nepochs = 3\n[parallel]\nlauncher = \"none\"\nlease_secs = 20\n",
+    );
+    let log = dir.path().join("search.log");
+    let search = spawn(
+        &args(&[
+            "search",
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            db_arg,
+            "--no-cache",
+        ]),
+        &log,
+    );
+    let worker_args = args(&["worker", "--db", db_arg, "--lease-secs", "20", "--idle-exit", "5"]);
+    let on_time = spawn(&worker_args, &dir.path().join("on-time.log"));
+    let ahead = spawn_env(
+        &worker_args,
+        &dir.path().join("ahead.log"),
+        &[("NAS_TEST_CLOCK_SKEW_SECS", "300")],
+    );
+    wait_ok(search, &log);
+    wait_ok(on_time, &dir.path().join("on-time.log"));
+    wait_ok(ahead, &dir.path().join("ahead.log"));
+    assert_eq!(Store::open(&db).unwrap().episodes(1).unwrap().len(), total);
+    assert_eq!(
+        server.query("skewed_clock", "SELECT COUNT(*) FROM queue WHERE attempt > 1"),
+        "0",
+        "no child was claimed twice"
+    );
+    assert_eq!(
+        server.query("skewed_clock", "SELECT COUNT(*) FROM evaluations"),
+        total.to_string(),
+        "one result per child"
     );
 }

@@ -30,12 +30,37 @@ fn slurm_available() -> bool {
     up
 }
 
-fn squeue_names(name: &str) -> String {
-    let output = Command::new("squeue")
-        .args(["-h", "-n", name, "-o", "%i %T"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+/// The job arrays a search's log says it submitted ("... as job array N").
+fn arrays_in(log: &str) -> Vec<String> {
+    log.split("as job array ")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until none of a search's worker arrays is left in Slurm's queue (tests run side by side
+/// on one cluster, so each looks at its own arrays only).
+fn assert_no_job_left(log: &str) {
+    let arrays = arrays_in(log);
+    assert!(!arrays.is_empty(), "the log names no job array: {log}");
+    let listed = || {
+        let output = Command::new("squeue")
+            .args(["-h", "-o", "%i %T", "-j", &arrays.join(",")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let started = Instant::now();
+    while !listed().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "jobs left in squeue: {}",
+            listed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -43,7 +68,7 @@ fn a_search_with_slurm_workers_survives_a_cancelled_worker_and_leaves_no_job() {
     if !slurm_available() {
         return;
     }
-    let server = PgServer::start();
+    let Some(server) = PgServer::start() else { return };
     let db = server.database("slurm");
     let dir = tempfile::tempdir().unwrap();
     // A short lease: the cancelled worker's child goes to the other worker within seconds.
@@ -135,25 +160,14 @@ fn a_search_with_slurm_workers_survives_a_cancelled_worker_and_leaves_no_job() {
     // The cancelled worker's child was trained again, by the worker that took it over.
     let retrained = store.job_states(&[job]).unwrap();
     assert!(matches!(retrained[0].1, nas_store::JobState::Done { .. }));
-    let conn_check = Command::new("psql")
-        .arg("-h")
-        .arg(server.socket_dir())
-        .args(["-U", "postgres", "-d", "slurm", "-tA", "-c"])
-        .arg(format!("SELECT attempt FROM queue WHERE id = {job}"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&conn_check.stdout).trim(), "2", "{text}");
+    assert_eq!(
+        server.query("slurm", &format!("SELECT attempt FROM queue WHERE id = {job}")),
+        "2",
+        "{text}"
+    );
     assert!(text.contains("submitted 2 Slurm workers"), "{text}");
     // No worker job is left behind.
-    let started = Instant::now();
-    while !squeue_names("nas-worker").is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "jobs left in squeue: {}",
-            squeue_names("nas-worker")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_no_job_left(&text);
 }
 
 #[test]
@@ -183,4 +197,92 @@ fn slurm_script_prints_the_array_it_would_submit() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("PostgreSQL"));
+}
+
+/// Faults of a long search on a cluster (#22 item 9): a busy controller whose `squeue` fails
+/// twice, and workers that exit idle while the agent thinks (here a slow agent pauses 3 s before
+/// each network, and workers exit after 1 s without a child). The search goes on, submits workers
+/// again when its next child waits, and finishes every episode.
+#[test]
+fn a_slurm_search_outlives_failing_squeue_answers_and_workers_that_exit_idle() {
+    if !slurm_available() {
+        return;
+    }
+    let Some(server) = PgServer::start() else { return };
+    let db = server.database("slurm_idle");
+    let dir = tempfile::tempdir().unwrap();
+    let real_squeue = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v squeue"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let fake_bin = dir.path().join("bin");
+    std::fs::create_dir(&fake_bin).unwrap();
+    let count = dir.path().join("squeue-calls");
+    let squeue = fake_bin.join("squeue");
+    std::fs::write(
+        &squeue,
+        format!(
+            "#!/bin/sh\nn=$(( $(cat '{count}' 2>/dev/null || echo 0) + 1 ))\necho $n > '{count}'\n\
+             if [ $n -eq 3 ] || [ $n -eq 4 ]; then\n  echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2\n  exit 1\nfi\n\
+             exec '{real_squeue}' \"$@\"\n",
+            count = count.display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&squeue).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&squeue, permissions).unwrap();
+    std::fs::write(
+        dir.path().join("run.toml"),
+        "[parallel]\nlease_secs = 5\n[slurm]\ncpus_per_worker = 1\nidle_exit_secs = 1\n\
+         [plugins.hostile]\nmode = \"pause\"\ntarget = \"3\"\n",
+    )
+    .unwrap();
+    let path = format!("{}:{}", fake_bin.display(), std::env::var("PATH").unwrap());
+    let log = dir.path().join("search.log");
+    let status = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .args(["search", "--config", "run.toml"])
+        .args([
+            "--agent",
+            plugin("hostile").to_str().unwrap(),
+            "--reward",
+            plugin("accuracy").to_str().unwrap(),
+        ])
+        .args([
+            "--dataset",
+            "synthetic",
+            "--episodes",
+            "3",
+            "--epochs",
+            "1",
+            "--seed",
+            "4",
+        ])
+        .args(["--workers", "2", "--launcher", "slurm", "--db"])
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(
+        text.matches("could not ask Slurm about the workers").count() >= 2,
+        "both failed answers were taken as unknown: {text}"
+    );
+    assert!(text.contains("exited idle"), "workers were submitted again: {text}");
+    let store = Store::open(&db).unwrap();
+    assert_eq!(
+        store.episodes(1).unwrap().iter().map(|e| e.index).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert_no_job_left(&text);
 }

@@ -177,6 +177,7 @@ struct QueuedJob {
     /// Weights wanted.
     keep: bool,
     arch: Architecture,
+    cache_key: String,
 }
 
 /// Hands children to workers through the store's queue and polls for their results. An assessor
@@ -238,16 +239,21 @@ fn device_mismatch(workers: &[nas_store::WorkerRow], device: &str) -> Option<Str
     ))
 }
 
-/// The pool's state as the store sees it: workers seen within a lease, busy when they hold a
-/// child, and the children waiting.
-pub fn pool_status(store: &Store, lease_secs: f64) -> anyhow::Result<PoolStatus> {
-    let workers = store.workers_seen_within(lease_secs.max(10.0))?;
-    let busy = workers.iter().filter(|w| w.job.is_some()).count();
-    Ok(PoolStatus {
+/// The pool's state as this search sees it: of the workers seen within a lease that can train
+/// its children (same device kind, or every worker for device-free children), those busy and
+/// those idle; and how many of its own children wait for a worker (`waiting`). Other runs'
+/// children and workers of another device do not count: they neither help nor delay it.
+pub fn pool_status(workers: &[nas_store::WorkerRow], device: &str, waiting: usize) -> PoolStatus {
+    let ours: Vec<&nas_store::WorkerRow> = workers
+        .iter()
+        .filter(|w| device == "none" || w.device == device)
+        .collect();
+    let busy = ours.iter().filter(|w| w.job.is_some()).count();
+    PoolStatus {
         busy,
-        idle: workers.len() - busy,
-        queued: store.queue_counts()?.pending,
-    })
+        idle: ours.len() - busy,
+        queued: waiting,
+    }
 }
 
 impl Trainer for Queued {
@@ -256,6 +262,9 @@ impl Trainer for Queued {
     }
 
     fn submit(&mut self, store: &Store, ticket: usize, child: ChildRequest) -> anyhow::Result<()> {
+        // The store counts the searches that take a job's weights: this search takes them once
+        // for all its tickets of one child, so it asks once.
+        let asked = self.jobs.iter().any(|j| j.keep && j.cache_key == child.cache_key);
         let job = store.enqueue(&NewJob {
             cache_key: &child.cache_key,
             architecture: &child.arch.to_string(),
@@ -264,7 +273,7 @@ impl Trainer for Queued {
             protocol_json: &child.protocol_json,
             device: self.device_kind,
             origin: child.origin,
-            keep_weights: child.keep,
+            keep_weights: child.keep && !asked,
             data_sha256: &self.data_sha256,
             watch_epochs: child.watch_epochs,
         })?;
@@ -278,6 +287,7 @@ impl Trainer for Queued {
                 tickets: vec![ticket],
                 keep: child.keep,
                 arch: child.arch,
+                cache_key: child.cache_key,
             }),
         }
         Ok(())
@@ -308,7 +318,9 @@ impl Trainer for Queued {
                     poll = Duration::from_millis(10);
                 }
             }
-            for (id, state) in store.job_states(&ids)? {
+            let states = store.job_states(&ids)?;
+            let waiting = states.iter().filter(|(_, s)| *s == JobState::Pending).count();
+            for (id, state) in states {
                 let JobState::Done { evaluation_id } = state else {
                     continue;
                 };
@@ -328,8 +340,12 @@ impl Trainer for Queued {
                 continue;
             }
             if last_tick.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                let status = pool_status(store, self.lease_secs)?;
+                let workers = store.workers_seen_within(self.lease_secs.max(10.0))?;
+                let status = pool_status(&workers, self.device_kind, waiting);
                 tick(&status);
+                if let Some(pool) = &self.workers {
+                    pool.demand(&status);
+                }
                 last_tick = Some(Instant::now());
                 if !hinted && status.busy + status.idle == 0 && started.elapsed() > Duration::from_secs(15) {
                     tracing::warn!(
@@ -340,9 +356,7 @@ impl Trainer for Queued {
                     hinted = true;
                 }
                 if !device_hinted && status.queued > 0 && started.elapsed() > Duration::from_secs(15) {
-                    if let Some(warning) =
-                        device_mismatch(&store.workers_seen_within(self.lease_secs.max(10.0))?, self.device_kind)
-                    {
+                    if let Some(warning) = device_mismatch(&workers, self.device_kind) {
                         tracing::warn!("{warning}");
                         device_hinted = true;
                     }
@@ -380,6 +394,9 @@ pub trait WorkerPool: Send + Sync + std::fmt::Debug {
     fn check(&self) -> anyhow::Result<()>;
     /// Stops the workers (idempotent).
     fn stop(&self);
+    /// What the search that uses the pool sees while it waits (about once a second): a pool
+    /// that can start workers starts more when children wait and none of its workers is idle.
+    fn demand(&self, _status: &PoolStatus) {}
 }
 
 /// Workers held by every search that uses them; the last holder's drop stops them.
@@ -389,9 +406,8 @@ pub type SharedWorkers = Arc<dyn WorkerPool>;
 mod tests {
     use super::*;
 
-    #[test]
-    fn idle_workers_of_another_device_are_named() {
-        let worker = |device: &str, job: Option<(i64, String)>| nas_store::WorkerRow {
+    fn worker(device: &str, job: Option<(i64, String)>) -> nas_store::WorkerRow {
+        nas_store::WorkerRow {
             name: format!("h:{device}"),
             host: "h".into(),
             pid: 1,
@@ -402,7 +418,46 @@ mod tests {
             job,
             trained: 0,
             stopped: false,
-        };
+        }
+    }
+
+    #[test]
+    fn the_status_counts_this_searchs_children_and_the_workers_that_can_take_them() {
+        let workers = [
+            worker("cpu", None),
+            worker("cpu", Some((7, "conv(10,1)".into()))),
+            worker("cuda", None),
+            worker("cuda", Some((8, "fc(64)".into()))),
+        ];
+        assert_eq!(
+            pool_status(&workers, "cpu", 3),
+            PoolStatus {
+                busy: 1,
+                idle: 1,
+                queued: 3
+            }
+        );
+        assert_eq!(
+            pool_status(&workers, "cuda", 0),
+            PoolStatus {
+                busy: 1,
+                idle: 1,
+                queued: 0
+            }
+        );
+        // Device-free children (the synthetic evaluator) go to any worker.
+        assert_eq!(
+            pool_status(&workers, "none", 1),
+            PoolStatus {
+                busy: 2,
+                idle: 2,
+                queued: 1
+            }
+        );
+    }
+
+    #[test]
+    fn idle_workers_of_another_device_are_named() {
         let warning = device_mismatch(&[worker("cuda", None)], "cpu").unwrap();
         assert!(
             warning.contains("--device cpu") && warning.contains("train on cuda"),

@@ -7,7 +7,7 @@
 //! job's environment in its records, so a store URL with a password is refused and `PGPASSWORD`
 //! is not passed on: the workers read the password from `~/.pgpass` (or `PGPASSFILE`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::options::SearchOptions;
-use crate::pool::{SharedWorkers, WorkerPool};
+use crate::pool::{PoolStatus, SharedWorkers, WorkerPool};
 use nas_config::DeviceChoice;
 use nas_config::{RunConfig, SlurmConfig};
 use nas_store::Store;
@@ -81,13 +81,18 @@ impl SlurmSpec {
 
     /// The batch script: a job array of `nas-host worker` processes.
     pub fn batch_script(&self) -> String {
+        self.batch_script_for(self.workers)
+    }
+
+    /// The batch script for an array of `count` workers (more submitted during a search).
+    fn batch_script_for(&self, count: usize) -> String {
         let s = &self.slurm;
         let mut lines = vec![
             "#!/bin/bash".to_string(),
             "#SBATCH --job-name=nas-worker".to_string(),
             format!(
                 "#SBATCH --array=0-{}{}",
-                self.workers.saturating_sub(1),
+                count.saturating_sub(1),
                 if s.array_parallelism > 0 {
                     format!("%{}", s.array_parallelism)
                 } else {
@@ -151,18 +156,28 @@ fn interrupt_guard() -> &'static Mutex<Vec<String>> {
     })
 }
 
-/// A submitted job array of workers, followed by a thread.
+/// The job arrays of workers a search submitted, followed by a thread that submits more when its
+/// children wait and too few workers are left (workers exit when idle for `idle_exit_secs`, as
+/// during a long synchronous batch, or reach their time limit).
 pub struct SlurmWorkers {
-    job: String,
-    stop: Arc<AtomicBool>,
-    failure: Arc<Mutex<Option<String>>>,
+    shared: Arc<Following>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What the search and the follower thread share.
+#[derive(Debug, Default)]
+struct Following {
+    /// Every array submitted, oldest first.
+    jobs: Mutex<Vec<String>>,
+    stop: AtomicBool,
+    failure: Mutex<Option<String>>,
+    demand: Mutex<Demand>,
 }
 
 impl std::fmt::Debug for SlurmWorkers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlurmWorkers")
-            .field("job", &self.job)
+            .field("jobs", &self.shared.jobs)
             .finish_non_exhaustive()
     }
 }
@@ -177,8 +192,47 @@ fn slurm_command(program: &str) -> anyhow::Result<Command> {
     Ok(Command::new(program))
 }
 
+/// Submits an array of `count` workers with `sbatch --parsable`; returns its job id, also
+/// registered to be cancelled if the search is interrupted.
+fn submit_array(spec: &SlurmSpec, count: usize) -> anyhow::Result<String> {
+    let guard = interrupt_guard();
+    let mut sbatch = slurm_command("sbatch")?;
+    sbatch
+        .arg("--parsable")
+        .env("NAS_DB", &spec.db)
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = &spec.data_dir {
+        sbatch.env("NAS_DATA_DIR", std::path::absolute(dir)?);
+    }
+    let mut child = sbatch.spawn().context("running sbatch")?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(spec.batch_script_for(count).as_bytes())?;
+    let output = child.wait_with_output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "sbatch refused the worker array: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    // `--parsable` prints "JOBID" or "JOBID;CLUSTER".
+    let job = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    anyhow::ensure!(!job.is_empty(), "sbatch printed no job id");
+    guard.lock().unwrap_or_else(|p| p.into_inner()).push(job.clone());
+    Ok(job)
+}
+
 impl SlurmWorkers {
-    /// Submits the array with `sbatch --parsable` and starts following it.
+    /// Submits the array and starts following it.
     pub fn submit(spec: &SlurmSpec) -> anyhow::Result<SharedWorkers> {
         anyhow::ensure!(
             !nas_store::postgres::has_password(&spec.db.to_string_lossy()),
@@ -187,69 +241,96 @@ impl SlurmWorkers {
              as a line HOST:PORT:DATABASE:USER:PASSWORD (chmod 600)",
             Store::describe(&spec.db)
         );
-        let guard = interrupt_guard();
-        let mut sbatch = slurm_command("sbatch")?;
         if std::env::var_os("PGPASSWORD").is_some() {
             tracing::info!(
                 "PGPASSWORD is not passed on to the Slurm workers (Slurm would keep it in its job records); they read ~/.pgpass or PGPASSFILE"
             );
         }
-        sbatch
-            .arg("--parsable")
-            .env("NAS_DB", &spec.db)
-            .env_remove("PGPASSWORD")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(dir) = &spec.data_dir {
-            sbatch.env("NAS_DATA_DIR", std::path::absolute(dir)?);
-        }
-        let mut child = sbatch.spawn().context("running sbatch")?;
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(spec.batch_script().as_bytes())?;
-        let output = child.wait_with_output()?;
-        anyhow::ensure!(
-            output.status.success(),
-            "sbatch refused the worker array: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        // `--parsable` prints "JOBID" or "JOBID;CLUSTER".
-        let job = String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        anyhow::ensure!(!job.is_empty(), "sbatch printed no job id");
-        guard.lock().unwrap_or_else(|p| p.into_inner()).push(job.clone());
+        let job = submit_array(spec, spec.workers)?;
         tracing::info!(
             "submitted {} Slurm workers as job array {job}; logs in {}",
             spec.workers,
             spec.log_dir.display()
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        let failure = Arc::new(Mutex::new(None));
+        let shared = Arc::new(Following {
+            jobs: Mutex::new(vec![job]),
+            ..Following::default()
+        });
         let thread = {
-            let (job, stop, failure, pending_warn) = (
-                job.clone(),
-                Arc::clone(&stop),
-                Arc::clone(&failure),
-                Duration::from_secs_f64(spec.slurm.pending_warn_secs),
-            );
+            let (spec, shared) = (spec.clone(), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("slurm-follower".into())
-                .spawn(move || follow(&job, &stop, &failure, pending_warn))?
+                .spawn(move || follow(&spec, &shared))?
         };
         Ok(Arc::new(SlurmWorkers {
-            job,
-            stop,
-            failure,
+            shared,
             thread: Mutex::new(Some(thread)),
         }))
     }
+}
+
+/// How long children must wait with no idle worker before more workers are submitted: idle
+/// workers claim a waiting child within a second, so a shorter wait is a worker on its way.
+const UNMET_GRACE: Duration = Duration::from_secs(5);
+
+/// The search's children waiting for workers, as its last status said.
+#[derive(Debug, Default)]
+struct Demand {
+    waiting: usize,
+    /// Since when children have waited with no idle worker to take them.
+    unmet_since: Option<Instant>,
+}
+
+impl Demand {
+    fn update(&mut self, status: &PoolStatus, now: Instant) {
+        self.waiting = status.queued;
+        if status.queued > 0 && status.idle == 0 {
+            self.unmet_since.get_or_insert(now);
+        } else {
+            self.unmet_since = None;
+        }
+    }
+
+    /// How many workers to submit now, with `live` of the `wanted` workers in Slurm's queue
+    /// (pending or running): none while a worker is idle or children waited less than
+    /// [`UNMET_GRACE`]; else enough to bring the workers back to `wanted`, and no more than
+    /// children wait.
+    fn workers_to_add(&self, live: usize, wanted: usize, now: Instant) -> usize {
+        match self.unmet_since {
+            Some(since) if now.duration_since(since) >= UNMET_GRACE => wanted.saturating_sub(live).min(self.waiting),
+            _ => 0,
+        }
+    }
+}
+
+/// Arrays in a row whose every task failed before the search gives up (workers that cannot
+/// start: a binary or data missing on the nodes), rather than submitting more forever.
+const FAILED_ARRAYS_IN_A_ROW: u32 = 3;
+
+/// Whether an ended array's tasks all failed, from `scontrol`'s `JobState` of each: `None` when
+/// Slurm no longer remembers them. Workers that exited idle end `COMPLETED`, those that reached
+/// their time limit `TIMEOUT`, cancelled ones `CANCELLED`: only `FAILED` (a non-zero exit) and
+/// node or memory failures count.
+fn all_failed(states: &[String]) -> Option<bool> {
+    if states.is_empty() {
+        return None;
+    }
+    Some(
+        states
+            .iter()
+            .all(|s| matches!(s.as_str(), "FAILED" | "NODE_FAIL" | "OUT_OF_MEMORY" | "BOOT_FAIL")),
+    )
+}
+
+/// The `JobState` of every task of an array, as `scontrol show job` lists them.
+fn array_states(program: &str, job: &str) -> Vec<String> {
+    let output = Command::new(program).args(["show", "job", job]).output();
+    let text = output
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.split_whitespace()
+        .filter_map(|kv| kv.strip_prefix("JobState=").map(str::to_string))
+        .collect()
 }
 
 /// The array's tasks as `squeue` lists them: task id → (state, reason).
@@ -349,27 +430,41 @@ fn ended_how(task: &str) -> String {
     }
 }
 
-fn follow(job: &str, stop: &AtomicBool, failure: &Mutex<Option<String>>, pending_warn: Duration) {
+fn follow(spec: &SlurmSpec, shared: &Following) {
     let started = Instant::now();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut warned_pending = false;
     let mut last_poll = Instant::now() - Duration::from_secs(10);
-    let mut watch = QueueWatch::default();
-    while !stop.load(Ordering::SeqCst) {
+    let pending_warn = Duration::from_secs_f64(spec.slurm.pending_warn_secs);
+    // Arrays followed (until `squeue` consistently lists none of their tasks) and those ended.
+    let mut watches: BTreeMap<String, QueueWatch> = BTreeMap::new();
+    let mut ended_arrays: BTreeSet<String> = BTreeSet::new();
+    let mut failed_in_a_row = 0;
+    let fail = |reason: String| *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    while !shared.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(200));
         if last_poll.elapsed() < Duration::from_secs(2) {
             continue;
         }
         last_poll = Instant::now();
-        let answer = tasks(job);
-        let all_ended = watch.observe(&answer);
-        let now = match answer {
-            Ok(now) => now,
-            Err(e) => {
-                tracing::warn!("could not ask Slurm about the workers ({e:#}); asking again");
-                continue;
+        let jobs = shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut now = Tasks::new();
+        let mut unknown = false;
+        let mut ended = Vec::new();
+        for job in jobs.iter().filter(|j| !ended_arrays.contains(*j)) {
+            let watch = watches.entry(job.clone()).or_default();
+            let answer = tasks(job);
+            if watch.observe(&answer) {
+                ended.push(job.clone());
             }
-        };
+            match answer {
+                Ok(tasks) => now.extend(tasks),
+                Err(e) => {
+                    tracing::warn!("could not ask Slurm about the workers ({e:#}); asking again");
+                    unknown = true;
+                }
+            }
+        }
         for (task, (state, reason)) in &now {
             if state == "PENDING" && !warned_pending && started.elapsed() > pending_warn {
                 tracing::warn!(
@@ -378,6 +473,9 @@ fn follow(job: &str, stop: &AtomicBool, failure: &Mutex<Option<String>>, pending
                 );
                 warned_pending = true;
             }
+        }
+        if unknown {
+            continue;
         }
         // A task that was running and left the queue ended before the search did.
         for (task, state) in &seen {
@@ -388,46 +486,93 @@ fn follow(job: &str, stop: &AtomicBool, failure: &Mutex<Option<String>>, pending
                 );
             }
         }
-        if now.is_empty() && !all_ended {
-            // Not yet consistent: keep what was seen, so an ended task is reported once.
-            continue;
+        for job in ended {
+            watches.remove(&job);
+            match all_failed(&array_states("scontrol", &job)) {
+                Some(true) => failed_in_a_row += 1,
+                Some(false) => failed_in_a_row = 0,
+                None => {}
+            }
+            ended_arrays.insert(job);
         }
-        if all_ended && !stop.load(Ordering::SeqCst) {
-            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
-                "every Slurm worker of job {job} has ended; see their logs (runs/worker-logs/slurm-{job}_*.log) and resume the run"
+        seen = now
+            .iter()
+            .map(|(task, (state, _))| (task.clone(), state.clone()))
+            .collect();
+        if failed_in_a_row >= FAILED_ARRAYS_IN_A_ROW && watches.is_empty() {
+            fail(format!(
+                "every Slurm worker of the last {failed_in_a_row} job arrays failed (last: {}); see their logs ({}/slurm-*.log) and resume the run",
+                jobs.last().map_or("?", String::as_str),
+                spec.log_dir.display()
             ));
             return;
         }
-        seen = now.into_iter().map(|(task, (state, _))| (task, state)).collect();
+        let live = now.len();
+        let add =
+            shared
+                .demand
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .workers_to_add(live, spec.workers, Instant::now());
+        if add == 0 || shared.stop.load(Ordering::SeqCst) {
+            continue;
+        }
+        match submit_array(spec, add) {
+            Ok(job) => {
+                tracing::info!(
+                    "children wait and {live} of {} Slurm workers are left (the others exited idle, reached their time limit or failed): submitted {add} more as job array {job}",
+                    spec.workers
+                );
+                shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).push(job);
+            }
+            Err(e) => {
+                fail(format!(
+                    "children wait and {live} of {} Slurm workers are left, and submitting more failed: {e:#}",
+                    spec.workers
+                ));
+                return;
+            }
+        }
     }
 }
 
 impl WorkerPool for SlurmWorkers {
     fn check(&self) -> anyhow::Result<()> {
-        match &*self.failure.lock().unwrap_or_else(|p| p.into_inner()) {
+        match &*self.shared.failure.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(reason) => anyhow::bail!("{reason}"),
             None => Ok(()),
         }
     }
 
-    /// Cancels the array (workers still training put nothing in the store; their children were
+    /// Cancels every array (workers still training put nothing in the store; their children were
     /// either recorded or are not needed any more).
     fn stop(&self) {
-        if self.stop.swap(true, Ordering::SeqCst) {
+        if self.shared.stop.swap(true, Ordering::SeqCst) {
             return;
         }
         if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = thread.join();
         }
-        match Command::new("scancel").arg(&self.job).status() {
-            Ok(status) if status.success() => tracing::info!("cancelled the Slurm workers (job {})", self.job),
-            Ok(status) => tracing::warn!("scancel {} exited with {status}", self.job),
-            Err(e) => tracing::warn!("could not run scancel {}: {e}", self.job),
+        let jobs = self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for job in &jobs {
+            match Command::new("scancel").arg(job).status() {
+                Ok(status) if status.success() => tracing::info!("cancelled the Slurm workers (job {job})"),
+                Ok(status) => tracing::warn!("scancel {job} exited with {status}"),
+                Err(e) => tracing::warn!("could not run scancel {job}: {e}"),
+            }
         }
         interrupt_guard()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|j| j != &self.job);
+            .retain(|j| !jobs.contains(j));
+    }
+
+    fn demand(&self, status: &PoolStatus) {
+        self.shared
+            .demand
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(status, Instant::now());
     }
 }
 
@@ -464,6 +609,67 @@ mod tests {
         assert!(!watch.observe(&Ok(Tasks::new())));
         assert!(!watch.observe(&Ok(Tasks::new())));
         assert!(watch.observe(&Ok(Tasks::new())), "three empty answers in a row");
+    }
+
+    fn status(queued: usize, idle: usize) -> PoolStatus {
+        PoolStatus { busy: 1, idle, queued }
+    }
+
+    #[test]
+    fn workers_are_added_only_when_children_wait_with_no_idle_worker_for_a_while() {
+        let t0 = Instant::now();
+        let mut demand = Demand::default();
+        assert_eq!(demand.workers_to_add(0, 4, t0), 0, "nothing waits");
+        demand.update(&status(3, 0), t0);
+        assert_eq!(demand.workers_to_add(1, 4, t0 + Duration::from_secs(1)), 0, "too soon");
+        assert_eq!(
+            demand.workers_to_add(1, 4, t0 + UNMET_GRACE),
+            3,
+            "three wait, three workers missing"
+        );
+        demand.update(&status(2, 0), t0 + Duration::from_secs(2));
+        assert_eq!(
+            demand.workers_to_add(0, 4, t0 + UNMET_GRACE),
+            2,
+            "no more workers than children wait"
+        );
+        assert_eq!(demand.workers_to_add(4, 4, t0 + UNMET_GRACE), 0, "all workers there");
+        // An idle worker takes the next child: the wait starts again.
+        demand.update(&status(2, 1), t0 + Duration::from_secs(3));
+        assert_eq!(demand.workers_to_add(0, 4, t0 + Duration::from_secs(60)), 0);
+        demand.update(&status(2, 0), t0 + Duration::from_secs(4));
+        assert_eq!(demand.workers_to_add(0, 4, t0 + Duration::from_secs(8)), 0);
+        assert_eq!(demand.workers_to_add(0, 4, t0 + Duration::from_secs(9)), 2);
+    }
+
+    #[test]
+    fn only_arrays_whose_every_task_failed_count_as_failed() {
+        let states = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(all_failed(&[]), None, "Slurm forgot the array");
+        assert_eq!(all_failed(&states(&["FAILED", "OUT_OF_MEMORY"])), Some(true));
+        assert_eq!(all_failed(&states(&["FAILED", "COMPLETED"])), Some(false));
+        assert_eq!(
+            all_failed(&states(&["COMPLETED", "TIMEOUT"])),
+            Some(false),
+            "idle exits"
+        );
+        assert_eq!(all_failed(&states(&["CANCELLED"])), Some(false));
+    }
+
+    #[test]
+    fn scontrol_lists_the_state_of_every_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scontrol");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho 'JobId=8 ArrayJobId=7 ArrayTaskId=0 JobName=nas-worker'\necho '   JobState=COMPLETED Reason=None ExitCode=0:0'\necho\necho 'JobId=9 ArrayJobId=7 ArrayTaskId=1'\necho '   JobState=FAILED Reason=NonZeroExitCode ExitCode=1:0'\n",
+        )
+        .unwrap();
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        assert_eq!(array_states(path.to_str().unwrap(), "7"), ["COMPLETED", "FAILED"]);
+        assert!(array_states("/nonexistent/scontrol", "7").is_empty());
     }
 
     #[test]

@@ -130,6 +130,16 @@ pub(crate) mod rules {
         )
     }
 
+    /// What a search joining a live job and wanting its weights adds: one more taker (and the
+    /// worker is asked to hand the weights back).
+    pub(crate) const WEIGHTS_WANTED: &str = "keep_weights = TRUE, weight_takers = weight_takers + 1";
+
+    /// What taking a job's weights does: one taker less, and the weights leave the queue with the
+    /// last one, so every search that joined the job gets them, and none holds them after.
+    pub(crate) const WEIGHTS_TAKEN: &str =
+        "weight_takers = CASE WHEN weight_takers > 0 THEN weight_takers - 1 ELSE 0 END, \
+         weights = CASE WHEN weight_takers <= 1 THEN NULL ELSE weights END";
+
     /// A job that is finished: nobody holds it any more.
     pub(crate) const RELEASED: &str = "status = 'done', owner = NULL, lease_until = NULL";
 
@@ -399,9 +409,10 @@ pub trait JobQueue {
         weights: Option<&[u8]>,
     ) -> anyhow::Result<Option<i64>>;
     fn job_states(&self, ids: &[i64]) -> anyhow::Result<Vec<(i64, JobState)>>;
-    /// Takes (and forgets) the weights a worker handed back with a job. Only a job with
-    /// `keep_weights` stores them, and they are cleared [`WEIGHTS_GRACE_SECS`] after the job
-    /// finished if nobody took them.
+    /// Takes the weights a worker handed back with a job. Only a job with `keep_weights` stores
+    /// them; each search that enqueued or joined it asking for them takes them once, and they are
+    /// forgotten after the last (or [`WEIGHTS_GRACE_SECS`] after the job finished, for a search
+    /// that was killed before it took them).
     fn take_job_weights(&self, job: i64) -> anyhow::Result<Option<Vec<u8>>>;
     /// Puts the children `owner` holds back in the queue at once (its process is known to be
     /// gone, or to be stopping); returns how many. `gone` says whether it died on them

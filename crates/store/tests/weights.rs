@@ -151,3 +151,47 @@ fn weights_left_behind_are_cleared_sqlite() {
 fn weights_left_behind_are_cleared_postgres() {
     postgres(weights_left_behind_are_cleared);
 }
+
+/// Two searches (or two environments of one) that keep weights wait on one job: each takes the
+/// weights once; they leave the queue after the last taker, not the first.
+fn every_search_joined_to_a_job_takes_its_weights(store: &Store) {
+    let first = store.enqueue(&kept("shared")).unwrap();
+    let joined = store.enqueue(&kept("shared")).unwrap();
+    assert_eq!(first, joined, "the second search joins the live job");
+    let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+    store
+        .complete(&claimed, "w", &claimed.evaluation(1, &outcome(0.9)), Some(&[4, 5]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.take_job_weights(first).unwrap(), Some(vec![4, 5]));
+    assert_eq!(
+        store.take_job_weights(joined).unwrap(),
+        Some(vec![4, 5]),
+        "the joined search takes them too"
+    );
+    assert_eq!(
+        store.take_job_weights(first).unwrap(),
+        None,
+        "gone after the last taker"
+    );
+    // A search that joins without keeping weights does not hold them back.
+    let kept_once = store.enqueue(&kept("once")).unwrap();
+    assert_eq!(store.enqueue(&job("once")).unwrap(), kept_once);
+    let claimed = store.claim("w", "cpu", 60.0).unwrap().unwrap();
+    store
+        .complete(&claimed, "w", &claimed.evaluation(1, &outcome(0.8)), Some(&[6]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.take_job_weights(kept_once).unwrap(), Some(vec![6]));
+    assert_eq!(store.take_job_weights(kept_once).unwrap(), None);
+}
+
+#[test]
+fn every_search_joined_to_a_job_takes_its_weights_sqlite() {
+    every_search_joined_to_a_job_takes_its_weights(&sqlite().0);
+}
+
+#[test]
+fn every_search_joined_to_a_job_takes_its_weights_postgres() {
+    postgres(|store, _| every_search_joined_to_a_job_takes_its_weights(store));
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+// One throwaway-PostgreSQL helper for every crate's tests: the store's.
+#[path = "../../../crates/store/tests/common/pg.rs"]
 pub mod pg;
 pub mod process;
 pub mod wat;

@@ -7,31 +7,33 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_nas-host");
 
-/// Starts the binary with `args`, its stderr going to `log`.
-pub fn spawn(args: &[String], log: &Path) -> Child {
+/// The binary with `args`, its stderr going to `log`, logging at `info`.
+fn command(args: &[String], log: &Path) -> Command {
     let log = std::fs::File::create(log).unwrap();
-    Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env("NAS_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    command
+}
+
+/// Starts the binary with `args`, its stderr going to `log`.
+pub fn spawn(args: &[String], log: &Path) -> Child {
+    command(args, log).spawn().unwrap()
+}
+
+/// [`spawn`] with `env` set.
+pub fn spawn_env(args: &[String], log: &Path, env: &[(&str, &str)]) -> Child {
+    command(args, log).envs(env.iter().copied()).spawn().unwrap()
 }
 
 /// [`spawn`] as the leader of a new process group, which the workers it starts join: a signal
 /// to the group reaches them all, as Ctrl-C in a terminal does.
 pub fn spawn_group(args: &[String], log: &Path) -> Child {
     use std::os::unix::process::CommandExt;
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(BIN)
-        .args(args)
-        .env("NAS_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .unwrap()
+    command(args, log).process_group(0).spawn().unwrap()
 }
 
 pub fn wait_ok(mut child: Child, log: &Path) {

@@ -63,8 +63,8 @@ impl JobQueue for PgStore {
                     &format!(
                         "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
                         origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
-                        evaluation_key, watch_epochs)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)
+                        evaluation_key, watch_epochs, weight_takers)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13, $14)
                      ON CONFLICT (cache_key) WHERE {live} DO NOTHING RETURNING id",
                         live = rules::LIVE
                     ),
@@ -82,6 +82,7 @@ impl JobQueue for PgStore {
                         &job.data_sha256,
                         &job.evaluation_key(),
                         &job.watch_epochs.map(|e| e as i64),
+                        &i64::from(job.keep_weights),
                     ],
                 )?;
                 if let Some(row) = inserted {
@@ -98,7 +99,10 @@ impl JobQueue for PgStore {
                 if let Some(row) = live {
                     let id: i64 = row.get(0);
                     if job.keep_weights {
-                        tx.execute("UPDATE queue SET keep_weights = true WHERE id = $1", &[&id])?;
+                        tx.execute(
+                            &format!("UPDATE queue SET {} WHERE id = $1", rules::WEIGHTS_WANTED),
+                            &[&id],
+                        )?;
                     }
                     break id;
                 }
@@ -268,7 +272,10 @@ impl JobQueue for PgStore {
                 .query_opt("SELECT weights FROM queue WHERE id = $1 FOR UPDATE", &[&job])?
                 .and_then(|r| r.get(0));
             if weights.is_some() {
-                tx.execute("UPDATE queue SET weights = NULL WHERE id = $1", &[&job])?;
+                tx.execute(
+                    &format!("UPDATE queue SET {} WHERE id = $1", rules::WEIGHTS_TAKEN),
+                    &[&job],
+                )?;
             }
             commit(tx, sent)?;
             Ok(weights)

@@ -122,5 +122,11 @@ ALTER TABLE kept_weights DROP CONSTRAINT IF EXISTS kept_weights_pkey;
 ALTER TABLE kept_weights ADD PRIMARY KEY (run_id, evaluation_id);
 "#
         .into(),
+        // 12: a job counts the searches that will take its weights.
+        r#"
+ALTER TABLE queue ADD COLUMN weight_takers BIGINT NOT NULL DEFAULT 0;
+UPDATE queue SET weight_takers = CASE WHEN keep_weights THEN 1 ELSE 0 END;
+"#
+        .into(),
     ]
 }

@@ -43,7 +43,10 @@ impl JobQueue for SqliteStore {
         let id = match live {
             Some(id) => {
                 if job.keep_weights {
-                    tx.execute("UPDATE queue SET keep_weights = 1 WHERE id = ?1", [id])?;
+                    tx.execute(
+                        &format!("UPDATE queue SET {} WHERE id = ?1", rules::WEIGHTS_WANTED),
+                        [id],
+                    )?;
                 }
                 id
             }
@@ -51,8 +54,8 @@ impl JobQueue for SqliteStore {
                 tx.execute(
                     "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
                         origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
-                        evaluation_key, watch_epochs)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13)",
+                        evaluation_key, watch_epochs, weight_takers)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13, ?14)",
                     params![
                         key,
                         job.architecture,
@@ -66,7 +69,8 @@ impl JobQueue for SqliteStore {
                         unix_now(),
                         job.data_sha256,
                         job.evaluation_key(),
-                        job.watch_epochs.map(|e| e as i64)
+                        job.watch_epochs.map(|e| e as i64),
+                        i64::from(job.keep_weights)
                     ],
                 )?;
                 tx.last_insert_rowid()
@@ -236,8 +240,10 @@ impl JobQueue for SqliteStore {
             .optional()?
             .flatten();
         if weights.is_some() {
-            self.conn
-                .execute("UPDATE queue SET weights = NULL WHERE id = ?1", [job])?;
+            self.conn.execute(
+                &format!("UPDATE queue SET {} WHERE id = ?1", rules::WEIGHTS_TAKEN),
+                [job],
+            )?;
         }
         Ok(weights)
     }

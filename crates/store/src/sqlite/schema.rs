@@ -275,4 +275,10 @@ INSERT INTO kept_weights_v11 (run_id, evaluation_id, safetensors)
 DROP TABLE kept_weights;
 ALTER TABLE kept_weights_v11 RENAME TO kept_weights;
 "#,
+    // 12: every search that waits on a job for its weights takes them (#22 item 19): a job counts
+    // its takers, and its weights leave the queue after the last one (`queue::rules::WEIGHTS_TAKEN`).
+    r#"
+ALTER TABLE queue ADD COLUMN weight_takers INTEGER NOT NULL DEFAULT 0;
+UPDATE queue SET weight_takers = keep_weights;
+"#,
 ];

@@ -2,9 +2,9 @@
 //! on a Unix socket only, stopped (and its directory removed) when dropped. As root (CI), the
 //! server runs as the `postgres` user, since initdb refuses root.
 //!
-//! Adapted from `host/tests/common/pg.rs`, without its `tempfile`/`libc` dev-dependencies, plus
-//! [`PgServer::restart`] and a skip when PostgreSQL is not installed: the tests then print a note
-//! and pass, except under `NAS_TEST_PG=1` (CI), where a missing PostgreSQL fails them.
+//! The host's tests use this file too (`host/tests/common/mod.rs`). Without PostgreSQL installed
+//! the tests print a note and pass, except under `NAS_TEST_PG=1` (CI), where a missing PostgreSQL
+//! fails them.
 //! `scripts/ensure-postgres.sh` installs PostgreSQL 15.
 
 use std::path::{Path, PathBuf};
@@ -144,6 +144,16 @@ impl PgServer {
         self.pg_ctl("restart");
     }
 
+    /// Stops the server (fast shutdown: sessions are ended); [`PgServer::start_again`] brings it
+    /// back with its data.
+    pub fn stop(&self) {
+        self.pg_ctl("stop");
+    }
+
+    pub fn start_again(&self) {
+        self.pg_ctl("start");
+    }
+
     pub fn socket_dir(&self) -> &Path {
         &self.dir
     }
@@ -165,6 +175,26 @@ impl PgServer {
             .args(["-p", &self.port.to_string()])
             .args(["-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql]);
         run(psql, &format!("psql {sql}"));
+    }
+
+    /// Runs one query with psql and returns its rows, one per line, fields joined by `|`.
+    pub fn query(&self, db: &str, sql: &str) -> String {
+        self.try_query(db, sql).unwrap_or_else(|e| panic!("psql {sql}: {e}"))
+    }
+
+    /// [`PgServer::query`] for polling: the error (a table not made yet) instead of a panic.
+    pub fn try_query(&self, db: &str, sql: &str) -> Result<String, String> {
+        let output = Command::new(self.program("psql"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", db, "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
     /// Creates database `name` and returns its URL.

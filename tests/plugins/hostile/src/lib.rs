@@ -16,7 +16,7 @@ const ESCAPES: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\r\nerror: run 1 finished 999
 struct Hyperparameters {
     mode: String,
     /// Target of the file / socket / environment attempts; seconds to sleep (`sleep`, or
-    /// "forever"); MiB to return from `save` (`huge-save`).
+    /// "forever"; `pause`); MiB to return from `save` (`huge-save`).
     target: String,
     /// Behave for this many `act` calls before misbehaving.
     after: usize,
@@ -42,7 +42,7 @@ impl Agent for Hostile {
         })
     }
 
-    fn act(&mut self, _env: u32, _obs: &Observation, mask: &[bool], _explore: bool) -> Result<usize, String> {
+    fn act(&mut self, _env: u32, obs: &Observation, mask: &[bool], _explore: bool) -> Result<usize, String> {
         let target = self.hp.target.clone();
         self.acts += 1;
         let mode = if self.acts > self.hp.after {
@@ -92,6 +92,22 @@ impl Agent for Hostile {
                 Err(format!("slept {wait:?} and came back"))
             }
             "escape" => Err(ESCAPES.into()),
+            // Not hostile: a slow agent. Thinks `target` seconds before each network's first
+            // layer (so workers sit idle between children), then picks a valid action that varies
+            // from act to act (so the children differ).
+            "pause" => {
+                if obs.depth == 0 {
+                    let secs: f64 = target
+                        .parse()
+                        .map_err(|_| format!("target {target:?} is not seconds"))?;
+                    std::thread::sleep(Duration::from_secs_f64(secs));
+                }
+                let valid: Vec<usize> = (0..mask.len()).filter(|&a| mask[a]).collect();
+                valid
+                    .get(self.acts * 7 % valid.len().max(1))
+                    .copied()
+                    .ok_or_else(|| "no valid action".into())
+            }
             "huge-output" => {
                 let huge = "A".repeat(64 << 20);
                 println!("{huge}");
