@@ -6,6 +6,7 @@ fn main() {
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").unwrap_or_default();
     println!("cargo:rustc-env=NAS_TORCH_LIB_DIR={lib}");
     if !lib.is_empty() {
-        println!("cargo:rustc-link-arg-tests=-Wl,-rpath,{lib}");
+        // `rustc-link-arg` (not `-tests`): the unit tests in src/ link libtorch too.
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     }
 }

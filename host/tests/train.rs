@@ -228,13 +228,15 @@ fn normalize_none_keeps_pixels_in_unit_range() {
     )
     .unwrap();
     let first = dataset.train.images[..28 * 28].iter().map(|&p| f64::from(p) / 255.0);
-    let tensor: Vec<f32> = Vec::<f32>::try_from(raw.train_x.get(0).flatten(0, -1)).unwrap();
+    assert_eq!(raw.train_x.kind(), Kind::Uint8, "pixels stay uint8 in memory");
+    let tensor: Vec<f32> = Vec::<f32>::try_from(raw.inputs(&raw.train_x.narrow(0, 0, 1)).flatten(0, -1)).unwrap();
     for (want, got) in first.zip(tensor) {
         assert!((want - f64::from(got)).abs() < 1e-6);
     }
     let standardised = synthetic_data(Validation::Test);
-    let mean = standardised.train_x.mean(Kind::Float).double_value(&[]);
-    let std = standardised.train_x.std(false).double_value(&[]);
+    let inputs = standardised.inputs(&standardised.train_x);
+    let mean = inputs.mean(Kind::Float).double_value(&[]);
+    let std = inputs.std(false).double_value(&[]);
     assert!(mean.abs() < 1e-3 && (std - 1.0).abs() < 1e-3, "mean {mean}, std {std}");
 }
 

@@ -219,7 +219,7 @@ fn restore(
     vs.load(file.path())
         .with_context(|| format!("loading the weights the search kept for `{arch}`"))?;
     let started = std::time::Instant::now();
-    let accuracy = train::accuracy(&net, &data.eval_x, &data.eval_y);
+    let accuracy = data.eval_accuracy(&net);
     Ok(train::TrainedNetwork {
         vs,
         net,
@@ -280,7 +280,10 @@ fn write_model(
     std::fs::write(&path, model_py(arch, card, activation)).with_context(|| format!("writing {}", path.display()))?;
 
     let n = CHECK_BATCH.min(data.eval_y.size()[0]);
-    let inputs = data.eval_x.narrow(0, 0, n).to_device(Device::Cpu).contiguous();
+    let inputs = data
+        .inputs(&data.eval_x.narrow(0, 0, n))
+        .to_device(Device::Cpu)
+        .contiguous();
     let logits = net.forward(&inputs).contiguous();
     let labels = data.eval_y.narrow(0, 0, n).to_device(Device::Cpu);
     let path = dir.join("check.safetensors");
