@@ -73,7 +73,7 @@
     const run = best ? best.run : "RUN";
     main.appendChild(nas.el("p", {}, "Train it with the run's protocol and data, and write TorchScript, ONNX and safetensors + model.py:"));
     main.appendChild(nas.el("pre", { id: "export-command" }, "nas-host export " + run + " --arch " + shellQuote(text) + " --epochs 20"));
-    document.body.setAttribute("data-loaded", "1");
+    nas.loaded();
   }
   start().catch((e) => nas.showError(main, e));
 })();

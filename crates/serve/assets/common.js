@@ -179,3 +179,13 @@ nas.showError = function (where, err) {
 };
 
 document.addEventListener("DOMContentLoaded", nas.header);
+
+// Marks the page loaded once what it drew has been painted: `data-loaded` on the body, and
+// `window.nasLoadedMs` (milliseconds since navigation started) for the benchmark.
+nas.loaded = function () {
+  if (document.body.hasAttribute("data-loaded")) return;
+  requestAnimationFrame(() => setTimeout(() => {
+    window.nasLoadedMs = performance.now();
+    document.body.setAttribute("data-loaded", "1");
+  }, 0));
+};

@@ -42,7 +42,7 @@
     ], { id: "compare-table", sortKey: "best_accuracy", sortDir: -1 });
     t.render(cmp.table);
     tableBox.append(nas.downloads("/api/compare?runs=" + ids.join(",")), t.table);
-    document.body.setAttribute("data-loaded", "1");
+    nas.loaded();
   }
 
   async function start() {
@@ -57,7 +57,7 @@
     }
     if (!runs.length) picker.appendChild(nas.el("p", { class: "note" }, "No runs in this store yet."));
     await load();
-    if (!selected.size) document.body.setAttribute("data-loaded", "1");
+    if (!selected.size) nas.loaded();
   }
   start().catch((e) => nas.showError(main, e));
 })();

@@ -284,7 +284,7 @@
       addEpisodes(await nas.getJSON("/api/runs/" + id + "/episodes"));
       config.textContent = run.config_toml;
       renderAll();
-      document.body.setAttribute("data-loaded", "1");
+      nas.loaded();
       await renderCurves();
       await renderLive();
       if (run.status === "running") timer = setTimeout(poll, POLL_MS);

@@ -67,7 +67,7 @@
         ? "No runs in this store yet: start one with `nas-host search`."
         : runs.length + " runs, " + runs.filter((r) => r.status === "running").length + " running";
       renderWorkers(live);
-      document.body.setAttribute("data-loaded", "1");
+      nas.loaded();
     } catch (e) {
       nas.showError(main, e);
     }

@@ -325,7 +325,13 @@ async fn api_arch(Query(q): Query<ArchQuery>) -> Response {
         Ok(layers) => {
             if q.format.is_some() {
                 let mut table = Table::new(&["layer", "type", "output_shape", "params", "mult_adds"]);
-                table.push(vec![json!("input"), Value::Null, json!(layers.input), Value::Null, Value::Null]);
+                table.push(vec![
+                    json!("input"),
+                    Value::Null,
+                    json!(layers.input),
+                    Value::Null,
+                    Value::Null,
+                ]);
                 for r in &layers.rows {
                     table.push(vec![
                         json!(r.layer),
@@ -367,7 +373,11 @@ async fn api_compare(State(state): State<AppState>, Query(q): Query<CompareQuery
         .map(|s| s.trim().parse::<i64>())
         .collect();
     let Ok(ids) = ids else {
-        return (StatusCode::BAD_REQUEST, "400: runs is a comma-separated list of run ids\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "400: runs is a comma-separated list of run ids\n",
+        )
+            .into_response();
     };
     match blocking(&state, move |d| d.compare(&ids)).await {
         Ok((table, curves)) => match q.format {
@@ -385,7 +395,10 @@ mod tests {
     #[test]
     fn tokens_are_read_from_bearer_cookie_or_query() {
         let mut headers = HeaderMap::new();
-        assert_eq!(request_token(&headers, Some("a=1&token=abc")), Some(("abc".into(), true)));
+        assert_eq!(
+            request_token(&headers, Some("a=1&token=abc")),
+            Some(("abc".into(), true))
+        );
         headers.insert(header::COOKIE, HeaderValue::from_static("x=1; nas_token=fromcookie"));
         assert_eq!(request_token(&headers, None), Some(("fromcookie".into(), false)));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer secret"));

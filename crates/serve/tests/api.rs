@@ -6,12 +6,29 @@ use common::*;
 use serde_json::Value;
 
 /// A store with a finished run (with an assessor) and a running one.
-fn fixture() -> (tempfile::TempDir, std::path::PathBuf, Vec<nas_core::record::EpisodeRecord>) {
+fn fixture() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<nas_core::record::EpisodeRecord>,
+) {
     let (dir, path, mut store) = temp_store();
-    let run = create_run(&store, &RunSpec { assessor: Some("median_stop"), episodes_target: 120, ..Default::default() });
+    let run = create_run(
+        &store,
+        &RunSpec {
+            assessor: Some("median_stop"),
+            episodes_target: 120,
+            ..Default::default()
+        },
+    );
     let episodes = write_episodes(&mut store, run, 0..120, "cifar5", true);
     finish(&store, run, 321.5);
-    let live = create_run(&store, &RunSpec { agent: "qlearning", ..Default::default() });
+    let live = create_run(
+        &store,
+        &RunSpec {
+            agent: "qlearning",
+            ..Default::default()
+        },
+    );
     write_episodes(&mut store, live, 0..10, "cifar5", false);
     (dir, path, episodes)
 }
@@ -41,10 +58,20 @@ fn unknown_paths_are_404_and_no_file_outside_the_embedded_assets_is_served() {
         let answer = get(server.addr, path);
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);
     }
-    for path in ["/", "/run/1", "/arch", "/compare", "/assets/app.css", "/assets/vendor/uPlot.iife.min.js"] {
+    for path in [
+        "/",
+        "/run/1",
+        "/arch",
+        "/compare",
+        "/assets/app.css",
+        "/assets/vendor/uPlot.iife.min.js",
+    ] {
         assert_eq!(get(server.addr, path).status, 200, "{path}");
     }
-    assert!(get(server.addr, "/assets/run.js").header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(get(server.addr, "/assets/run.js")
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
 }
 
 #[test]
@@ -52,11 +79,21 @@ fn no_endpoint_changes_the_store() {
     let (_dir, db, _) = fixture();
     let before = {
         let store = nas_store::Store::open(&db).unwrap();
-        (store.runs().unwrap(), store.episodes(1).unwrap(), store.episodes(2).unwrap())
+        (
+            store.runs().unwrap(),
+            store.episodes(1).unwrap(),
+            store.episodes(2).unwrap(),
+        )
     };
     let server = start_server(&db, "127.0.0.1", None);
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
-        for path in ["/", "/api/runs", "/api/runs/1", "/api/runs/1/episodes", "/api/compare?runs=1"] {
+        for path in [
+            "/",
+            "/api/runs",
+            "/api/runs/1",
+            "/api/runs/1/episodes",
+            "/api/compare?runs=1",
+        ] {
             let answer = request(server.addr, method, path, &[("Content-Length", "0")]);
             assert_eq!(answer.status, 405, "{method} {path}");
         }
@@ -73,7 +110,14 @@ fn no_endpoint_changes_the_store() {
         assert_eq!(get(server.addr, path).status, 200, "{path}");
     }
     let store = nas_store::Store::open(&db).unwrap();
-    assert_eq!((store.runs().unwrap(), store.episodes(1).unwrap(), store.episodes(2).unwrap()), before);
+    assert_eq!(
+        (
+            store.runs().unwrap(),
+            store.episodes(1).unwrap(),
+            store.episodes(2).unwrap()
+        ),
+        before
+    );
 }
 
 #[test]
@@ -92,14 +136,25 @@ fn beyond_loopback_every_request_needs_the_token() {
     let first = get(server.addr, "/?token=s3cret-token");
     assert_eq!(first.status, 200);
     let cookie = first.header("set-cookie").expect("the token is kept in a cookie");
-    assert!(cookie.starts_with("nas_token=s3cret-token;") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.starts_with("nas_token=s3cret-token;") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     let with_cookie = request(server.addr, "GET", "/api/runs", &[("Cookie", "nas_token=s3cret-token")]);
     assert_eq!(with_cookie.status, 200);
     assert_eq!(with_cookie.json().as_array().unwrap().len(), 2);
-    let bearer = request(server.addr, "GET", "/api/runs/1", &[("Authorization", "Bearer s3cret-token")]);
+    let bearer = request(
+        server.addr,
+        "GET",
+        "/api/runs/1",
+        &[("Authorization", "Bearer s3cret-token")],
+    );
     assert_eq!(bearer.status, 200);
     // Still 404 behind the token.
-    assert_eq!(request(server.addr, "GET", "/nope", &[("Authorization", "Bearer s3cret-token")]).status, 404);
+    assert_eq!(
+        request(server.addr, "GET", "/nope", &[("Authorization", "Bearer s3cret-token")]).status,
+        404
+    );
 
     // Without --token a token is generated.
     let generated = start_server(&db, "0.0.0.0", None);
@@ -116,10 +171,19 @@ fn on_loopback_only_a_loopback_host_is_answered() {
     assert!(server.token.is_none());
     let port = server.addr.port();
     for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
-        assert_eq!(request(server.addr, "GET", "/api/runs", &[("Host", &host)]).status, 200, "{host}");
+        assert_eq!(
+            request(server.addr, "GET", "/api/runs", &[("Host", &host)]).status,
+            200,
+            "{host}"
+        );
     }
     // A page of another site whose name resolves to 127.0.0.1 (DNS rebinding) sends its own name.
-    let rebound = request(server.addr, "GET", "/api/runs", &[("Host", &format!("evil.example:{port}"))]);
+    let rebound = request(
+        server.addr,
+        "GET",
+        "/api/runs",
+        &[("Host", &format!("evil.example:{port}"))],
+    );
     assert_eq!(rebound.status, 403);
     let page = get(server.addr, "/");
     let csp = page.header("content-security-policy").unwrap();
@@ -152,7 +216,10 @@ fn the_runs_table_downloads_as_csv_and_json() {
     let csv = get(server.addr, "/api/runs?format=csv");
     assert_eq!(csv.status, 200);
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
-    assert_eq!(csv.header("content-disposition"), Some("attachment; filename=\"runs.csv\""));
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some("attachment; filename=\"runs.csv\"")
+    );
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(lines.len(), 3);
     assert!(lines[0].starts_with("id,status,agent,reward,assessor,dataset,evaluator,episodes_done"));
@@ -160,7 +227,10 @@ fn the_runs_table_downloads_as_csv_and_json() {
     assert!(lines[2].starts_with("2,running,qlearning,size_penalty,,cifar5,training,10,100,"));
 
     let json = get(server.addr, "/api/runs?format=json");
-    assert_eq!(json.header("content-disposition"), Some("attachment; filename=\"runs.json\""));
+    assert_eq!(
+        json.header("content-disposition"),
+        Some("attachment; filename=\"runs.json\"")
+    );
     assert_eq!(json.json(), Value::Array(runs.clone()));
     assert_eq!(get(server.addr, "/api/runs?format=xml").status, 400);
 
@@ -185,7 +255,12 @@ fn episodes_since_a_position_curves_and_evaluations() {
     assert_eq!(all[5]["metrics"]["entropy"], episodes[5].metrics["entropy"]);
     assert_eq!(all[1]["stopped"], true);
     let since = get(server.addr, "/api/runs/1/episodes?since=115").json();
-    let indices: Vec<u64> = since.as_array().unwrap().iter().map(|e| e["episode"].as_u64().unwrap()).collect();
+    let indices: Vec<u64> = since
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["episode"].as_u64().unwrap())
+        .collect();
     assert_eq!(indices, vec![115, 116, 117, 118, 119]);
 
     let curves = get(server.addr, "/api/runs/1/curves").json();
@@ -193,8 +268,13 @@ fn episodes_since_a_position_curves_and_evaluations() {
     let measured = episodes.iter().filter(|e| e.failure.is_none()).count();
     assert_eq!(curves.len(), measured);
     let stopped = curves.iter().filter(|c| c["stopped"] == true).count();
-    assert_eq!(stopped, episodes.iter().filter(|e| e.stopped && e.failure.is_none()).count());
-    assert!(curves.iter().all(|c| c["accuracy"].as_array().unwrap().len() == if c["stopped"] == true { 2 } else { 5 }));
+    assert_eq!(
+        stopped,
+        episodes.iter().filter(|e| e.stopped && e.failure.is_none()).count()
+    );
+    assert!(curves
+        .iter()
+        .all(|c| c["accuracy"].as_array().unwrap().len() == if c["stopped"] == true { 2 } else { 5 }));
     // The live run has no assessor: no curves.
     assert_eq!(get(server.addr, "/api/runs/2/curves").json(), serde_json::json!([]));
 
@@ -203,9 +283,17 @@ fn episodes_since_a_position_curves_and_evaluations() {
     let expected = episodes.iter().filter(|e| e.architecture == text).count()
         + (0..10).filter(|i| ARCHS[i % ARCHS.len()] == text).count();
     assert_eq!(evaluations.as_array().unwrap().len(), expected);
-    assert!(evaluations.as_array().unwrap().iter().all(|e| e["seconds"].as_f64().unwrap() >= 10.0));
+    assert!(evaluations
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["seconds"].as_f64().unwrap() >= 10.0));
 
-    let layers = get(server.addr, "/api/arch?text=conv(32%2C3)%20pool(5%2C3)%20fc(64)&dataset=cifar5").json();
+    let layers = get(
+        server.addr,
+        "/api/arch?text=conv(32%2C3)%20pool(5%2C3)%20fc(64)&dataset=cifar5",
+    )
+    .json();
     assert_eq!(layers["total_params"], 167_173);
     assert_eq!(layers["rows"].as_array().unwrap().len(), 4);
     assert_eq!(get(server.addr, "/api/arch?text=conv(32&dataset=cifar5").status, 400);

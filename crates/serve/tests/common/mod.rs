@@ -1,6 +1,8 @@
 //! Test stores built with nas-store's own API, and a plain HTTP/1.1 client for the server.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -92,11 +94,13 @@ pub fn episode(run: i64, i: usize, with_curve: bool, architecture: Option<&str>)
     };
     let failed = i % 37 == 36;
     let accuracy = if failed { 0.0 } else { 0.3 + 0.65 * noise(run, i) };
-    let stopped = with_curve && i % 4 == 1;
+    let stopped = with_curve && i % 4 == 1 && !failed;
     let curve = if with_curve && !failed {
         let epochs = if stopped { 2 } else { 5 };
         Curve {
-            accuracy: (0..epochs).map(|e| accuracy * (0.6 + 0.4 * (e + 1) as f64 / epochs as f64)).collect(),
+            accuracy: (0..epochs)
+                .map(|e| accuracy * (0.6 + 0.4 * (e + 1) as f64 / epochs as f64))
+                .collect(),
             stopped,
             measure_seconds: 0.1,
         }
@@ -113,7 +117,10 @@ pub fn episode(run: i64, i: usize, with_curve: bool, architecture: Option<&str>)
         curve,
     };
     let mut metrics = serde_json::Map::new();
-    metrics.insert("entropy".into(), serde_json::json!(3.6 - 3.0 * i as f64 / (i as f64 + 100.0)));
+    metrics.insert(
+        "entropy".into(),
+        serde_json::json!(3.6 - 3.0 * i as f64 / (i as f64 + 100.0)),
+    );
     metrics.insert("loss".into(), serde_json::json!(1.0 / (1.0 + i as f64)));
     let record = EpisodeRecord {
         index: i,
@@ -133,7 +140,13 @@ pub fn episode(run: i64, i: usize, with_curve: bool, architecture: Option<&str>)
 }
 
 /// Commits episodes `range` of run `run` (each with its evaluation), in batches.
-pub fn write_episodes(store: &mut Store, run: i64, range: std::ops::Range<usize>, dataset: &str, with_curve: bool) -> Vec<EpisodeRecord> {
+pub fn write_episodes(
+    store: &mut Store,
+    run: i64,
+    range: std::ops::Range<usize>,
+    dataset: &str,
+    with_curve: bool,
+) -> Vec<EpisodeRecord> {
     write_episodes_with(store, run, range, dataset, with_curve, |_| None, |_| None)
 }
 
@@ -172,7 +185,9 @@ pub fn write_episodes_with(
             batch.push((record, id));
         }
         let designed = chunk.last().map_or(0, |i| i + 1);
-        store.commit_episodes(run, &batch, b"agent state", designed).expect("commit episodes");
+        store
+            .commit_episodes(run, &batch, b"agent state", designed)
+            .expect("commit episodes");
         written.extend(batch.into_iter().map(|(r, _)| r));
     }
     written
