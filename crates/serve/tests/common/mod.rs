@@ -75,6 +75,12 @@ pub fn create_run(store: &Store, spec: &RunSpec<'_>) -> i64 {
         .expect("create run")
 }
 
+thread_local! {
+    /// Whether [`episode`] writes a search that learns (accuracy rising with the episodes)
+    /// rather than independent draws.
+    pub static LEARNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A number in [0, 1) from (run, episode): the fixture's "training result".
 pub fn noise(run: i64, episode: usize) -> f64 {
     let mut x = (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (episode as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -93,7 +99,14 @@ pub fn episode(run: i64, i: usize, with_curve: bool, architecture: Option<&str>)
         Err(_) => (1000 + i as u64, 1),
     };
     let failed = i % 37 == 36;
-    let accuracy = if failed { 0.0 } else { 0.3 + 0.65 * noise(run, i) };
+    let accuracy = if failed {
+        0.0
+    } else if LEARNING.with(|l| l.get()) {
+        // A search that learns: accuracy climbs over the episodes (the screenshots' runs).
+        0.3 + 0.62 * (1.0 - (-(i as f64) / (60.0 + 40.0 * run as f64)).exp()) * (0.6 + 0.4 * noise(run, i))
+    } else {
+        0.3 + 0.65 * noise(run, i)
+    };
     let stopped = with_curve && i % 4 == 1 && !failed;
     let curve = if with_curve && !failed {
         let epochs = if stopped { 2 } else { 5 };
