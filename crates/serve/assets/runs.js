@@ -61,13 +61,15 @@
   let timer = null;
   async function refresh() {
     try {
-      const [runs, live] = await Promise.all([nas.getJSON("/api/runs"), nas.getJSON("/api/live")]);
+      // The runs are drawn as soon as they arrive; the workers follow.
+      const live = nas.getJSON("/api/live");
+      const runs = await nas.getJSON("/api/runs");
       table.render(runs);
       count.textContent = runs.length === 0
         ? "No runs in this store yet: start one with `nas-host search`."
         : runs.length + " runs, " + runs.filter((r) => r.status === "running").length + " running";
-      renderWorkers(live);
       nas.loaded();
+      renderWorkers(await live);
     } catch (e) {
       nas.showError(main, e);
     }

@@ -59,9 +59,10 @@ impl Server {
     pub async fn bind(options: ServeOptions) -> anyhow::Result<Server> {
         let (token, token_generated) = match options.token.clone() {
             Some(t) => {
+                // Characters a URL carries as they are (the printed URL's `?token=`).
                 anyhow::ensure!(
-                    t.len() >= 8 && t.chars().all(|c| c.is_ascii_graphic()),
-                    "--token must be at least 8 printable ASCII characters without spaces"
+                    t.len() >= 8 && t.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)),
+                    "--token must be at least 8 characters, letters, digits and - . _ ~ only"
                 );
                 (Some(t), false)
             }

@@ -325,3 +325,18 @@ fn a_missing_sqlite_store_is_not_created() {
     assert!(message.contains("no run store"), "{message}");
     assert!(!db.exists());
 }
+
+#[test]
+fn a_token_must_be_long_and_url_safe() {
+    let (_dir, db, _) = fixture();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for token in ["short", "has space in it", "amp&ersand=x", "<script>x</script>"] {
+        let result = runtime.block_on(nas_serve::Server::bind(nas_serve::ServeOptions {
+            db: db.clone(),
+            host: "0.0.0.0".parse().unwrap(),
+            port: 0,
+            token: Some(token.to_string()),
+        }));
+        assert!(result.is_err(), "{token} was accepted");
+    }
+}

@@ -88,6 +88,13 @@ async fn page_times(browser: &Browser, url: &str, times: usize) -> Vec<f64> {
         browser.client.goto("about:blank").await.unwrap();
         browser.open(url).await;
         out.push(browser.js("return window.nasLoadedMs;", vec![]).await.as_f64().unwrap());
+        let phases = browser
+            .js(
+                "const n = performance.getEntriesByType('navigation')[0]; return [n.responseEnd, n.domContentLoadedEventEnd, window.nasLoadedMs].map(Math.round);",
+                vec![],
+            )
+            .await;
+        println!("{url}: page received, scripts run, data drawn at (ms) {phases}");
     }
     out
 }
