@@ -19,7 +19,7 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// A token every request must carry (the printed URL's ?token=…, then a cookie; or
-    /// `Authorization: Bearer TOKEN`). At least 8 characters.
+    /// `Authorization: Bearer TOKEN`). At least 8 letters, digits or - . _ ~.
     #[arg(long, env = "NAS_SERVE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
