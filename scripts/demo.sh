@@ -19,3 +19,4 @@ $BIN report "$run" --db "$DB"
 # The best architecture as a trained, portable model (TorchScript, ONNX, safetensors + model.py).
 $BIN export "$run" --db "$DB" --out "runs/export-$run" --force
 echo "next: $BIN eval $run --db $DB   (trains the frozen policy's samples)"
+echo "dashboard: $BIN serve --db $DB   (then open http://127.0.0.1:8080/run/$run)"

@@ -19,6 +19,7 @@ mod progress;
 mod report;
 mod runs;
 mod search;
+mod serve;
 mod worker;
 
 #[derive(Parser, Debug)]
@@ -48,6 +49,9 @@ enum Command {
     Report(report::ReportArgs),
     /// List the runs in the store, and the workers training children now.
     Runs(StoreArgs),
+    /// A read-only live dashboard of the store in the browser: runs, charts, episodes,
+    /// architectures, comparisons (http://127.0.0.1:8080/).
+    Serve(serve::ServeArgs),
     /// Train children from the store's queue (for parallel searches; `search --workers N`
     /// starts its own).
     Worker(worker::WorkerArgs),
@@ -140,6 +144,7 @@ pub fn main() -> ExitCode {
         Some(Command::Compare(args)) => compare::run_compare(args),
         Some(Command::Report(args)) => report::run_report(args),
         Some(Command::Runs(args)) => runs::list_runs(args),
+        Some(Command::Serve(args)) => serve::run_serve(args),
         Some(Command::Worker(args)) => worker::run_worker(args),
         Some(Command::Slurm(SlurmCommand::Script(args))) => search::slurm_script(args),
         Some(Command::Plugins(PluginsCommand::List)) => plugins::plugins_list(),
