@@ -36,6 +36,7 @@ fn outcome(accuracy: f64) -> Outcome {
         failure: None,
         transient: false,
         curve: Default::default(),
+        predicted: false,
     }
 }
 

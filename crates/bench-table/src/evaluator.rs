@@ -41,7 +41,7 @@ pub struct TableAnswer {
 }
 
 impl fmt::Display for TableAnswer {
-    /// `accuracy 0.6125 (recorded)` or `accuracy 0.5904 (predicted; surrogate held-out τ …)`.
+    /// `accuracy 0.6125 (recorded)` or `accuracy 0.5904 (predicted; surrogate held-out Kendall τ …)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "accuracy {:.4}", self.accuracy)?;
         match (self.predicted, self.quality) {
@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(answer.params, unseen.param_count((3, 32, 32), 10));
         assert_eq!(answer.seconds, 0.0);
         assert!(
-            answer.to_string().contains("predicted; surrogate held-out τ"),
+            answer.to_string().contains("predicted; surrogate held-out Kendall τ"),
             "{answer}"
         );
     }

@@ -44,7 +44,7 @@ pub struct Quality {
 }
 
 impl fmt::Display for Quality {
-    /// `surrogate held-out τ 0.712, MAE 0.0231 (80 fitted, 20 held out)`
+    /// `surrogate held-out Kendall τ 0.712, MAE 0.0231 (80 fitted, 20 held out)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tau = if self.kendall_tau.is_nan() {
             "n/a".to_string()
@@ -53,7 +53,7 @@ impl fmt::Display for Quality {
         };
         write!(
             f,
-            "surrogate held-out τ {tau}, MAE {:.4} ({} fitted, {} held out)",
+            "surrogate held-out Kendall τ {tau}, MAE {:.4} ({} fitted, {} held out)",
             self.mean_abs_error, self.n_train, self.n_test
         )
     }
@@ -263,7 +263,10 @@ mod tests {
         // Deterministic for a seed.
         let again = Surrogate::held_out_quality(&samples, encoder, 0.25, 1).unwrap();
         assert_eq!(quality, again);
-        assert!(quality.to_string().starts_with("surrogate held-out τ "), "{quality}");
+        assert!(
+            quality.to_string().starts_with("surrogate held-out Kendall τ "),
+            "{quality}"
+        );
     }
 
     #[test]

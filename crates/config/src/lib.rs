@@ -21,7 +21,8 @@ pub use dataset::{DatasetOptions, DatasetSpec};
 pub use overrides::{ParallelOverrides, RunOverrides, TrainOverrides};
 pub use plan::ComparePlan;
 pub use protocol::{
-    Activation, DeviceChoice, EvaluatorKind, Normalize, SyntheticConfig, TrainConfig, TrainSubset, Validation,
+    Activation, DeviceChoice, EvaluatorChoice, EvaluatorKind, Normalize, SyntheticConfig, TableConfig, TrainConfig,
+    TrainSubset, Validation,
 };
 pub use sandbox::SandboxLimits;
 
@@ -228,6 +229,7 @@ pub struct RunConfig {
     pub train: TrainConfig,
     pub mdp: MdpConfig,
     pub synthetic: SyntheticConfig,
+    pub table: TableConfig,
     pub sandbox: SandboxLimits,
     pub eval: EvalConfig,
     pub search: SearchConfig,
@@ -250,6 +252,7 @@ impl Default for RunConfig {
             train: TrainConfig::default(),
             mdp: MdpConfig::default(),
             synthetic: SyntheticConfig::default(),
+            table: TableConfig::default(),
             sandbox: SandboxLimits::default(),
             eval: EvalConfig::default(),
             search: SearchConfig::default(),

@@ -5,7 +5,7 @@ use nas_datasets::DataRef;
 
 use crate::Activation;
 
-use crate::EvaluatorKind;
+use crate::EvaluatorChoice;
 
 use crate::Launcher;
 
@@ -43,8 +43,10 @@ pub struct RunOverrides {
     /// Episodes to run (with --resume: the run's new target).
     #[arg(long)]
     pub episodes: Option<usize>,
-    #[arg(long, value_enum)]
-    pub evaluator: Option<EvaluatorKind>,
+    /// How children are evaluated: train (the default), synthetic (a fixed score, no training),
+    /// or table:FILE (a benchmark table, with a surrogate for what it lacks).
+    #[arg(long, value_name = "train|synthetic|table:FILE")]
+    pub evaluator: Option<EvaluatorChoice>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Child training epochs (overrides [train] epochs).
@@ -72,7 +74,12 @@ impl RunOverrides {
             config.dataset.source = source;
         }
         config.episodes = episodes.unwrap_or(config.episodes);
-        config.evaluator = evaluator.unwrap_or(config.evaluator);
+        if let Some(choice) = evaluator {
+            config.evaluator = choice.kind;
+            if choice.table.is_some() {
+                config.table.file = choice.table;
+            }
+        }
         config.seed = seed.unwrap_or(config.seed);
         config.train.epochs = epochs.unwrap_or(config.train.epochs);
     }

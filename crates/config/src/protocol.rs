@@ -153,6 +153,9 @@ pub enum EvaluatorKind {
     Train,
     /// Score the architecture with a fixed function of its layers; no training.
     Synthetic,
+    /// Answer from a benchmark table of trained architectures (`[table] file`), and predict what
+    /// it lacks with a surrogate model; no training.
+    Table,
 }
 
 impl EvaluatorKind {
@@ -160,8 +163,50 @@ impl EvaluatorKind {
         match self {
             EvaluatorKind::Train => "train",
             EvaluatorKind::Synthetic => "synthetic",
+            EvaluatorKind::Table => "table",
         }
     }
+}
+
+/// `--evaluator`: `train`, `synthetic`, or `table:FILE` (a benchmark table; `table` alone uses
+/// the configuration's `[table] file`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluatorChoice {
+    pub kind: EvaluatorKind,
+    pub table: Option<std::path::PathBuf>,
+}
+
+impl std::str::FromStr for EvaluatorChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, table) = match s.split_once(':') {
+            Some(("table", file)) if !file.is_empty() => (EvaluatorKind::Table, Some(file.into())),
+            Some(_) => {
+                return Err(format!(
+                    "`{s}`: only `table:` takes a file, e.g. table:benchmarks/cifar5.csv"
+                ))
+            }
+            None => match s {
+                "train" => (EvaluatorKind::Train, None),
+                "synthetic" => (EvaluatorKind::Synthetic, None),
+                "table" => (EvaluatorKind::Table, None),
+                _ => return Err(format!("`{s}` is not an evaluator: use train, synthetic or table:FILE")),
+            },
+        };
+        Ok(EvaluatorChoice { kind, table })
+    }
+}
+
+/// `[table]`: the table evaluator's benchmark file and its surrogate.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableConfig {
+    /// The benchmark table (CSV: architecture, accuracy, params, mult_adds, seconds, dataset,
+    /// protocol), e.g. `benchmarks/cifar5-25000x2.csv`.
+    pub file: Option<std::path::PathBuf>,
+    /// Seed of the surrogate (a random forest) and of its held-out split.
+    pub surrogate_seed: u64,
 }
 
 /// The synthetic evaluator's settings.
@@ -189,4 +234,28 @@ pub enum DeviceChoice {
     Auto,
     Cpu,
     Cuda,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluator_choices_parse_with_and_without_a_table() {
+        let parse = |s: &str| s.parse::<EvaluatorChoice>();
+        assert_eq!(parse("train").unwrap().kind, EvaluatorKind::Train);
+        assert_eq!(parse("synthetic").unwrap().table, None);
+        let table = parse("table:benchmarks/cifar5.csv").unwrap();
+        assert_eq!(table.kind, EvaluatorKind::Table);
+        assert_eq!(
+            table.table.as_deref(),
+            Some(std::path::Path::new("benchmarks/cifar5.csv"))
+        );
+        assert_eq!(parse("table").unwrap().table, None, "the file comes from [table]");
+        assert!(parse("train:x").unwrap_err().contains("only `table:`"));
+        assert!(parse("table:").is_err());
+        assert!(parse("surrogate")
+            .unwrap_err()
+            .contains("train, synthetic or table:FILE"));
+    }
 }

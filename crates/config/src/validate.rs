@@ -34,6 +34,10 @@ impl RunConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.sandbox.check()?;
         self.dataset.validate()?;
+        anyhow::ensure!(
+            self.evaluator != crate::EvaluatorKind::Table || self.table.file.is_some(),
+            "the table evaluator needs its benchmark table: --evaluator table:FILE, or `file` in [table]"
+        );
         let p = &self.parallel;
         seconds("[parallel] lease_secs", p.lease_secs, true)?;
         let s = &self.slurm;
@@ -134,5 +138,21 @@ mod tests {
             |c| c.slurm.extra_args = vec!["--qos=short --wrap=x".into()],
             "extra_args",
         );
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use crate::{EvaluatorKind, RunConfig};
+
+    #[test]
+    fn the_table_evaluator_needs_a_file() {
+        let mut config = RunConfig {
+            evaluator: EvaluatorKind::Table,
+            ..RunConfig::default()
+        };
+        assert!(format!("{:#}", config.validate().unwrap_err()).contains("--evaluator table:FILE"));
+        config.table.file = Some("t.csv".into());
+        config.validate().unwrap();
     }
 }

@@ -25,6 +25,10 @@ pub struct Outcome {
     /// recorded on its episode but never served from the cache.
     #[serde(default)]
     pub curve: Curve,
+    /// The accuracy is a surrogate model's prediction, not a measurement (the table evaluator,
+    /// for an architecture its table lacks): recorded with the evaluation and shown as such.
+    #[serde(default)]
+    pub predicted: bool,
 }
 
 impl Outcome {

@@ -83,6 +83,36 @@ pub fn score_name(evaluator: &str) -> &'static str {
 }
 
 /// Writes `report.md` and its plots into `out`; returns the report's path.
+/// For a run answered from a benchmark table: how many rewards the surrogate predicted, and its
+/// held-out quality (refitted from the table, which is deterministic for the run's seed), so a
+/// reader weighs those rewards accordingly.
+fn table_note(store: &Store, run: i64, config: &nas_config::RunConfig, episodes: usize) -> anyhow::Result<String> {
+    let mut predicted = 0;
+    for id in store.episode_evaluations(run)?.into_values() {
+        predicted += usize::from(store.evaluation(id)?.outcome.predicted);
+    }
+    let file = config
+        .table
+        .file
+        .as_ref()
+        .map_or("(no file)".into(), |f| f.display().to_string());
+    let quality = match config.dataset.describe() {
+        Ok(info) => {
+            let mdp = nas_core::mdp::Mdp::new(config.mdp.clone(), info.height as u32);
+            match nas_train::evaluator::load_table(config, &mdp) {
+                Ok(table) => table
+                    .quality
+                    .map_or("the table is too small for a surrogate".into(), |q| q.to_string()),
+                Err(e) => format!("the surrogate's quality is unknown here: {e:#}"),
+            }
+        }
+        Err(e) => format!("the surrogate's quality is unknown here: {e:#}"),
+    };
+    Ok(format!(
+        "**{predicted} of {episodes} rewards were predicted** by the benchmark table's surrogate (a random forest; {quality}); the others are accuracies recorded in `{file}`.\n\n"
+    ))
+}
+
 pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathBuf> {
     let record = store.run(run)?;
     let episodes = store.episodes(run)?;
@@ -212,6 +242,9 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
             &format!("| assessor | {} {} |\n| dataset |", assessor.name, assessor.version),
             1,
         );
+    }
+    if record.evaluator == nas_config::EvaluatorKind::Table.as_str() {
+        md.push_str(&table_note(store, run, &config, episodes.len())?);
     }
     md.push_str("## Best architecture\n\n![best architecture](best_architecture.png)\n\n");
     md.push_str(&format!(

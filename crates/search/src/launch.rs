@@ -16,7 +16,7 @@ use crate::pool::{InProcess, Queued, SharedWorkers, Trainer};
 /// for the synthetic evaluator (any worker scores it).
 pub fn device_kind_for(evaluator: EvaluatorKind, device: DeviceChoice) -> anyhow::Result<&'static str> {
     Ok(match evaluator {
-        EvaluatorKind::Synthetic => "none",
+        EvaluatorKind::Synthetic | EvaluatorKind::Table => "none",
         EvaluatorKind::Train => match nas_train::device::select(device)? {
             tch::Device::Cpu => "cpu",
             _ => "cuda",
@@ -33,7 +33,13 @@ pub fn trainer_for(
     options: &SearchOptions,
 ) -> anyhow::Result<(Box<dyn Trainer>, Option<SharedWorkers>)> {
     let parallel = &config.parallel;
-    if !parallel.uses_workers() && options.shared_workers.is_none() {
+    // A table answers in microseconds: sending its lookups through the queue to workers would
+    // only add round trips.
+    let in_process = config.evaluator == EvaluatorKind::Table;
+    if in_process && parallel.uses_workers() {
+        tracing::info!("the table evaluator answers in the search process; no workers are started");
+    }
+    if in_process || (!parallel.uses_workers() && options.shared_workers.is_none()) {
         let evaluator = Evaluator::for_run(config, mdp, options.data_dir.as_deref(), options.device)?;
         return Ok((
             Box::new(InProcess::new(evaluator, &config.dataset.to_job_string())),
@@ -68,7 +74,7 @@ pub fn trainer_for(
     };
     // Workers load their own copy of the data; the search's fingerprint lets them check it.
     let data_sha256 = match config.evaluator {
-        EvaluatorKind::Synthetic => String::new(),
+        EvaluatorKind::Synthetic | EvaluatorKind::Table => String::new(),
         EvaluatorKind::Train => {
             nas_train::train::load_dataset(&config.dataset, options.data_dir.as_deref())?.fingerprint()
         }

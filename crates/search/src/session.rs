@@ -24,6 +24,8 @@ pub struct Session {
     pub config: RunConfig,
     /// The data's part of the cache key ([`nas_train::train::dataset_identity`]).
     dataset_key: String,
+    /// The benchmark table's checksum, with the table evaluator (its part of the cache key).
+    table_sha256: Option<String>,
     pub mdp: Mdp,
     pub agent: AgentPlugin,
     pub reward: RewardPlugin,
@@ -99,6 +101,14 @@ impl Session {
             mdp.allowed_first_layers()
         );
         let dataset_key = nas_train::train::dataset_identity(&config.dataset, options.data_dir.as_deref())?;
+        let table_sha256 = match (&config.evaluator, &config.table.file) {
+            (EvaluatorKind::Table, Some(file)) => {
+                Some(nas_datasets::sha256_hex(&std::fs::read(file).map_err(|e| {
+                    anyhow::anyhow!("reading the benchmark table {}: {e}", file.display())
+                })?))
+            }
+            _ => None,
+        };
         let runtime = Runtime::new(Runtime::default_cache_dir())?;
         let agent_file = runtime.load(agent_path)?;
         let reward_file = runtime.load(reward_path)?;
@@ -134,6 +144,7 @@ impl Session {
         Ok(Session {
             config: config.clone(),
             dataset_key,
+            table_sha256,
             mdp,
             agent,
             reward,
@@ -191,6 +202,12 @@ impl Session {
                 ..self.config.train.clone()
             }),
             EvaluatorKind::Synthetic => serde_json::to_string(&self.config.synthetic),
+            // The table's content (not its path) and the surrogate's seed decide the answers.
+            EvaluatorKind::Table => Ok(serde_json::json!({
+                "table_sha256": self.table_sha256,
+                "surrogate_seed": self.config.table.surrogate_seed,
+            })
+            .to_string()),
         }
         .expect("protocols serialize");
         let text = format!(

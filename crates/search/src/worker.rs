@@ -259,6 +259,7 @@ fn evaluate(
         failure: Some(reason),
         transient: false,
         curve: Default::default(),
+        predicted: false,
     };
     let arch: Architecture = match job.architecture.parse() {
         Ok(arch) => arch,
@@ -269,6 +270,11 @@ fn evaluate(
         Err(e) => return Ok((failed(format!("the queued dataset is unknown: {e:#}")), None)),
     };
     match job.evaluator.as_str() {
+        // The search answers these itself (`launch::trainer_for`); a queued one is a bug elsewhere.
+        e if e == EvaluatorKind::Table.as_str() => Ok((
+            failed("a table evaluator's child was queued; the search answers those itself".into()),
+            None,
+        )),
         e if e == EvaluatorKind::Synthetic.as_str() => {
             let config: SyntheticConfig = match serde_json::from_str(&job.protocol_json) {
                 Ok(c) => c,

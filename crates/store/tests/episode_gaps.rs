@@ -60,6 +60,7 @@ fn evaluations_are_found_by_episode_index_across_gaps() {
             failure: None,
             transient: false,
             curve: Default::default(),
+            predicted: false,
         };
         let architecture = format!("conv({},3)", 10 + index);
         let id = store

@@ -10,6 +10,21 @@ use nas_store::queue::{OwnerGone, MAX_ATTEMPTS};
 use nas_store::Store;
 
 fn a_new_result_is_a_new_row(store: &Store) {
+    // A surrogate's prediction stays marked as one through the store (#24).
+    let predicted = nas_core::record::Outcome {
+        predicted: true,
+        ..outcome(0.7)
+    };
+    let id = store.insert_evaluation(&evaluation("p", &predicted, None)).unwrap();
+    assert!(store.evaluation(id).unwrap().outcome.predicted);
+    assert!(
+        !store
+            .evaluation(store.insert_evaluation(&evaluation("q", &outcome(0.7), None)).unwrap())
+            .unwrap()
+            .outcome
+            .predicted
+    );
+
     let good = outcome(0.9);
     let first = store.insert_evaluation(&evaluation("k", &good, Some((1, 0)))).unwrap();
     assert_eq!(store.cached_evaluation("k").unwrap().unwrap().id, first);

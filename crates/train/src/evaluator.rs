@@ -48,6 +48,7 @@ impl From<TrainOutcome> for Outcome {
             failure: t.failure,
             transient: t.transient,
             curve: t.curve,
+            predicted: false,
         }
     }
 }
@@ -65,6 +66,13 @@ pub enum Evaluator {
         /// Points of the synthetic learning curve an assessor is shown (the protocol's epochs).
         epochs: usize,
     },
+    /// Answers from a benchmark table; a surrogate predicts what the table lacks.
+    Table {
+        table: Box<nas_bench_table::TableEvaluator>,
+        /// Points of the learning curve an assessor is shown (the table has final accuracies
+        /// only, so the curve is the synthetic evaluator's rise to the answer).
+        epochs: usize,
+    },
 }
 
 impl Evaluator {
@@ -72,6 +80,7 @@ impl Evaluator {
         match self {
             Evaluator::Train { .. } => EvaluatorKind::Train,
             Evaluator::Synthetic { .. } => EvaluatorKind::Synthetic,
+            Evaluator::Table { .. } => EvaluatorKind::Table,
         }
     }
 
@@ -101,6 +110,10 @@ impl Evaluator {
                 data: Box::new(TensorData::load(&config.dataset, data_dir, device, &config.train)?),
                 config: config.train.clone(),
             },
+            EvaluatorKind::Table => Evaluator::Table {
+                table: Box::new(load_table(config, mdp)?),
+                epochs: config.train.epochs,
+            },
         })
     }
 
@@ -111,7 +124,7 @@ impl Evaluator {
         match self {
             Evaluator::Train { data, .. } if data.device == tch::Device::Cpu => "cpu",
             Evaluator::Train { .. } => "cuda",
-            Evaluator::Synthetic { .. } => "none",
+            Evaluator::Synthetic { .. } | Evaluator::Table { .. } => "none",
         }
     }
 
@@ -141,6 +154,14 @@ impl Evaluator {
             } => {
                 let mut outcome = score_synthetic(arch, target, *input, *classes);
                 if let Some(judge) = judge {
+                    outcome.curve = synthetic_curve(outcome.accuracy, *epochs, judge);
+                    outcome.accuracy = outcome.curve.accuracy.last().copied().unwrap_or(outcome.accuracy);
+                }
+                (outcome, None)
+            }
+            Evaluator::Table { table, epochs } => {
+                let mut outcome = answer_from_table(table, arch);
+                if let (Some(judge), None) = (judge, &outcome.failure) {
                     outcome.curve = synthetic_curve(outcome.accuracy, *epochs, judge);
                     outcome.accuracy = outcome.curve.accuracy.last().copied().unwrap_or(outcome.accuracy);
                 }
@@ -185,6 +206,81 @@ pub fn score_synthetic(
         failure: None,
         transient: false,
         curve: Curve::default(),
+        predicted: false,
+    }
+}
+
+/// The run's benchmark table (`[table] file`) with a surrogate for what it lacks, checked against
+/// the run: its rows must be of the run's dataset and valid in its search space.
+pub fn load_table(config: &RunConfig, mdp: &Mdp) -> anyhow::Result<nas_bench_table::TableEvaluator> {
+    let file = config
+        .table
+        .file
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the table evaluator needs its benchmark table: --evaluator table:FILE"))?;
+    let table = nas_bench_table::BenchTable::load(file)?;
+    let dataset = config.dataset.to_string();
+    if let Some(other) = table.entries().iter().find(|e| e.dataset != dataset) {
+        anyhow::bail!(
+            "{} holds {} results (line {}), but the run searches {dataset}; use a table of {dataset} or --dataset {}",
+            file.display(),
+            other.dataset,
+            other.line,
+            other.dataset
+        );
+    }
+    if let Some((entry, e)) = table
+        .entries()
+        .iter()
+        .find_map(|e| mdp.validate(&e.architecture).err().map(|err| (e, err)))
+    {
+        anyhow::bail!(
+            "{} line {}: `{}` is not in this run's search space ({e}); the table was made for other [mdp] settings",
+            file.display(),
+            entry.line,
+            entry.architecture
+        );
+    }
+    let info = config.dataset.describe()?;
+    let encoder = nas_bench_table::Encoder::new(mdp.config.max_depth, info.image_shape(), info.num_classes());
+    let evaluator = nas_bench_table::TableEvaluator::from_table(table, encoder, config.table.surrogate_seed)?;
+    match &evaluator.quality {
+        Some(quality) => tracing::info!(
+            "table evaluator: {} architectures from {}; a random forest predicts the others ({quality})",
+            evaluator.table.len(),
+            file.display()
+        ),
+        None => tracing::info!(
+            "table evaluator: {} architectures from {}; too few for a surrogate, so others fail",
+            evaluator.table.len(),
+            file.display()
+        ),
+    }
+    Ok(evaluator)
+}
+
+/// The table's answer for `arch` as an outcome: recorded, or predicted and marked so. An
+/// architecture the table lacks without a surrogate is a failed child naming the table.
+pub fn answer_from_table(table: &nas_bench_table::TableEvaluator, arch: &Architecture) -> Outcome {
+    match table.evaluate(arch) {
+        Ok(answer) => Outcome {
+            accuracy: answer.accuracy,
+            params: answer.params,
+            seconds: answer.seconds,
+            failure: None,
+            transient: false,
+            curve: Curve::default(),
+            predicted: answer.predicted,
+        },
+        Err(e) => Outcome {
+            accuracy: 0.0,
+            params: 0,
+            seconds: 0.0,
+            failure: Some(e.to_string()),
+            transient: true,
+            curve: Curve::default(),
+            predicted: false,
+        },
     }
 }
 

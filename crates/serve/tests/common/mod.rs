@@ -128,6 +128,7 @@ pub fn episode(run: i64, i: usize, with_curve: bool, architecture: Option<&str>)
         failure: failed.then(|| "diverged (loss is NaN)".to_string()),
         transient: false,
         curve,
+        predicted: false,
     };
     let mut metrics = serde_json::Map::new();
     metrics.insert(

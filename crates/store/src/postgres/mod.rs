@@ -63,6 +63,7 @@ fn evaluation_from_row(row: &Row) -> CachedEvaluation {
             failure: row.get("failure"),
             transient: row.get("transient"),
             curve: curve_from(row.get("curve"), row.get("stopped"), row.get("measure_seconds")),
+            predicted: row.get("predicted"),
         },
     }
 }
@@ -76,8 +77,8 @@ fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation
     let (origin_run, origin_episode) = (e.origin.map(|o| o.0), e.origin.map(|o| o.1 as i64));
     let cache_key = stored_key(e.cache_key, e.outcome, e.origin);
     let row = tx.query_one(
-        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds, predicted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          RETURNING id",
         &[
             &&*cache_key,
@@ -96,6 +97,7 @@ fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation
             &curve_text(e.outcome),
             &e.outcome.curve.stopped,
             &e.outcome.curve.measure_seconds,
+            &e.outcome.predicted,
         ],
     )?;
     Ok(row.get(0))

@@ -128,5 +128,7 @@ ALTER TABLE queue ADD COLUMN weight_takers BIGINT NOT NULL DEFAULT 0;
 UPDATE queue SET weight_takers = CASE WHEN keep_weights THEN 1 ELSE 0 END;
 "#
         .into(),
+        // 13: predicted accuracies are marked.
+        "ALTER TABLE evaluations ADD COLUMN predicted BOOLEAN NOT NULL DEFAULT false;".into(),
     ]
 }

@@ -149,6 +149,7 @@ impl SqliteStore {
                 failure: row.get("failure")?,
                 transient: row.get("transient")?,
                 curve: curve_from(row.get("curve")?, row.get("stopped")?, row.get("measure_seconds")?),
+                predicted: row.get("predicted")?,
             },
         })
     }
@@ -508,12 +509,13 @@ fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> an
     let (origin_run, origin_episode) = (origin.map(|o| o.0), origin.map(|o| o.1 as i64));
     let cache_key = &*stored_key(cache_key, outcome, origin);
     conn.execute(
-        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds, predicted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
             outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
-            origin_run, origin_episode, curve_text(outcome), outcome.curve.stopped, outcome.curve.measure_seconds
+            origin_run, origin_episode, curve_text(outcome), outcome.curve.stopped, outcome.curve.measure_seconds,
+            outcome.predicted
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -542,6 +544,7 @@ mod tests {
             failure: failure.map(String::from),
             transient,
             curve: Default::default(),
+            predicted: false,
         }
     }
 

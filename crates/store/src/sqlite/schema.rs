@@ -281,4 +281,6 @@ ALTER TABLE kept_weights_v11 RENAME TO kept_weights;
 ALTER TABLE queue ADD COLUMN weight_takers INTEGER NOT NULL DEFAULT 0;
 UPDATE queue SET weight_takers = keep_weights;
 "#,
+    // 13: an evaluation whose accuracy a surrogate predicted (the table evaluator, #24) says so.
+    "ALTER TABLE evaluations ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;",
 ];

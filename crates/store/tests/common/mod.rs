@@ -48,6 +48,7 @@ pub fn outcome(accuracy: f64) -> Outcome {
         failure: None,
         transient: false,
         curve: Default::default(),
+        predicted: false,
     }
 }
 
