@@ -138,6 +138,17 @@ fn a_table_search_serves_recorded_accuracies_exactly_and_marks_predictions() {
         text.contains(&format!("{predicted} of 12 rewards were predicted")) && text.contains("Kendall"),
         "{text}"
     );
+    // And so does `compare`, beside the table's results.
+    let compare = Command::new(BIN)
+        .args(["compare", "1", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&compare.stdout);
+    assert!(compare.status.success(), "{}", String::from_utf8_lossy(&compare.stderr));
+    assert!(
+        text.contains(&format!("Run 1: **{predicted} of 12 rewards were predicted**")) && text.contains("Kendall"),
+        "{text}"
+    );
 }
 
 #[test]

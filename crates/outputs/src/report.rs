@@ -113,6 +113,23 @@ fn table_note(store: &Store, run: i64, config: &nas_config::RunConfig, episodes:
     ))
 }
 
+/// [`table_note`] for each of `runs` answered from a benchmark table, for `compare`.
+pub fn table_notes(store: &Store, runs: &[i64]) -> anyhow::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for &run in runs {
+        let record = store.run(run)?;
+        if record.evaluator == nas_config::EvaluatorKind::Table.as_str() {
+            let config = nas_config::RunConfig::from_toml(&record.config_toml)?;
+            let episodes = store.episodes(run)?.len();
+            notes.push(format!(
+                "Run {run}: {}",
+                table_note(store, run, &config, episodes)?.trim_end()
+            ));
+        }
+    }
+    Ok(notes)
+}
+
 pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathBuf> {
     let record = store.run(run)?;
     let episodes = store.episodes(run)?;

@@ -70,6 +70,9 @@ pub(super) fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.store.db)?;
     let table = compare::compare_table(&store, &runs)?;
     println!("{}", table.to_markdown());
+    for note in nas_outputs::report::table_notes(&store, &runs)? {
+        println!("{note}\n");
+    }
     let anytime = nas_outputs::anytime::Anytime::of(&store, &runs)?;
     let agents = anytime.to_markdown();
     println!("{agents}");
