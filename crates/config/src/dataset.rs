@@ -218,11 +218,34 @@ impl Table {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A dataset as written: a name or path (a string), or a `[dataset]` table. A visitor rather than
+/// an untagged enum, so a misspelt key in the table is reported as such ("unknown field
+/// `test_fractoin`, expected one of …") instead of "did not match any variant".
 enum Written {
     Name(String),
     Table(Table),
+}
+
+impl<'de> Deserialize<'de> for Written {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Written, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Written;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a dataset name or path, or a [dataset] table with `path`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Written, E> {
+                Ok(Written::Name(v.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Written, A::Error> {
+                Table::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Written::Table)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Serialize for DatasetSpec {
@@ -276,7 +299,10 @@ mod tests {
             assert_eq!(toml::from_str::<Holder>(&text).unwrap(), holder, "{text}");
         }
         let unknown = toml::from_str::<Holder>("[dataset]\npath = \"./x\"\nchanels = 1\n").unwrap_err();
-        assert!(unknown.to_string().contains("dataset"), "{unknown}");
+        assert!(
+            unknown.to_string().contains("unknown field `chanels`") && unknown.to_string().contains("channels"),
+            "a misspelt key is named, with the keys there are: {unknown}"
+        );
     }
 
     #[test]
