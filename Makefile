@@ -28,7 +28,7 @@ PY_PLUGINS := $(patsubst plugins-py/%.py,plugins/%.wasm,$(filter-out plugins-py/
 PY_TEST_PLUGINS := $(patsubst tests/plugins-py/%.py,tests/plugins/%.wasm,$(wildcard tests/plugins-py/*.py))
 COMPONENTIZE_PY := $(VENV)/.componentize-py-$(COMPONENTIZE_PY_VERSION)
 
-.PHONY: build test demo bench bench-parallel bench-assessor setup plugins python-plugins python-plugin lint clean
+.PHONY: build test demo bench bench-parallel bench-python bench-assessor setup plugins python-plugins python-plugin lint clean
 
 $(VENV)/.torch-$(TORCH_VERSION):
 	@echo "setting up PyTorch $(TORCH_VERSION) (libtorch for tch) in $(VENV)"
@@ -102,6 +102,10 @@ bench: build
 # Parallel search alone: one worker with every core vs one single-thread worker per core.
 bench-parallel: build
 	bash scripts/bench-parallel.sh
+
+# Python plugins beside Rust ones: size, cold and warm load, act and shape per call (BENCHMARKS.md).
+bench-python: build
+	cargo test --release -p nas-host --test python_plugins -- --ignored --nocapture --test-threads 1 bench_python_plugins_beside_rust
 
 # Early stopping: the same MNIST-3 search with and without median_stop (about half an hour here).
 bench-assessor: build

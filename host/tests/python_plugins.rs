@@ -426,3 +426,138 @@ fn a_stuck_python_agent_keeps_every_committed_episode() {
     assert!(!episodes.is_empty() && episodes.len() < 50);
     assert_eq!(store.checkpoint(1).unwrap().unwrap().0, episodes.len());
 }
+
+// --- Costs (BENCHMARKS.md, "Python plugins"): `make bench-python` ---
+
+fn per_call_us(calls: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..calls / 10 {
+        f();
+    }
+    let start = std::time::Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / calls as f64
+}
+
+fn ms_since(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// Loads an agent cold (fresh compile cache) and warm, and times its calls: whole episodes of
+/// `act` (exploring, the table growing as in a search) with `observe`, greedy `act`, and a bare
+/// call (`metrics`).
+fn bench_agent(name: &str) -> serde_json::Value {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    let path = plugin(name);
+    let start = std::time::Instant::now();
+    let cold = rt.load(&path).unwrap();
+    let cold_ms = ms_since(start);
+    let start = std::time::Instant::now();
+    let warm = rt.load(&path).unwrap();
+    let warm_ms = ms_since(start);
+    assert!(!cold.cache_hit && warm.cache_hit);
+    let start = std::time::Instant::now();
+    let mut agent = AgentPlugin::instantiate(&rt, &warm, SandboxLimits::default(), 0).unwrap();
+    let instantiate_ms = ms_since(start);
+    let m = mdp();
+    let start = std::time::Instant::now();
+    agent.init(&m, "{}", 0).unwrap();
+    let init_ms = ms_since(start);
+    let (mut acts, mut act_s) = (0usize, 0.0f64);
+    for episode in 0..2000 {
+        let mut state = m.start();
+        while !state.terminated {
+            let mask = m.mask(&state);
+            let start = std::time::Instant::now();
+            let a = agent.act(0, &m, &state, &mask, true).unwrap();
+            act_s += start.elapsed().as_secs_f64();
+            acts += 1;
+            state = m.next_state(&state, &m.actions()[a]);
+            let reward = if state.terminated {
+                (episode % 7) as f64 / 7.0
+            } else {
+                0.0
+            };
+            agent.observe(0, reward, state.terminated).unwrap();
+        }
+    }
+    let s = m.start();
+    let mask = m.mask(&s);
+    let greedy_us = per_call_us(5000, || {
+        agent.act(0, &m, &s, &mask, false).unwrap();
+    });
+    let bare_us = per_call_us(20_000, || {
+        agent.metrics().unwrap();
+    });
+    let start = std::time::Instant::now();
+    let saved = agent.save().unwrap();
+    let save_ms = ms_since(start);
+    serde_json::json!({
+        "plugin": name,
+        "wasm_bytes": std::fs::metadata(&path).unwrap().len(),
+        "load_cold_ms": cold_ms,
+        "load_warm_ms": warm_ms,
+        "instantiate_ms": instantiate_ms,
+        "init_ms": init_ms,
+        "act_explore_us": act_s * 1e6 / acts as f64,
+        "acts": acts,
+        "act_greedy_us": greedy_us,
+        "bare_call_us": bare_us,
+        "save_ms_after_2000_episodes": save_ms,
+        "save_bytes": saved.len(),
+    })
+}
+
+fn bench_reward(name: &str) -> serde_json::Value {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    let path = plugin(name);
+    let start = std::time::Instant::now();
+    rt.load(&path).unwrap();
+    let cold_ms = ms_since(start);
+    let start = std::time::Instant::now();
+    let warm = rt.load(&path).unwrap();
+    let warm_ms = ms_since(start);
+    let start = std::time::Instant::now();
+    let mut shaper = RewardPlugin::instantiate(&rt, &warm, SandboxLimits::default(), 0).unwrap();
+    let instantiate_ms = ms_since(start);
+    shaper.init("{}").unwrap();
+    let arch: Architecture = "conv(32,3) pool(5,3) fc(64)".parse().unwrap();
+    let input = EvaluationInput {
+        architecture: &arch,
+        accuracy: 0.9,
+        params: 167_173,
+        train_seconds: 1.0,
+        failure: None,
+        epochs_trained: 5,
+        epochs: 5,
+        stopped: false,
+    };
+    let shape_us = per_call_us(5000, || {
+        shaper.shape(&input).unwrap();
+    });
+    serde_json::json!({
+        "plugin": name,
+        "wasm_bytes": std::fs::metadata(&path).unwrap().len(),
+        "load_cold_ms": cold_ms,
+        "load_warm_ms": warm_ms,
+        "instantiate_ms": instantiate_ms,
+        "shape_us": shape_us,
+    })
+}
+
+/// Prints one JSON line per plugin: the Python examples beside the Rust plugins of the same kind
+/// (tabular Q-learning, the size penalty). Run by `make bench-python`.
+#[test]
+#[ignore = "a benchmark: make bench-python"]
+fn bench_python_plugins_beside_rust() {
+    // hostile_py in its default mode takes the first valid action: the cost of a Python call alone.
+    for name in ["ucb", "hostile_py", "qlearning", "random"] {
+        println!("{}", bench_agent(name));
+    }
+    for name in ["mnas_reward", "size_penalty"] {
+        println!("{}", bench_reward(name));
+    }
+}
