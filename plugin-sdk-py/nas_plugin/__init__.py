@@ -186,7 +186,8 @@ class PluginRng:
 
     `PluginRng.from_host()` seeds one from the host's randomness instead, which the host reseeds at
     every episode: a stateless plugin drawing from it replays exactly on resume without saving.
-    (Python's own `random` module is seeded when the plugin is built, not by the host: use this.)
+    (Python's own `random` module is seeded once, when the plugin starts, and is not part of any
+    checkpoint: a resumed run would draw other numbers from it. Use this instead.)
     """
 
     def __init__(self, seed: int) -> None:
