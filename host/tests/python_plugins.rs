@@ -376,6 +376,71 @@ fn python_output_flood_is_cut_and_the_host_survives() {
     agent.save().unwrap();
 }
 
+#[test]
+fn python_sleeping_in_a_call_is_stopped_at_the_time_limit() {
+    let limits = SandboxLimits {
+        call_timeout_secs: 0.3,
+        ..SandboxLimits::default()
+    };
+    for wait in ["20", "forever"] {
+        let mut agent = hostile("sleep", wait, limits);
+        let started = std::time::Instant::now();
+        let e = act_error(&mut agent);
+        let waited = started.elapsed().as_secs_f64();
+        assert!(waited < 5.0, "a {wait} s sleep held the host for {waited:.1} s");
+        assert!(e.fatal);
+        assert!(e.to_string().contains("exceeded its time limit of 0.3 s"), "{e}");
+    }
+    let mut agent = hostile("sleep", "0.05", limits);
+    let e = act_error(&mut agent);
+    assert!(!e.fatal && e.to_string().contains("came back"), "{e}");
+}
+
+/// Files, the environment and the network are as far out of reach from CPython as from Rust.
+#[test]
+fn python_files_environment_and_network_are_out_of_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "top secret").unwrap();
+    let mut agent = hostile("read-file", secret.to_str().unwrap(), SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(e.contains("denied: cannot read") && !e.contains("LEAK"), "{e}");
+
+    assert!(std::env::var("PATH").is_ok());
+    let mut agent = hostile("env", "PATH", SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(
+        e.contains("denied: no environment variable PATH") && !e.contains("LEAK"),
+        "{e}"
+    );
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut agent = hostile("socket", &addr, SandboxLimits::default());
+    let e = act_error(&mut agent).to_string();
+    assert!(e.contains("denied: cannot connect") && !e.contains("LEAK"), "{e}");
+    assert!(
+        listener.accept().is_err(),
+        "no connection may have reached the listener"
+    );
+}
+
+/// The component holds the modules imported when it was built (componentize-py snapshots the
+/// interpreter after importing the plugin's file); with no files granted, a module first imported
+/// inside a call is not found. The SDK README tells plugin authors to import at the top.
+#[test]
+fn python_modules_first_imported_in_a_call_are_not_found() {
+    let mut agent = hostile("lazy-import", "", SandboxLimits::default());
+    let e = act_error(&mut agent);
+    assert!(!e.fatal);
+    let text = e.to_string();
+    assert!(
+        text.contains("call act: ModuleNotFoundError: No module named 'colorsys'"),
+        "{text}"
+    );
+}
+
 /// The host's per-episode randomness reaches Python (`PluginRng.from_host()`): reseeding replays.
 #[test]
 fn python_draws_from_the_hosts_randomness() {

@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 import random
+import sys
 import typing
 from dataclasses import dataclass, field
 from enum import Enum
@@ -327,8 +328,6 @@ def from_bytes(data: bytes) -> Any:
 
 def log(message: str) -> None:
     """Writes to the host's log, tagged with the plugin's name (stderr is forwarded)."""
-    import sys
-
     print(message, file=sys.stderr)
 
 
