@@ -10,7 +10,9 @@ use nas_config::{EvaluatorKind, SandboxLimits};
 use nas_core::arch::Architecture;
 use nas_core::mdp::{Mdp, MdpConfig};
 use nas_core::record::EpisodeRecord;
-use nas_plugin_runtime::{AgentPlugin, EvaluationInput, PluginError, PluginKind, RewardPlugin, Runtime};
+use nas_plugin_runtime::{
+    AgentPlugin, AssessorPlugin, CurveInput, EvaluationInput, PluginError, PluginKind, RewardPlugin, Runtime, Verdict,
+};
 use nas_search::search;
 use nas_search::search::Start;
 use nas_store::Store;
@@ -237,6 +239,49 @@ fn both_python_examples_run_a_short_real_search() {
         assert!(e.accuracy > 0.0 && e.params > 0);
         assert!((e.reward - mnas(e.accuracy, e.params, 1e5)).abs() < 1e-12);
     }
+}
+
+/// The assessor world's glue: a Python median rule told curves through the sandbox.
+#[test]
+fn a_python_assessor_assesses_through_the_sandbox() {
+    let rt = runtime();
+    let loaded = rt.load(&plugin("median_py")).unwrap();
+    assert_eq!(loaded.kind, PluginKind::Assessor);
+    let mut assessor = AssessorPlugin::instantiate(&rt, &loaded, SandboxLimits::default(), 0).unwrap();
+    assert_eq!(assessor.info().name, "median_py");
+    assessor.init("{}").unwrap();
+    let arch: Architecture = "conv(32,3) fc(64)".parse().unwrap();
+    let curve = |accuracy: &'static [f64]| CurveInput {
+        architecture: &arch,
+        params: 1000,
+        accuracy,
+        epochs: 3,
+    };
+    assert_eq!(
+        assessor.assess(&curve(&[0.1])).unwrap(),
+        Verdict::Continue,
+        "nothing completed yet"
+    );
+    assessor.completed(&curve(&[0.5, 0.6, 0.7])).unwrap();
+    assessor.completed(&curve(&[0.7, 0.8, 0.9])).unwrap();
+    // Median at epoch 1 is 0.6, at epoch 2 0.7.
+    assert_eq!(assessor.assess(&curve(&[0.5])).unwrap(), Verdict::Stop);
+    assert_eq!(assessor.assess(&curve(&[0.65])).unwrap(), Verdict::Continue);
+    assert_eq!(
+        assessor.assess(&curve(&[0.75, 0.6])).unwrap(),
+        Verdict::Continue,
+        "its best"
+    );
+    assert_eq!(assessor.assess(&curve(&[0.6, 0.65])).unwrap(), Verdict::Stop);
+    let e = assessor.completed(&curve(&[0.5])).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "plugin median_py 0.1.0, call completed: ValueError: completed was told a curve of 1 of 3 epochs"
+        ),
+        "{e}"
+    );
+    let e = assessor.init(r#"{"min_completed": "two"}"#).unwrap_err().to_string();
+    assert!(e.contains("`min_completed` must be int"), "{e}");
 }
 
 // --- Limits ---
