@@ -18,7 +18,17 @@ TEST_PLUGINS := $(patsubst tests/plugins/%/Cargo.toml,%,$(wildcard tests/plugins
 NATIVE := --workspace $(addprefix --exclude ,$(PLUGINS) $(TEST_PLUGINS))
 WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 
-.PHONY: build test demo bench bench-parallel bench-assessor setup plugins lint clean
+# Python plugins (issue #27): every plugins-py/NAME.py but the test_*.py files builds into
+# plugins/NAME.wasm beside the Rust ones; tests/plugins-py/NAME.py into tests/plugins/NAME.wasm.
+# componentize-py (pinned) lives in the project's venv under ~/.cache, outside the clone.
+COMPONENTIZE_PY_VERSION := 0.25.1
+PYTEST_VERSION := 9.2.0
+PY_SDK := plugin-sdk-py/build.py $(wildcard plugin-sdk-py/nas_plugin/*.py) plugin-sdk/wit/nas-plugin.wit
+PY_PLUGINS := $(patsubst plugins-py/%.py,plugins/%.wasm,$(filter-out plugins-py/test_%.py,$(wildcard plugins-py/*.py)))
+PY_TEST_PLUGINS := $(patsubst tests/plugins-py/%.py,tests/plugins/%.wasm,$(wildcard tests/plugins-py/*.py))
+COMPONENTIZE_PY := $(VENV)/.componentize-py-$(COMPONENTIZE_PY_VERSION)
+
+.PHONY: build test demo bench bench-parallel bench-python bench-assessor setup plugins python-plugins python-plugin lint clean
 
 $(VENV)/.torch-$(TORCH_VERSION):
 	@echo "setting up PyTorch $(TORCH_VERSION) (libtorch for tch) in $(VENV)"
@@ -32,11 +42,30 @@ $(CACHE_DIR)/.wasm32-wasip2:
 
 setup: $(VENV)/.torch-$(TORCH_VERSION) $(CACHE_DIR)/.wasm32-wasip2
 
-plugins: $(CACHE_DIR)/.wasm32-wasip2
+$(COMPONENTIZE_PY): $(VENV)/.torch-$(TORCH_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(COMPONENTIZE_PY_VERSION) pytest==$(PYTEST_VERSION)
+	touch $@
+
+# A Python plugin is rebuilt when its file, the SDK or the contract changes.
+plugins/%.wasm: plugins-py/%.py $(PY_SDK) | $(COMPONENTIZE_PY)
+	$(VENV)/bin/python plugin-sdk-py/build.py $< -o $@
+
+tests/plugins/%.wasm: tests/plugins-py/%.py $(PY_SDK) | $(COMPONENTIZE_PY)
+	$(VENV)/bin/python plugin-sdk-py/build.py $< -o $@
+
+python-plugins: $(PY_PLUGINS) $(PY_TEST_PLUGINS)
+
+# One Python file into a plugin: `make python-plugin SRC=plugins-py/ucb.py` writes plugins/ucb.wasm
+# (OUT=path.wasm to write elsewhere).
+python-plugin: $(COMPONENTIZE_PY)
+	@test -n "$(SRC)" || { echo "usage: make python-plugin SRC=file.py [OUT=file.wasm]"; exit 2; }
+	$(VENV)/bin/python plugin-sdk-py/build.py $(SRC) $(if $(OUT),-o $(OUT))
+
+plugins: $(CACHE_DIR)/.wasm32-wasip2 python-plugins
 	cargo build --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS))
 	@for p in $(PLUGINS); do cp -f $(WASM_DIR)/$$p.wasm plugins/$$p.wasm; done
 	@for p in $(TEST_PLUGINS); do cp -f $(WASM_DIR)/$$p.wasm tests/plugins/$$p.wasm; done
-	@echo "plugins: $(addsuffix .wasm,$(addprefix plugins/,$(PLUGINS)))"
+	@echo "plugins: $(addsuffix .wasm,$(addprefix plugins/,$(PLUGINS))) $(PY_PLUGINS)"
 
 build: setup plugins
 	cargo build --release -p nas-host
@@ -57,8 +86,9 @@ test: build $(VENV)/.export-consumers
 	cargo clippy --release $(NATIVE) --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS)) -- -D warnings
 	cargo test --release $(NATIVE)
-	# The plugins' own unit tests, run natively.
+	# The plugins' own unit tests, run natively; the Python ones and the Python SDK's with pytest.
 	cargo test --release $(addprefix -p ,$(PLUGINS))
+	PYTHONPATH=plugin-sdk-py $(VENV)/bin/python -m pytest -q -p no:cacheprovider plugins-py plugin-sdk-py/tests
 	# The benchmark's PyTorch baseline really is the seed's pipeline (ToTensor only).
 	$(VENV)/bin/python -c "import torchvision" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check torchvision==0.26.0
 	$(VENV)/bin/python bench/reference.py --self-test
@@ -72,6 +102,10 @@ bench: build
 # Parallel search alone: one worker with every core vs one single-thread worker per core.
 bench-parallel: build
 	bash scripts/bench-parallel.sh
+
+# Python plugins beside Rust ones: size, cold and warm load, act and shape per call (BENCHMARKS.md).
+bench-python: build
+	cargo test --release -p nas-host --test python_plugins -- --ignored --nocapture --test-threads 1 bench_python_plugins_beside_rust
 
 # Early stopping: the same MNIST-3 search with and without median_stop (about half an hour here).
 bench-assessor: build
