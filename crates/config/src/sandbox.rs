@@ -13,11 +13,12 @@ pub struct SandboxLimits {
     /// Wall-clock limit of one call into the plugin, in seconds, including any time it waits
     /// inside WASI (sleeps, clock subscriptions).
     pub call_timeout_secs: f64,
-    /// How many core WebAssembly instances the plugin may create (a Rust plugin uses 3).
+    /// How many core WebAssembly instances the plugin may create (a Rust plugin uses 3, a
+    /// CPython one made by componentize-py 14: `host/tests/python_plugins.rs` measures both).
     pub instances: usize,
-    /// How many linear memories the plugin may create (a Rust plugin uses 2).
+    /// How many linear memories the plugin may create (Rust and Python plugins use 1).
     pub memories: usize,
-    /// How many tables the plugin may create (a Rust plugin uses 2).
+    /// How many tables the plugin may create (Rust and Python plugins use 2).
     pub tables: usize,
     /// Plugin output (stdout and stderr) forwarded to the log per call, in KiB; the rest is
     /// dropped and counted.
