@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::plugin;
+use common::{act_error, init_agent, mdp, plugin};
 use nas_config::SandboxLimits;
 use nas_core::arch::Architecture;
-use nas_core::mdp::{Mdp, MdpConfig};
 use nas_plugin_runtime::{AgentPlugin, EvaluationInput, PluginKind, RewardPlugin, Runtime};
 
 fn runtime() -> (Runtime, tempfile::TempDir) {
@@ -14,23 +13,10 @@ fn runtime() -> (Runtime, tempfile::TempDir) {
     (Runtime::new(Some(cache.path().to_path_buf())).unwrap(), cache)
 }
 
-fn mdp() -> Mdp {
-    Mdp::new(MdpConfig::default(), 28)
-}
-
 fn hostile(mode: &str, target: &str, limits: SandboxLimits) -> (AgentPlugin, tempfile::TempDir) {
     let (rt, cache) = runtime();
-    let loaded = rt.load(&plugin("hostile")).unwrap();
-    let mut agent = AgentPlugin::instantiate(&rt, &loaded, limits, 0).unwrap();
     let config = serde_json::json!({ "mode": mode, "target": target }).to_string();
-    agent.init(&mdp(), &config, 0).unwrap();
-    (agent, cache)
-}
-
-fn act_error(agent: &mut AgentPlugin) -> nas_plugin_runtime::PluginError {
-    let m = mdp();
-    let state = m.start();
-    agent.act(0, &m, &state, &m.mask(&state), true).unwrap_err()
+    (init_agent(&rt, "hostile", &config, limits), cache)
 }
 
 #[test]

@@ -5,13 +5,12 @@
 
 mod common;
 
-use common::{mean_of_last, plugin, run, synthetic_config};
+use common::{act_error, init_agent, mdp, mean_of_last, plugin, run, synthetic_config};
 use nas_config::{EvaluatorKind, SandboxLimits};
 use nas_core::arch::Architecture;
-use nas_core::mdp::{Mdp, MdpConfig};
 use nas_core::record::EpisodeRecord;
 use nas_plugin_runtime::{
-    AgentPlugin, AssessorPlugin, CurveInput, EvaluationInput, PluginError, PluginKind, RewardPlugin, Runtime, Verdict,
+    AgentPlugin, AssessorPlugin, CurveInput, EvaluationInput, PluginKind, RewardPlugin, Runtime, Verdict,
 };
 use nas_search::search;
 use nas_search::search::Start;
@@ -23,27 +22,13 @@ fn runtime() -> Runtime {
     Runtime::new(Runtime::default_cache_dir()).unwrap()
 }
 
-fn mdp() -> Mdp {
-    Mdp::new(MdpConfig::default(), 28)
-}
-
 fn agent(name: &str, config: &str, limits: SandboxLimits) -> AgentPlugin {
-    let rt = runtime();
-    let loaded = rt.load(&plugin(name)).unwrap();
-    let mut agent = AgentPlugin::instantiate(&rt, &loaded, limits, 0).unwrap();
-    agent.init(&mdp(), config, 0).unwrap();
-    agent
+    init_agent(&runtime(), name, config, limits)
 }
 
 fn hostile(mode: &str, target: &str, limits: SandboxLimits) -> AgentPlugin {
     let config = serde_json::json!({ "mode": mode, "target": target }).to_string();
     agent("hostile_py", &config, limits)
-}
-
-fn act_error(agent: &mut AgentPlugin) -> PluginError {
-    let m = mdp();
-    let state = m.start();
-    agent.act(0, &m, &state, &m.mask(&state), true).unwrap_err()
 }
 
 fn assert_valid(episodes: &[EpisodeRecord]) {

@@ -16,6 +16,32 @@ use nas_search::options::SearchOptions;
 use nas_search::search;
 use nas_search::search::Start;
 
+/// The default search space on 28×28 inputs (MNIST's), for tests that drive plugins directly.
+pub fn mdp() -> nas_core::mdp::Mdp {
+    nas_core::mdp::Mdp::new(nas_core::mdp::MdpConfig::default(), 28)
+}
+
+/// Agent plugin `name` loaded in `rt` under `limits` and initialised with `config` (JSON) on
+/// [`mdp`], seed 0.
+pub fn init_agent(
+    rt: &nas_plugin_runtime::Runtime,
+    name: &str,
+    config: &str,
+    limits: nas_config::SandboxLimits,
+) -> nas_plugin_runtime::AgentPlugin {
+    let loaded = rt.load(&plugin(name)).unwrap();
+    let mut agent = nas_plugin_runtime::AgentPlugin::instantiate(rt, &loaded, limits, 0).unwrap();
+    agent.init(&mdp(), config, 0).unwrap();
+    agent
+}
+
+/// The error an agent's first `act` must end with.
+pub fn act_error(agent: &mut nas_plugin_runtime::AgentPlugin) -> nas_plugin_runtime::PluginError {
+    let m = mdp();
+    let state = m.start();
+    agent.act(0, &m, &state, &m.mask(&state), true).unwrap_err()
+}
+
 /// A plugin built by `make build` (the real ones in plugins/, test ones in tests/plugins/).
 pub fn plugin(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
