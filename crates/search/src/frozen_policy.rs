@@ -173,6 +173,7 @@ pub fn eval_with(
 ) -> anyhow::Result<EvalSummary> {
     let mut store = Store::open(&options.db)?;
     let record = store.run(run)?;
+    crate::external::ensure_host_agent(&record, "evaluated")?;
     let mut config = RunConfig::from_toml(&record.config_toml)?;
     // Samples train in parallel with the run's workers, or the ones asked for now.
     options.parallel.apply(&mut config.parallel, false);
@@ -187,7 +188,7 @@ pub fn eval_with(
     };
     let agent_config = config.eval_plugin_json(&plugin_section_name(&plugins.agent));
     let mut session = Session::open(&config, &plugins, options, Some(agent_config))?;
-    session.agent.load(&state)?;
+    session.agent()?.load(&state)?;
     let count = samples.unwrap_or(config.eval.samples);
     let reuse_cache = reuse_cache.unwrap_or(config.eval.reuse_cache);
     sink.started(count);

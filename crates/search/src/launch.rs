@@ -61,12 +61,11 @@ pub fn trainer_for(
     };
     let workers: Option<SharedWorkers> = match (&options.shared_workers, parallel.launcher) {
         (Some(shared), _) => Some(Arc::clone(shared)),
-        (None, Launcher::Local) => Some(LocalWorkers::start(WorkerSpec::for_config(
-            parallel,
-            &options.db,
-            options.data_dir.as_deref(),
-            device_kind,
-        )?)?),
+        (None, Launcher::Local) => {
+            let mut spec = WorkerSpec::for_config(parallel, &options.db, options.data_dir.as_deref(), device_kind)?;
+            spec.exe = options.worker_exe()?;
+            Some(LocalWorkers::start(spec)?)
+        }
         (None, Launcher::Slurm) => Some(crate::slurm::SlurmWorkers::submit(
             &crate::slurm::SlurmSpec::for_config(config, options, device_kind)?,
         )?),

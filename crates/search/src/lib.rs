@@ -6,9 +6,11 @@
 //! Modules from the bottom up: `options` and `pool` (trainers and the worker-pool trait), `sink`, `local`
 //! and `slurm` (launchers), `launch` (which trainer a run gets), `assess`, `session` (one run's
 //! plugins and cache), `schedule` and `search` (the loop), then `frozen_policy` and `plan`, which
-//! drive searches and sessions. `worker` is the other side of the queue.
+//! drive searches and sessions. `external` is a run whose agent lives outside the host (Python's
+//! `NasEnv`). `worker` is the other side of the queue.
 
 pub mod assess;
+pub mod external;
 pub mod frozen_policy;
 pub mod launch;
 pub mod local;

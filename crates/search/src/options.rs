@@ -21,6 +21,9 @@ pub struct SearchOptions {
     /// Workers already started for several searches at once (a comparison plan); else a search
     /// starts its own as its `[parallel]` says.
     pub shared_workers: Option<SharedWorkers>,
+    /// The nas-host binary that workers run; `None`: this executable (the CLI). A search started
+    /// from another program (Python's `NasEnv`) names the binary here.
+    pub worker_exe: Option<PathBuf>,
 }
 
 impl SearchOptions {
@@ -33,6 +36,16 @@ impl SearchOptions {
             no_cache: false,
             parallel: ParallelOverrides::default(),
             shared_workers: None,
+            worker_exe: None,
+        }
+    }
+
+    /// The binary workers run: [`SearchOptions::worker_exe`], else this executable.
+    pub fn worker_exe(&self) -> anyhow::Result<PathBuf> {
+        match &self.worker_exe {
+            Some(exe) => Ok(exe.clone()),
+            None => std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("finding the nas-host binary to start workers with: {e}")),
         }
     }
 }

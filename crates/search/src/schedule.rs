@@ -11,15 +11,15 @@ use nas_core::record::Outcome;
 use nas_store::{InFlightDesign, Store};
 
 /// One design of an episode on its way to a reward.
-struct Slot {
-    episode: usize,
-    env: u32,
-    arch: Architecture,
+pub(crate) struct Slot {
+    pub(crate) episode: usize,
+    pub(crate) env: u32,
+    pub(crate) arch: Architecture,
     /// The agent's values while it designed this episode (its ε, say), before the episode's
     /// reward updates them.
-    metrics: serde_json::Map<String, serde_json::Value>,
+    pub(crate) metrics: serde_json::Map<String, serde_json::Value>,
     /// (evaluation id, outcome, cache hit, kept weights) once evaluated.
-    result: Option<(i64, Outcome, bool, Option<Vec<u8>>)>,
+    pub(crate) result: Option<(i64, Outcome, bool, Option<Vec<u8>>)>,
 }
 
 impl Session {
@@ -39,7 +39,7 @@ impl Session {
 
     fn agent_metrics(&mut self) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
         Ok(self
-            .agent
+            .agent()?
             .metrics()?
             .into_iter()
             .map(|(k, v)| (k, serde_json::json!(v)))
@@ -47,7 +47,7 @@ impl Session {
     }
 
     /// Fills in the slot's result when it is known, else submits its child.
-    fn evaluate_slot(&mut self, store: &Store, run: i64, slot: &mut Slot, no_cache: bool) -> anyhow::Result<()> {
+    pub(crate) fn evaluate_slot(&mut self, store: &Store, run: i64, slot: &mut Slot, no_cache: bool) -> anyhow::Result<()> {
         let keep = self.config.search.keep_weights > 0;
         let seed = self.config.train.seed;
         match self.lookup(store, &slot.arch, !no_cache, Some((run, slot.episode)), seed, keep)? {
@@ -62,7 +62,7 @@ impl Session {
     }
 
     /// Waits for one submitted child and files its result in its slot; returns the slot's index.
-    fn wait_into(&mut self, store: &Store, slots: &mut [Slot], sink: &mut dyn EpisodeSink) -> anyhow::Result<usize> {
+    pub(crate) fn wait_into(&mut self, store: &Store, slots: &mut [Slot], sink: &mut dyn EpisodeSink) -> anyhow::Result<usize> {
         let (ticket, finished) = self
             .trainer
             .wait(store, &mut |status| sink.pool(status), self.watch.as_mut())?;
@@ -83,11 +83,14 @@ impl Session {
     }
 
     /// Shapes the slot's reward and tells the agent; returns the episode record.
-    fn report(&mut self, slot: &Slot, reported: usize) -> anyhow::Result<(EpisodeRecord, i64)> {
+    pub(crate) fn report(&mut self, slot: &Slot, reported: usize) -> anyhow::Result<(EpisodeRecord, i64)> {
         let (evaluation_id, outcome, cache_hit, _) = slot.result.as_ref().expect("evaluated");
         self.reseed_reward(slot.episode);
         let reward = self.shape(&slot.arch, outcome)?;
-        self.agent.observe(slot.env, reward, true)?;
+        // An external run's agent learns outside the host, from the reward its step returns.
+        if let Some(agent) = self.agent.as_mut() {
+            agent.observe(slot.env, reward, true)?;
+        }
         if let Some(watch) = self.watch.as_mut() {
             watch.completed(*evaluation_id, &slot.arch, outcome)?;
         }
@@ -150,7 +153,7 @@ pub(crate) fn run_sync(
         for slot in &slots {
             records.push(session.report(slot, slot.episode)?);
         }
-        let state = session.agent.save()?;
+        let state = session.agent()?.save()?;
         store.commit_episodes(run, &records, &state, end)?;
         for (slot, (episode, evaluation_id)) in slots.iter_mut().zip(&records) {
             if let Some(weights) = slot.result.as_mut().and_then(|r| r.3.take()) {
@@ -203,7 +206,7 @@ pub(crate) fn run_async(
                 .find(|e| slots.iter().all(|s| s.env != *e))
                 .expect("a free environment");
             let mut slot = session.design_slot(designed, env)?;
-            let state = session.agent.save()?;
+            let state = session.agent()?.save()?;
             store.commit_design(
                 run,
                 &InFlightDesign {
@@ -228,7 +231,7 @@ pub(crate) fn run_async(
         };
         let mut slot = slots.remove(index);
         let (episode, evaluation_id) = session.report(&slot, reported)?;
-        let state = session.agent.save()?;
+        let state = session.agent()?.save()?;
         store.commit_episodes(run, &[(episode.clone(), evaluation_id)], &state, designed)?;
         reported += 1;
         if let Some(weights) = slot.result.as_mut().and_then(|r| r.3.take()) {
@@ -250,7 +253,7 @@ pub(crate) fn run_async(
 /// weights of any that left them. A child kept here is exported without training again
 /// (`nas-host export`); one the assessor stopped early is not the protocol's model, so its
 /// weights are never kept and its export trains it fully.
-fn keep_best_weights(
+pub(crate) fn keep_best_weights(
     store: &Store,
     run: i64,
     k: usize,

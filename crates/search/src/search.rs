@@ -126,6 +126,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
         }
         Start::Resume { run, force, episodes } => {
             let record: RunRecord = store.run(run)?;
+            crate::external::ensure_host_agent(&record, "resumed")?;
             let mut config = RunConfig::from_toml(&record.config_toml)?;
             // The stored target wins over the configuration's: it holds every extension so far.
             config.episodes = episodes.unwrap_or(record.episodes_target);
@@ -161,7 +162,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             let no_cache = check_same_environment(&record, session.trainer.device_kind(), options.no_cache, force)?;
             let designed = match store.checkpoint(run)? {
                 Some((designed, state)) => {
-                    session.agent.load(&state)?;
+                    session.agent()?.load(&state)?;
                     designed
                 }
                 None => 0,

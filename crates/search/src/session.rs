@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use nas_datasets::sha256_hex;
 
 use crate::assess::Watch;
@@ -27,7 +29,9 @@ pub struct Session {
     /// The benchmark table's checksum, with the table evaluator (its part of the cache key).
     table_sha256: Option<String>,
     pub mdp: Mdp,
-    pub agent: AgentPlugin,
+    /// The agent plugin; `None` when the agent lives outside the host (a Python library driving
+    /// [`crate::external::ExternalRun`]).
+    pub(crate) agent: Option<AgentPlugin>,
     pub reward: RewardPlugin,
     pub trainer: Box<dyn Trainer>,
     /// The assessor watching children in training, if the run has one.
@@ -49,6 +53,7 @@ fn record(path: &Path, info: &plugin::PluginInfo, sha256: &str) -> PluginRecord 
 }
 
 /// The plugin files of a session: its agent, reward shaper and, if the search has one, assessor.
+/// An external run has no agent file.
 #[derive(Debug, Clone)]
 pub struct PluginPaths {
     pub agent: PathBuf,
@@ -66,6 +71,17 @@ impl PluginPaths {
         })
     }
 }
+
+/// Where a session's agent comes from.
+enum AgentSource<'a> {
+    /// A plugin file, with the configuration to init it with (else the run's section for it).
+    Plugin(&'a Path, Option<String>),
+    /// Outside the host, under this name.
+    External(&'a str),
+}
+
+/// What the store records as the plugin path of an agent that lives outside the host.
+pub const EXTERNAL_AGENT_PATH: &str = "(external)";
 
 /// How an architecture is evaluated: already known (this episode's own evaluation, or the
 /// cache), or to be trained.
@@ -88,7 +104,34 @@ impl Session {
         options: &SearchOptions,
         agent_config: Option<String>,
     ) -> anyhow::Result<Session> {
-        let (agent_path, reward_path) = (plugins.agent.as_path(), plugins.reward.as_path());
+        Session::open_with(
+            config,
+            AgentSource::Plugin(&plugins.agent, agent_config),
+            &plugins.reward,
+            plugins.assessor.as_deref(),
+            options,
+        )
+    }
+
+    /// A session whose agent lives outside the host: `agent_name` is what the store records
+    /// (`python:NAME`); `reward` and `assessor` are plugin files as in [`PluginPaths`].
+    pub fn open_external(
+        config: &RunConfig,
+        agent_name: &str,
+        reward: &Path,
+        assessor: Option<&Path>,
+        options: &SearchOptions,
+    ) -> anyhow::Result<Session> {
+        Session::open_with(config, AgentSource::External(agent_name), reward, assessor, options)
+    }
+
+    fn open_with(
+        config: &RunConfig,
+        agent_source: AgentSource<'_>,
+        reward_path: &Path,
+        assessor_path: Option<&Path>,
+        options: &SearchOptions,
+    ) -> anyhow::Result<Session> {
         let info = config.dataset.describe()?;
         let mdp = Mdp::new(config.mdp.clone(), info.height as u32);
         tracing::info!(
@@ -110,19 +153,33 @@ impl Session {
             _ => None,
         };
         let runtime = Runtime::new(Runtime::default_cache_dir())?;
-        let agent_file = runtime.load(agent_path)?;
+        let (agent, agent_record) = match agent_source {
+            AgentSource::Plugin(agent_path, agent_config) => {
+                let agent_file = runtime.load(agent_path)?;
+                let mut agent = AgentPlugin::instantiate(&runtime, &agent_file, config.sandbox, config.seed)?;
+                agent.init(
+                    &mdp,
+                    &agent_config.unwrap_or_else(|| config.plugin_json(&plugin_section_name(agent_path))),
+                    config.seed,
+                )?;
+                let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
+                (Some(agent), agent_record)
+            }
+            AgentSource::External(name) => (
+                None,
+                PluginRecord {
+                    name: name.to_string(),
+                    version: String::new(),
+                    path: EXTERNAL_AGENT_PATH.to_string(),
+                    sha256: String::new(),
+                },
+            ),
+        };
         let reward_file = runtime.load(reward_path)?;
-        let mut agent = AgentPlugin::instantiate(&runtime, &agent_file, config.sandbox, config.seed)?;
         let mut reward = RewardPlugin::instantiate(&runtime, &reward_file, config.sandbox, config.seed)?;
-        let agent_name = plugin_section_name(agent_path);
         let reward_name = plugin_section_name(reward_path);
-        agent.init(
-            &mdp,
-            &agent_config.unwrap_or_else(|| config.plugin_json(&agent_name)),
-            config.seed,
-        )?;
         reward.init(&config.plugin_json(&reward_name))?;
-        let assessor = match plugins.assessor.as_deref() {
+        let assessor = match assessor_path {
             Some(path) => {
                 let file = runtime.load(path)?;
                 let mut assessor = AssessorPlugin::instantiate(&runtime, &file, config.sandbox, config.seed)?;
@@ -132,7 +189,6 @@ impl Session {
             None => None,
         };
         let (trainer, workers) = crate::launch::trainer_for(config, &mdp, options)?;
-        let agent_record = record(agent_path, agent.info(), &agent_file.sha256);
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         let (assessor_record, watch) = match assessor {
             Some((record, plugin)) => {
@@ -174,6 +230,14 @@ impl Session {
         Ok(())
     }
 
+    /// The agent plugin; an error for a run whose agent lives outside the host.
+    pub fn agent(&mut self) -> anyhow::Result<&mut AgentPlugin> {
+        let name = &self.agent_record.name;
+        self.agent
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("the agent of this run ({name}) lives outside nas-host; drive it from there"))
+    }
+
     /// Lets the agent design one architecture in environment `env`. With `learn`, the agent is
     /// told the (zero) reward of every intermediate step.
     pub fn design(&mut self, env: u32, explore: bool, learn: bool) -> anyhow::Result<Architecture> {
@@ -181,12 +245,14 @@ impl Session {
         let mut layers = Vec::new();
         while !state.terminated {
             let mask = self.mdp.mask(&state);
-            let index = self.agent.act(env, &self.mdp, &state, &mask, explore)?;
+            let mdp = &self.mdp;
+            let agent = self.agent.as_mut().context("an external run's agent designs outside the host")?;
+            let index = agent.act(env, mdp, &state, &mask, explore)?;
             let action = self.mdp.actions()[index];
             layers.push(action.layer);
             state = self.mdp.next_state(&state, &action);
             if learn && !state.terminated {
-                self.agent.observe(env, 0.0, false)?;
+                self.agent()?.observe(env, 0.0, false)?;
             }
         }
         Ok(Architecture { layers })
@@ -264,7 +330,9 @@ impl Session {
     /// Reseeds both plugins' WASI randomness for `episode`.
     pub fn reseed(&mut self, episode: usize) {
         let seed = episode_seed(self.config.seed, episode);
-        self.agent.reseed(seed);
+        if let Some(agent) = self.agent.as_mut() {
+            agent.reseed(seed);
+        }
         self.reward.reseed(seed ^ 1);
     }
 

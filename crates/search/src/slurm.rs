@@ -70,7 +70,7 @@ impl SlurmSpec {
         Ok(SlurmSpec {
             slurm: config.slurm.clone(),
             workers,
-            exe: std::env::current_exe().context("finding the nas-host binary for the workers")?,
+            exe: options.worker_exe()?,
             db: options.db.clone(),
             data_dir: options.data_dir.clone(),
             device,
