@@ -15,7 +15,8 @@ export PATH := $(VENV)/bin:$(PATH)
 # plugins the tests need (a hostile one).
 PLUGINS := $(patsubst plugins/%/Cargo.toml,%,$(wildcard plugins/*/Cargo.toml))
 TEST_PLUGINS := $(patsubst tests/plugins/%/Cargo.toml,%,$(wildcard tests/plugins/*/Cargo.toml))
-NATIVE := --workspace $(addprefix --exclude ,$(PLUGINS) $(TEST_PLUGINS))
+# The Python package's native module is built by maturin (`make python`), not by cargo test.
+NATIVE := --workspace $(addprefix --exclude ,$(PLUGINS) $(TEST_PLUGINS) nas-host-python)
 WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 
 # Python plugins (issue #27): every plugins-py/NAME.py but the test_*.py files builds into
@@ -28,7 +29,7 @@ PY_PLUGINS := $(patsubst plugins-py/%.py,plugins/%.wasm,$(filter-out plugins-py/
 PY_TEST_PLUGINS := $(patsubst tests/plugins-py/%.py,tests/plugins/%.wasm,$(wildcard tests/plugins-py/*.py))
 COMPONENTIZE_PY := $(VENV)/.componentize-py-$(COMPONENTIZE_PY_VERSION)
 
-.PHONY: build test demo bench bench-parallel bench-python bench-assessor setup plugins python-plugins python-plugin lint clean
+.PHONY: python build test demo bench bench-parallel bench-python bench-assessor setup plugins python-plugins python-plugin lint clean
 
 $(VENV)/.torch-$(TORCH_VERSION):
 	@echo "setting up PyTorch $(TORCH_VERSION) (libtorch for tch) in $(VENV)"
@@ -67,6 +68,24 @@ plugins: $(CACHE_DIR)/.wasm32-wasip2 python-plugins
 	@for p in $(TEST_PLUGINS); do cp -f $(WASM_DIR)/$$p.wasm tests/plugins/$$p.wasm; done
 	@echo "plugins: $(addsuffix .wasm,$(addprefix plugins/,$(PLUGINS))) $(PY_PLUGINS)"
 
+# The Python package (python/, issue #26): maturin builds the wheel against the venv's PyTorch, and
+# a fresh venv (uv: torch comes from its cache, hard-linked) gets it with the test extras.
+MATURIN_VERSION := 1.16.0
+UV_VERSION := 0.13.9
+PY_VENV := $(CACHE_DIR)/python-venv
+WHEEL_DIR := $(CACHE_DIR)/wheels
+$(VENV)/.python-build-$(MATURIN_VERSION)-$(UV_VERSION): $(VENV)/.torch-$(TORCH_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check maturin==$(MATURIN_VERSION) uv==$(UV_VERSION)
+	touch $@
+
+python: setup $(VENV)/.python-build-$(MATURIN_VERSION)-$(UV_VERSION)
+	rm -rf $(WHEEL_DIR)
+	cd python && $(VENV)/bin/maturin build --release --quiet --interpreter $(VENV)/bin/python -o $(WHEEL_DIR)
+	rm -rf $(PY_VENV)
+	$(VENV)/bin/uv venv --quiet --python $(VENV)/bin/python $(PY_VENV)
+	$(VENV)/bin/uv pip install --quiet --python $(PY_VENV)/bin/python "$$(ls $(WHEEL_DIR)/nas_host-*.whl)[test]"
+	@echo "nas_host is installed in $(PY_VENV): source $(PY_VENV)/bin/activate"
+
 build: setup plugins
 	cargo build --release -p nas-host
 	@mkdir -p target/release
@@ -89,6 +108,10 @@ test: build $(VENV)/.export-consumers
 	# The plugins' own unit tests, run natively; the Python ones and the Python SDK's with pytest.
 	cargo test --release $(addprefix -p ,$(PLUGINS))
 	PYTHONPATH=plugin-sdk-py $(VENV)/bin/python -m pytest -q -p no:cacheprovider plugins-py plugin-sdk-py/tests
+	# The Python package, from its fresh venv, against the CLI just built.
+	cargo clippy --release -p nas-host-python -- -D warnings
+	$(MAKE) python
+	cd /tmp && NAS_HOST=$(CURDIR)/target/release/nas-host $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests
 	# The benchmark's PyTorch baseline really is the seed's pipeline (ToTensor only).
 	$(VENV)/bin/python -c "import torchvision" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check torchvision==0.26.0
 	$(VENV)/bin/python bench/reference.py --self-test

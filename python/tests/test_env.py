@@ -1,0 +1,146 @@
+"""NasEnv: the Gymnasium contract, exact masks, and rewards equal to the CLI's."""
+
+import json
+import pickle
+import subprocess
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import nas_host
+
+
+def synthetic_env(tmp_path, **kwargs):
+    return nas_host.NasEnv(dataset="mnist3", evaluator="synthetic", store=tmp_path / "nas.sqlite", **kwargs)
+
+
+def actions_for(env, arch: str) -> list[int]:
+    """The action indices that design `arch` (each layer, the last one terminating)."""
+    layers = arch.split()
+    indices = []
+    for i, layer in enumerate(layers):
+        last = i == len(layers) - 1
+        matches = [k for k, a in enumerate(env.actions) if a["text"] == layer and a["terminate"] == last]
+        assert len(matches) == 1, (layer, matches)
+        indices.append(matches[0])
+    return indices
+
+
+def test_check_env_passes(tmp_path):
+    env = synthetic_env(tmp_path)
+    check_env(env, skip_render_check=True)
+    assert env.action_space.n == 38
+    assert env.observation_space.shape == (sum(env.tuple_field_sizes),)
+    env.close()
+
+
+def test_a_masked_random_policy_always_designs_a_valid_network(tmp_path, nas_host_bin):
+    env = synthetic_env(tmp_path, invalid_action="raise")
+    rng = np.random.default_rng(3)
+    architectures = []
+    for _ in range(150):
+        observation, info = env.reset()
+        assert info["depth"] == 0 and observation.dtype == np.float32
+        terminated = False
+        steps = 0
+        while not terminated:
+            mask = env.action_masks()
+            assert mask.any(), f"no action allowed after {info['depth']} layers"
+            assert (mask == info["action_mask"]).all()
+            observation, reward, terminated, truncated, info = env.step(rng.choice(np.flatnonzero(mask)))
+            assert not truncated and env.observation_space.contains(observation)
+            steps += 1
+        assert not env.action_masks().any(), "a finished network allows no further action"
+        episode = info["episode"]
+        assert episode["depth"] == steps <= 8
+        architectures.append(episode["architecture"])
+    env.close()
+    # The host checks each distinct network against the search space's rules on its own.
+    for arch in sorted(set(architectures)):
+        shown = subprocess.run([nas_host_bin, "show-arch", "--dataset", "mnist3", arch], capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr
+        assert "would not produce" not in shown.stderr, shown.stderr
+    stored = nas_host.open_store(tmp_path / "nas.sqlite").episodes
+    assert list(stored["architecture"]) == architectures
+
+
+def test_a_masked_action_is_refused_with_the_rule_or_ends_the_episode(tmp_path):
+    strict = synthetic_env(tmp_path, invalid_action="raise")
+    strict.reset()
+    masked = int(np.flatnonzero(~strict.action_masks())[0])
+    with pytest.raises(ValueError, match=f"action {masked} .* is masked out"):
+        strict.step(masked)
+    # Nothing changed: a valid action still works from the start state.
+    _, _, _, _, info = strict.step(int(np.flatnonzero(strict.action_masks())[0]))
+    assert info["depth"] == 1
+    strict.close()
+
+    lenient = synthetic_env(tmp_path)
+    lenient.reset()
+    _, reward, terminated, _, info = lenient.step(masked)
+    assert terminated and reward == 0.0 and info["invalid_action"]
+    assert lenient.episodes_done == 0, "an invalid action trains and stores nothing"
+    lenient.close()
+
+
+def test_the_reward_is_what_train_arch_gives(tmp_path, tiny_npz, cli):
+    arch = "conv(10,3) pool(2,2) fc(64)"
+    env = nas_host.NasEnv(
+        dataset=str(tiny_npz), store=tmp_path / "nas.sqlite", device="cpu", train={"epochs": 1, "seed": 5}
+    )
+    env.reset(seed=0)
+    rewards = [env.step(a)[1] for a in actions_for(env, arch)]
+    assert rewards[:-1] == [0.0, 0.0]
+    trained = json.loads(
+        cli("train-arch", "--dataset", str(tiny_npz), "--arch", arch, "--epochs", "1", "--seed", "5",
+            "--device", "cpu", "--json")
+    )
+    assert trained["failure"] is None
+    assert rewards[-1] == trained["accuracy"]
+    # The same network again is the cache's answer, with the same reward.
+    env.reset()
+    for a in actions_for(env, arch):
+        _, reward, terminated, _, info = env.step(a)
+    assert terminated and info["episode"]["cache_hit"] and reward == trained["accuracy"]
+    env.close()
+
+
+def test_the_reward_plugin_shapes_the_reward(tmp_path):
+    plain = synthetic_env(tmp_path)
+    penalised = synthetic_env(tmp_path, reward="size_penalty")
+    arch = "conv(64,5) fc(512)"
+    for env in (plain, penalised):
+        env.reset()
+        for a in actions_for(env, arch):
+            _, reward, _, _, info = env.step(a)
+        env.last_episode = info["episode"]
+    assert plain.last_episode["accuracy"] == penalised.last_episode["accuracy"]
+    assert penalised.last_episode["reward"] < plain.last_episode["reward"]
+
+
+def test_each_env_records_a_run_and_a_pickled_env_opens_a_new_one(tmp_path):
+    env = synthetic_env(tmp_path, agent="mine")
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone.run_id != env.run_id
+    runs = nas_host.open_store(tmp_path / "nas.sqlite").runs
+    assert set(runs["agent"]) == {"python:mine"}
+    env.close()
+    clone.close()
+
+
+def test_a_python_run_cannot_be_resumed_by_the_cli(tmp_path, nas_host_bin):
+    env = synthetic_env(tmp_path)
+    env.close()
+    done = subprocess.run(
+        [nas_host_bin, "search", "--resume", str(env.run_id), "--db", str(tmp_path / "nas.sqlite")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "outside nas-host" in done.stderr
+
+
+def test_a_bad_configuration_names_the_key(tmp_path):
+    with pytest.raises(ValueError, match="epochz"):
+        synthetic_env(tmp_path, train={"epochz": 1})
