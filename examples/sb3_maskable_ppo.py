@@ -8,7 +8,7 @@ Everything lands in the run store, so the CLI can report it afterwards:
 
     pip install ./python sb3-contrib           # or: make python
     python examples/sb3_maskable_ppo.py --dataset mnist3 --real-episodes 20
-    nas-host runs && nas-host report --run N   # N: the ids printed below
+    nas-host runs && nas-host report N   # N: the ids printed below
 """
 
 import argparse

@@ -217,6 +217,10 @@ class NasEnv(gym.Env):
         self.__init__(**kwargs)
 
 
+# `gymnasium.make("nas_host/NasEnv-v0", dataset=..., ...)` builds one too (with the usual wrappers).
+gym.register(id="nas_host/NasEnv-v0", entry_point="nas_host:NasEnv")
+
+
 @dataclass
 class RunStore:
     """A run store's tables as DataFrames.

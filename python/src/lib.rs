@@ -34,8 +34,8 @@ fn merge(base: &mut toml::Table, overrides: toml::Table) {
 fn run_config(config: Option<PathBuf>, overrides_json: &str) -> anyhow::Result<RunConfig> {
     let mut table = match &config {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("reading the configuration {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the configuration {}", path.display()))?;
             toml::from_str::<toml::Table>(&text)
                 .map_err(|e| anyhow::anyhow!("the configuration {} is not valid TOML: {e}", path.display()))?
         }
@@ -159,10 +159,14 @@ impl Run {
             worker_exe,
             ..SearchOptions::new(store)
         };
-        if let Some(dir) = Store::sqlite_path(&options.db).map_err(runtime_error)?.and_then(|f| f.parent().map(PathBuf::from)) {
+        if let Some(dir) = Store::sqlite_path(&options.db)
+            .map_err(runtime_error)?
+            .and_then(|f| f.parent().map(PathBuf::from))
+        {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| PyRuntimeError::new_err(format!("creating the store's folder {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    PyRuntimeError::new_err(format!("creating the store's folder {}: {e}", dir.display()))
+                })?;
             }
         }
         let run = py
@@ -446,7 +450,8 @@ impl EpisodeColumns {
         self.failure.push(e.failure.clone());
         self.reported.push(Some(e.reported as i64));
         self.stopped.push(e.stopped);
-        self.metrics.push(Some(serde_json::Value::Object(e.metrics.clone()).to_string()));
+        self.metrics
+            .push(Some(serde_json::Value::Object(e.metrics.clone()).to_string()));
     }
 
     fn table(self) -> Table {

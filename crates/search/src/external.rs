@@ -28,7 +28,7 @@ use crate::sink::Silent;
 pub(crate) fn ensure_host_agent(record: &RunRecord, what: &str) -> anyhow::Result<()> {
     if record.agent.path == EXTERNAL_AGENT_PATH {
         anyhow::bail!(
-            "run {} was designed by {}, an agent outside nas-host (nas_host.NasEnv from Python); its policy lives there, so the run cannot be {what} by nas-host. Its episodes are in the store: `nas-host report --run {}`",
+            "run {} was designed by {}, an agent outside nas-host (nas_host.NasEnv from Python); its policy lives there, so the run cannot be {what} by nas-host. Its episodes are in the store: `nas-host report {}`",
             record.id,
             record.agent.name,
             record.id

@@ -47,7 +47,13 @@ impl Session {
     }
 
     /// Fills in the slot's result when it is known, else submits its child.
-    pub(crate) fn evaluate_slot(&mut self, store: &Store, run: i64, slot: &mut Slot, no_cache: bool) -> anyhow::Result<()> {
+    pub(crate) fn evaluate_slot(
+        &mut self,
+        store: &Store,
+        run: i64,
+        slot: &mut Slot,
+        no_cache: bool,
+    ) -> anyhow::Result<()> {
         let keep = self.config.search.keep_weights > 0;
         let seed = self.config.train.seed;
         match self.lookup(store, &slot.arch, !no_cache, Some((run, slot.episode)), seed, keep)? {
@@ -62,7 +68,12 @@ impl Session {
     }
 
     /// Waits for one submitted child and files its result in its slot; returns the slot's index.
-    pub(crate) fn wait_into(&mut self, store: &Store, slots: &mut [Slot], sink: &mut dyn EpisodeSink) -> anyhow::Result<usize> {
+    pub(crate) fn wait_into(
+        &mut self,
+        store: &Store,
+        slots: &mut [Slot],
+        sink: &mut dyn EpisodeSink,
+    ) -> anyhow::Result<usize> {
         let (ticket, finished) = self
             .trainer
             .wait(store, &mut |status| sink.pool(status), self.watch.as_mut())?;

@@ -233,9 +233,9 @@ impl Session {
     /// The agent plugin; an error for a run whose agent lives outside the host.
     pub fn agent(&mut self) -> anyhow::Result<&mut AgentPlugin> {
         let name = &self.agent_record.name;
-        self.agent
-            .as_mut()
-            .ok_or_else(|| anyhow::anyhow!("the agent of this run ({name}) lives outside nas-host; drive it from there"))
+        self.agent.as_mut().ok_or_else(|| {
+            anyhow::anyhow!("the agent of this run ({name}) lives outside nas-host; drive it from there")
+        })
     }
 
     /// Lets the agent design one architecture in environment `env`. With `learn`, the agent is
@@ -246,7 +246,10 @@ impl Session {
         while !state.terminated {
             let mask = self.mdp.mask(&state);
             let mdp = &self.mdp;
-            let agent = self.agent.as_mut().context("an external run's agent designs outside the host")?;
+            let agent = self
+                .agent
+                .as_mut()
+                .context("an external run's agent designs outside the host")?;
             let index = agent.act(env, mdp, &state, &mask, explore)?;
             let action = self.mdp.actions()[index];
             layers.push(action.layer);
