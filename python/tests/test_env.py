@@ -155,3 +155,36 @@ def test_a_python_run_cannot_be_resumed_by_the_cli(tmp_path, nas_host_bin):
 def test_a_bad_configuration_names_the_key(tmp_path):
     with pytest.raises(ValueError, match="epochz"):
         synthetic_env(tmp_path, train={"epochz": 1})
+
+
+def test_report_and_compare_show_a_python_run(tmp_path, cli):
+    env = synthetic_env(tmp_path, agent="mine")
+    rng = np.random.default_rng(1)
+    while env.episodes_done < 12:
+        env.reset()
+        terminated = False
+        while not terminated:
+            _, _, terminated, _, _ = env.step(rng.choice(np.flatnonzero(env.action_masks())))
+    env.close()
+    db = str(tmp_path / "nas.sqlite")
+    cli("report", "--db", db, "--out", str(tmp_path / "report"), str(env.run_id))
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "python:mine" in report
+    table = cli("compare", "--db", db, str(env.run_id))
+    assert "python:mine" in table
+
+
+def test_one_libtorch_in_a_process_that_uses_torch(tmp_path, tiny_npz):
+    import torch
+
+    assert float(torch.ones(3).sum()) == 3.0
+    env = nas_host.NasEnv(dataset=str(tiny_npz), store=tmp_path / "nas.sqlite", device="cpu", train={"epochs": 1})
+    env.reset()
+    for a in actions_for(env, "conv(10,3) fc(64)"):
+        _, reward, _, _, _ = env.step(a)
+    assert 0.0 < reward <= 1.0
+    assert float(torch.ones(2, 2).matmul(torch.ones(2, 2)).sum()) == 8.0
+    env.close()
+    # The host's trainer and torch share the one libtorch mapped into this process.
+    mapped = {line.split()[-1] for line in open("/proc/self/maps") if line.rstrip().endswith("libtorch_cpu.so")}
+    assert len(mapped) == 1, mapped
