@@ -30,7 +30,7 @@ pub struct Session {
     table_sha256: Option<String>,
     pub mdp: Mdp,
     /// The agent plugin; `None` when the agent lives outside the host (a Python library driving
-    /// [`crate::external::ExternalRun`]).
+    /// an external run: Python's `NasEnv`).
     pub(crate) agent: Option<AgentPlugin>,
     pub reward: RewardPlugin,
     pub trainer: Box<dyn Trainer>,
