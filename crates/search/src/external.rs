@@ -16,7 +16,7 @@ use nas_core::arch::{Architecture, Layer};
 use nas_core::mdp::{Mdp, State};
 use nas_core::record::EpisodeRecord;
 use nas_plugin_runtime as plugin;
-use nas_store::{NewRun, RunRecord, Store};
+use nas_store::{RunRecord, Store};
 
 use crate::options::SearchOptions;
 use crate::schedule::{keep_best_weights, Slot};
@@ -72,18 +72,7 @@ impl ExternalRun {
         let assessor = config.assessor_spec().map(plugin::resolve).transpose()?;
         let session = Session::open_external(&config, agent_name, &reward, assessor.as_deref(), options)?;
         let store = Store::open(&options.db)?;
-        let run = store.create_run(&NewRun {
-            config_toml: &config.to_toml(),
-            dataset: &config.dataset.source.label(),
-            evaluator: config.evaluator.as_str(),
-            seed: config.seed,
-            episodes_target: config.episodes,
-            agent: &session.agent_record,
-            reward: &session.reward_record,
-            assessor: session.assessor_record.as_ref(),
-            device: session.trainer.device_kind(),
-            no_cache: options.no_cache,
-        })?;
+        let run = session.create_run(&store, options.no_cache)?;
         let state = session.mdp.start();
         Ok(ExternalRun {
             store,

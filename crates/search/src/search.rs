@@ -16,7 +16,7 @@ use crate::sink::{EpisodeSink, Silent};
 use nas_config::{RunConfig, Schedule};
 use nas_core::record::EpisodeRecord;
 use nas_plugin_runtime as plugin;
-use nas_store::{NewRun, PluginRecord, RunRecord, Store};
+use nas_store::{PluginRecord, RunRecord, Store};
 
 /// Where a search starts.
 pub enum Start {
@@ -110,18 +110,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             // resume brings.
             config.parallel.envs = config.parallel.env_count();
             let session = Session::open(&config, &PluginPaths::of(&config)?, options, None)?;
-            let run = store.create_run(&NewRun {
-                config_toml: &config.to_toml(),
-                dataset: &config.dataset.source.label(),
-                evaluator: config.evaluator.as_str(),
-                seed: config.seed,
-                episodes_target: config.episodes,
-                agent: &session.agent_record,
-                reward: &session.reward_record,
-                assessor: session.assessor_record.as_ref(),
-                device: session.trainer.device_kind(),
-                no_cache: options.no_cache,
-            })?;
+            let run = session.create_run(&store, options.no_cache)?;
             (run, session, 0, options.no_cache)
         }
         Start::Resume { run, force, episodes } => {

@@ -19,7 +19,7 @@ use nas_core::mdp::Mdp;
 use nas_core::record::Outcome;
 use nas_plugin_runtime as plugin;
 use nas_plugin_runtime::{AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
-use nas_store::{PluginRecord, Store};
+use nas_store::{NewRun, PluginRecord, Store};
 
 /// Everything one run needs: the MDP, the plugins and where children are trained.
 pub struct Session {
@@ -210,6 +210,23 @@ impl Session {
             agent_record,
             reward_record,
             assessor_record,
+        })
+    }
+
+    /// Records a new run of this session's configuration and plugins in `store`; returns its id.
+    pub(crate) fn create_run(&self, store: &Store, no_cache: bool) -> anyhow::Result<i64> {
+        let config = &self.config;
+        store.create_run(&NewRun {
+            config_toml: &config.to_toml(),
+            dataset: &config.dataset.source.label(),
+            evaluator: config.evaluator.as_str(),
+            seed: config.seed,
+            episodes_target: config.episodes,
+            agent: &self.agent_record,
+            reward: &self.reward_record,
+            assessor: self.assessor_record.as_ref(),
+            device: self.trainer.device_kind(),
+            no_cache,
         })
     }
 
