@@ -96,3 +96,25 @@ fn show_arch_prints_the_layer_table() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot be built for mnist3"));
 }
+
+/// `nas-host show-arch … | head -1` and the like: a reader that stops early is normal on Unix, and
+/// the command ends quietly instead of panicking with "failed printing to stdout".
+#[test]
+fn printing_commands_end_quietly_when_the_reader_goes_away() {
+    for args in [
+        vec!["show-arch", "--dataset", "mnist3", "conv(10,1) fc(64)", "--json"],
+        vec!["plugins", "list"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nas-host"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the binary (which takes a moment to start) writes.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "nas-host {args:?}: {stderr}");
+    }
+}

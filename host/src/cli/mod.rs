@@ -125,6 +125,9 @@ pub struct DataArgs {
 pub fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    if cli.command.as_ref().is_some_and(Command::only_prints) {
+        die_quietly_on_broken_pipe();
+    }
     let result = match cli.command {
         Some(Command::Search(args)) => search::run_search(args),
         None if cli.search.overrides.agent.is_some()
@@ -164,6 +167,31 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+impl Command {
+    /// Commands whose whole job is printing to stdout (`… | head` is normal use). Searches,
+    /// workers and the dashboard are left out: they hold sockets and child pipes whose breakage
+    /// must surface as an error (and a stored failure), not a silent death.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Runs(_)
+                | Command::ShowArch(_)
+                | Command::Plugins(_)
+                | Command::Datasets(DatasetsCommand::Inspect(_))
+                | Command::Slurm(_)
+        ) || matches!(self, Command::Compare(args) if args.plan.is_none())
+    }
+}
+
+/// Rust ignores SIGPIPE, so `println!` to a reader that went away panics ("failed printing to
+/// stdout"); Unix tools die of the signal instead, silently, as the shell expects.
+fn die_quietly_on_broken_pipe() {
+    // SAFETY: setting a signal's disposition to the default at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
