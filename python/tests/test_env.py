@@ -188,3 +188,15 @@ def test_one_libtorch_in_a_process_that_uses_torch(tmp_path, tiny_npz):
     # The host's trainer and torch share the one libtorch mapped into this process.
     mapped = {line.split()[-1] for line in open("/proc/self/maps") if line.rstrip().endswith("libtorch_cpu.so")}
     assert len(mapped) == 1, mapped
+
+
+def test_children_train_on_the_runs_workers(tmp_path, tiny_npz, nas_host_bin):
+    env = nas_host.NasEnv(dataset=str(tiny_npz), store=tmp_path / "nas.sqlite", device="cpu",
+                          train={"epochs": 1}, parallel={"workers": 1}, nas_host_bin=nas_host_bin)
+    env.reset()
+    for a in actions_for(env, "conv(10,3)"):
+        _, reward, terminated, _, info = env.step(a)
+    env.close()
+    assert terminated and info["episode"]["failure"] is None
+    log = (tmp_path / "worker-logs" / "worker-0.log").read_text()
+    assert "training conv(10,3)" in log, log
