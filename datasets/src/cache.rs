@@ -141,6 +141,73 @@ pub(crate) fn read(dir: &Path, key: &str, with_data: bool) -> Result<Option<(Dat
     })
 }
 
+/// The header for a cache file of `data`.
+fn header_for(key: &str, root: &Path, options: &str, report: &DatasetReport, data: &Decoded) -> Header {
+    let mut report = report.clone();
+    report.cache_file = None;
+    report.from_cache = false;
+    Header {
+        key: key.to_string(),
+        source: canonical(root),
+        options: options.to_string(),
+        classes: data.classes.clone(),
+        channels: data.channels,
+        height: data.height,
+        width: data.width,
+        train: data.train.len(),
+        test: data.test.len(),
+        val: data.val.as_ref().map(Split::len),
+        report,
+    }
+}
+
+/// The splits in the file's order.
+fn splits(data: &Decoded) -> impl Iterator<Item = &Split> {
+    [Some(&data.train), Some(&data.test), data.val.as_ref()]
+        .into_iter()
+        .flatten()
+}
+
+/// The prefix: magic, version and the header's length (`header_len`, at least the JSON's; the
+/// JSON is padded with spaces, which the reader's JSON parser skips).
+fn prefix(json: &[u8], header_len: usize) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(PREFIX_LEN + header_len);
+    prefix.extend_from_slice(MAGIC);
+    prefix.extend_from_slice(&VERSION.to_le_bytes());
+    prefix.extend_from_slice(&(header_len as u64).to_le_bytes());
+    prefix.extend_from_slice(json);
+    prefix.resize(PREFIX_LEN + header_len, b' ');
+    prefix
+}
+
+/// Writes the whole file from the start: prefix, header and data; returns the header's length.
+fn write_whole(file: &mut File, header: &Header, data: &Decoded) -> std::io::Result<usize> {
+    use std::io::{Seek, SeekFrom};
+    let json = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&prefix(&json, json.len()))?;
+    for split in splits(data) {
+        file.write_all(&split.images)?;
+        file.write_all(&split.labels)?;
+    }
+    Ok(json.len())
+}
+
+fn temp_for(path: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    path.with_file_name(format!(
+        ".{}.tmp-{}-{nanos}",
+        path.file_name().expect("a file name").to_string_lossy(),
+        std::process::id()
+    ))
+}
+
+/// The fingerprint's placeholder: as long as the real one (64 hex digits).
+const PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 /// Writes the cache file for `key` atomically and removes older cache files of the same folder;
 /// returns the content fingerprint (`fingerprint()`, which goes into the header's report) and
 /// the file's path.
@@ -159,112 +226,161 @@ pub(crate) fn write(
     data: &Decoded,
     fingerprint: impl FnOnce() -> String + Send,
 ) -> (String, std::io::Result<PathBuf>) {
+    let path = file_for(dir, key);
+    let tmp = temp_for(&path);
+    let mut header = header_for(key, root, options, report, data);
+    header.report.fingerprint = Some(PLACEHOLDER.to_string());
+    finish(
+        &path,
+        &tmp,
+        header,
+        fingerprint,
+        |header| {
+            std::fs::create_dir_all(dir)?;
+            let mut file = File::create(&tmp)?;
+            let header_len = write_whole(&mut file, header, data)?;
+            file.sync_data()?;
+            Ok((file, header_len))
+        },
+        data,
+    )
+}
+
+/// Runs `start` (which writes the temp file with a placeholder header of `header_len` bytes and
+/// syncs it) while `fingerprint` is computed on another thread; then writes the real header over
+/// the placeholder (or the whole file again when it does not fit), syncs, renames the temp file
+/// into place and removes stale cache files. On an error the temp file is removed.
+fn finish(
+    path: &Path,
+    tmp: &Path,
+    mut header: Header,
+    fingerprint: impl FnOnce() -> String + Send,
+    start: impl FnOnce(&Header) -> std::io::Result<(File, usize)>,
+    data: &Decoded,
+) -> (String, std::io::Result<PathBuf>) {
     std::thread::scope(|s| {
         let fingerprint = s.spawn(fingerprint);
-        let written = write_with(dir, key, root, options, report, data, || {
-            fingerprint.join().expect("the fingerprint thread does not panic")
+        let started = start(&header);
+        let value = fingerprint.join().expect("the fingerprint thread does not panic");
+        header.report.fingerprint = Some(value.clone());
+        let written = started.and_then(|(mut file, header_len)| {
+            let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+            if json.len() <= header_len {
+                use std::io::{Seek, SeekFrom};
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(&prefix(&json, header_len))?;
+            } else {
+                write_whole(&mut file, &header, data)?;
+            }
+            file.sync_all()?;
+            std::fs::rename(tmp, path)
         });
         match written {
-            Ok((fingerprint, path)) => (fingerprint, Ok(path)),
-            Err((fingerprint, e)) => (fingerprint, Err(e)),
+            Ok(()) => {
+                remove_stale(path.parent().expect("a folder"), path, &header.source, &header.options);
+                (value, Ok(path.to_path_buf()))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp);
+                (value, Err(e))
+            }
         }
     })
 }
 
-/// The fingerprint's placeholder: as long as the real one (64 hex digits).
-const PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// A cache file written while the images are decoded (`folder::decode::decode_splits`): a temp
+/// file with room for the header at the start, the images written at their places as they are
+/// decoded, then [`Stream::finish`] writes the labels and the header, syncs and renames it into
+/// place. As with [`write`], there is no cache file under the key until it is complete and
+/// synced; a crash leaves only the temp file.
+pub(crate) struct Stream {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: File,
+    /// Bytes kept for the header: twice the report's and class names' JSON, and 8 KiB more
+    /// (the header is the report after the decode, which adds little).
+    reserved: usize,
+}
 
-type Written = Result<(String, PathBuf), (String, std::io::Error)>;
-
-fn write_with(
-    dir: &Path,
-    key: &str,
-    root: &Path,
-    options: &str,
-    report: &DatasetReport,
-    data: &Decoded,
-    fingerprint: impl FnOnce() -> String,
-) -> Written {
-    // Taken once: in the middle of the write, or after it when it failed before that.
-    let mut fingerprint = Some(fingerprint);
-    let mut fingerprint_value: Option<String> = None;
-    let path = file_for(dir, key);
-    let mut report = report.clone();
-    report.cache_file = None;
-    report.from_cache = false;
-    report.fingerprint = Some(PLACEHOLDER.to_string());
-    let mut header = Header {
-        key: key.to_string(),
-        source: canonical(root),
-        options: options.to_string(),
-        classes: data.classes.clone(),
-        channels: data.channels,
-        height: data.height,
-        width: data.width,
-        train: data.train.len(),
-        test: data.test.len(),
-        val: data.val.as_ref().map(Split::len),
-        report,
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{nanos}",
-        path.file_name().expect("a file name").to_string_lossy(),
-        std::process::id()
-    ));
-    let write_all = |file: &mut File, header: &Header| -> std::io::Result<usize> {
-        let json = serde_json::to_vec(header).map_err(std::io::Error::other)?;
-        let mut prefix = Vec::with_capacity(PREFIX_LEN + json.len());
-        prefix.extend_from_slice(MAGIC);
-        prefix.extend_from_slice(&VERSION.to_le_bytes());
-        prefix.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        prefix.extend_from_slice(&json);
-        file.write_all(&prefix)?;
-        for split in [Some(&data.train), Some(&data.test), data.val.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            file.write_all(&split.images)?;
-            file.write_all(&split.labels)?;
-        }
-        Ok(json.len())
-    };
-    let written = (|| -> std::io::Result<()> {
+impl Stream {
+    pub fn start(dir: &Path, key: &str, report: &DatasetReport, classes: &[String]) -> std::io::Result<Stream> {
         std::fs::create_dir_all(dir)?;
-        let mut file = File::create(&tmp)?;
-        let placeholder_len = write_all(&mut file, &header)?;
-        file.sync_data()?;
-        let value = (fingerprint.take().expect("taken once"))();
-        fingerprint_value = Some(value.clone());
-        header.report.fingerprint = Some(value);
-        let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-        if json.len() == placeholder_len {
-            use std::io::{Seek, SeekFrom};
-            file.seek(SeekFrom::Start(PREFIX_LEN as u64))?;
-            file.write_all(&json)?;
-        } else {
-            // Not a 64-digit fingerprint (never so far): the whole file again.
-            use std::io::{Seek, SeekFrom};
-            file.set_len(0)?;
-            file.seek(SeekFrom::Start(0))?;
-            write_all(&mut file, &header)?;
-        }
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    let fingerprint = match (fingerprint_value, fingerprint) {
-        (Some(value), _) => value,
-        (None, Some(f)) => f(),
-        (None, None) => unreachable!("the fingerprint is taken only with its value kept"),
-    };
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err((fingerprint, e));
+        let path = file_for(dir, key);
+        let tmp = temp_for(&path);
+        let file = File::create(&tmp)?;
+        let estimate = serde_json::to_vec(report).map_err(std::io::Error::other)?.len()
+            + serde_json::to_vec(classes).map_err(std::io::Error::other)?.len();
+        Ok(Stream {
+            path,
+            tmp,
+            file,
+            reserved: 2 * estimate + 8192,
+        })
     }
-    remove_stale(dir, &path, &header.source, &header.options);
-    Ok((fingerprint, path))
+
+    /// Where the data starts in the file.
+    pub fn data_start(&self) -> u64 {
+        (PREFIX_LEN + self.reserved) as u64
+    }
+
+    /// Writes `bytes` at `offset` (one thread at a time).
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
+    }
+
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Removes the temp file (the images were not all written in place).
+    pub fn abandon(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+
+    /// Completes the file for `data`, whose images are in place: as [`write`] from there.
+    pub fn finish(
+        self,
+        key: &str,
+        root: &Path,
+        options: &str,
+        report: &DatasetReport,
+        data: &Decoded,
+        fingerprint: impl FnOnce() -> String + Send,
+    ) -> (String, std::io::Result<PathBuf>) {
+        let Stream {
+            path,
+            tmp,
+            file,
+            reserved,
+        } = self;
+        let data_start = (PREFIX_LEN + reserved) as u64;
+        let header = header_for(key, root, options, report, data);
+        finish(
+            &path,
+            &tmp,
+            header,
+            fingerprint,
+            |_| {
+                let mut offset = data_start;
+                let mut at = &file;
+                for split in splits(data) {
+                    use std::io::{Seek, SeekFrom};
+                    offset += split.images.len() as u64;
+                    at.seek(SeekFrom::Start(offset))?;
+                    at.write_all(&split.labels)?;
+                    offset += split.labels.len() as u64;
+                }
+                file.set_len(offset)?;
+                file.sync_data()?;
+                Ok((file, reserved))
+            },
+            data,
+        )
+    }
 }
 
 /// Removes the other cache files of the same folder and options (made from files since
@@ -291,7 +407,7 @@ mod tests {
     use super::*;
     use crate::report::Layout;
 
-    fn report() -> DatasetReport {
+    pub(super) fn report() -> DatasetReport {
         DatasetReport {
             source: "here".into(),
             layout: Layout::ClassFolders,
@@ -318,7 +434,7 @@ mod tests {
         }
     }
 
-    fn decoded() -> Decoded {
+    pub(super) fn decoded() -> Decoded {
         Decoded {
             classes: vec!["a".into(), "b".into()],
             channels: 1,
@@ -372,5 +488,75 @@ mod tests {
         written.expect("written");
         let (report, _) = read(dir.path(), &key, false).expect("readable").expect("a hit");
         assert_eq!(report.fingerprint.as_deref(), Some("short"));
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::tests::{decoded, report};
+    use super::*;
+
+    /// Images streamed in place while "decoding", then finished: the file reads back as the
+    /// data; before `finish` (a crash mid-decode) there is no cache file under the key.
+    #[test]
+    fn a_streamed_file_reads_back_and_is_absent_until_finished() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let key = "s".repeat(64);
+        let data = decoded();
+        let stream = Stream::start(dir.path(), &key, &report(), &data.classes).expect("started");
+        let mut offset = stream.data_start();
+        for split in splits(&data) {
+            // In two steps, the second first (the order does not matter).
+            let half = split.images.len() / 2;
+            stream
+                .write_at(offset + half as u64, &split.images[half..])
+                .expect("written");
+            stream.write_at(offset, &split.images[..half]).expect("written");
+            stream.sync().expect("synced");
+            offset += (split.images.len() + split.labels.len()) as u64;
+        }
+        assert!(matches!(read(dir.path(), &key, true), Ok(None)));
+        let (fingerprint, written) = stream.finish(&key, dir.path(), "opts", &report(), &data, || "e".repeat(64));
+        assert_eq!(fingerprint, "e".repeat(64));
+        let path = written.expect("written");
+        let (report, back) = read(dir.path(), &key, true).expect("readable").expect("a hit");
+        assert_eq!(report.cache_file, Some(path));
+        assert_eq!(report.fingerprint, Some("e".repeat(64)));
+        let back = back.expect("data");
+        assert_eq!((back.train, back.test), (data.train, data.test));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("listed").count(), 1);
+    }
+
+    #[test]
+    fn an_abandoned_stream_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let key = "a".repeat(64);
+        let stream = Stream::start(dir.path(), &key, &report(), &[]).expect("started");
+        stream.write_at(stream.data_start(), &[1, 2, 3]).expect("written");
+        stream.abandon();
+        assert!(matches!(read(dir.path(), &key, true), Ok(None)));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("listed").count(), 0);
+    }
+
+    /// A header longer than the room kept for it: the whole file is written again.
+    #[test]
+    fn a_header_too_long_for_its_room_rewrites_the_file() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let key = "l".repeat(64);
+        let data = decoded();
+        let stream = Stream::start(dir.path(), &key, &report(), &[]).expect("started");
+        let mut offset = stream.data_start();
+        for split in splits(&data) {
+            stream.write_at(offset, &split.images).expect("written");
+            offset += (split.images.len() + split.labels.len()) as u64;
+        }
+        let mut long = report();
+        long.notes = vec!["n".repeat(100_000)];
+        let (_, written) = stream.finish(&key, dir.path(), "opts", &long, &data, || "e".repeat(64));
+        written.expect("written");
+        let (back_report, back) = read(dir.path(), &key, true).expect("readable").expect("a hit");
+        assert_eq!(back_report.notes, long.notes);
+        let back = back.expect("data");
+        assert_eq!((back.train, back.test), (data.train, data.test));
     }
 }

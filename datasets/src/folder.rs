@@ -7,9 +7,10 @@
 //! and the report says which.
 //!
 //! A load goes: scan the folders (names, sizes, mtimes) → look for the cache file keyed by that
-//! listing and the options → on a miss, read every image's header (in parallel) to choose the
-//! shape and check the memory, then decode every image (in parallel) straight into its place in
-//! the split's NCHW buffer, then write the cache (temp file + rename).
+//! listing and the options → on a miss, read every image file (in parallel) and its header to
+//! choose the shape and check the memory, then decode every image from those bytes (in parallel)
+//! straight into its place in the split's NCHW buffer while another thread writes the decoded
+//! steps to the cache's temp file, then the labels, header and fingerprint, and rename it.
 //!
 //! The parts: `options` (the `[dataset]` options and image extensions), `scan` (the folder
 //! layout, opening no image), `decode` (image headers and pixels, in parallel) and `checks`
@@ -313,11 +314,25 @@ pub(crate) fn run(
 
     // Decode every readable image into its place, in parallel.
     let readable: Vec<(&Entry, Kept)> = good.iter().map(|(e, _)| *e).zip(good_bytes).collect();
+    // The cache file is written while the images are decoded when it will be written at all
+    // (nothing stops the load so far); see `decode_splits`.
+    let stream = cache_dir
+        .filter(|_| report.problems.is_empty())
+        .and_then(|dir| cache::Stream::start(dir, &key, &report, &scan.classes).ok());
     let DecodedSplits {
         splits: out_splits,
         resized,
         bad: decode_bad,
-    } = decode_splits(root, readable, channels, (height, width));
+        streamed,
+    } = decode_splits(root, readable, channels, (height, width), stream.as_ref());
+    let stream = match stream {
+        Some(stream) if streamed => Some(stream),
+        Some(stream) => {
+            stream.abandon();
+            None
+        }
+        None => None,
+    };
     timings.phase("decode");
     report.resized = resized;
     if !decode_bad.is_empty() {
@@ -376,7 +391,10 @@ pub(crate) fn run(
         )
     };
     if let (Some(dir), true) = (cache_dir, report.problems.is_empty()) {
-        let (fingerprint, written) = cache::write(dir, &key, root, &options.key_text(), &report, &decoded, fingerprint);
+        let (fingerprint, written) = match stream {
+            Some(stream) => stream.finish(&key, root, &options.key_text(), &report, &decoded, fingerprint),
+            None => cache::write(dir, &key, root, &options.key_text(), &report, &decoded, fingerprint),
+        };
         report.fingerprint = Some(fingerprint);
         match written {
             Ok(file) => report.cache_file = Some(file),
@@ -387,6 +405,9 @@ pub(crate) fn run(
         }
         timings.phase("fingerprint + cache write");
     } else {
+        if let Some(stream) = stream {
+            stream.abandon();
+        }
         report.fingerprint = Some(fingerprint());
         timings.phase("fingerprint");
     }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::folder::options::{extension, RESIZE_FILTER, UNSUPPORTED_IMAGE_EXTENSIONS};
 use crate::folder::scan::{Entry, Part};
-use crate::Split;
+use crate::{cache, Split};
 
 /// An image's stored colour type, simplified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -270,49 +270,127 @@ pub(crate) struct DecodedSplits<'a> {
     pub resized: usize,
     /// Entries whose header read but whose image does not decode (a truncated JPEG), with why.
     pub bad: Vec<(String, String)>,
+    /// Whether every image is in the stream's temp file at its place.
+    pub streamed: bool,
 }
+
+/// One split's work: its entries, their kept bytes, its buffer and each entry's result.
+struct Work<'a> {
+    part: Part,
+    entries: Vec<&'a Entry>,
+    kept: Vec<Kept>,
+    images: Vec<u8>,
+    results: Vec<Result<bool, String>>,
+}
+
+/// Images decoded per step of the streamed cache write: about 16 MiB of pixels.
+const CHUNK_BYTES: usize = 16 << 20;
 
 /// Decodes every entry (files under `root`) into its place in its split's NCHW buffer, in
 /// parallel, converted to `channels` and resized to (h, w); entries that fail are left out of
 /// the split and listed in `bad`. An entry's bytes are those read for its header when they were
 /// kept (each is dropped once decoded), else the file is read again.
+///
+/// With a `stream`, the images are decoded in steps of ~16 MiB and each step is written to the
+/// cache's temp file (and synced) by another thread while the next is decoded, at the place the
+/// cache layout gives it, so that the write and its sync overlap the decode instead of following
+/// it. The stream is only good when no image failed (`DecodedSplits::streamed`): a failure
+/// moves the images after it.
 pub(crate) fn decode_splits<'a>(
     root: &Path,
     readable: Vec<(&'a Entry, Kept)>,
     channels: usize,
     (height, width): (u32, u32),
+    stream: Option<&cache::Stream>,
 ) -> DecodedSplits<'a> {
     let image_len = channels * height as usize * width as usize;
-    let mut by_part: Vec<(Part, Vec<&Entry>, Vec<Kept>)> = [Part::Train, Part::Test, Part::Val]
+    let mut works: Vec<Work> = [Part::Train, Part::Test, Part::Val]
         .into_iter()
-        .map(|part| (part, Vec::new(), Vec::new()))
+        .map(|part| Work {
+            part,
+            entries: Vec::new(),
+            kept: Vec::new(),
+            images: Vec::new(),
+            results: Vec::new(),
+        })
         .collect();
     for (e, bytes) in readable {
-        let (_, entries, kept_bytes) = by_part.iter_mut().find(|(p, _, _)| *p == e.part).expect("a part");
-        entries.push(e);
-        kept_bytes.push(bytes);
+        let w = works.iter_mut().find(|w| w.part == e.part).expect("a part");
+        w.entries.push(e);
+        w.kept.push(bytes);
     }
+    works.retain(|w| w.part != Part::Val || !w.entries.is_empty());
+    for w in &mut works {
+        w.images = vec![0u8; w.entries.len() * image_len];
+    }
+    let decode_one = |out: &mut [u8], e: &Entry, bytes: Kept| {
+        let path = root.join(&e.rel);
+        let bytes = match bytes {
+            Some(b) => b,
+            None => read_image_file(&path)?,
+        };
+        decode_into(&path, &bytes, channels, (height, width), out)
+    };
+    let step = match stream {
+        Some(_) => (CHUNK_BYTES / image_len.max(1)).max(1),
+        None => usize::MAX,
+    };
+    let streamed = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, &[u8])>();
+        let writer = stream.map(|stream| {
+            s.spawn(move || -> std::io::Result<()> {
+                for (offset, bytes) in rx {
+                    stream.write_at(offset, bytes)?;
+                    stream.sync()?;
+                }
+                Ok(())
+            })
+        });
+        let mut offset = stream.map_or(0, cache::Stream::data_start);
+        for Work {
+            entries,
+            kept,
+            images,
+            results,
+            ..
+        } in works.iter_mut()
+        {
+            let mut kept = std::mem::take(kept).into_iter();
+            for (out, es) in images
+                .chunks_mut((step.saturating_mul(image_len)).max(1))
+                .zip(entries.chunks(step))
+            {
+                let bytes: Vec<Kept> = kept.by_ref().take(es.len()).collect();
+                let step_results: Vec<Result<bool, String>> = out
+                    .par_chunks_mut(image_len.max(1))
+                    .zip(es.par_iter())
+                    .zip(bytes.into_par_iter())
+                    .map(|((out, e), bytes)| decode_one(out, e, bytes))
+                    .collect();
+                results.extend(step_results);
+                let out: &[u8] = out;
+                if writer.is_some() {
+                    // A send fails only when the writer stopped on an error, which join reports.
+                    let _ = tx.send((offset, out));
+                }
+                offset += out.len() as u64;
+            }
+            offset += entries.len() as u64; // the labels, written at the end
+        }
+        drop(tx);
+        writer.is_some_and(|w| w.join().expect("the cache writer does not panic").is_ok())
+    });
     let mut resized = 0;
     let mut decode_bad: Vec<(String, String)> = Vec::new();
     let mut out_splits: Vec<(Part, Split, Vec<&Entry>)> = Vec::new();
-    for (part, entries, kept_bytes) in by_part {
-        if part == Part::Val && entries.is_empty() {
-            continue;
-        }
-        let mut images = vec![0u8; entries.len() * image_len];
-        let results: Vec<Result<bool, String>> = images
-            .par_chunks_mut(image_len.max(1))
-            .zip(entries.par_iter())
-            .zip(kept_bytes.into_par_iter())
-            .map(|((out, e), bytes)| {
-                let path = root.join(&e.rel);
-                let bytes = match bytes {
-                    Some(b) => b,
-                    None => read_image_file(&path)?,
-                };
-                decode_into(&path, &bytes, channels, (height, width), out)
-            })
-            .collect();
+    for Work {
+        part,
+        entries,
+        mut images,
+        results,
+        ..
+    } in works
+    {
         let mut labels = Vec::with_capacity(entries.len());
         let mut kept = Vec::with_capacity(entries.len());
         let mut write = 0;
@@ -336,6 +414,7 @@ pub(crate) fn decode_splits<'a>(
     DecodedSplits {
         splits: out_splits,
         resized,
+        streamed: streamed && decode_bad.is_empty(),
         bad: decode_bad,
     }
 }
