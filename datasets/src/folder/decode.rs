@@ -200,9 +200,11 @@ fn decode_jpeg_rgb(bytes: &[u8], (h, w): (u32, u32), out: &mut [u8]) -> Option<(
     let (dw, dh) = decoder.dimensions()?;
     // `image` keeps RGBA and grey as they are and converts every other colour space to RGB.
     let colour = decoder.input_colorspace()?;
+    // Over `image`'s default allocation limit (512 MiB) the general path fails as it did.
     if (dh, dw) != (h as usize, w as usize)
         || matches!(colour, ColorSpace::RGBA | ColorSpace::Luma | ColorSpace::LumaA)
         || decoder.output_buffer_size()? != out.len()
+        || out.len() > 512 << 20
     {
         return None;
     }
