@@ -141,8 +141,9 @@ pub(crate) fn run(
 
     // Every image's header, in parallel. Each file is read whole, and its bytes kept for the
     // decode when all the files fit in KEEP_BYTES_MAX (and a quarter of the memory), so that
-    // each is read once: on the CIFAR-10 JPEGs this and the header read from the frame marker
-    // took the headers phase from ~1.3 s to ~0.4 s and the decode's file reads away.
+    // each is read once: on the CIFAR-10 JPEGs (2 cores, load ~3) this and the header read from
+    // the frame marker took the headers phase from ~1.3 s to ~0.5 s, and the decode's two
+    // opens per file away (BENCHMARKS.md, "Own images").
     let total_bytes: u64 = scan.entries.iter().map(|e| e.size).sum();
     let keep = total_bytes <= KEEP_BYTES_MAX && memory_available.is_none_or(|a| total_bytes <= a / 4);
     let probes: Vec<Result<(Probe, Kept), String>> = scan
