@@ -7,9 +7,10 @@
 //! and the report says which.
 //!
 //! A load goes: scan the folders (names, sizes, mtimes) → look for the cache file keyed by that
-//! listing and the options → on a miss, read every image's header (in parallel) to choose the
-//! shape and check the memory, then decode every image (in parallel) straight into its place in
-//! the split's NCHW buffer, then write the cache (temp file + rename).
+//! listing and the options → on a miss, read every image file (in parallel) and its header to
+//! choose the shape and check the memory, then decode every image from those bytes (in parallel)
+//! straight into its place in the split's NCHW buffer while another thread writes the decoded
+//! steps to the cache's temp file, then the labels, header and fingerprint, and rename it.
 //!
 //! The parts: `options` (the `[dataset]` options and image extensions), `scan` (the folder
 //! layout, opening no image), `decode` (image headers and pixels, in parallel) and `checks`
@@ -33,13 +34,33 @@ use crate::{DataError, Split};
 
 pub(crate) use checks::count_problems;
 pub(crate) use decode::write_planar;
-use decode::{decode_splits, probe, Colour, DecodedSplits, Probe};
+use decode::{decode_splits, probe, read_image_file, Colour, DecodedSplits, Kept, Probe};
 pub(crate) use options::RESIZE_FILTER_NAME;
 pub use options::{FolderOptions, IMAGE_EXTENSIONS};
 use scan::{scan, Entry, Part};
 
 /// How many bad or ignored files a report lists by name.
 const EXAMPLES: usize = 10;
+
+/// The most image-file bytes kept in memory between the header read and the decode.
+const KEEP_BYTES_MAX: u64 = 1 << 30;
+
+/// Each phase's seconds on stderr when `NAS_DATASETS_TIMINGS` is set (for profiling the first
+/// decode; `decode_bench` documents it).
+struct Timings(Option<Instant>);
+
+impl Timings {
+    fn new() -> Timings {
+        Timings(std::env::var_os("NAS_DATASETS_TIMINGS").map(|_| Instant::now()))
+    }
+
+    fn phase(&mut self, name: &str) {
+        if let Some(t) = &mut self.0 {
+            eprintln!("phase {name:<12} {:.3} s", t.elapsed().as_secs_f64());
+            *t = Instant::now();
+        }
+    }
+}
 
 fn counts(classes: &[String], entries: &[&Entry]) -> Vec<ClassCount> {
     let mut out: Vec<ClassCount> = classes
@@ -88,8 +109,10 @@ pub(crate) fn run(
     mode: Mode,
 ) -> Result<Outcome, DataError> {
     let started = Instant::now();
+    let mut timings = Timings::new();
     let scan = scan(root, options)?;
     let key = scan.key(options);
+    timings.phase("scan");
     let mut cache_note = None;
     let memory_available = options.memory_limit.or_else(crate::memory::available_memory);
 
@@ -113,15 +136,36 @@ pub(crate) fn run(
             Ok(None) => {}
             Err(reason) => cache_note = Some(reason),
         }
+        timings.phase("cache look");
     }
 
-    // Every image's header, in parallel.
-    let probes: Vec<Result<Probe, String>> = scan.entries.par_iter().map(|e| probe(&scan.path(e))).collect();
+    // Every image's header, in parallel. Each file is read whole, and its bytes kept for the
+    // decode when all the files fit in KEEP_BYTES_MAX (and a quarter of the memory), so that
+    // each is read once: on the CIFAR-10 JPEGs (2 cores, load ~3) this and the header read from
+    // the frame marker took the headers phase from ~1.3 s to ~0.5 s, and the decode's two
+    // opens per file away (BENCHMARKS.md, "Own images").
+    let total_bytes: u64 = scan.entries.iter().map(|e| e.size).sum();
+    let keep = total_bytes <= KEEP_BYTES_MAX && memory_available.is_none_or(|a| total_bytes <= a / 4);
+    let probes: Vec<Result<(Probe, Kept), String>> = scan
+        .entries
+        .par_iter()
+        .map(|e| {
+            let path = scan.path(e);
+            let bytes = read_image_file(&path)?;
+            let p = probe(&path, &bytes)?;
+            Ok((p, keep.then_some(bytes)))
+        })
+        .collect();
+    timings.phase("headers");
     let mut bad: Vec<(String, String)> = Vec::new();
     let mut good: Vec<(&Entry, Probe)> = Vec::new();
+    let mut good_bytes: Vec<Kept> = Vec::new();
     for (e, p) in scan.entries.iter().zip(probes) {
         match p {
-            Ok(p) => good.push((e, p)),
+            Ok((p, bytes)) => {
+                good.push((e, p));
+                good_bytes.push(bytes);
+            }
             Err(why) => bad.push((e.rel.clone(), why)),
         }
     }
@@ -270,12 +314,27 @@ pub(crate) fn run(
     }
 
     // Decode every readable image into its place, in parallel.
-    let readable: Vec<&Entry> = good.iter().map(|(e, _)| *e).collect();
+    let readable: Vec<(&Entry, Kept)> = good.iter().map(|(e, _)| *e).zip(good_bytes).collect();
+    // The cache file is written while the images are decoded when it will be written at all
+    // (nothing stops the load so far); see `decode_splits`.
+    let stream = cache_dir
+        .filter(|_| report.problems.is_empty())
+        .and_then(|dir| cache::Stream::start(dir, &key, &report, &scan.classes).ok());
     let DecodedSplits {
         splits: out_splits,
         resized,
         bad: decode_bad,
-    } = decode_splits(root, &readable, channels, (height, width));
+        streamed,
+    } = decode_splits(root, readable, channels, (height, width), stream.as_ref());
+    let stream = match stream {
+        Some(stream) if streamed => Some(stream),
+        Some(stream) => {
+            stream.abandon();
+            None
+        }
+        None => None,
+    };
+    timings.phase("decode");
     report.resized = resized;
     if !decode_bad.is_empty() {
         // Headers that read but images that do not decode (a truncated JPEG).
@@ -322,22 +381,36 @@ pub(crate) fn run(
             Part::Val => decoded.val = Some(split),
         }
     }
-    report.fingerprint = Some(crate::fingerprint_of(
-        &crate::DataRef::Path(root.to_path_buf()),
-        &decoded.classes,
-        decoded.classes.len(),
-        (decoded.channels, decoded.height, decoded.width),
-        &decoded.train,
-        &decoded.test,
-    ));
+    let fingerprint = || {
+        crate::fingerprint_of(
+            &crate::DataRef::Path(root.to_path_buf()),
+            &decoded.classes,
+            decoded.classes.len(),
+            (decoded.channels, decoded.height, decoded.width),
+            &decoded.train,
+            &decoded.test,
+        )
+    };
     if let (Some(dir), true) = (cache_dir, report.problems.is_empty()) {
-        match cache::write(dir, &key, root, &options.key_text(), &report, &decoded) {
+        let (fingerprint, written) = match stream {
+            Some(stream) => stream.finish(&key, root, &options.key_text(), &report, &decoded, fingerprint),
+            None => cache::write(dir, &key, root, &options.key_text(), &report, &decoded, fingerprint),
+        };
+        report.fingerprint = Some(fingerprint);
+        match written {
             Ok(file) => report.cache_file = Some(file),
             Err(e) => report.notes.push(format!(
                 "could not write the decode cache in {} ({e}); the images will be decoded again next time",
                 dir.display()
             )),
         }
+        timings.phase("fingerprint + cache write");
+    } else {
+        if let Some(stream) = stream {
+            stream.abandon();
+        }
+        report.fingerprint = Some(fingerprint());
+        timings.phase("fingerprint");
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(Outcome {

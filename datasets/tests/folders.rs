@@ -227,6 +227,31 @@ fn a_truncated_jpeg_is_an_error_naming_it_or_skipped_and_reported() {
     assert!(text.contains("broken.jpg"), "{text}");
 }
 
+/// A bad image found while decoding stops the cache file written during the decode (the images
+/// after it move up); the cache is then written whole, and reads back the same.
+#[test]
+fn a_bad_image_found_while_decoding_with_a_cache_still_caches_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    class_folders(dir.path(), &[("a", 6), ("b", 6)], true, (32, 32));
+    truncated_jpeg(dir.path());
+    let skipping = FolderOptions {
+        skip_bad_images: true,
+        ..opts()
+    };
+    let first = load(dir.path(), &skipping, Some(cache.path()));
+    assert!(!first.report.from_cache);
+    assert_eq!(first.report.bad_images, 1);
+    let second = load(dir.path(), &skipping, Some(cache.path()));
+    assert!(second.report.from_cache);
+    assert_eq!(second.report.bad_images, 1);
+    assert_eq!(second.dataset.train, first.dataset.train);
+    assert_eq!(second.dataset.test, first.dataset.test);
+    assert_eq!(second.report.fingerprint, Some(first.dataset.fingerprint()));
+    // Only the cache file: no temp file left behind.
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+}
+
 #[test]
 fn a_text_file_named_png_is_a_bad_image() {
     let dir = tempfile::tempdir().unwrap();
