@@ -13,6 +13,7 @@ fn a_new_result_is_a_new_row(store: &Store) {
     // A surrogate's prediction stays marked as one through the store (#24).
     let predicted = nas_core::record::Outcome {
         predicted: true,
+        cost: None,
         ..outcome(0.7)
     };
     let id = store.insert_evaluation(&evaluation("p", &predicted, None)).unwrap();
