@@ -73,6 +73,14 @@ pub(super) fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     for note in nas_outputs::report::table_notes(&store, &runs)? {
         println!("{note}\n");
     }
+    // The accuracy–cost trade-off of every run's children together (plots with --plots).
+    let pareto = match &args.plots {
+        Some(dir) => nas_outputs::pareto::write_pareto(&store, &runs, dir, &format!("runs {runs:?}"), "accuracy")?,
+        None => nas_outputs::pareto::Pareto::of(nas_outputs::pareto::cost_points(&store, &runs)?),
+    };
+    if !pareto.points.is_empty() {
+        println!("{}", pareto.to_markdown("accuracy"));
+    }
     let anytime = nas_outputs::anytime::Anytime::of(&store, &runs)?;
     let agents = anytime.to_markdown();
     println!("{agents}");
