@@ -30,6 +30,7 @@ fn latency(ms: f64) -> Latency {
         device: "cpu".into(),
         batch: 1,
         runs: 30,
+        threads: 1,
         median_ms: ms,
         p90_ms: ms * 1.1,
         min_ms: ms * 0.9,
@@ -156,7 +157,7 @@ fn figures_are_stored_and_served_to_plugins() {
         let planned = structural_cost(&arch, info.image_shape(), info.num_classes());
         assert_eq!((cost.mult_adds, cost.activation_bytes), (planned.mult_adds, planned.activation_bytes));
         let l = cost.latency.expect("the latency is measured");
-        assert_eq!((l.device.as_str(), l.batch, l.runs), ("cpu", 1, 5));
+        assert_eq!((l.device.as_str(), l.batch, l.runs, l.threads), ("cpu", 1, 5, 1));
         assert!(l.median_ms > 0.0 && l.p90_ms >= l.median_ms && l.min_ms <= l.median_ms, "{l:?}");
         let t = l.throughput.expect("the throughput batch is timed");
         assert!(t.batch == 8 && t.per_second > 0.0);

@@ -159,6 +159,7 @@ fn the_python_reward_shaper_shapes_through_the_sandbox() {
         device: "cpu".into(),
         batch: 1,
         runs: 30,
+        threads: 1,
         median_ms: 0.2,
         p90_ms: 0.3,
         min_ms: 0.1,

@@ -23,6 +23,10 @@ pub struct CostConfig {
     pub warmup: usize,
     /// A second, larger batch timed for throughput (inputs per second); 0 skips it.
     pub throughput_batch: usize,
+    /// libtorch threads while timing (0: as the run trains). One by default: on a shared or
+    /// oversubscribed machine a multi-threaded batch-1 pass waits for descheduled threads at
+    /// every layer, which turned a 1 ms child into 36 ms here (BENCHMARKS.md).
+    pub threads: usize,
     /// Per-layer latencies measured on the deployment target (`nas-host cost measure-layers`),
     /// summed per architecture in place of a measurement on this machine.
     pub latency_table: Option<PathBuf>,
@@ -36,6 +40,7 @@ impl Default for CostConfig {
             runs: 30,
             warmup: 5,
             throughput_batch: 0,
+            threads: 1,
             latency_table: None,
         }
     }

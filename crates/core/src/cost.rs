@@ -115,6 +115,7 @@ impl LatencyTable {
             device: format!("table:{name}"),
             batch: self.batch,
             runs: 0,
+            threads: 0,
             median_ms: total,
             p90_ms: total,
             min_ms: total,
@@ -229,8 +230,9 @@ mod tests {
         let arch: Architecture = "conv(10,5) pool(2,2) fc(64)".parse().unwrap();
         let cost = structural_cost(&arch, (1, 28, 28), 3);
         assert_eq!(cost.mult_adds, 25 * 10 * 24 * 24 + 1440 * 64 + 64 * 3);
-        // The conv reads 784 floats and writes 5760: the largest input + output.
-        assert_eq!(cost.activation_bytes, (784 + 5760) * 4);
+        // The conv reads 784 floats and writes 5760; the pool reads those 5760 and writes 1440:
+        // the largest input + output.
+        assert_eq!(cost.activation_bytes, (5760 + 1440) * 4);
         assert!(cost.latency.is_none());
     }
 

@@ -58,6 +58,9 @@ pub struct Latency {
     pub batch: usize,
     /// Timed runs (after warm-up); 0 for a table's sum.
     pub runs: usize,
+    /// libtorch threads the runs used (0: unknown, or a table's sum).
+    #[serde(default)]
+    pub threads: usize,
     /// Median milliseconds per forward pass of `batch` inputs.
     pub median_ms: f64,
     /// 90th percentile (p90 ≥ median): the spread on a shared machine.

@@ -123,9 +123,26 @@ impl CostMeter {
     }
 }
 
-/// libtorch's intra-op threads for the timings that follow (as a worker pins its own).
-pub fn set_threads(threads: usize) {
-    tch::set_num_threads(threads as i32);
+/// libtorch's intra-op thread count set for a measurement (0 keeps it) and restored after it.
+struct ThreadsFor(Option<i32>);
+
+impl ThreadsFor {
+    fn new(threads: usize) -> ThreadsFor {
+        if threads == 0 {
+            return ThreadsFor(None);
+        }
+        let before = tch::get_num_threads();
+        tch::set_num_threads(threads as i32);
+        ThreadsFor(Some(before))
+    }
+}
+
+impl Drop for ThreadsFor {
+    fn drop(&mut self) {
+        if let Some(before) = self.0 {
+            tch::set_num_threads(before);
+        }
+    }
 }
 
 /// The device kind a latency is recorded under (`cpu`, `cuda`).
@@ -147,6 +164,7 @@ pub fn measure_latency(
     config: &CostConfig,
 ) -> Latency {
     let started = Instant::now();
+    let _threads = ThreadsFor::new(config.threads);
     let vs = nn::VarStore::new(device);
     let net = {
         // Building draws initial weights from libtorch's process-wide generator.
@@ -172,6 +190,7 @@ pub fn measure_latency(
         device: device_name(device).to_string(),
         batch: config.batch.max(1),
         runs: config.runs.max(1),
+        threads: tch::get_num_threads().max(0) as usize,
         median_ms: timing.median_ms,
         p90_ms: timing.p90_ms,
         min_ms: timing.min_ms,
@@ -192,6 +211,7 @@ pub fn measure_layers(
     config: &CostConfig,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> LatencyTable {
+    let _threads = ThreadsFor::new(config.threads);
     let wanted = space_layers(mdp, input);
     let relu = activation == Activation::Relu;
     let mut layers = std::collections::BTreeMap::new();

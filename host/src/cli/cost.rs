@@ -30,7 +30,7 @@ pub(super) struct SpaceArgs {
     /// Dataset (default: the configuration's, else mnist3): its input shape and classes.
     #[arg(long)]
     pub dataset: Option<DataRef>,
-    /// libtorch threads while timing (default: libtorch's; a search's workers use one each).
+    /// libtorch threads while timing (default: `[cost] threads`, 1; 0 keeps libtorch's own).
     #[arg(long)]
     pub threads: Option<usize>,
     #[command(flatten)]
@@ -72,8 +72,7 @@ fn space(args: &SpaceArgs) -> anyhow::Result<(Mdp, (usize, usize, usize), usize,
     }
     config.cost.validate()?;
     if let Some(threads) = args.threads {
-        anyhow::ensure!(threads >= 1, "--threads must be at least 1");
-        nas_train::cost::set_threads(threads);
+        config.cost.threads = threads;
     }
     let info = config.dataset.describe()?;
     let mdp = Mdp::new(config.mdp.clone(), info.height as u32);
