@@ -80,11 +80,16 @@ fn latency_target_on_hand_worked_numbers() {
     };
     let e = soft.shape(&input(&arch, 0.9, &unmeasured)).unwrap_err().to_string();
     assert!(e.contains("[cost]"), "{e}");
-    let e = RewardPlugin::instantiate(&rt, &rt.load(&plugin("latency_target")).unwrap(), SandboxLimits::default(), 0)
-        .unwrap()
-        .init(r#"{"target_ms": 0}"#)
-        .unwrap_err()
-        .to_string();
+    let e = RewardPlugin::instantiate(
+        &rt,
+        &rt.load(&plugin("latency_target")).unwrap(),
+        SandboxLimits::default(),
+        0,
+    )
+    .unwrap()
+    .init(r#"{"target_ms": 0}"#)
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("target_ms must be a positive"), "{e}");
 }
 
@@ -155,14 +160,24 @@ fn figures_are_stored_and_served_to_plugins() {
         let arch: Architecture = episode.architecture.parse().unwrap();
         let cost = outcome.cost.expect("the cost is stored");
         let planned = structural_cost(&arch, info.image_shape(), info.num_classes());
-        assert_eq!((cost.mult_adds, cost.activation_bytes), (planned.mult_adds, planned.activation_bytes));
+        assert_eq!(
+            (cost.mult_adds, cost.activation_bytes),
+            (planned.mult_adds, planned.activation_bytes)
+        );
         let l = cost.latency.expect("the latency is measured");
         assert_eq!((l.device.as_str(), l.batch, l.runs, l.threads), ("cpu", 1, 5, 1));
-        assert!(l.median_ms > 0.0 && l.p90_ms >= l.median_ms && l.min_ms <= l.median_ms, "{l:?}");
+        assert!(
+            l.median_ms > 0.0 && l.p90_ms >= l.median_ms && l.min_ms <= l.median_ms,
+            "{l:?}"
+        );
         let t = l.throughput.expect("the throughput batch is timed");
         assert!(t.batch == 8 && t.per_second > 0.0);
         let expected = outcome.accuracy * (l.median_ms / 0.5).powf(-0.07);
-        assert!((episode.reward - expected).abs() < 1e-9, "{} vs {expected}", episode.reward);
+        assert!(
+            (episode.reward - expected).abs() < 1e-9,
+            "{} vs {expected}",
+            episode.reward
+        );
     }
 }
 
@@ -198,7 +213,12 @@ fn a_latency_table_is_summed_per_architecture() {
         let cost = store.evaluation(ids[&episode.index]).unwrap().outcome.cost.unwrap();
         let l = cost.latency.unwrap();
         assert_eq!(l.device, "table:phone.json");
-        assert_eq!(l.median_ms, 0.25 * (episode.depth + 1) as f64, "{}", episode.architecture);
+        assert_eq!(
+            l.median_ms,
+            0.25 * (episode.depth + 1) as f64,
+            "{}",
+            episode.architecture
+        );
     }
 
     let mut partial = table.clone();

@@ -65,11 +65,18 @@ mod tests {
 
     #[test]
     fn a_misspelt_cost_key_is_named() {
-        let e = toml::from_str::<crate::RunConfig>("[cost]\nrun = 5\n").unwrap_err().to_string();
+        let e = toml::from_str::<crate::RunConfig>("[cost]\nrun = 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `run`") && e.contains("runs"), "{e}");
         let config: crate::RunConfig = toml::from_str("[cost]\nruns = 5\nlatency_table = \"t.json\"\n").unwrap();
         assert_eq!(config.cost.runs, 5);
         assert_eq!(config.cost.batch, 1);
-        assert!(CostConfig { runs: 0, ..CostConfig::default() }.validate().is_err());
+        assert!(CostConfig {
+            runs: 0,
+            ..CostConfig::default()
+        }
+        .validate()
+        .is_err());
     }
 }

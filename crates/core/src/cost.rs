@@ -294,7 +294,11 @@ mod tests {
             let arch = mdp.sample_architecture(&mut rng);
             let plan = NetworkPlan::new(&arch, (1, 28, 28), 3, false);
             for (layer, input) in layers_with_inputs(&plan) {
-                assert!(layers.contains_key(&layer_key(layer, &input)), "{arch}: {}", layer_key(layer, &input));
+                assert!(
+                    layers.contains_key(&layer_key(layer, &input)),
+                    "{arch}: {}",
+                    layer_key(layer, &input)
+                );
             }
         }
     }

@@ -182,8 +182,26 @@ impl Pareto {
                 dir,
                 "accuracy_vs_latency",
                 (1000, 560),
-                |a| plot_front(a, self, &latency, &self.latency_front, "latency, ms (median; log scale)", labels),
-                |a| plot_front(a, self, &latency, &self.latency_front, "latency, ms (median; log scale)", labels),
+                |a| {
+                    plot_front(
+                        a,
+                        self,
+                        &latency,
+                        &self.latency_front,
+                        "latency, ms (median; log scale)",
+                        labels,
+                    )
+                },
+                |a| {
+                    plot_front(
+                        a,
+                        self,
+                        &latency,
+                        &self.latency_front,
+                        "latency, ms (median; log scale)",
+                        labels,
+                    )
+                },
             )?;
         }
         let madds = |p: &CostPoint| Some(p.mult_adds.max(1) as f64);
@@ -191,8 +209,26 @@ impl Pareto {
             dir,
             "accuracy_vs_mult_adds",
             (1000, 560),
-            |a| plot_front(a, self, &madds, &self.mult_adds_front, "multiply-adds (log scale)", labels),
-            |a| plot_front(a, self, &madds, &self.mult_adds_front, "multiply-adds (log scale)", labels),
+            |a| {
+                plot_front(
+                    a,
+                    self,
+                    &madds,
+                    &self.mult_adds_front,
+                    "multiply-adds (log scale)",
+                    labels,
+                )
+            },
+            |a| {
+                plot_front(
+                    a,
+                    self,
+                    &madds,
+                    &self.mult_adds_front,
+                    "multiply-adds (log scale)",
+                    labels,
+                )
+            },
         )?;
         Ok(())
     }
@@ -217,9 +253,18 @@ where
         .collect();
     let (lo, hi) = points
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (c, _)| (lo.min(*c), hi.max(*c)));
-    let (lo, hi) = if lo.is_finite() { (lo / 1.3, hi * 1.3) } else { (1e-3, 1.0) };
-    let title = format!("{} vs cost (ringed: Pareto-optimal)", crate::plots::capitalised(labels.score));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (c, _)| {
+            (lo.min(*c), hi.max(*c))
+        });
+    let (lo, hi) = if lo.is_finite() {
+        (lo / 1.3, hi * 1.3)
+    } else {
+        (1e-3, 1.0)
+    };
+    let title = format!(
+        "{} vs cost (ringed: Pareto-optimal)",
+        crate::plots::capitalised(labels.score)
+    );
     let area = titled(&root, &title, labels).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&area)
         .margin(12)
@@ -272,7 +317,13 @@ where
 }
 
 /// Writes the trade-off plots of `runs` (one colour per run) into `dir` and returns the section.
-pub fn write_pareto(store: &Store, runs: &[i64], dir: &Path, subtitle: &str, score: &'static str) -> anyhow::Result<Pareto> {
+pub fn write_pareto(
+    store: &Store,
+    runs: &[i64],
+    dir: &Path,
+    subtitle: &str,
+    score: &'static str,
+) -> anyhow::Result<Pareto> {
     let pareto = Pareto::of(cost_points(store, runs)?);
     std::fs::create_dir_all(dir)?;
     if !pareto.points.is_empty() {
@@ -323,7 +374,10 @@ mod tests {
         assert!((pareto.mult_adds_latency_spearman.unwrap() - 0.4).abs() < 1e-12);
         let md = pareto.to_markdown("accuracy");
         assert!(md.contains("Pareto-optimal children against latency (2 of 5"), "{md}");
-        assert!(md.contains("| 1 | 0.9500 | 3.0000 / 3.3000 (cpu) | 400 | 400 | 4 kB | `conv(400,1)` |"), "{md}");
+        assert!(
+            md.contains("| 1 | 0.9500 | 3.0000 / 3.3000 (cpu) | 400 | 400 | 4 kB | `conv(400,1)` |"),
+            "{md}"
+        );
         assert!(md.contains("Spearman ρ = 0.400 over 4 children"), "{md}");
         let dir = tempfile::tempdir().unwrap();
         pareto

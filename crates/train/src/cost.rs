@@ -84,7 +84,9 @@ impl CostMeter {
                     expected,
                     num_classes
                 );
-                let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                let name = path
+                    .file_name()
+                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
                 Some((table, name))
             }
             None => None,
@@ -114,9 +116,14 @@ impl CostMeter {
         let mut cost = structural_cost(arch, input, num_classes);
         cost.latency = match (&self.table, device) {
             (Some((table, name)), _) => Some(table.latency(arch, name)?),
-            (None, Some(device)) if self.config.measure => {
-                Some(measure_latency(arch, input, num_classes, activation, device, &self.config))
-            }
+            (None, Some(device)) if self.config.measure => Some(measure_latency(
+                arch,
+                input,
+                num_classes,
+                activation,
+                device,
+                &self.config,
+            )),
             _ => None,
         };
         Ok(cost)
@@ -222,7 +229,12 @@ pub fn measure_layers(
         layers.insert(key.clone(), ms);
     }
     LatencyTable {
-        device: format!("{} ({} thread{})", device_name(device), tch::get_num_threads(), if tch::get_num_threads() == 1 { "" } else { "s" }),
+        device: format!(
+            "{} ({} thread{})",
+            device_name(device),
+            tch::get_num_threads(),
+            if tch::get_num_threads() == 1 { "" } else { "s" }
+        ),
         batch: config.batch.max(1),
         input: [input.0 as u64, input.1 as u64, input.2 as u64],
         classes: num_classes,

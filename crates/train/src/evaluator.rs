@@ -137,13 +137,9 @@ impl Evaluator {
         meter: &crate::cost::CostMeter,
     ) -> anyhow::Result<Option<nas_core::record::Cost>> {
         Ok(match self {
-            Evaluator::Train { data, config } => Some(meter.cost(
-                arch,
-                data.input,
-                data.num_classes,
-                config.activation,
-                Some(data.device),
-            )?),
+            Evaluator::Train { data, config } => {
+                Some(meter.cost(arch, data.input, data.num_classes, config.activation, Some(data.device))?)
+            }
             Evaluator::Synthetic { input, classes, .. } => {
                 Some(meter.cost(arch, *input, *classes, nas_config::Activation::Relu, None)?)
             }

@@ -76,7 +76,13 @@ fn space(args: &SpaceArgs) -> anyhow::Result<(Mdp, (usize, usize, usize), usize,
     }
     let info = config.dataset.describe()?;
     let mdp = Mdp::new(config.mdp.clone(), info.height as u32);
-    Ok((mdp, info.image_shape(), info.num_classes(), config.cost, config.train.activation))
+    Ok((
+        mdp,
+        info.image_shape(),
+        info.num_classes(),
+        config.cost,
+        config.train.activation,
+    ))
 }
 
 pub(super) fn run_cost(command: CostCommand) -> anyhow::Result<()> {

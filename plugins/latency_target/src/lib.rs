@@ -62,7 +62,10 @@ impl RewardShaper for LatencyTarget {
 
     fn init(hp: Hyperparameters) -> Result<Self, String> {
         if !(hp.target_ms > 0.0 && hp.target_ms.is_finite()) {
-            return Err(format!("target_ms must be a positive number of milliseconds (got {})", hp.target_ms));
+            return Err(format!(
+                "target_ms must be a positive number of milliseconds (got {})",
+                hp.target_ms
+            ));
         }
         if hp.alpha > 0.0 || hp.beta > 0.0 {
             return Err(format!(
@@ -100,9 +103,17 @@ mod tests {
         // At the target: the accuracy.
         assert_eq!(reward(&hp, 0.9, 2.0), 0.9);
         // Half the target: 0.9 · 0.5^−0.07 = 0.9 · 1.049717 = 0.944745.
-        assert!((reward(&hp, 0.9, 1.0) - 0.944_745_0).abs() < 1e-6, "{}", reward(&hp, 0.9, 1.0));
+        assert!(
+            (reward(&hp, 0.9, 1.0) - 0.944_745_0).abs() < 1e-6,
+            "{}",
+            reward(&hp, 0.9, 1.0)
+        );
         // Twice the target: 0.9 · 2^−0.07 = 0.9 · 0.952638 = 0.857374.
-        assert!((reward(&hp, 0.9, 4.0) - 0.857_374_2).abs() < 1e-6, "{}", reward(&hp, 0.9, 4.0));
+        assert!(
+            (reward(&hp, 0.9, 4.0) - 0.857_374_2).abs() < 1e-6,
+            "{}",
+            reward(&hp, 0.9, 4.0)
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use connection::commit;
 pub use connection::{has_password, is_postgres_url, redact, PgStore};
 
 use crate::{
-    cost_columns, cost_from, cost_text, curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun,
-    PluginRecord, RunRecord, RunStore,
+    cost_columns, cost_from, cost_text, curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations,
+    InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore,
 };
 use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 

@@ -13,8 +13,8 @@ use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 pub(crate) use schema::MIGRATIONS;
 
 use crate::{
-    cost_columns, cost_from, cost_text, curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign,
-    NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
+    cost_columns, cost_from, cost_text, curve_from, curve_text, stopped_key, stored_key, CachedEvaluation,
+    EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
 };
 
 /// How long a statement waits for another process's write lock.
