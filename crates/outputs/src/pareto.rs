@@ -234,18 +234,27 @@ impl Pareto {
     }
 }
 
-/// Every child as a dot (one colour per run), the Pareto-optimal ones ringed and joined by a step line.
+/// The cost a trade-off plot puts on its x axis.
+struct Axis<'a> {
+    cost: &'a dyn Fn(&CostPoint) -> Option<f64>,
+    /// In the title: "latency", "multiply-adds".
+    name: &'a str,
+    description: &'a str,
+    label: &'a dyn Fn(f64) -> String,
+}
+
+/// Every child as a dot (one colour per run), the Pareto-optimal ones ringed and joined by a line.
 fn plot_front<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     pareto: &Pareto,
-    cost: &dyn Fn(&CostPoint) -> Option<f64>,
+    axis: &Axis<'_>,
     front: &[usize],
-    x_desc: &str,
     labels: &PlotLabels,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
+    let cost = axis.cost;
     let points: Vec<(f64, &CostPoint)> = pareto
         .points
         .iter()
@@ -276,12 +285,11 @@ where
         )?;
     chart
         .configure_mesh()
-        .x_desc(x_desc)
+        .x_desc(axis.description)
         .y_desc(labels.score)
-        .x_label_formatter(&|v| human_count(*v))
+        .x_label_formatter(&|v| (axis.label)(*v))
         .draw()?;
     let mut runs: Vec<i64> = points.iter().map(|(_, p)| p.run).collect();
-    runs.dedup();
     runs.sort();
     runs.dedup();
     for (k, &run) in runs.iter().enumerate() {
