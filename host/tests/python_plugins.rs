@@ -51,7 +51,7 @@ fn the_python_agent_round_trips_every_call() {
     let rt = runtime();
     let loaded = rt.load(&plugin("ucb")).unwrap();
     assert_eq!(loaded.kind, PluginKind::Agent);
-    assert_eq!(loaded.contract_version, "0.2.0");
+    assert_eq!(loaded.contract_version, "0.3.0");
     let mut agent = AgentPlugin::instantiate(&rt, &loaded, SandboxLimits::default(), 3).unwrap();
     assert_eq!(
         (agent.info().name.as_str(), agent.info().version.as_str()),

@@ -177,58 +177,32 @@ impl Pareto {
     /// Draws accuracy against latency (when measured) and against multiply-adds into `dir`.
     pub(crate) fn plot(&self, dir: &Path, labels: &PlotLabels) -> anyhow::Result<()> {
         if self.has_latency() {
-            let latency = |p: &CostPoint| p.latency_ms;
+            let axis = Axis {
+                cost: &|p: &CostPoint| p.latency_ms,
+                name: "latency",
+                description: "latency, ms (median of the timed runs; log scale)",
+                label: &|v: f64| format!("{v:.3}"),
+            };
             figure(
                 dir,
                 "accuracy_vs_latency",
                 (1000, 560),
-                |a| {
-                    plot_front(
-                        a,
-                        self,
-                        &latency,
-                        &self.latency_front,
-                        "latency, ms (median; log scale)",
-                        labels,
-                    )
-                },
-                |a| {
-                    plot_front(
-                        a,
-                        self,
-                        &latency,
-                        &self.latency_front,
-                        "latency, ms (median; log scale)",
-                        labels,
-                    )
-                },
+                |a| plot_front(a, self, &axis, &self.latency_front, labels),
+                |a| plot_front(a, self, &axis, &self.latency_front, labels),
             )?;
         }
-        let madds = |p: &CostPoint| Some(p.mult_adds.max(1) as f64);
+        let axis = Axis {
+            cost: &|p: &CostPoint| Some(p.mult_adds.max(1) as f64),
+            name: "multiply-adds",
+            description: "multiply-adds per input (log scale)",
+            label: &human_count,
+        };
         figure(
             dir,
             "accuracy_vs_mult_adds",
             (1000, 560),
-            |a| {
-                plot_front(
-                    a,
-                    self,
-                    &madds,
-                    &self.mult_adds_front,
-                    "multiply-adds (log scale)",
-                    labels,
-                )
-            },
-            |a| {
-                plot_front(
-                    a,
-                    self,
-                    &madds,
-                    &self.mult_adds_front,
-                    "multiply-adds (log scale)",
-                    labels,
-                )
-            },
+            |a| plot_front(a, self, &axis, &self.mult_adds_front, labels),
+            |a| plot_front(a, self, &axis, &self.mult_adds_front, labels),
         )?;
         Ok(())
     }
@@ -271,8 +245,9 @@ where
         (1e-3, 1.0)
     };
     let title = format!(
-        "{} vs cost (ringed: Pareto-optimal)",
-        crate::plots::capitalised(labels.score)
+        "{} vs {} (ringed: Pareto-optimal)",
+        crate::plots::capitalised(labels.score),
+        axis.name
     );
     let area = titled(&root, &title, labels).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&area)

@@ -61,8 +61,17 @@ pub(super) struct CheckTableArgs {
     pub seed: u64,
 }
 
-/// The search space, input shape, classes and `[cost]` settings the arguments name.
-fn space(args: &SpaceArgs) -> anyhow::Result<(Mdp, (usize, usize, usize), usize, CostConfig, nas_config::Activation)> {
+/// What the arguments name: the search space, the dataset's input and classes, `[cost]`, and the
+/// children's activation.
+struct Space {
+    mdp: Mdp,
+    input: (usize, usize, usize),
+    classes: usize,
+    cost: CostConfig,
+    activation: nas_config::Activation,
+}
+
+fn space(args: &SpaceArgs) -> anyhow::Result<Space> {
     let mut config = match &args.config {
         Some(path) => RunConfig::from_file(path)?,
         None => RunConfig::default(),
@@ -76,13 +85,13 @@ fn space(args: &SpaceArgs) -> anyhow::Result<(Mdp, (usize, usize, usize), usize,
     }
     let info = config.dataset.describe()?;
     let mdp = Mdp::new(config.mdp.clone(), info.height as u32);
-    Ok((
+    Ok(Space {
         mdp,
-        info.image_shape(),
-        info.num_classes(),
-        config.cost,
-        config.train.activation,
-    ))
+        input: info.image_shape(),
+        classes: info.num_classes(),
+        cost: config.cost,
+        activation: config.train.activation,
+    })
 }
 
 pub(super) fn run_cost(command: CostCommand) -> anyhow::Result<()> {
@@ -93,7 +102,13 @@ pub(super) fn run_cost(command: CostCommand) -> anyhow::Result<()> {
 }
 
 fn measure_layers(args: MeasureLayersArgs) -> anyhow::Result<()> {
-    let (mdp, input, classes, cost, activation) = space(&args.space)?;
+    let Space {
+        mdp,
+        input,
+        classes,
+        cost,
+        activation,
+    } = space(&args.space)?;
     let device = nas_train::device::select(args.space.data.device)?;
     let started = std::time::Instant::now();
     let table = nas_train::cost::measure_layers(&mdp, input, classes, activation, device, &cost, &mut |i, n, key| {
@@ -116,7 +131,13 @@ fn measure_layers(args: MeasureLayersArgs) -> anyhow::Result<()> {
 }
 
 fn check_table(args: CheckTableArgs) -> anyhow::Result<()> {
-    let (mdp, input, classes, mut cost, activation) = space(&args.space)?;
+    let Space {
+        mdp,
+        input,
+        classes,
+        mut cost,
+        activation,
+    } = space(&args.space)?;
     let table = LatencyTable::load(&args.table)?;
     cost.batch = table.batch;
     let device = nas_train::device::select(args.space.data.device)?;
