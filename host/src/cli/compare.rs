@@ -31,7 +31,8 @@ pub(super) struct CompareArgs {
     #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Draw the anytime plot (best accuracy so far against children trained, per agent, with
-    /// 95% bands) into this directory, with the agent tables as anytime.md.
+    /// 95% bands) into this directory, with the agent tables as anytime.md, and accuracy against
+    /// latency and multiply-adds with the runs' Pareto set.
     #[arg(long)]
     pub plots: Option<PathBuf>,
     #[command(flatten)]
