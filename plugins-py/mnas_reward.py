@@ -1,6 +1,7 @@
 """MnasNet's soft-constraint reward, ACC(m) * [P(m) / T] ** w, with the child's trainable parameters
-P in place of MnasNet's measured latency: the reward world's `evaluation` carries the parameter
-count but not the multiply-adds (they need the input's size, which a shaper is not told).
+P in place of MnasNet's measured latency. Written before contract 0.3, whose `evaluation.cost`
+carries the measured latency and multiply-adds: the bundled Rust `latency_target` shaper rewards the
+latency itself; this one stays the Python SDK's example on parameters.
 
 w = alpha when P <= target and beta above it. MnasNet's soft setting, alpha = beta = -0.07, rewards
 a network half the target's size by 5 % over one at the target (0.5 ** -0.07 = 1.050) and costs one

@@ -63,6 +63,7 @@ fn agent_round_trips_every_call() {
 fn reward_round_trips_and_penalises_size() {
     let (rt, _cache) = runtime();
     let arch: Architecture = "conv(32,3) pool(5,3)".parse().unwrap();
+    let cost = nas_core::cost::structural_cost(&arch, (1, 28, 28), 3);
     let input = |params: u64, failure: Option<&'static str>| EvaluationInput {
         architecture: &arch,
         accuracy: 0.9,
@@ -72,6 +73,7 @@ fn reward_round_trips_and_penalises_size() {
         epochs_trained: 5,
         epochs: 5,
         stopped: false,
+        cost: &cost,
     };
 
     let mut accuracy =
@@ -118,11 +120,11 @@ fn wrong_kind_is_refused_with_which() {
     assert!(e.contains("an agent plugin, not a reward shaper"), "{e}");
 }
 
-/// `(component (instance $i) (export "nas:plugin/agent@0.3.0" (instance $i)))`, assembled by the
+/// `(component (instance $i) (export "nas:plugin/agent@0.4.0" (instance $i)))`, assembled by the
 /// `wat` crate: a component claiming a future contract version.
 const FUTURE_AGENT: &[u8] = &[
     0, 97, 115, 109, 13, 0, 1, 0, 5, 3, 1, 1, 0, 11, 28, 1, 0, 22, 110, 97, 115, 58, 112, 108, 117, 103, 105, 110, 47,
-    97, 103, 101, 110, 116, 64, 48, 46, 51, 46, 48, 5, 0, 0, 0, 22, 14, 99, 111, 109, 112, 111, 110, 101, 110, 116, 45,
+    97, 103, 101, 110, 116, 64, 48, 46, 52, 46, 48, 5, 0, 0, 0, 22, 14, 99, 111, 109, 112, 111, 110, 101, 110, 116, 45,
     110, 97, 109, 101, 1, 5, 5, 1, 0, 1, 105,
 ];
 
@@ -134,8 +136,8 @@ fn other_contract_versions_and_non_plugins_are_refused() {
     std::fs::write(&future, FUTURE_AGENT).unwrap();
     let e = rt.load(&future).err().unwrap().to_string();
     assert!(
-        e.contains("nas:plugin@0.3.0")
-            && e.contains("speaks nas:plugin@0.2.0")
+        e.contains("nas:plugin@0.4.0")
+            && e.contains("speaks nas:plugin@0.3.0")
             && e.contains("still loads agent plugins of nas:plugin@0.1.0")
             && e.contains("an agent"),
         "{e}"
@@ -330,6 +332,7 @@ fn the_wat_reward_shaper_behaves_by_default() {
         epochs_trained: 5,
         epochs: 5,
         stopped: false,
+        cost: &nas_core::cost::structural_cost(&arch, (1, 28, 28), 3),
     };
     assert_eq!(reward.shape(&input).unwrap(), 0.75);
 }

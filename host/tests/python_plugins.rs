@@ -51,7 +51,7 @@ fn the_python_agent_round_trips_every_call() {
     let rt = runtime();
     let loaded = rt.load(&plugin("ucb")).unwrap();
     assert_eq!(loaded.kind, PluginKind::Agent);
-    assert_eq!(loaded.contract_version, "0.2.0");
+    assert_eq!(loaded.contract_version, "0.3.0");
     let mut agent = AgentPlugin::instantiate(&rt, &loaded, SandboxLimits::default(), 3).unwrap();
     assert_eq!(
         (agent.info().name.as_str(), agent.info().version.as_str()),
@@ -153,6 +153,19 @@ fn the_python_reward_shaper_shapes_through_the_sandbox() {
     let mut shaper = RewardPlugin::instantiate(&rt, &loaded, SandboxLimits::default(), 0).unwrap();
     assert_eq!(shaper.info().name, "mnas_reward");
     let arch: Architecture = "conv(32,3) pool(5,3)".parse().unwrap();
+    // With a latency, so the SDK's conversion of the cost (contract 0.3) runs too.
+    let mut cost = nas_core::cost::structural_cost(&arch, (1, 28, 28), 3);
+    cost.latency = Some(nas_core::record::Latency {
+        device: "cpu".into(),
+        batch: 1,
+        runs: 30,
+        threads: 1,
+        median_ms: 0.2,
+        p90_ms: 0.3,
+        min_ms: 0.1,
+        throughput: None,
+        seconds: 0.0,
+    });
     let input = |params: u64, failure: Option<&'static str>| EvaluationInput {
         architecture: &arch,
         accuracy: 0.9,
@@ -162,6 +175,7 @@ fn the_python_reward_shaper_shapes_through_the_sandbox() {
         epochs_trained: 5,
         epochs: 5,
         stopped: false,
+        cost: &cost,
     };
     shaper.init("{}").unwrap();
     for params in [1_000, 100_000, 10_000_000] {
@@ -629,6 +643,7 @@ fn bench_reward(name: &str) -> serde_json::Value {
         epochs_trained: 5,
         epochs: 5,
         stopped: false,
+        cost: &nas_core::cost::structural_cost(&arch, (3, 32, 32), 5),
     };
     let shape_us = per_call_us(5000, || {
         shaper.shape(&input).unwrap();

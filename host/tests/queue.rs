@@ -37,6 +37,7 @@ fn outcome(accuracy: f64) -> Outcome {
         transient: false,
         curve: Default::default(),
         predicted: false,
+        cost: None,
     }
 }
 

@@ -43,7 +43,16 @@ fn eval_report_and_compare_work_on_finished_runs() {
         "the best architecture is named"
     );
     assert!(md.contains("Frozen-policy evaluation") && md.contains("12 samples"));
-    for figure in ["reward", "accuracy_vs_params", "exploration", "best_architecture"] {
+    // The synthetic evaluator measures no latency: the Pareto set is against multiply-adds (#28).
+    assert!(md.contains("Pareto-optimal children against multiply-adds"), "{md}");
+    assert!(!out.join("accuracy_vs_latency.png").exists());
+    for figure in [
+        "reward",
+        "accuracy_vs_params",
+        "exploration",
+        "best_architecture",
+        "accuracy_vs_mult_adds",
+    ] {
         let png = std::fs::read(out.join(format!("{figure}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{figure}.png");
         let svg = std::fs::read_to_string(out.join(format!("{figure}.svg"))).unwrap();

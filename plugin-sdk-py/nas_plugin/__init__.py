@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 #: The contract version this SDK speaks: the version of the WIT package `nas:plugin` (a test
 #: checks it against `plugin-sdk/wit/nas-plugin.wit`).
-CONTRACT_VERSION = "0.2.0"
+CONTRACT_VERSION = "0.3.0"
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -47,6 +47,8 @@ __all__ = [
     "Space",
     "Observation",
     "Evaluation",
+    "Cost",
+    "Latency",
     "LearningCurve",
     "Verdict",
     "PluginRng",
@@ -144,6 +146,33 @@ class Evaluation:
     epochs: int
     #: An assessor stopped the child early: `accuracy` is the last one measured.
     stopped: bool
+    #: Multiply-adds, activation memory and inference latency (contract 0.3).
+    cost: "Cost" = None
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A child's inference latency: measured on the evaluation device, or summed from a latency table."""
+
+    #: Median milliseconds of one forward pass of `batch` inputs.
+    median_ms: float
+    #: 90th percentile of the timed runs.
+    p90_ms: float
+    batch: int
+    #: `cpu`, `cuda`, or `table:NAME` for a latency table.
+    device: str
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What running a child costs, beside its parameter count."""
+
+    #: Multiply-adds of one forward pass for one input.
+    mult_adds: int
+    #: Peak activation memory of one input's forward pass, in bytes.
+    activation_bytes: int
+    #: Inference latency, when the run measures it (`[cost]`); None otherwise.
+    latency: Optional[Latency] = None
 
 
 @dataclass(frozen=True)

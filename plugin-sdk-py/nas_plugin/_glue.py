@@ -114,6 +114,13 @@ class Agent(getattr(exports, "Agent", object)):
         return [wit.Metric(str(name), float(value)) for name, value in pairs]
 
 
+def _cost(c):
+    latency = c.latency
+    if latency is not None:
+        latency = sdk.Latency(latency.median_ms, latency.p90_ms, latency.batch, latency.device)
+    return sdk.Cost(c.mult_adds, c.activation_bytes, latency)
+
+
 class Reward(getattr(exports, "Reward", object)):
     def describe(self):
         return _info(_registered("reward"))
@@ -134,6 +141,7 @@ class Reward(getattr(exports, "Reward", object)):
             e.epochs_trained,
             e.epochs,
             e.stopped,
+            _cost(e.cost),
         )
         return _call("shape", lambda s: float(s.shape(evaluation)))
 

@@ -40,7 +40,7 @@ pub use wit_bindgen;
 
 /// The contract version this SDK speaks: the version of the WIT package `nas:plugin` (a test
 /// checks it against `wit/nas-plugin.wit`).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// A search policy. The host creates it with [`Agent::init`], then calls `act` for every step and
 /// `observe` after each one. Only `init` and `act` are required: a stateless agent keeps the
@@ -163,7 +163,7 @@ pub mod reward_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "reward-plugin",
-        with: { "nas:plugin/types@0.2.0": crate::agent_bindings::nas::plugin::types },
+        with: { "nas:plugin/types@0.3.0": crate::agent_bindings::nas::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_reward_world",
         default_bindings_module: "nas_plugin_sdk::reward_bindings",
@@ -176,7 +176,7 @@ pub mod assessor_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "assessor-plugin",
-        with: { "nas:plugin/types@0.2.0": crate::agent_bindings::nas::plugin::types },
+        with: { "nas:plugin/types@0.3.0": crate::agent_bindings::nas::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_assessor_world",
         default_bindings_module: "nas_plugin_sdk::assessor_bindings",

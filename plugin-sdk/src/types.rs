@@ -54,6 +54,31 @@ pub struct Evaluation {
     pub epochs: usize,
     /// An assessor stopped the child early: `accuracy` is the last one measured.
     pub stopped: bool,
+    /// Multiply-adds, activation memory and inference latency (contract 0.3).
+    pub cost: Cost,
+}
+
+/// What running a child costs, beside its parameter count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Multiply-adds of one forward pass for one input.
+    pub mult_adds: u64,
+    /// Peak activation memory of one input's forward pass, in bytes.
+    pub activation_bytes: u64,
+    /// Inference latency, when the run measures it (`[cost]`).
+    pub latency: Option<Latency>,
+}
+
+/// A child's inference latency: measured on the evaluation device, or summed from a latency table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median milliseconds of one forward pass of `batch` inputs.
+    pub median_ms: f64,
+    /// 90th percentile of the timed runs.
+    pub p90_ms: f64,
+    pub batch: u32,
+    /// `cpu`, `cuda`, or `table:NAME` for a latency table.
+    pub device: String,
 }
 
 /// A child's learning curve: accuracy on the evaluation split after each epoch so far.
@@ -234,6 +259,16 @@ impl From<crate::agent_bindings::nas::plugin::types::Evaluation> for Evaluation 
             epochs_trained: e.epochs_trained as usize,
             epochs: e.epochs as usize,
             stopped: e.stopped,
+            cost: Cost {
+                mult_adds: e.cost.mult_adds,
+                activation_bytes: e.cost.activation_bytes,
+                latency: e.cost.latency.map(|l| Latency {
+                    median_ms: l.median_ms,
+                    p90_ms: l.p90_ms,
+                    batch: l.batch,
+                    device: l.device,
+                }),
+            },
         }
     }
 }

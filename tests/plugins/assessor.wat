@@ -15,7 +15,7 @@
   ;; An error message for {result_tag} = 1.
   (data (i32.const 1100) "no verdict")
 
-  (func (export "nas:plugin/assessor@0.2.0#describe") (result i32)
+  (func (export "nas:plugin/assessor@0.3.0#describe") (result i32)
     (i32.store (i32.const 64) (i32.const 128))
     (i32.store (i32.const 68) (i32.const 12))
     (i32.store (i32.const 72) (i32.const 1024))
@@ -25,12 +25,12 @@
     (i32.const 64))
 
   ;; init(config) -> result<_, string>: ok.
-  (func (export "nas:plugin/assessor@0.2.0#init") (param i32 i32) (result i32)
+  (func (export "nas:plugin/assessor@0.3.0#init") (param i32 i32) (result i32)
     (i32.store8 (i32.const 256) (i32.const 0))
     (i32.const 256))
 
   ;; assess(curve) -> result<verdict, string>: the bytes the test chose.
-  (func (export "nas:plugin/assessor@0.2.0#assess")
+  (func (export "nas:plugin/assessor@0.3.0#assess")
     (param i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
     (i32.store8 (i32.const 512) (i32.const {result_tag}))
     (i32.store8 (i32.const 516) (i32.const {verdict}))
@@ -43,7 +43,7 @@
     (i32.const 512))
 
   ;; completed(curve) -> result<_, string>: ok.
-  (func (export "nas:plugin/assessor@0.2.0#completed")
+  (func (export "nas:plugin/assessor@0.3.0#completed")
     (param i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
     (i32.store8 (i32.const 768) (i32.const 0))
     (i32.const 768))

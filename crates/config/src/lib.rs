@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use nas_core::mdp::MdpConfig;
 
+mod cost;
 mod dataset;
 mod overrides;
 mod plan;
@@ -17,6 +18,7 @@ mod protocol;
 mod sandbox;
 mod validate;
 
+pub use cost::CostConfig;
 pub use dataset::{DatasetOptions, DatasetSpec};
 pub use overrides::{ParallelOverrides, RunOverrides, TrainOverrides};
 pub use plan::ComparePlan;
@@ -235,6 +237,7 @@ pub struct RunConfig {
     pub search: SearchConfig,
     pub parallel: ParallelConfig,
     pub slurm: SlurmConfig,
+    pub cost: CostConfig,
     /// Per-plugin sections, keyed by plugin name (the file stem): passed to the plugin as JSON.
     pub plugins: BTreeMap<String, toml::Table>,
 }
@@ -258,6 +261,7 @@ impl Default for RunConfig {
             search: SearchConfig::default(),
             parallel: ParallelConfig::default(),
             slurm: SlurmConfig::default(),
+            cost: CostConfig::default(),
             plugins: BTreeMap::new(),
         }
     }

@@ -34,6 +34,7 @@ impl RunConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.sandbox.check()?;
         self.dataset.validate()?;
+        self.cost.validate()?;
         anyhow::ensure!(
             self.evaluator != crate::EvaluatorKind::Table || self.table.file.is_some(),
             "the table evaluator needs its benchmark table: --evaluator table:FILE, or `file` in [table]"

@@ -29,6 +29,61 @@ pub struct Outcome {
     /// for an architecture its table lacks): recorded with the evaluation and shown as such.
     #[serde(default)]
     pub predicted: bool,
+    /// What running the child costs (multiply-adds, activation memory, latency), when the run
+    /// measured it (`[cost]`); `None` for evaluations stored before cost was measured.
+    #[serde(default)]
+    pub cost: Option<Cost>,
+}
+
+/// What running a child network costs, beside its parameter count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Multiply-adds of one forward pass for one input.
+    pub mult_adds: u64,
+    /// Peak activation memory of one input's forward pass in bytes (float32): the largest input
+    /// plus output of any layer, both alive while it runs.
+    pub activation_bytes: u64,
+    /// Inference latency, when measured (or summed from a latency table).
+    #[serde(default)]
+    pub latency: Option<Latency>,
+}
+
+/// A child's inference latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Where the figure comes from: the evaluation device (`cpu`, `cuda`), or `table:NAME` for a
+    /// per-layer latency table measured on the deployment target.
+    pub device: String,
+    /// Inputs per forward pass.
+    pub batch: usize,
+    /// Timed runs (after warm-up); 0 for a table's sum.
+    pub runs: usize,
+    /// libtorch threads the runs used (0: unknown, or a table's sum).
+    #[serde(default)]
+    pub threads: usize,
+    /// Median milliseconds per forward pass of `batch` inputs.
+    pub median_ms: f64,
+    /// 90th percentile (p90 ≥ median): the spread on a shared machine.
+    pub p90_ms: f64,
+    /// Fastest timed run.
+    pub min_ms: f64,
+    /// Inputs per second at the throughput batch (`[cost] throughput_batch`), when measured.
+    #[serde(default)]
+    pub throughput: Option<Throughput>,
+    /// Wall time the measurement took (building the network, warm-up and timed runs): what
+    /// measuring adds to the child's evaluation (BENCHMARKS.md compares it with training).
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+/// Inference throughput at a larger batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    pub batch: usize,
+    /// Median milliseconds per forward pass of `batch` inputs.
+    pub median_ms: f64,
+    /// Inputs per second at that median.
+    pub per_second: f64,
 }
 
 impl Outcome {

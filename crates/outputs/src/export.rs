@@ -34,6 +34,9 @@ pub enum Choice {
     Top(usize),
     /// One architecture, found by the run or not.
     Arch(Architecture),
+    /// The run's Pareto-optimal children: accuracy against latency when measured, else against
+    /// multiply-adds (into OUT/pareto-1 …, cheapest first, with the set in OUT/pareto.json).
+    Pareto,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,19 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
                 .map(|e| e.architecture.parse().map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<Vec<Architecture>>>()?
         }
+        Choice::Pareto => {
+            let pareto = crate::pareto::Pareto::of(crate::pareto::cost_points(store, &[request.run])?);
+            anyhow::ensure!(
+                !pareto.points.is_empty(),
+                "run {} has no child that trained to the end to export",
+                request.run
+            );
+            pareto
+                .front()
+                .iter()
+                .map(|p| p.architecture.parse().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<Architecture>>>()?
+        }
     };
     let side = config.dataset.describe()?.height;
     let mdp = nas_core::mdp::Mdp::new(config.mdp.clone(), side as u32);
@@ -139,10 +155,10 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
     let data = TensorData::load(&config.dataset, request.data_dir.as_deref(), request.device, &protocol)?;
     let mut written = Vec::new();
     for (i, arch) in architectures.iter().enumerate() {
-        let dir = if architectures.len() == 1 {
-            request.out.clone()
-        } else {
-            request.out.join(format!("top-{}", i + 1))
+        let dir = match request.choice {
+            Choice::Pareto => request.out.join(format!("pareto-{}", i + 1)),
+            _ if architectures.len() == 1 => request.out.clone(),
+            _ => request.out.join(format!("top-{}", i + 1)),
         };
         // The search's own protocol: the weights it kept for this architecture are the model.
         let kept = match request.epochs {
@@ -185,7 +201,38 @@ pub fn export(store: &Store, request: &ExportRequest, sink: &mut dyn ExportSink)
         sink.written(&exported);
         written.push(exported);
     }
+    if matches!(request.choice, Choice::Pareto) {
+        write_pareto_set(store, request.run, &request.out)?;
+    }
     Ok(written)
+}
+
+/// `pareto.json`: the exported Pareto set with each child's accuracy and cost, in the order of
+/// the pareto-N directories.
+fn write_pareto_set(store: &Store, run: i64, out: &Path) -> anyhow::Result<()> {
+    let pareto = crate::pareto::Pareto::of(crate::pareto::cost_points(store, &[run])?);
+    let set: Vec<serde_json::Value> = pareto
+        .front()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            serde_json::json!({
+                "dir": format!("pareto-{}", i + 1),
+                "architecture": p.architecture,
+                "accuracy": p.accuracy,
+                "params": p.params,
+                "mult_adds": p.mult_adds,
+                "activation_bytes": p.activation_bytes,
+                "latency_ms": p.latency_ms,
+                "latency_p90_ms": p.latency_p90_ms,
+                "latency_device": p.latency_device,
+            })
+        })
+        .collect();
+    let against = if pareto.has_latency() { "latency" } else { "mult_adds" };
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "run": run, "against": against, "set": set }))?;
+    let path = out.join("pareto.json");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The weights a run kept for `arch`, if it kept any.

@@ -5,6 +5,7 @@
 pub mod anytime;
 pub mod compare;
 pub mod export;
+pub mod pareto;
 mod plots;
 pub mod predict;
 pub mod report;

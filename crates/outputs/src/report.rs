@@ -284,6 +284,10 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         "## Reward and {score}\n\n![reward per episode](reward.png)\n\n## {} vs size\n\n![{score} vs parameters](accuracy_vs_params.png)\n\n",
         capitalised(score)
     ));
+    let pareto = crate::pareto::write_pareto(store, &[run], out, &labels.subtitle, score)?;
+    if !pareto.points.is_empty() {
+        md.push_str(&pareto.to_markdown(score));
+    }
     if assessed {
         md.push_str("## Learning curves and early stopping\n\n");
         if !curves.is_empty() {

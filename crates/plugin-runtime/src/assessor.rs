@@ -1,7 +1,7 @@
 //! The host's handle on an assessor plugin.
 
-use super::bindings::{self, wit, wit_layer};
-use super::handle::PluginHandle;
+use super::bindings::{wit, wit_layer};
+use super::handle::{on_assessor, AssessorBindings, PluginHandle};
 use super::PluginError;
 use nas_core::arch::Architecture;
 
@@ -36,13 +36,13 @@ pub enum Verdict {
 }
 
 /// A running assessor plugin.
-pub type AssessorPlugin = PluginHandle<bindings::assessor::AssessorPlugin>;
+pub type AssessorPlugin = PluginHandle<AssessorBindings>;
 
 impl AssessorPlugin {
     pub fn init(&mut self, config_json: &str) -> Result<(), PluginError> {
         let plugin = &self.bindings;
         self.sandbox
-            .call("init", |s| plugin.nas_plugin_assessor().call_init(s, config_json))
+            .call("init", |s| on_assessor!(plugin, |a| a.call_init(s, config_json)))
     }
 
     /// Continue or stop a child after an epoch.
@@ -51,7 +51,7 @@ impl AssessorPlugin {
         let plugin = &self.bindings;
         let verdict = self
             .sandbox
-            .call("assess", |s| plugin.nas_plugin_assessor().call_assess(s, &curve))?;
+            .call("assess", |s| on_assessor!(plugin, |a| a.call_assess(s, &curve)))?;
         Ok(match verdict {
             wit::Verdict::Continue => Verdict::Continue,
             wit::Verdict::Stop => Verdict::Stop,
@@ -63,6 +63,6 @@ impl AssessorPlugin {
         let curve = curve.to_wit();
         let plugin = &self.bindings;
         self.sandbox
-            .call("completed", |s| plugin.nas_plugin_assessor().call_completed(s, &curve))
+            .call("completed", |s| on_assessor!(plugin, |a| a.call_completed(s, &curve)))
     }
 }

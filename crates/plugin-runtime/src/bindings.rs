@@ -1,7 +1,7 @@
 //! Host bindings generated from the WIT contracts: the current one (`plugin-sdk/wit`), whose worlds
 //! share one set of `nas:plugin/types`, and the older ones the host still loads (`wit/` beside this crate).
-//! Component types are checked by structure, not by package version, so a 0.1 world reuses the
-//! current Rust types wherever the record is unchanged and only `evaluation` has a 0.1 form.
+//! Component types are checked by structure, not by package version, so an older world reuses the
+//! current Rust types wherever the record is unchanged and only `evaluation` has a 0.1 and a 0.2 form.
 
 use nas_core::arch::Layer;
 
@@ -63,6 +63,69 @@ pub(crate) mod v0_1 {
             layers: e.layers.iter().map(layer).collect(),
             train_seconds: e.train_seconds,
             failure: e.failure.clone(),
+        }
+    }
+}
+
+/// Contract 0.2.0 (before `evaluation` carried the child's cost): agents and assessors are
+/// unchanged since, so they reuse the current types; the reward world has its own `evaluation`.
+pub(crate) mod v0_2 {
+    pub(crate) mod agent {
+        wasmtime::component::bindgen!({
+            path: "wit/nas-plugin@0.2.0.wit",
+            world: "agent-plugin",
+            with: { "nas:plugin/types": crate::bindings::agent::nas::plugin::types },
+        });
+    }
+
+    pub(crate) mod assessor {
+        wasmtime::component::bindgen!({
+            path: "wit/nas-plugin@0.2.0.wit",
+            world: "assessor-plugin",
+            with: { "nas:plugin/types": crate::bindings::agent::nas::plugin::types },
+        });
+    }
+
+    pub(crate) mod reward {
+        wasmtime::component::bindgen!({ path: "wit/nas-plugin@0.2.0.wit", world: "reward-plugin" });
+    }
+
+    use reward::nas::plugin::types as wit_0_2;
+
+    /// The 0.2 evaluation: the current one without its cost.
+    pub(crate) fn evaluation(e: &super::wit::Evaluation) -> wit_0_2::Evaluation {
+        let layer = |layer: &super::wit::Layer| match *layer {
+            super::wit::Layer::Conv(c) => wit_0_2::Layer::Conv(wit_0_2::ConvLayer {
+                filters: c.filters,
+                kernel: c.kernel,
+            }),
+            super::wit::Layer::Pool(p) => wit_0_2::Layer::Pool(wit_0_2::PoolLayer {
+                size: p.size,
+                stride: p.stride,
+            }),
+            super::wit::Layer::Fc(units) => wit_0_2::Layer::Fc(units),
+        };
+        wit_0_2::Evaluation {
+            accuracy: e.accuracy,
+            params: e.params,
+            depth: e.depth,
+            architecture: e.architecture.clone(),
+            layers: e.layers.iter().map(layer).collect(),
+            train_seconds: e.train_seconds,
+            failure: e.failure.clone(),
+            epochs_trained: e.epochs_trained,
+            epochs: e.epochs,
+            stopped: e.stopped,
+        }
+    }
+
+    impl From<reward::nas::plugin::types::PluginInfo> for super::wit::PluginInfo {
+        fn from(info: reward::nas::plugin::types::PluginInfo) -> super::wit::PluginInfo {
+            super::wit::PluginInfo {
+                name: info.name,
+                version: info.version,
+                description: info.description,
+            }
         }
     }
 }

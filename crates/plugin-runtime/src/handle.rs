@@ -24,6 +24,7 @@ pub trait World: Sized {
 /// An agent's bindings: the current contract's, or 0.1's (the same calls and types).
 pub enum AgentBindings {
     Current(bindings::agent::AgentPlugin),
+    V0_2(bindings::v0_2::agent::AgentPlugin),
     V0_1(bindings::v0_1::agent::AgentPlugin),
 }
 
@@ -33,6 +34,10 @@ macro_rules! on_agent {
     ($bindings:expr, |$guest:ident| $call:expr) => {
         match $bindings {
             $crate::handle::AgentBindings::Current(b) => {
+                let $guest = b.nas_plugin_agent();
+                $call
+            }
+            $crate::handle::AgentBindings::V0_2(b) => {
                 let $guest = b.nas_plugin_agent();
                 $call
             }
@@ -54,6 +59,8 @@ impl World for AgentBindings {
     ) -> wasmtime::Result<Self> {
         if loaded.contract_version == CONTRACT_VERSION {
             bindings::agent::AgentPlugin::instantiate(store, &loaded.component, linker).map(AgentBindings::Current)
+        } else if loaded.contract_version == "0.2.0" {
+            bindings::v0_2::agent::AgentPlugin::instantiate(store, &loaded.component, linker).map(AgentBindings::V0_2)
         } else {
             bindings::v0_1::agent::AgentPlugin::instantiate(store, &loaded.component, linker).map(AgentBindings::V0_1)
         }
@@ -67,6 +74,7 @@ impl World for AgentBindings {
 /// assessors added).
 pub enum RewardBindings {
     Current(bindings::reward::RewardPlugin),
+    V0_2(bindings::v0_2::reward::RewardPlugin),
     V0_1(bindings::v0_1::reward::RewardPlugin),
 }
 
@@ -79,6 +87,9 @@ impl World for RewardBindings {
     ) -> wasmtime::Result<Self> {
         if loaded.contract_version == CONTRACT_VERSION {
             bindings::reward::RewardPlugin::instantiate(store, &loaded.component, linker).map(RewardBindings::Current)
+        } else if loaded.contract_version == "0.2.0" {
+            bindings::v0_2::reward::RewardPlugin::instantiate(store, &loaded.component, linker)
+                .map(RewardBindings::V0_2)
         } else {
             bindings::v0_1::reward::RewardPlugin::instantiate(store, &loaded.component, linker)
                 .map(RewardBindings::V0_1)
@@ -87,22 +98,52 @@ impl World for RewardBindings {
     fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<wit::PluginInfo> {
         match self {
             RewardBindings::Current(b) => b.nas_plugin_reward().call_describe(store),
+            RewardBindings::V0_2(b) => b.nas_plugin_reward().call_describe(store).map(Into::into),
             RewardBindings::V0_1(b) => b.nas_plugin_reward().call_describe(store).map(Into::into),
         }
     }
 }
 
-impl World for bindings::assessor::AssessorPlugin {
+/// An assessor's bindings: the current contract's, or 0.2's (the same calls and types).
+pub enum AssessorBindings {
+    Current(bindings::assessor::AssessorPlugin),
+    V0_2(bindings::v0_2::assessor::AssessorPlugin),
+}
+
+/// Runs `$call` with `$guest` bound to the assessor interface of either contract.
+macro_rules! on_assessor {
+    ($bindings:expr, |$guest:ident| $call:expr) => {
+        match $bindings {
+            $crate::handle::AssessorBindings::Current(b) => {
+                let $guest = b.nas_plugin_assessor();
+                $call
+            }
+            $crate::handle::AssessorBindings::V0_2(b) => {
+                let $guest = b.nas_plugin_assessor();
+                $call
+            }
+        }
+    };
+}
+pub(crate) use on_assessor;
+
+impl World for AssessorBindings {
     const KIND: PluginKind = PluginKind::Assessor;
     fn instantiate(
         store: &mut Store<HostState>,
         loaded: &LoadedPlugin,
         linker: &Linker<HostState>,
     ) -> wasmtime::Result<Self> {
-        bindings::assessor::AssessorPlugin::instantiate(store, &loaded.component, linker)
+        if loaded.contract_version == CONTRACT_VERSION {
+            bindings::assessor::AssessorPlugin::instantiate(store, &loaded.component, linker)
+                .map(AssessorBindings::Current)
+        } else {
+            bindings::v0_2::assessor::AssessorPlugin::instantiate(store, &loaded.component, linker)
+                .map(AssessorBindings::V0_2)
+        }
     }
     fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<wit::PluginInfo> {
-        self.nas_plugin_assessor().call_describe(store)
+        on_assessor!(self, |assessor| assessor.call_describe(store))
     }
 }
 

@@ -23,11 +23,15 @@ pub use reward::{EvaluationInput, RewardPlugin};
 pub use runtime::{LoadedPlugin, PluginInfo, Runtime};
 
 /// The contract version this host speaks: the version of the WIT package `nas:plugin`.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Older contracts the host still loads (their WIT is kept in crates/plugin-runtime/wit/), with the plugin kinds
-/// each one had: agents and reward shapers from before assessors existed.
-pub const OLDER_CONTRACTS: &[(&str, &[PluginKind])] = &[("0.1.0", &[PluginKind::Agent, PluginKind::Reward])];
+/// each one had: agents and reward shapers from before assessors existed, and every kind from
+/// before evaluations carried their cost.
+pub const OLDER_CONTRACTS: &[(&str, &[PluginKind])] = &[
+    ("0.1.0", &[PluginKind::Agent, PluginKind::Reward]),
+    ("0.2.0", &[PluginKind::Agent, PluginKind::Reward, PluginKind::Assessor]),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -19,6 +19,8 @@ pub struct EvaluationInput<'a> {
     pub epochs: u32,
     /// An assessor stopped the child; `accuracy` is the last one measured.
     pub stopped: bool,
+    /// Multiply-adds, activation memory and latency (not told to 0.1 and 0.2 shapers).
+    pub cost: &'a nas_core::record::Cost,
 }
 
 /// A running reward-shaper plugin.
@@ -29,12 +31,14 @@ impl RewardPlugin {
         let plugin = &self.bindings;
         self.sandbox.call("init", |s| match plugin {
             RewardBindings::Current(b) => b.nas_plugin_reward().call_init(s, config_json),
+            RewardBindings::V0_2(b) => b.nas_plugin_reward().call_init(s, config_json),
             RewardBindings::V0_1(b) => b.nas_plugin_reward().call_init(s, config_json),
         })
     }
 
     /// The reward for a finished child; a non-finite reward is refused. A 0.1 shaper is told the
-    /// same child without the epochs and the stopped flag, which its contract lacks.
+    /// same child without the epochs and the stopped flag, a 0.2 one without the cost: what
+    /// their contracts lack.
     pub fn shape(&mut self, input: &EvaluationInput<'_>) -> Result<f64, PluginError> {
         let evaluation = wit::Evaluation {
             accuracy: input.accuracy,
@@ -47,10 +51,23 @@ impl RewardPlugin {
             epochs_trained: input.epochs_trained,
             epochs: input.epochs,
             stopped: input.stopped,
+            cost: wit::Cost {
+                mult_adds: input.cost.mult_adds,
+                activation_bytes: input.cost.activation_bytes,
+                latency: input.cost.latency.as_ref().map(|l| wit::Latency {
+                    median_ms: l.median_ms,
+                    p90_ms: l.p90_ms,
+                    batch: l.batch as u32,
+                    device: l.device.clone(),
+                }),
+            },
         };
         let plugin = &self.bindings;
         let reward = self.sandbox.call("shape", |s| match plugin {
             RewardBindings::Current(b) => b.nas_plugin_reward().call_shape(s, &evaluation),
+            RewardBindings::V0_2(b) => b
+                .nas_plugin_reward()
+                .call_shape(s, &bindings::v0_2::evaluation(&evaluation)),
             RewardBindings::V0_1(b) => b
                 .nas_plugin_reward()
                 .call_shape(s, &bindings::v0_1::evaluation(&evaluation)),

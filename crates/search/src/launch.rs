@@ -41,8 +41,10 @@ pub fn trainer_for(
     }
     if in_process || (!parallel.uses_workers() && options.shared_workers.is_none()) {
         let evaluator = Evaluator::for_run(config, mdp, options.data_dir.as_deref(), options.device)?;
+        let info = config.dataset.describe()?;
+        let meter = nas_train::cost::CostMeter::new(&config.cost, info.image_shape(), info.num_classes())?;
         return Ok((
-            Box::new(InProcess::new(evaluator, &config.dataset.to_job_string())),
+            Box::new(InProcess::new(evaluator, meter, &config.dataset.to_job_string())),
             None,
         ));
     }

@@ -14,6 +14,7 @@ use crate::assess::Watch;
 use nas_core::arch::Architecture;
 use nas_core::record::Outcome;
 use nas_store::{JobState, NewEvaluation, NewJob, Store};
+use nas_train::cost::CostMeter;
 use nas_train::evaluator::Evaluator;
 
 /// A child to be evaluated, with its place in the architecture cache.
@@ -83,15 +84,18 @@ fn hand_out(ready: &mut VecDeque<(usize, Finished)>, tickets: &[usize], finished
 /// Trains children one at a time in this process, in submission order, when waited for.
 pub struct InProcess {
     evaluator: Evaluator,
+    /// Measures each trained child's cost (`[cost]`).
+    cost: CostMeter,
     dataset: String,
     queue: VecDeque<(Vec<usize>, ChildRequest)>,
     ready: VecDeque<(usize, Finished)>,
 }
 
 impl InProcess {
-    pub fn new(evaluator: Evaluator, dataset: &str) -> InProcess {
+    pub fn new(evaluator: Evaluator, cost: CostMeter, dataset: &str) -> InProcess {
         InProcess {
             evaluator,
+            cost,
             dataset: dataset.to_string(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
@@ -128,7 +132,7 @@ impl Trainer for InProcess {
             .queue
             .pop_front()
             .context("waited for a child, but none was submitted")?;
-        let (outcome, weights) = match watch {
+        let (mut outcome, weights) = match watch {
             Some(watch) => {
                 let evaluated = {
                     let mut judge = watch.judge(&child.arch);
@@ -145,8 +149,10 @@ impl Trainer for InProcess {
             }
             None => self.evaluator.evaluate(&child.arch, child.train_seed, child.keep, None),
         };
-        if let Some(reason) = &outcome.failure {
-            tracing::warn!("child `{}` failed: {reason}", child.arch);
+        match &outcome.failure {
+            Some(reason) => tracing::warn!("child `{}` failed: {reason}", child.arch),
+            // Timed after training, on the training device, before the evaluation is stored.
+            None => outcome.cost = self.evaluator.measure_cost(&child.arch, &self.cost)?,
         }
         let evaluation_id = store.insert_evaluation(&NewEvaluation {
             cache_key: &child.cache_key,

@@ -16,7 +16,7 @@ use nas_config::RunConfig;
 use nas_config::TrainConfig;
 use nas_core::arch::Architecture;
 use nas_core::mdp::Mdp;
-use nas_core::record::Outcome;
+use nas_core::record::{Cost, Outcome};
 use nas_plugin_runtime as plugin;
 use nas_plugin_runtime::{AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
 use nas_store::{NewRun, PluginRecord, Store};
@@ -36,6 +36,12 @@ pub struct Session {
     pub trainer: Box<dyn Trainer>,
     /// The assessor watching children in training, if the run has one.
     pub watch: Option<Watch>,
+    /// What shapers are told of a child's cost when its evaluation carries none (a cache hit
+    /// from before `[cost]`, a queued worker's child) or a latency table replaces the measurement.
+    cost_meter: nas_train::cost::CostMeter,
+    /// (channels, height, width) of the dataset's inputs and its classes.
+    input: (usize, usize, usize),
+    classes: usize,
     /// The workers this session started (dropping the session stops them).
     _workers: Option<SharedWorkers>,
     pub agent_record: PluginRecord,
@@ -188,6 +194,7 @@ impl Session {
             }
             None => None,
         };
+        let cost_meter = nas_train::cost::CostMeter::new(&config.cost, info.image_shape(), info.num_classes())?;
         let (trainer, workers) = crate::launch::trainer_for(config, &mdp, options)?;
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         let (assessor_record, watch) = match assessor {
@@ -206,6 +213,9 @@ impl Session {
             reward,
             trainer,
             watch,
+            cost_meter,
+            input: info.image_shape(),
+            classes: info.num_classes(),
             _workers: workers,
             agent_record,
             reward_record,
@@ -361,9 +371,24 @@ impl Session {
         self.reward.reseed(episode_seed(self.config.seed, episode) ^ 1);
     }
 
+    /// The cost of an evaluated child as its shaper is told it: the one stored with the
+    /// evaluation, else its structural figures; with a latency table, the table's latency.
+    pub fn cost_of(&self, arch: &Architecture, outcome: &Outcome) -> anyhow::Result<Cost> {
+        let from_table = |latency: &Option<nas_core::record::Latency>| {
+            latency.as_ref().is_some_and(|l| l.device.starts_with("table:"))
+        };
+        match &outcome.cost {
+            Some(cost) if !self.cost_meter.uses_table() || from_table(&cost.latency) => Ok(cost.clone()),
+            _ => self
+                .cost_meter
+                .cost(arch, self.input, self.classes, self.config.train.activation, None),
+        }
+    }
+
     /// Shapes the reward of an evaluated architecture.
     pub(crate) fn shape(&mut self, arch: &Architecture, outcome: &Outcome) -> anyhow::Result<f64> {
         let epochs = self.config.train.epochs;
+        let cost = self.cost_of(arch, outcome)?;
         Ok(self.reward.shape(&nas_plugin_runtime::EvaluationInput {
             architecture: arch,
             accuracy: outcome.accuracy,
@@ -373,6 +398,7 @@ impl Session {
             epochs_trained: outcome.epochs_trained(epochs) as u32,
             epochs: epochs as u32,
             stopped: outcome.curve.stopped,
+            cost: &cost,
         })?)
     }
 }

@@ -260,6 +260,7 @@ fn evaluate(
         transient: false,
         curve: Default::default(),
         predicted: false,
+        cost: None,
     };
     let arch: Architecture = match job.architecture.parse() {
         Ok(arch) => arch,

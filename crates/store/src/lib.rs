@@ -8,6 +8,8 @@
 //!   (architecture, dataset, evaluator, training protocol, training seed) key. Rows are immutable:
 //!   a new result (a retry after a transient failure, a `--no-cache` retrain) is a new row, and
 //!   the cache serves the newest one that is not transient.
+//!   Its cost (`[cost]`): `mult_adds`, `activation_bytes`, `latency_ms` (median) and
+//!   `latency_p90_ms`, with the whole measurement (device, batch, runs, throughput) as JSON in `cost`.
 //! - `episodes`: one row per finished episode of a run — architecture, reward, accuracy, params,
 //!   depth, whether the evaluation was a cache hit, the agent's metrics (JSON).
 //! - `checkpoints`: the latest agent state (`save()` bytes) of each run and the episode it follows.
@@ -60,6 +62,33 @@ pub(crate) fn curve_from(text: Option<String>, stopped: bool, measure_seconds: f
         accuracy: text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
         stopped,
         measure_seconds,
+    }
+}
+
+/// A child's cost as stored (JSON, the whole [`Cost`](nas_core::record::Cost)), `None` when
+/// unmeasured. Its main figures are also columns of their own, for SQL readers.
+pub(crate) fn cost_text(outcome: &Outcome) -> Option<String> {
+    outcome
+        .cost
+        .as_ref()
+        .map(|c| serde_json::to_string(c).expect("costs serialize"))
+}
+
+/// The cost stored as `text` (as [`cost_text`] wrote it).
+pub(crate) fn cost_from(text: Option<String>) -> Option<nas_core::record::Cost> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// The cost columns beside the JSON: multiply-adds, activation bytes, median and p90 latency.
+pub(crate) fn cost_columns(outcome: &Outcome) -> (Option<i64>, Option<i64>, Option<f64>, Option<f64>) {
+    match &outcome.cost {
+        Some(c) => (
+            Some(c.mult_adds as i64),
+            Some(c.activation_bytes as i64),
+            c.latency.as_ref().map(|l| l.median_ms),
+            c.latency.as_ref().map(|l| l.p90_ms),
+        ),
+        None => (None, None, None, None),
     }
 }
 

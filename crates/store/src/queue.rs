@@ -71,6 +71,7 @@ pub fn given_up(lost: Option<&str>) -> Outcome {
         transient: true,
         curve: Default::default(),
         predicted: false,
+        cost: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn evaluations_are_found_by_episode_index_across_gaps() {
             transient: false,
             curve: Default::default(),
             predicted: false,
+            cost: None,
         };
         let architecture = format!("conv({},3)", 10 + index);
         let id = store

@@ -13,10 +13,37 @@ fn a_new_result_is_a_new_row(store: &Store) {
     // A surrogate's prediction stays marked as one through the store (#24).
     let predicted = nas_core::record::Outcome {
         predicted: true,
+        cost: None,
         ..outcome(0.7)
     };
     let id = store.insert_evaluation(&evaluation("p", &predicted, None)).unwrap();
     assert!(store.evaluation(id).unwrap().outcome.predicted);
+
+    // A child's cost (#28) comes back whole: multiply-adds, activations and the latency measured.
+    let costed = nas_core::record::Outcome {
+        cost: Some(nas_core::record::Cost {
+            mult_adds: 123_456_789_012,
+            activation_bytes: 4096,
+            latency: Some(nas_core::record::Latency {
+                device: "cuda".into(),
+                batch: 1,
+                runs: 30,
+                threads: 1,
+                median_ms: 0.25,
+                p90_ms: 0.5,
+                min_ms: 0.125,
+                throughput: Some(nas_core::record::Throughput {
+                    batch: 64,
+                    median_ms: 2.0,
+                    per_second: 32_000.0,
+                }),
+                seconds: 0.01,
+            }),
+        }),
+        ..outcome(0.7)
+    };
+    let id = store.insert_evaluation(&evaluation("c", &costed, None)).unwrap();
+    assert_eq!(store.evaluation(id).unwrap().outcome, costed);
     assert!(
         !store
             .evaluation(store.insert_evaluation(&evaluation("q", &outcome(0.7), None)).unwrap())

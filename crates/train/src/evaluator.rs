@@ -49,6 +49,7 @@ impl From<TrainOutcome> for Outcome {
             transient: t.transient,
             curve: t.curve,
             predicted: false,
+            cost: None,
         }
     }
 }
@@ -126,6 +127,25 @@ impl Evaluator {
             Evaluator::Train { .. } => "cuda",
             Evaluator::Synthetic { .. } | Evaluator::Table { .. } => "none",
         }
+    }
+
+    /// The cost of `arch` as `meter` measures it: timed on the training device with real
+    /// training, structural figures (and a latency table's sum) otherwise.
+    pub fn measure_cost(
+        &self,
+        arch: &Architecture,
+        meter: &crate::cost::CostMeter,
+    ) -> anyhow::Result<Option<nas_core::record::Cost>> {
+        Ok(match self {
+            Evaluator::Train { data, config } => {
+                Some(meter.cost(arch, data.input, data.num_classes, config.activation, Some(data.device))?)
+            }
+            Evaluator::Synthetic { input, classes, .. } => {
+                Some(meter.cost(arch, *input, *classes, nas_config::Activation::Relu, None)?)
+            }
+            // The table's rows carry no input shape: the search adds the structural figures.
+            Evaluator::Table { .. } => None,
+        })
     }
 
     /// Evaluates `arch`, training with `train_seed` (the synthetic score has no randomness); also
@@ -207,6 +227,7 @@ pub fn score_synthetic(
         transient: false,
         curve: Curve::default(),
         predicted: false,
+        cost: None,
     }
 }
 
@@ -271,6 +292,7 @@ pub fn answer_from_table(table: &nas_bench_table::TableEvaluator, arch: &Archite
             transient: false,
             curve: Curve::default(),
             predicted: answer.predicted,
+            cost: None,
         },
         Err(e) => Outcome {
             accuracy: 0.0,
@@ -280,6 +302,7 @@ pub fn answer_from_table(table: &nas_bench_table::TableEvaluator, arch: &Archite
             transient: true,
             curve: Curve::default(),
             predicted: false,
+            cost: None,
         },
     }
 }

@@ -2,6 +2,7 @@
 //! plans ([`nas_core::netplan`]), trains it with the run's protocol and turns the result into an
 //! [`nas_core::record::Outcome`]; the synthetic evaluator stands in for training in tests.
 
+pub mod cost;
 pub mod device;
 pub mod evaluator;
 pub mod model;

@@ -38,7 +38,13 @@ pub fn build_with_layout(
     if channels_last && plan.ops().any(|op| matches!(op, Op::Conv { .. })) {
         net = net.add_fn(to_channels_last);
     }
-    for op in plan.ops() {
+    add_ops(vs, net, plan.ops())
+}
+
+/// Appends `ops` to `net`, each as the model builder builds it (also used to time single layers
+/// for a latency table).
+pub fn add_ops<'a>(vs: &nn::Path, mut net: nn::Sequential, ops: impl Iterator<Item = &'a Op>) -> nn::Sequential {
+    for op in ops {
         net = match op {
             Op::Conv {
                 name,
@@ -104,6 +110,6 @@ fn relu_in_place(x: &tch::Tensor) -> tch::Tensor {
 }
 
 /// The same tensor laid out channels-last in memory (strides N, 1, W·C, C).
-fn to_channels_last(x: &tch::Tensor) -> tch::Tensor {
+pub fn to_channels_last(x: &tch::Tensor) -> tch::Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }

@@ -31,7 +31,8 @@ pub(super) struct CompareArgs {
     #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Draw the anytime plot (best accuracy so far against children trained, per agent, with
-    /// 95% bands) into this directory, with the agent tables as anytime.md.
+    /// 95% bands) into this directory, with the agent tables as anytime.md, and accuracy against
+    /// latency and multiply-adds with the runs' Pareto set.
     #[arg(long)]
     pub plots: Option<PathBuf>,
     #[command(flatten)]
@@ -72,6 +73,14 @@ pub(super) fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     println!("{}", table.to_markdown());
     for note in nas_outputs::report::table_notes(&store, &runs)? {
         println!("{note}\n");
+    }
+    // The accuracy–cost trade-off of every run's children together (plots with --plots).
+    let pareto = match &args.plots {
+        Some(dir) => nas_outputs::pareto::write_pareto(&store, &runs, dir, &format!("runs {runs:?}"), "accuracy")?,
+        None => nas_outputs::pareto::Pareto::of(nas_outputs::pareto::cost_points(&store, &runs)?),
+    };
+    if !pareto.points.is_empty() {
+        println!("{}", pareto.to_markdown("accuracy"));
     }
     let anytime = nas_outputs::anytime::Anytime::of(&store, &runs)?;
     let agents = anytime.to_markdown();

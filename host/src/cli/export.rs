@@ -16,6 +16,10 @@ pub(super) struct ExportArgs {
     /// when K > 1).
     #[arg(long, default_value_t = 1, conflicts_with = "arch")]
     pub top: usize,
+    /// Export the run's Pareto-optimal children (accuracy against latency, or multiply-adds
+    /// when unmeasured) into OUT/pareto-1 …, with the set and its costs in OUT/pareto.json.
+    #[arg(long, conflicts_with_all = ["arch", "top"])]
+    pub pareto: bool,
     /// Export this architecture instead (trained with the run's protocol and data).
     #[arg(long)]
     pub arch: Option<String>,
@@ -71,6 +75,7 @@ impl export::ExportSink for ExportProgress {
 pub(super) fn run_export(args: ExportArgs) -> anyhow::Result<()> {
     let choice = match &args.arch {
         Some(text) => nas_outputs::export::Choice::Arch(text.parse().map_err(anyhow::Error::msg)?),
+        None if args.pareto => nas_outputs::export::Choice::Pareto,
         None => nas_outputs::export::Choice::Top(args.top),
     };
     let out = args

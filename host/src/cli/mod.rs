@@ -11,6 +11,7 @@ use nas_search::options::SearchOptions;
 
 mod arch;
 mod compare;
+mod cost;
 mod datasets;
 mod eval;
 mod export;
@@ -74,6 +75,9 @@ enum Command {
     /// Download (when missing), verify and summarise datasets.
     #[command(subcommand)]
     Datasets(DatasetsCommand),
+    /// Latency tables for hardware-aware search (`[cost] latency_table`).
+    #[command(subcommand)]
+    Cost(cost::CostCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +164,7 @@ pub fn main() -> ExitCode {
             datasets::fetch_dataset(dataset, data_dir)
         }
         Some(Command::Datasets(DatasetsCommand::Inspect(args))) => datasets::inspect(args),
+        Some(Command::Cost(command)) => cost::run_cost(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,6 @@
-//! Reward = accuracy − β(δ·x + ln x) for x trainable parameters (the seed's size penalty).
+//! Reward = accuracy − β(δ·x + ln x) for x trainable parameters (the seed's size penalty), or
+//! with `measure = "mult_adds"` the child's multiply-adds (contract 0.3), a closer proxy for the
+//! time a network takes than its size.
 //!
 //! Default β = 0.01, chosen so the penalty moves on the scale of accuracy differences between
 //! architectures (a few points): with δ = 1e-8 the penalty is
@@ -20,6 +22,15 @@ struct Hyperparameters {
     beta: f64,
     delta: f64,
     failure_reward: f64,
+    /// What x counts: trainable parameters (the seed's) or multiply-adds.
+    measure: Measure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Measure {
+    Params,
+    MultAdds,
 }
 
 impl Default for Hyperparameters {
@@ -28,6 +39,7 @@ impl Default for Hyperparameters {
             beta: 0.01,
             delta: 1e-8,
             failure_reward: 0.0,
+            measure: Measure::Params,
         }
     }
 }
@@ -44,7 +56,7 @@ fn penalty(hp: &Hyperparameters, params: u64) -> f64 {
 impl RewardShaper for SizePenalty {
     const NAME: &'static str = "size_penalty";
     const DESCRIPTION: &'static str =
-        "Reward = accuracy - beta*(delta*x + ln x), x = trainable parameters (beta 0.01, delta 1e-8)";
+        "Reward = accuracy - beta*(delta*x + ln x), x = trainable parameters or multiply-adds (beta 0.01, delta 1e-8)";
 
     type Config = Hyperparameters;
 
@@ -61,7 +73,13 @@ impl RewardShaper for SizePenalty {
     fn shape(&mut self, evaluation: &Evaluation) -> Result<f64, String> {
         Ok(match evaluation.failure {
             Some(_) => self.hp.failure_reward,
-            None => evaluation.accuracy - penalty(&self.hp, evaluation.params),
+            None => {
+                let x = match self.hp.measure {
+                    Measure::Params => evaluation.params,
+                    Measure::MultAdds => evaluation.cost.mult_adds,
+                };
+                evaluation.accuracy - penalty(&self.hp, x)
+            }
         })
     }
 }

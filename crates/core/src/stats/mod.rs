@@ -8,7 +8,7 @@ mod bootstrap;
 mod rank;
 
 pub use bootstrap::{bootstrap_mean_difference_ci, Interval};
-pub use rank::{mann_whitney_u, MannWhitney};
+pub use rank::{mann_whitney_u, spearman, MannWhitney};
 
 /// Mean and population standard deviation (numpy's default, as in the seed's tables); NaN for
 /// no values.
@@ -24,7 +24,7 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 
 /// The `q` quantile (0 ≤ q ≤ 1) of ascending `sorted` values, interpolating linearly between
 /// order statistics (numpy's default, "type 7"); NaN for no values.
-pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

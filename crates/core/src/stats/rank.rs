@@ -82,6 +82,47 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
     MannWhitney { u, z, p_two_sided }
 }
 
+/// Ranks of `values` from 1, tied values getting the mean of the ranks they span.
+fn average_ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]].total_cmp(&values[order[start]]).is_eq() {
+            end += 1;
+        }
+        let mean_rank = (start + 1 + end) as f64 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = mean_rank;
+        }
+        start = end;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation of paired `x` and `y`: the Pearson correlation of their average
+/// ranks (scipy's `spearmanr`). NaN with fewer than two pairs or when either side is constant.
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    assert_eq!(x.len(), y.len(), "spearman takes paired values");
+    if x.len() < 2 {
+        return f64::NAN;
+    }
+    let (rx, ry) = (average_ranks(x), average_ranks(y));
+    let n = x.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let mut sxy = 0.0;
+    let mut sxx = 0.0;
+    let mut syy = 0.0;
+    for (a, b) in rx.iter().zip(&ry) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +166,17 @@ mod tests {
         let m = mann_whitney_u(&[1.0, 4.0], &[2.0, 3.0]);
         assert_eq!((m.u, m.z, m.p_two_sided), (2.0, 0.0, 1.0));
         assert!(mann_whitney_u(&[], &[1.0]).p_two_sided.is_nan());
+    }
+
+    #[test]
+    fn spearman_by_hand() {
+        // Monotone: 1; reversed: -1.
+        assert_eq!(super::spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 90.0]), 1.0);
+        assert_eq!(super::spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
+        // scipy.stats.spearmanr([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) = 0.8
+        assert!((super::spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 1.0, 4.0, 3.0, 5.0]) - 0.8).abs() < 1e-12);
+        // Ties get mean ranks: spearmanr([1, 2, 2, 3], [1, 2, 3, 4]) = 0.9486832980505138
+        assert!((super::spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]) - 0.9486832980505138).abs() < 1e-12);
+        assert!(super::spearman(&[1.0], &[1.0]).is_nan());
     }
 }

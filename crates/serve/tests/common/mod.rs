@@ -129,6 +129,7 @@ pub fn episode(run: i64, i: usize, with_curve: bool, architecture: Option<&str>)
         transient: false,
         curve,
         predicted: false,
+        cost: None,
     };
     let mut metrics = serde_json::Map::new();
     metrics.insert(

@@ -14,8 +14,8 @@ use connection::commit;
 pub use connection::{has_password, is_postgres_url, redact, PgStore};
 
 use crate::{
-    curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun,
-    PluginRecord, RunRecord, RunStore,
+    cost_columns, cost_from, cost_text, curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations,
+    InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore,
 };
 use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 
@@ -64,6 +64,7 @@ fn evaluation_from_row(row: &Row) -> CachedEvaluation {
             transient: row.get("transient"),
             curve: curve_from(row.get("curve"), row.get("stopped"), row.get("measure_seconds")),
             predicted: row.get("predicted"),
+            cost: cost_from(row.get("cost")),
         },
     }
 }
@@ -76,9 +77,10 @@ fn metrics_text(metrics: &serde_json::Map<String, serde_json::Value>) -> String 
 fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation<'_>) -> anyhow::Result<i64> {
     let (origin_run, origin_episode) = (e.origin.map(|o| o.0), e.origin.map(|o| o.1 as i64));
     let cache_key = stored_key(e.cache_key, e.outcome, e.origin);
+    let (mult_adds, activation_bytes, latency_ms, latency_p90_ms) = cost_columns(e.outcome);
     let row = tx.query_one(
-        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds, predicted)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds, predicted, mult_adds, activation_bytes, latency_ms, latency_p90_ms, cost)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
          RETURNING id",
         &[
             &&*cache_key,
@@ -98,6 +100,11 @@ fn insert_evaluation_on(tx: &mut impl postgres::GenericClient, e: &NewEvaluation
             &e.outcome.curve.stopped,
             &e.outcome.curve.measure_seconds,
             &e.outcome.predicted,
+            &mult_adds,
+            &activation_bytes,
+            &latency_ms,
+            &latency_p90_ms,
+            &cost_text(e.outcome),
         ],
     )?;
     Ok(row.get(0))

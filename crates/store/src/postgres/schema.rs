@@ -130,5 +130,12 @@ UPDATE queue SET weight_takers = CASE WHEN keep_weights THEN 1 ELSE 0 END;
         .into(),
         // 13: predicted accuracies are marked.
         "ALTER TABLE evaluations ADD COLUMN predicted BOOLEAN NOT NULL DEFAULT false;".into(),
+        // 14: what a child costs to run.
+        "ALTER TABLE evaluations ADD COLUMN mult_adds BIGINT;
+         ALTER TABLE evaluations ADD COLUMN activation_bytes BIGINT;
+         ALTER TABLE evaluations ADD COLUMN latency_ms DOUBLE PRECISION;
+         ALTER TABLE evaluations ADD COLUMN latency_p90_ms DOUBLE PRECISION;
+         ALTER TABLE evaluations ADD COLUMN cost TEXT;"
+            .into(),
     ]
 }

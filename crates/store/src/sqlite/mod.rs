@@ -13,8 +13,8 @@ use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 pub(crate) use schema::MIGRATIONS;
 
 use crate::{
-    curve_from, curve_text, stopped_key, stored_key, CachedEvaluation, EpisodeEvaluations, InFlightDesign,
-    NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
+    cost_columns, cost_from, cost_text, curve_from, curve_text, stopped_key, stored_key, CachedEvaluation,
+    EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
 };
 
 /// How long a statement waits for another process's write lock.
@@ -150,6 +150,7 @@ impl SqliteStore {
                 transient: row.get("transient")?,
                 curve: curve_from(row.get("curve")?, row.get("stopped")?, row.get("measure_seconds")?),
                 predicted: row.get("predicted")?,
+                cost: cost_from(row.get("cost")?),
             },
         })
     }
@@ -508,14 +509,15 @@ fn insert_evaluation_on(conn: &Connection, evaluation: &NewEvaluation<'_>) -> an
     } = *evaluation;
     let (origin_run, origin_episode) = (origin.map(|o| o.0), origin.map(|o| o.1 as i64));
     let cache_key = &*stored_key(cache_key, outcome, origin);
+    let (mult_adds, activation_bytes, latency_ms, latency_p90_ms) = cost_columns(outcome);
     conn.execute(
-        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds, predicted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        "INSERT INTO evaluations (cache_key, architecture, dataset, evaluator, protocol, accuracy, params, depth, seconds, failure, transient, origin_run, origin_episode, curve, stopped, measure_seconds, predicted, mult_adds, activation_bytes, latency_ms, latency_p90_ms, cost)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         params![
             cache_key, architecture, dataset, evaluator, protocol_json, outcome.accuracy,
             outcome.params as i64, depth as i64, outcome.seconds, outcome.failure, outcome.transient,
             origin_run, origin_episode, curve_text(outcome), outcome.curve.stopped, outcome.curve.measure_seconds,
-            outcome.predicted
+            outcome.predicted, mult_adds, activation_bytes, latency_ms, latency_p90_ms, cost_text(outcome)
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -545,6 +547,7 @@ mod tests {
             transient,
             curve: Default::default(),
             predicted: false,
+            cost: None,
         }
     }
 

@@ -283,4 +283,13 @@ UPDATE queue SET weight_takers = keep_weights;
 "#,
     // 13: an evaluation whose accuracy a surrogate predicted (the table evaluator, #24) says so.
     "ALTER TABLE evaluations ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;",
+    // 14: what a child costs to run (#28): multiply-adds, peak activation memory and inference
+    // latency as columns, and the whole measurement as JSON.
+    r#"
+ALTER TABLE evaluations ADD COLUMN mult_adds INTEGER;
+ALTER TABLE evaluations ADD COLUMN activation_bytes INTEGER;
+ALTER TABLE evaluations ADD COLUMN latency_ms REAL;
+ALTER TABLE evaluations ADD COLUMN latency_p90_ms REAL;
+ALTER TABLE evaluations ADD COLUMN cost TEXT;
+"#,
 ];

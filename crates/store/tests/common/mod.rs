@@ -49,6 +49,7 @@ pub fn outcome(accuracy: f64) -> Outcome {
         transient: false,
         curve: Default::default(),
         predicted: false,
+        cost: None,
     }
 }
 
