@@ -228,8 +228,9 @@ class RunStore:
     ``runs``: one row per run (id, status, dataset, evaluator, agent, reward, device, …).
     ``episodes``: every committed episode (run, episode, architecture, reward, accuracy, params,
     depth, cache_hit, failure, …). ``evaluations``: each episode's evaluation (its id, accuracy,
-    params, training seconds, failure, and whether it was stopped early or predicted by a table's
-    surrogate). ``curves``: accuracy per epoch, where an assessor watched training.
+    params, training seconds, failure, whether it was stopped early or predicted by a table's
+    surrogate, and its cost: multiply-adds, peak activation bytes, latency median and p90 in ms and
+    where the latency comes from). ``curves``: accuracy per epoch, where an assessor watched training.
     """
 
     runs: pd.DataFrame
@@ -243,7 +244,8 @@ class RunStore:
         return rows.sort_values("episode").reset_index(drop=True)
 
 
-_NULLABLE_INTEGERS = {"seed", "episodes_target", "episodes_done", "params", "depth", "env", "reported"}
+_NULLABLE_INTEGERS = {"seed", "episodes_target", "episodes_done", "params", "depth", "env", "reported", "mult_adds",
+                      "activation_bytes"}
 
 
 def open_store(url: str | os.PathLike = "runs/nas.sqlite") -> RunStore:

@@ -333,6 +333,13 @@ fn read_tables(url: &std::path::Path) -> anyhow::Result<Vec<(&'static str, Table
             ev.transient.push(outcome.transient);
             ev.stopped.push(outcome.curve.stopped);
             ev.predicted.push(outcome.predicted);
+            let cost = outcome.cost.as_ref();
+            let latency = cost.and_then(|c| c.latency.as_ref());
+            ev.mult_adds.push(cost.map(|c| c.mult_adds as i64));
+            ev.activation_bytes.push(cost.map(|c| c.activation_bytes as i64));
+            ev.latency_ms.push(latency.map(|l| l.median_ms));
+            ev.latency_p90_ms.push(latency.map(|l| l.p90_ms));
+            ev.latency_device.push(latency.map(|l| l.device.clone()));
             for (epoch, accuracy) in outcome.curve.accuracy.iter().enumerate() {
                 c_run.push(Some(r.id));
                 c_episode.push(Some(e.index as i64));
@@ -485,6 +492,11 @@ struct EvaluationColumns {
     transient: Vec<bool>,
     stopped: Vec<bool>,
     predicted: Vec<bool>,
+    mult_adds: Vec<Option<i64>>,
+    activation_bytes: Vec<Option<i64>>,
+    latency_ms: Vec<Option<f64>>,
+    latency_p90_ms: Vec<Option<f64>>,
+    latency_device: Vec<Option<String>>,
 }
 
 impl EvaluationColumns {
@@ -500,6 +512,11 @@ impl EvaluationColumns {
             ("transient", Column::Bool(self.transient)),
             ("stopped", Column::Bool(self.stopped)),
             ("predicted", Column::Bool(self.predicted)),
+            ("mult_adds", Column::Int(self.mult_adds)),
+            ("activation_bytes", Column::Int(self.activation_bytes)),
+            ("latency_ms", Column::Float(self.latency_ms)),
+            ("latency_p90_ms", Column::Float(self.latency_p90_ms)),
+            ("latency_device", Column::Text(self.latency_device)),
         ]
     }
 }

@@ -47,6 +47,10 @@ def test_curves_of_watched_children(tmp_path, cli, tiny_npz):
                          "--epochs", "2", "--assessor", "median_stop", "--device", "cpu")
     store = nas_host.open_store(db)
     assert_episodes_equal(store, printed)
+    # Children trained in the search process are timed ([cost], on by default).
+    assert (store.evaluations["latency_ms"] > 0).all()
+    assert (store.evaluations["latency_p90_ms"] >= store.evaluations["latency_ms"]).all()
+    assert (store.evaluations["mult_adds"] > 0).all()
     for evaluation in store.evaluations.itertuples():
         curve = store.curves[store.curves["evaluation"] == evaluation.evaluation]
         assert list(curve["epoch"]) == list(range(1, len(curve) + 1))
