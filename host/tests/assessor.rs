@@ -455,6 +455,7 @@ fn a_worker_without_verdicts_gives_the_child_back() {
             keep_weights: false,
             data_sha256: "",
             watch_epochs: Some(5),
+            cost_json: None,
         })
         .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_nas-host"))

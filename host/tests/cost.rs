@@ -12,6 +12,8 @@ use nas_core::arch::Architecture;
 use nas_core::cost::{space_layers, structural_cost, LatencyTable};
 use nas_core::record::{Cost, Latency};
 use nas_plugin_runtime::{AssessorPlugin, EvaluationInput, RewardPlugin, Runtime};
+use nas_search::options::SearchOptions;
+use nas_search::search::{search, Start};
 use nas_store::Store;
 
 fn runtime() -> (Runtime, tempfile::TempDir) {
@@ -138,9 +140,21 @@ fn contract_0_2_plugins_still_load() {
 /// so the shaper was told it.
 #[test]
 fn figures_are_stored_and_served_to_plugins() {
+    figures_are_stored_and_served(0);
+}
+
+/// A child a worker trains is timed there, on the device it trained on, with the run's `[cost]`
+/// (the job carries it), and stored and served as the search's own.
+#[test]
+fn children_trained_by_workers_are_timed_too() {
+    figures_are_stored_and_served(1);
+}
+
+fn figures_are_stored_and_served(workers: usize) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nas.sqlite");
     let mut config = synthetic_config("random", 3, 4);
+    config.parallel.workers = workers;
     config.evaluator = EvaluatorKind::Train;
     config.dataset = nas_datasets::DatasetName::Synthetic.into();
     config.train.epochs = 1;
@@ -152,7 +166,16 @@ fn figures_are_stored_and_served_to_plugins() {
         .plugins
         .insert("latency_target".into(), toml::from_str("target_ms = 0.5").unwrap());
     let info = config.dataset.describe().unwrap();
-    let (run_id, episodes) = run(config, db.clone());
+    let options = SearchOptions {
+        worker_exe: Some(env!("CARGO_BIN_EXE_nas-host").into()),
+        ..options(db.clone())
+    };
+    let summary = search(Start::New(Box::new(config)), &options).unwrap();
+    let (run_id, episodes) = (summary.run, summary.episodes);
+    if workers > 0 {
+        let log = std::fs::read_to_string(dir.path().join("worker-logs/worker-0.log")).unwrap();
+        assert!(log.contains("training "), "the worker trained the children: {log}");
+    }
     let store = Store::open(&db).unwrap();
     let ids = store.episode_evaluations(run_id).unwrap();
     for episode in &episodes {

@@ -425,6 +425,7 @@ fn a_worker_whose_data_differs_from_the_searchs_is_refused() {
             keep_weights: false,
             data_sha256: "0123456789abcdef0123456789abcdef",
             watch_epochs: None,
+            cost_json: None,
         })
         .unwrap();
     let output = Command::new(BIN)

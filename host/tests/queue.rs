@@ -25,6 +25,7 @@ fn job(key: &str) -> NewJob<'_> {
         keep_weights: false,
         data_sha256: "",
         watch_epochs: None,
+        cost_json: None,
     }
 }
 
@@ -121,6 +122,7 @@ fn watched(key: &str, run: i64, episode: usize) -> NewJob<'_> {
     NewJob {
         origin: Some((run, episode)),
         watch_epochs: Some(3),
+        cost_json: None,
         ..job(key)
     }
 }

@@ -31,6 +31,8 @@ pub struct ChildRequest {
     pub keep: bool,
     /// Set when the run's assessor watches the training (the protocol's epochs).
     pub watch_epochs: Option<usize>,
+    /// `[cost]` as JSON when a worker is to time the trained child ([`nas_store::NewJob::cost_json`]).
+    pub cost_json: Option<String>,
 }
 
 /// A child's stored evaluation.
@@ -282,6 +284,7 @@ impl Trainer for Queued {
             keep_weights: child.keep && !asked,
             data_sha256: &self.data_sha256,
             watch_epochs: child.watch_epochs,
+            cost_json: child.cost_json.as_deref(),
         })?;
         match self.jobs.iter_mut().find(|j| j.id == job) {
             Some(queued) => {

@@ -354,7 +354,15 @@ impl Session {
             origin,
             keep,
             watch_epochs: self.watch.is_some().then_some(self.config.train.epochs),
+            cost_json: self.worker_cost_json(),
         }))
+    }
+
+    /// How a worker times a child it trained: `[cost]` when latency is measured on this run's
+    /// device; `None` with a latency table (the search sums it, `cost_of`) or with measuring off.
+    fn worker_cost_json(&self) -> Option<String> {
+        let cost = &self.config.cost;
+        (cost.measure && cost.latency_table.is_none()).then(|| serde_json::to_string(cost).expect("[cost] serializes"))
     }
 
     /// Reseeds both plugins' WASI randomness for `episode`.

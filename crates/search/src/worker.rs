@@ -11,12 +11,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::local::{host_name, worker_name};
+use nas_config::CostConfig;
 use nas_config::DeviceChoice;
 use nas_config::{DatasetSpec, TrainConfig, Validation};
 use nas_config::{EvaluatorKind, SyntheticConfig};
 use nas_core::arch::Architecture;
-use nas_core::record::Outcome;
+use nas_core::record::{Cost, Outcome};
 use nas_store::{queue::unix_now, Awaited, ClaimedJob, OwnerGone, Store, WorkerRow};
+use nas_train::cost::CostMeter;
 use nas_train::evaluator::{score_synthetic, train_child, Evaluator};
 use nas_train::train::{EpochJudge, TensorData};
 
@@ -316,7 +318,38 @@ fn evaluate(
                 &job.data_sha256[..12.min(job.data_sha256.len())]
             );
             let data = datasets.get(&dataset, &protocol)?;
-            Ok(train_child(&arch, data, &protocol, job.keep_weights, judge, Some(lost)))
+            let (mut outcome, weights) = train_child(&arch, data, &protocol, job.keep_weights, judge, Some(lost));
+            if outcome.failure.is_none() {
+                outcome.cost = time_child(job, &arch, data, &protocol);
+            }
+            Ok((outcome, weights))
+        }
+    }
+}
+
+/// The trained child's cost when its job asks for it: timed here, on the device it trained on,
+/// as the search's own process times the children it trains. A measurement that fails (or
+/// malformed settings) is logged and leaves the cost to the search (structural figures): the
+/// trained child is not lost over its timing.
+fn time_child(job: &ClaimedJob, arch: &Architecture, data: &TensorData, protocol: &TrainConfig) -> Option<Cost> {
+    let settings = job.cost_json.as_deref()?;
+    let measured = serde_json::from_str::<CostConfig>(settings)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| CostMeter::new(&config, data.input, data.num_classes))
+        .and_then(|meter| {
+            meter.cost(
+                arch,
+                data.input,
+                data.num_classes,
+                protocol.activation,
+                Some(data.device),
+            )
+        });
+    match measured {
+        Ok(cost) => Some(cost),
+        Err(e) => {
+            tracing::warn!("could not time `{arch}`: {e:#}");
+            None
         }
     }
 }

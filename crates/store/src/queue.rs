@@ -261,6 +261,9 @@ pub struct NewJob<'a> {
     /// Set when the run's assessor watches the child's training (the protocol's epochs): the
     /// worker posts the curve after every epoch and waits for the search's verdict.
     pub watch_epochs: Option<usize>,
+    /// `[cost]` as JSON when the worker is to time the trained child (its latency is measured
+    /// where it trains); `None`: structural figures only, which the search adds.
+    pub cost_json: Option<&'a str>,
 }
 
 impl NewJob<'_> {
@@ -297,6 +300,8 @@ pub struct ClaimedJob {
     pub data_sha256: String,
     /// The protocol's epochs when an assessor watches the training ([`NewJob::watch_epochs`]).
     pub watch_epochs: Option<usize>,
+    /// How to time the trained child ([`NewJob::cost_json`]).
+    pub cost_json: Option<String>,
 }
 
 impl ClaimedJob {
@@ -476,6 +481,7 @@ mod tests {
             keep_weights: false,
             data_sha256: "",
             watch_epochs: None,
+            cost_json: None,
         }
     }
 

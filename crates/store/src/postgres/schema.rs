@@ -137,5 +137,7 @@ UPDATE queue SET weight_takers = CASE WHEN keep_weights THEN 1 ELSE 0 END;
          ALTER TABLE evaluations ADD COLUMN latency_p90_ms DOUBLE PRECISION;
          ALTER TABLE evaluations ADD COLUMN cost TEXT;"
             .into(),
+        // 15: a job carries the search's `[cost]`, so its worker times the child.
+        "ALTER TABLE queue ADD COLUMN cost_json TEXT;".into(),
     ]
 }

@@ -54,8 +54,8 @@ impl JobQueue for SqliteStore {
                 tx.execute(
                     "INSERT INTO queue (cache_key, architecture, dataset, evaluator, protocol, device,
                         origin_run, origin_episode, keep_weights, status, queued_at, data_sha256,
-                        evaluation_key, watch_epochs, weight_takers)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13, ?14)",
+                        evaluation_key, watch_epochs, weight_takers, cost_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13, ?14, ?15)",
                     params![
                         key,
                         job.architecture,
@@ -70,7 +70,8 @@ impl JobQueue for SqliteStore {
                         job.data_sha256,
                         job.evaluation_key(),
                         job.watch_epochs.map(|e| e as i64),
-                        i64::from(job.keep_weights)
+                        i64::from(job.keep_weights),
+                        job.cost_json
                     ],
                 )?;
                 tx.last_insert_rowid()
@@ -111,6 +112,7 @@ impl JobQueue for SqliteStore {
                                 keep_weights: r.get("keep_weights")?,
                                 data_sha256: r.get("data_sha256")?,
                                 watch_epochs: r.get::<_, Option<i64>>("watch_epochs")?.map(|e| e as usize),
+                                cost_json: r.get("cost_json")?,
                             },
                             r.get::<_, String>("status")?,
                             r.get::<_, Option<String>>("owner")?,

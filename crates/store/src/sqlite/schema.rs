@@ -292,4 +292,6 @@ ALTER TABLE evaluations ADD COLUMN latency_ms REAL;
 ALTER TABLE evaluations ADD COLUMN latency_p90_ms REAL;
 ALTER TABLE evaluations ADD COLUMN cost TEXT;
 "#,
+    // 15: a worker times the child it trained (#28): the job carries the search's `[cost]`.
+    "ALTER TABLE queue ADD COLUMN cost_json TEXT;",
 ];

@@ -37,6 +37,7 @@ pub fn job(key: &str) -> NewJob<'_> {
         keep_weights: false,
         data_sha256: "",
         watch_epochs: None,
+        cost_json: None,
     }
 }
 
