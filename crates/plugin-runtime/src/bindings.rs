@@ -25,6 +25,24 @@ pub(crate) mod assessor {
     });
 }
 
+/// The current `layer` as an older contract's module `$wit` generates it (the same variant under
+/// another type: each contract's bindings have their own).
+macro_rules! older_layer {
+    ($wit:ident, $layer:expr) => {
+        match *$layer {
+            super::wit::Layer::Conv(c) => $wit::Layer::Conv($wit::ConvLayer {
+                filters: c.filters,
+                kernel: c.kernel,
+            }),
+            super::wit::Layer::Pool(p) => $wit::Layer::Pool($wit::PoolLayer {
+                size: p.size,
+                stride: p.stride,
+            }),
+            super::wit::Layer::Fc(units) => $wit::Layer::Fc(units),
+        }
+    };
+}
+
 /// Contract 0.1.0 (agents and reward shapers built before assessors existed).
 pub(crate) mod v0_1 {
     pub(crate) mod agent {
@@ -44,17 +62,7 @@ pub(crate) mod v0_1 {
 
     /// The 0.1 evaluation: the current one without what assessors added.
     pub(crate) fn evaluation(e: &super::wit::Evaluation) -> wit_0_1::Evaluation {
-        let layer = |layer: &super::wit::Layer| match *layer {
-            super::wit::Layer::Conv(c) => wit_0_1::Layer::Conv(wit_0_1::ConvLayer {
-                filters: c.filters,
-                kernel: c.kernel,
-            }),
-            super::wit::Layer::Pool(p) => wit_0_1::Layer::Pool(wit_0_1::PoolLayer {
-                size: p.size,
-                stride: p.stride,
-            }),
-            super::wit::Layer::Fc(units) => wit_0_1::Layer::Fc(units),
-        };
+        let layer = |layer: &super::wit::Layer| older_layer!(wit_0_1, layer);
         wit_0_1::Evaluation {
             accuracy: e.accuracy,
             params: e.params,
@@ -94,17 +102,7 @@ pub(crate) mod v0_2 {
 
     /// The 0.2 evaluation: the current one without its cost.
     pub(crate) fn evaluation(e: &super::wit::Evaluation) -> wit_0_2::Evaluation {
-        let layer = |layer: &super::wit::Layer| match *layer {
-            super::wit::Layer::Conv(c) => wit_0_2::Layer::Conv(wit_0_2::ConvLayer {
-                filters: c.filters,
-                kernel: c.kernel,
-            }),
-            super::wit::Layer::Pool(p) => wit_0_2::Layer::Pool(wit_0_2::PoolLayer {
-                size: p.size,
-                stride: p.stride,
-            }),
-            super::wit::Layer::Fc(units) => wit_0_2::Layer::Fc(units),
-        };
+        let layer = |layer: &super::wit::Layer| older_layer!(wit_0_2, layer);
         wit_0_2::Evaluation {
             accuracy: e.accuracy,
             params: e.params,
