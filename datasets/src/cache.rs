@@ -323,12 +323,9 @@ impl Stream {
         (PREFIX_LEN + self.reserved) as u64
     }
 
-    /// Writes `bytes` at `offset` (one thread at a time).
+    /// Writes `bytes` at `offset` (a positional write: the file's cursor is not involved).
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
-        use std::io::{Seek, SeekFrom};
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(offset))?;
-        file.write_all(bytes)
+        std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset)
     }
 
     pub fn sync(&self) -> std::io::Result<()> {
@@ -366,12 +363,9 @@ impl Stream {
             fingerprint,
             |_| {
                 let mut offset = data_start;
-                let mut at = &file;
                 for split in splits(data) {
-                    use std::io::{Seek, SeekFrom};
                     offset += split.images.len() as u64;
-                    at.seek(SeekFrom::Start(offset))?;
-                    at.write_all(&split.labels)?;
+                    std::os::unix::fs::FileExt::write_all_at(&file, &split.labels, offset)?;
                     offset += split.labels.len() as u64;
                 }
                 file.set_len(offset)?;
