@@ -159,16 +159,6 @@ impl Run {
             worker_exe,
             ..SearchOptions::new(store)
         };
-        if let Some(dir) = Store::sqlite_path(&options.db)
-            .map_err(runtime_error)?
-            .and_then(|f| f.parent().map(PathBuf::from))
-        {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    PyRuntimeError::new_err(format!("creating the store's folder {}: {e}", dir.display()))
-                })?;
-            }
-        }
         let run = py
             .detach(|| ExternalRun::start(config, agent, &options))
             .map_err(runtime_error)?;

@@ -70,8 +70,9 @@ impl ExternalRun {
         config.parallel.envs = 1;
         let reward = plugin::resolve(&config.reward)?;
         let assessor = config.assessor_spec().map(plugin::resolve).transpose()?;
-        let session = Session::open_external(&config, agent_name, &reward, assessor.as_deref(), options)?;
+        // The store first, as a CLI search opens it: it makes a SQLite file's folder.
         let store = Store::open(&options.db)?;
+        let session = Session::open_external(&config, agent_name, &reward, assessor.as_deref(), options)?;
         let run = session.create_run(&store, options.no_cache)?;
         let state = session.mdp.start();
         Ok(ExternalRun {

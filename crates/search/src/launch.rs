@@ -6,6 +6,7 @@ use std::sync::Arc;
 use nas_config::DeviceChoice;
 use nas_config::{EvaluatorKind, Launcher, RunConfig};
 use nas_core::mdp::Mdp;
+use nas_train::cost::CostMeter;
 use nas_train::evaluator::Evaluator;
 
 use crate::local::{LocalWorkers, WorkerSpec};
@@ -26,11 +27,13 @@ pub fn device_kind_for(evaluator: EvaluatorKind, device: DeviceChoice) -> anyhow
 
 /// The trainer a run's `[parallel]` asks for, and the workers it started (if any): in-process
 /// training without workers; else the store's queue, served by local workers started here (or a
-/// comparison's `shared` pool), or by workers started by hand (`launcher = "none"`).
+/// comparison's `shared` pool), or by workers started by hand (`launcher = "none"`). In-process
+/// training times children with the session's `cost_meter`.
 pub fn trainer_for(
     config: &RunConfig,
     mdp: &Mdp,
     options: &SearchOptions,
+    cost_meter: &CostMeter,
 ) -> anyhow::Result<(Box<dyn Trainer>, Option<SharedWorkers>)> {
     let parallel = &config.parallel;
     // A table answers in microseconds: sending its lookups through the queue to workers would
@@ -41,10 +44,12 @@ pub fn trainer_for(
     }
     if in_process || (!parallel.uses_workers() && options.shared_workers.is_none()) {
         let evaluator = Evaluator::for_run(config, mdp, options.data_dir.as_deref(), options.device)?;
-        let info = config.dataset.describe()?;
-        let meter = nas_train::cost::CostMeter::new(&config.cost, info.image_shape(), info.num_classes())?;
         return Ok((
-            Box::new(InProcess::new(evaluator, meter, &config.dataset.to_job_string())),
+            Box::new(InProcess::new(
+                evaluator,
+                cost_meter.clone(),
+                &config.dataset.to_job_string(),
+            )),
             None,
         ));
     }

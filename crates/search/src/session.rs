@@ -195,7 +195,7 @@ impl Session {
             None => None,
         };
         let cost_meter = nas_train::cost::CostMeter::new(&config.cost, info.image_shape(), info.num_classes())?;
-        let (trainer, workers) = crate::launch::trainer_for(config, &mdp, options)?;
+        let (trainer, workers) = crate::launch::trainer_for(config, &mdp, options, &cost_meter)?;
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         let (assessor_record, watch) = match assessor {
             Some((record, plugin)) => {

@@ -62,6 +62,7 @@ pub fn time_forward(net: &impl Module, input: &Tensor, warmup: usize, runs: usiz
 }
 
 /// What measures a run's children: the `[cost]` settings and, with a latency table, the table.
+#[derive(Debug, Clone)]
 pub struct CostMeter {
     pub config: CostConfig,
     /// The latency table and the name its latencies are recorded under.
