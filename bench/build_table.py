@@ -12,7 +12,12 @@ a crash without a result is not, and is tried again on the next run.
 Environment: NAS_HOST (default target/release/nas-host; NAS_HOST.commit names its commit),
 NAS_DATA_DIR (directory with cifar-10-batches-bin/), PROXY (IMAGESxEPOCHS, default 25000x2),
 THREADS (libtorch threads per child, default 1), ARCHS_FILE, TABLE, LIMIT (stop after this many new
-rows; default all).
+rows; default all), SHARD (K/N: train only the architectures whose line number in ARCHS_FILE is K
+modulo N, so N builds, one per core, share the table; default 0/1).
+
+Shards append to the same table under a lock held only while a row is written; each shard takes its
+own process lock, so the same shard is never built twice at once. A row's protocol does not name the
+shard: every child trains alone on THREADS threads whatever runs beside it.
 """
 import csv
 import fcntl
@@ -28,6 +33,22 @@ FIELDS = ["architecture", "accuracy", "params", "mult_adds", "seconds", "dataset
 FULL = 25000  # CIFAR-5's whole training split
 
 
+class RowLock:
+    """The table's write lock: held while the header or one row is written, so shards never interleave."""
+
+    def __init__(self, table: Path):
+        self.path = f"{table}.lock"
+
+    def __enter__(self):
+        self.file = open(self.path, "w")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
 def main() -> int:
     binary = os.environ.get("NAS_HOST", str(ROOT / "target/release/nas-host"))
     data = os.environ.get("NAS_DATA_DIR", str(Path.home() / ".cache/nas-host/data"))
@@ -36,6 +57,9 @@ def main() -> int:
     archs_file = Path(os.environ.get("ARCHS_FILE", ROOT / "bench/table-archs.txt"))
     table = Path(os.environ.get("TABLE", ROOT / f"benchmarks/cifar5-{proxy}.csv"))
     limit = int(os.environ.get("LIMIT", "0")) or None
+    shard, shards = (int(x) for x in os.environ.get("SHARD", "0/1").split("/"))
+    if not 0 <= shard < shards:
+        sys.exit(f"SHARD={shard}/{shards}: K must be in 0..N-1")
     images, epochs = (int(x) for x in proxy.split("x"))
     commit_file = Path(binary + ".commit")
     commit = commit_file.read_text().strip() if commit_file.exists() else "unknown"
@@ -45,20 +69,20 @@ def main() -> int:
 
     archs = [l.strip() for l in archs_file.read_text().splitlines() if l.strip() and not l.startswith("#")]
     table.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(str(table) + ".lock", "w")
+    shard_lock = open(f"{table}.shard{shard}of{shards}.lock", "w")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(shard_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        sys.exit(f"another build_table.py is writing {table}")
-    done = set()
-    if table.exists():
+        sys.exit(f"another build_table.py is building shard {shard}/{shards} of {table}")
+    with RowLock(table):
+        if not table.exists():
+            with table.open("w", newline="") as f:
+                csv.DictWriter(f, FIELDS).writeheader()
         with table.open(newline="") as f:
             done = {row["architecture"] for row in csv.DictReader(f)}
-    else:
-        with table.open("w", newline="") as f:
-            csv.DictWriter(f, FIELDS).writeheader()
-    todo = [a for a in archs if a not in done]
-    print(f"{time.strftime('%FT%T')} {len(done)} rows in {table}, {len(todo)} to train at {proxy}; {protocol}", flush=True)
+    todo = [a for i, a in enumerate(archs) if i % shards == shard and a not in done]
+    print(f"{time.strftime('%FT%T')} {len(done)} rows in {table}, {len(todo)} to train at {proxy} "
+          f"(shard {shard}/{shards}); {protocol}", flush=True)
     env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     added = errors = 0
     for i, arch in enumerate(todo):
@@ -89,10 +113,10 @@ def main() -> int:
             "dataset": "cifar5",
             "protocol": protocol,
         }
-        with table.open("a", newline="") as f:
+        with RowLock(table), table.open("a", newline="") as f:
             csv.DictWriter(f, FIELDS).writerow(row)
         added += 1
-        print(f"{time.strftime('%FT%T')} [{len(done) + added}/{len(archs)}] {arch}: accuracy {row['accuracy']:.4f}, {row['seconds']:.1f} s", flush=True)
+        print(f"{time.strftime('%FT%T')} [shard {shard}/{shards}: {added}/{len(todo)}] {arch}: accuracy {row['accuracy']:.4f}, {row['seconds']:.1f} s", flush=True)
     print(f"{time.strftime('%FT%T')} build_table.py: {added} rows added, {errors} errors", flush=True)
     return 1 if errors else 0
 

@@ -8,10 +8,11 @@ use nas_core::arch::Architecture;
 use crate::{BenchTable, Encoder, Quality, Result, Surrogate, TableError};
 
 /// Fewest table rows for which [`TableEvaluator::from_table`] fits a surrogate: fewer would give
-/// a held-out measure of a handful of rows, no figure to print beside a prediction.
+/// a cross-validated measure of a handful of rows (folds of one), no figure to print beside a
+/// prediction.
 pub const MIN_ROWS_FOR_SURROGATE: usize = 10;
-/// Share of the rows [`TableEvaluator::from_table`] holds out to measure the surrogate.
-pub const HELD_OUT_FRACTION: f64 = 0.2;
+/// Cross-validation folds with which [`TableEvaluator::from_table`] measures the surrogate.
+pub const QUALITY_FOLDS: usize = 5;
 
 /// Answers architectures from a [`BenchTable`], and those it lacks from a [`Surrogate`] if it has
 /// one. `quality` is the surrogate's held-out measure, carried in every predicted answer.
@@ -62,8 +63,9 @@ impl TableEvaluator {
         }
     }
 
-    /// The table with a surrogate for the rest: its quality measured on a seeded
-    /// [`HELD_OUT_FRACTION`] of the rows, then the surrogate fitted on all of them. With fewer
+    /// The table with a surrogate for the rest: its quality measured by seeded
+    /// [`QUALITY_FOLDS`]-fold cross-validation over the rows, then the surrogate fitted on all of
+    /// them. With fewer
     /// than [`MIN_ROWS_FOR_SURROGATE`] rows there is no surrogate, and architectures the table
     /// lacks are errors.
     pub fn from_table(table: BenchTable, encoder: Encoder, seed: u64) -> Result<TableEvaluator> {
@@ -71,7 +73,7 @@ impl TableEvaluator {
             return Ok(TableEvaluator::exact(table));
         }
         let samples = table.samples();
-        let quality = Surrogate::held_out_quality(&samples, encoder, HELD_OUT_FRACTION, seed)?;
+        let quality = Surrogate::cross_validated_quality(&samples, encoder, QUALITY_FOLDS, seed)?;
         let surrogate = Surrogate::fit(&samples, encoder, seed)?;
         Ok(TableEvaluator {
             table,

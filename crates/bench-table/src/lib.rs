@@ -18,7 +18,7 @@ mod table;
 
 pub use encode::Encoder;
 pub use error::TableError;
-pub use evaluator::{TableAnswer, TableEvaluator, HELD_OUT_FRACTION, MIN_ROWS_FOR_SURROGATE};
+pub use evaluator::{TableAnswer, TableEvaluator, MIN_ROWS_FOR_SURROGATE, QUALITY_FOLDS};
 pub use surrogate::{kendall_tau_b, mean_abs_error, Quality, Surrogate};
 pub use table::{BenchRow, BenchTable, TableEntry};
 

@@ -205,7 +205,7 @@ pub struct TableConfig {
     /// The benchmark table (CSV: architecture, accuracy, params, mult_adds, seconds, dataset,
     /// protocol), e.g. `benchmarks/cifar5-25000x2.csv`.
     pub file: Option<std::path::PathBuf>,
-    /// Seed of the surrogate (a random forest) and of its held-out split.
+    /// Seed of the surrogate (a random forest) and of its cross-validation folds.
     pub surrogate_seed: u64,
 }
 
