@@ -146,7 +146,9 @@ fn a_table_search_serves_recorded_accuracies_exactly_and_marks_predictions() {
     let text = String::from_utf8_lossy(&compare.stdout);
     assert!(compare.status.success(), "{}", String::from_utf8_lossy(&compare.stderr));
     assert!(
-        text.contains(&format!("Run 1: **{predicted} of 12 rewards were predicted**")) && text.contains("Kendall"),
+        text.contains("**Rewards predicted** by its surrogate")
+            && text.contains(&format!("run 1 {predicted} of 12;"))
+            && text.contains("Kendall"),
         "{text}"
     );
 }
@@ -174,4 +176,95 @@ fn a_table_of_another_dataset_is_refused_naming_both() {
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(text.contains("cifar5") && text.contains("mnist3"), "{text}");
+}
+
+/// A run answered from a table records the table (its checksum and the surrogate's quality) and
+/// resumes only on that table: a grown or edited table would mix two benchmarks in one run.
+#[test]
+fn a_resumed_table_run_refuses_a_changed_table_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mdp = Mdp::new(MdpConfig::default(), 28);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let mut rows: Vec<BenchRow> = Vec::new();
+    while rows.len() < 41 {
+        let arch = mdp.sample_architecture(&mut rng);
+        if !rows.iter().any(|r| r.architecture == arch.to_string()) {
+            rows.push(row(&arch, 0.4 + 0.05 * arch.depth() as f64));
+        }
+    }
+    let table = dir.path().join("mnist3-test.csv");
+    BenchTable::write(&table, &rows[..40]).unwrap();
+    let db = dir.path().join("table.sqlite");
+    search(dir.path(), db.to_str().unwrap(), &format!("table:{}", table.display()));
+    let sha = |path: &std::path::Path| nas_datasets::sha256_hex(&std::fs::read(path).unwrap());
+    let started_with = sha(&table);
+    let recorded = Store::open(&db)
+        .unwrap()
+        .run(1)
+        .unwrap()
+        .table
+        .expect("the run records its table");
+    assert_eq!(recorded.sha256, started_with);
+    let quality = recorded.surrogate_quality.expect("40 rows make a surrogate");
+    assert!(
+        quality.starts_with("surrogate held-out Kendall τ ") && quality.ends_with("40 rows)"),
+        "{quality}"
+    );
+
+    // The table grows by a row (as a table still being built does).
+    BenchTable::write(&table, &rows).unwrap();
+    let resume = |force: bool| {
+        let mut command = Command::new(BIN);
+        command.current_dir(dir.path()).args([
+            "search",
+            "--resume",
+            "1",
+            "--episodes",
+            "16",
+            "--db",
+            db.to_str().unwrap(),
+        ]);
+        if force {
+            command.arg("--force");
+        }
+        command.output().unwrap()
+    };
+    let refused = resume(false);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("mnist3-test.csv changed since run 1 started") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(Store::open(&db).unwrap().episodes(1).unwrap().len(), 12, "nothing ran");
+
+    // The report quotes the quality the run's predictions had, and says the file changed.
+    let out = dir.path().join("report");
+    let report = Command::new(BIN)
+        .args([
+            "report",
+            "1",
+            "--db",
+            db.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let text = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(text.contains(&quality), "{text}");
+    assert!(
+        text.contains(&format!("sha256 {} — the file has changed since", &started_with[..12])),
+        "{text}"
+    );
+
+    // Forced, the run continues on the new table and records it.
+    let forced = resume(true);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.episodes(1).unwrap().len(), 16);
+    let now = store.run(1).unwrap().table.unwrap();
+    assert_eq!(now.sha256, sha(&table));
+    assert!(now.surrogate_quality.unwrap().ends_with("41 rows)"));
 }

@@ -373,6 +373,8 @@ struct RunColumns {
     device: Vec<Option<String>>,
     wall_seconds: Vec<Option<f64>>,
     config_toml: Vec<Option<String>>,
+    table_sha256: Vec<Option<String>>,
+    surrogate_quality: Vec<Option<String>>,
 }
 
 impl RunColumns {
@@ -393,6 +395,9 @@ impl RunColumns {
         self.device.push(r.device.clone());
         self.wall_seconds.push(Some(r.wall_seconds));
         self.config_toml.push(Some(r.config_toml.clone()));
+        self.table_sha256.push(r.table.as_ref().map(|t| t.sha256.clone()));
+        self.surrogate_quality
+            .push(r.table.as_ref().and_then(|t| t.surrogate_quality.clone()));
     }
 
     fn table(self) -> Table {
@@ -412,6 +417,8 @@ impl RunColumns {
             ("device", Column::Text(self.device)),
             ("wall_seconds", Column::Float(self.wall_seconds)),
             ("config_toml", Column::Text(self.config_toml)),
+            ("table_sha256", Column::Text(self.table_sha256)),
+            ("surrogate_quality", Column::Text(self.surrogate_quality)),
         ]
     }
 }

@@ -1,11 +1,11 @@
 //! The table itself: the CSV, its rows and lookups by canonical architecture.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use nas_core::arch::Architecture;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{Result, TableError};
 
@@ -60,6 +60,10 @@ pub struct BenchTable {
     index: HashMap<Architecture, usize>,
     /// The file it was read from, if any.
     pub path: Option<PathBuf>,
+    /// SHA-256 (hex) of the bytes it was parsed from; empty for a table built in memory. Taken
+    /// from the same read as the rows, so a file appended to meanwhile cannot pair one version's
+    /// rows with another's checksum.
+    pub sha256: String,
 }
 
 impl BenchTable {
@@ -67,7 +71,7 @@ impl BenchTable {
     /// [`BenchTable`] for how repeated architectures merge.
     pub fn load(path: impl AsRef<Path>) -> Result<BenchTable> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| TableError::Io {
+        let bytes = std::fs::read(path).map_err(|source| TableError::Io {
             path: path.to_owned(),
             source,
         })?;
@@ -79,13 +83,14 @@ impl BenchTable {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .flexible(true)
-            .from_reader(file);
+            .from_reader(bytes.as_slice());
         let headers = reader
             .headers()
             .map_err(|e| row_error(1, format!("cannot read the header: {e}")))?
             .clone();
         let mut table = BenchTable {
             path: Some(path.to_owned()),
+            sha256: Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
             ..BenchTable::default()
         };
         // Sums of accuracy and seconds per entry, divided once at the end.
@@ -338,5 +343,11 @@ mod tests {
         assert_eq!(e.accuracy.to_bits(), accuracy.to_bits());
         assert_eq!(e.seconds.to_bits(), (1.0f64 / 3.0).to_bits());
         assert_eq!(e.protocol, "cifar5 2500x1 relu lr0.001 seed0");
+        // The checksum is of the file's bytes (`sha256sum`'s), and changes with them.
+        let bytes = std::fs::read(&path).unwrap();
+        let expected: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(table.sha256, expected);
+        std::fs::write(&path, [bytes.as_slice(), b"\n"].concat()).unwrap();
+        assert_ne!(BenchTable::load(&path).unwrap().sha256, expected);
     }
 }

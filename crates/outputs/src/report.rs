@@ -82,54 +82,131 @@ pub fn score_name(evaluator: &str) -> &'static str {
     }
 }
 
-/// Writes `report.md` and its plots into `out`; returns the report's path.
-/// For a run answered from a benchmark table: how many rewards the surrogate predicted, and its
-/// held-out quality (refitted from the table, which is deterministic for the run's seed), so a
-/// reader weighs those rewards accordingly.
-fn table_note(store: &Store, run: i64, config: &nas_config::RunConfig, episodes: usize) -> anyhow::Result<String> {
-    let mut predicted = 0;
-    for id in store.episode_evaluations(run)?.into_values() {
-        predicted += usize::from(store.evaluation(id)?.outcome.predicted);
+/// What a table run's report says of its table: the file, its recorded checksum (and whether
+/// the file has changed since), and the surrogate's held-out quality as the run measured it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TableSource {
+    file: String,
+    /// ", sha256 0123456789ab" (and a warning when the file now differs); empty for runs
+    /// stored before tables were recorded.
+    checksum: String,
+    quality: String,
+}
+
+fn table_source(record: &nas_store::RunRecord, config: &nas_config::RunConfig) -> TableSource {
+    let path = config.table.file.as_deref();
+    let file = path.map_or("(no file)".into(), |f| f.display().to_string());
+    let Some(table) = &record.table else {
+        // A run stored before schema version 16: refit from the file as it is now (deterministic
+        // for the run's seed, if the file has not changed).
+        return TableSource {
+            file,
+            checksum: String::new(),
+            quality: refitted_quality(config),
+        };
+    };
+    let now = path
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|b| nas_datasets::sha256_hex(&b));
+    let checksum = match now {
+        Some(now) if now == table.sha256 => format!(", sha256 {}", &table.sha256[..12]),
+        Some(now) => format!(
+            ", sha256 {} — the file has changed since (sha256 {} now)",
+            &table.sha256[..12],
+            &now[..12]
+        ),
+        None => format!(", sha256 {} — the file is gone", &table.sha256[..12]),
+    };
+    TableSource {
+        file,
+        checksum,
+        quality: table
+            .surrogate_quality
+            .clone()
+            .unwrap_or_else(|| "the table was too small for a surrogate".into()),
     }
-    let file = config
-        .table
-        .file
-        .as_ref()
-        .map_or("(no file)".into(), |f| f.display().to_string());
-    let quality = match config.dataset.describe() {
+}
+
+/// The surrogate's quality refitted from the table file as it is now.
+fn refitted_quality(config: &nas_config::RunConfig) -> String {
+    match config.dataset.describe() {
         Ok(info) => {
             let mdp = nas_core::mdp::Mdp::new(config.mdp.clone(), info.height as u32);
             match nas_train::evaluator::load_table(config, &mdp) {
                 Ok(table) => table
                     .quality
-                    .map_or("the table is too small for a surrogate".into(), |q| q.to_string()),
+                    .map_or("the table is too small for a surrogate".into(), |q| {
+                        format!("{q}, refitted from the file as it is now: the run predates recorded tables")
+                    }),
                 Err(e) => format!("the surrogate's quality is unknown here: {e:#}"),
             }
         }
         Err(e) => format!("the surrogate's quality is unknown here: {e:#}"),
-    };
+    }
+}
+
+/// How many of a run's rewards the table's surrogate predicted.
+fn predicted_rewards(store: &Store, run: i64) -> anyhow::Result<usize> {
+    let mut predicted = 0;
+    for id in store.episode_evaluations(run)?.into_values() {
+        predicted += usize::from(store.evaluation(id)?.outcome.predicted);
+    }
+    Ok(predicted)
+}
+
+/// For a run answered from a benchmark table: how many rewards the surrogate predicted, and its
+/// held-out quality as recorded when the run loaded the table, so a reader weighs those rewards
+/// accordingly.
+fn table_note(
+    store: &Store,
+    record: &nas_store::RunRecord,
+    config: &nas_config::RunConfig,
+    episodes: usize,
+) -> anyhow::Result<String> {
+    let predicted = predicted_rewards(store, record.id)?;
+    let TableSource {
+        file,
+        checksum,
+        quality,
+    } = table_source(record, config);
     Ok(format!(
-        "**{predicted} of {episodes} rewards were predicted** by the benchmark table's surrogate (a random forest; {quality}); the others are accuracies recorded in `{file}`.\n\n"
+        "**{predicted} of {episodes} rewards were predicted** by the benchmark table's surrogate (a random forest; {quality}); the others are accuracies recorded in `{file}`{checksum}.\n\n"
     ))
 }
 
-/// [`table_note`] for each of `runs` answered from a benchmark table, for `compare`.
+/// For `compare`: one paragraph per benchmark table among `runs` (most comparisons use one),
+/// naming its runs, how many of each run's rewards the surrogate predicted, and its quality.
 pub fn table_notes(store: &Store, runs: &[i64]) -> anyhow::Result<Vec<String>> {
-    let mut notes = Vec::new();
+    let mut groups: Vec<(TableSource, Vec<String>)> = Vec::new();
     for &run in runs {
         let record = store.run(run)?;
-        if record.evaluator == nas_config::EvaluatorKind::Table.as_str() {
-            let config = nas_config::RunConfig::from_toml(&record.config_toml)?;
-            let episodes = store.episodes(run)?.len();
-            notes.push(format!(
-                "Run {run}: {}",
-                table_note(store, run, &config, episodes)?.trim_end()
-            ));
+        if record.evaluator != nas_config::EvaluatorKind::Table.as_str() {
+            continue;
+        }
+        let config = nas_config::RunConfig::from_toml(&record.config_toml)?;
+        let source = table_source(&record, &config);
+        let count = format!(
+            "run {run} {} of {}",
+            predicted_rewards(store, run)?,
+            store.episodes(run)?.len()
+        );
+        match groups.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, counts)) => counts.push(count),
+            None => groups.push((source, vec![count])),
         }
     }
-    Ok(notes)
+    Ok(groups
+        .into_iter()
+        .map(|(TableSource { file, checksum, quality }, counts)| {
+            format!(
+                "Answered from the benchmark table `{file}`{checksum}. **Rewards predicted** by its surrogate (a random forest; {quality}): {}; the others are accuracies recorded in the table.",
+                counts.join(", ")
+            )
+        })
+        .collect())
 }
 
+/// Writes `report.md` and its plots into `out`; returns the report's path.
 pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathBuf> {
     let record = store.run(run)?;
     let episodes = store.episodes(run)?;
@@ -261,7 +338,7 @@ pub fn write_report(store: &Store, run: i64, out: &Path) -> anyhow::Result<PathB
         );
     }
     if record.evaluator == nas_config::EvaluatorKind::Table.as_str() {
-        md.push_str(&table_note(store, run, &config, episodes.len())?);
+        md.push_str(&table_note(store, &record, &config, episodes.len())?);
     }
     md.push_str("## Best architecture\n\n![best architecture](best_architecture.png)\n\n");
     md.push_str(&format!(

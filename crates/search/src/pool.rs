@@ -13,7 +13,7 @@ use anyhow::Context;
 use crate::assess::Watch;
 use nas_core::arch::Architecture;
 use nas_core::record::Outcome;
-use nas_store::{JobState, NewEvaluation, NewJob, Store};
+use nas_store::{JobState, NewEvaluation, NewJob, Store, TableRecord};
 use nas_train::cost::CostMeter;
 use nas_train::evaluator::Evaluator;
 
@@ -60,6 +60,11 @@ pub trait Trainer: Send {
     /// The device kind children are trained on (`cpu`, `cuda`; `none` for the synthetic
     /// evaluator): part of the cache key, since kernels differ in their results.
     fn device_kind(&self) -> &'static str;
+    /// The benchmark table children are answered from, with the table evaluator (which always
+    /// answers in the search process).
+    fn table(&self) -> Option<TableRecord> {
+        None
+    }
     fn submit(&mut self, store: &Store, ticket: usize, child: ChildRequest) -> anyhow::Result<()>;
     /// Blocks until a submitted child is evaluated (and stored); calls `tick` about once a
     /// second while it waits. With a `watch`, an assessor follows each child's training.
@@ -108,6 +113,13 @@ impl InProcess {
 impl Trainer for InProcess {
     fn device_kind(&self) -> &'static str {
         self.evaluator.device_kind()
+    }
+
+    fn table(&self) -> Option<TableRecord> {
+        self.evaluator.table().map(|t| TableRecord {
+            sha256: t.table.sha256.clone(),
+            surrogate_quality: t.quality.map(|q| q.to_string()),
+        })
     }
 
     fn submit(&mut self, _store: &Store, ticket: usize, child: ChildRequest) -> anyhow::Result<()> {

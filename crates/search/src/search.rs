@@ -16,7 +16,7 @@ use crate::sink::{EpisodeSink, Silent};
 use nas_config::{RunConfig, Schedule};
 use nas_core::record::EpisodeRecord;
 use nas_plugin_runtime as plugin;
-use nas_store::{PluginRecord, RunRecord, Store};
+use nas_store::{PluginRecord, RunRecord, Store, TableRecord};
 
 /// Where a search starts.
 pub enum Start {
@@ -94,6 +94,41 @@ fn check_same_environment(record: &RunRecord, device: &str, no_cache: bool, forc
     Ok(no_cache || record.no_cache)
 }
 
+/// A resumed table run must answer from the table it started with: another table's answers
+/// (or its surrogate's predictions) would mix two benchmarks in one run. Refused unless forced.
+/// Returns the table to record when the run's record changes: forced onto another table, or a run
+/// stored before tables were recorded.
+fn check_same_table(
+    record: &RunRecord,
+    file: Option<&std::path::Path>,
+    now: Option<&TableRecord>,
+    force: bool,
+) -> anyhow::Result<Option<TableRecord>> {
+    let (Some(recorded), Some(now)) = (record.table.as_ref(), now) else {
+        return Ok(now.cloned());
+    };
+    if recorded.sha256 == now.sha256 {
+        return Ok(None);
+    }
+    let file = file.map_or("(none)".into(), |f| f.display().to_string());
+    if !force {
+        anyhow::bail!(
+            "the benchmark table {file} changed since run {} started (sha256 {} then, {} now), so its answers would mix two tables; restore the table the run started with, or pass --force to continue on this one (the run then records it, and the episodes so far keep their answers)",
+            record.id,
+            &recorded.sha256[..12.min(recorded.sha256.len())],
+            &now.sha256[..12]
+        );
+    }
+    tracing::warn!(
+        "the benchmark table {file} changed since run {} started; continuing on the new one (--force), whose {}",
+        record.id,
+        now.surrogate_quality
+            .as_deref()
+            .unwrap_or("size is too small for a surrogate")
+    );
+    Ok(Some(now.clone()))
+}
+
 /// Runs (or resumes) a search and stores every episode, silently.
 pub fn search(start: Start, options: &SearchOptions) -> anyhow::Result<SearchSummary> {
     search_with(start, options, &mut Silent)
@@ -149,6 +184,7 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             let mut session = Session::open(&config, &plugins, options, None)?;
             session.replay_completed(&store, run)?;
             let no_cache = check_same_environment(&record, session.trainer.device_kind(), options.no_cache, force)?;
+            let table = check_same_table(&record, config.table.file.as_deref(), session.table(), force)?;
             let designed = match store.checkpoint(run)? {
                 Some((designed, state)) => {
                     session.agent()?.load(&state)?;
@@ -159,6 +195,9 @@ pub fn search_with(start: Start, options: &SearchOptions, sink: &mut dyn Episode
             // Only now that the run can really continue does its record change.
             store.set_episodes_target(run, config.episodes)?;
             store.set_run_environment(run, session.trainer.device_kind(), no_cache)?;
+            if let Some(table) = &table {
+                store.set_run_table(run, table)?;
+            }
             store.set_status(run, "running", None)?;
             tracing::info!(
                 "resuming run {run} after episode {} of {}",

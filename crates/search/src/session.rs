@@ -19,15 +19,15 @@ use nas_core::mdp::Mdp;
 use nas_core::record::{Cost, Outcome};
 use nas_plugin_runtime as plugin;
 use nas_plugin_runtime::{AgentPlugin, AssessorPlugin, RewardPlugin, Runtime};
-use nas_store::{NewRun, PluginRecord, Store};
+use nas_store::{NewRun, PluginRecord, Store, TableRecord};
 
 /// Everything one run needs: the MDP, the plugins and where children are trained.
 pub struct Session {
     pub config: RunConfig,
     /// The data's part of the cache key ([`nas_train::train::dataset_identity`]).
     dataset_key: String,
-    /// The benchmark table's checksum, with the table evaluator (its part of the cache key).
-    table_sha256: Option<String>,
+    /// The benchmark table, with the table evaluator: its checksum is its part of the cache key.
+    table: Option<TableRecord>,
     pub mdp: Mdp,
     /// The agent plugin; `None` when the agent lives outside the host (a Python library driving
     /// an external run: Python's `NasEnv`).
@@ -150,14 +150,6 @@ impl Session {
             mdp.allowed_first_layers()
         );
         let dataset_key = nas_train::train::dataset_identity(&config.dataset, options.data_dir.as_deref())?;
-        let table_sha256 = match (&config.evaluator, &config.table.file) {
-            (EvaluatorKind::Table, Some(file)) => {
-                Some(nas_datasets::sha256_hex(&std::fs::read(file).map_err(|e| {
-                    anyhow::anyhow!("reading the benchmark table {}: {e}", file.display())
-                })?))
-            }
-            _ => None,
-        };
         let runtime = Runtime::new(Runtime::default_cache_dir())?;
         let (agent, agent_record) = match agent_source {
             AgentSource::Plugin(agent_path, agent_config) => {
@@ -196,6 +188,9 @@ impl Session {
         };
         let cost_meter = nas_train::cost::CostMeter::new(&config.cost, info.image_shape(), info.num_classes())?;
         let (trainer, workers) = crate::launch::trainer_for(config, &mdp, options, &cost_meter)?;
+        // The checksum of the very bytes the evaluator parsed (a table still being built grows
+        // between two reads).
+        let table = trainer.table();
         let reward_record = record(reward_path, reward.info(), &reward_file.sha256);
         let (assessor_record, watch) = match assessor {
             Some((record, plugin)) => {
@@ -207,7 +202,7 @@ impl Session {
         Ok(Session {
             config: config.clone(),
             dataset_key,
-            table_sha256,
+            table,
             mdp,
             agent,
             reward,
@@ -221,6 +216,11 @@ impl Session {
             reward_record,
             assessor_record,
         })
+    }
+
+    /// The benchmark table children are answered from, with the table evaluator.
+    pub(crate) fn table(&self) -> Option<&TableRecord> {
+        self.table.as_ref()
     }
 
     /// Records a new run of this session's configuration and plugins in `store`; returns its id.
@@ -237,6 +237,7 @@ impl Session {
             assessor: self.assessor_record.as_ref(),
             device: self.trainer.device_kind(),
             no_cache,
+            table: self.table.as_ref(),
         })
     }
 
@@ -300,7 +301,7 @@ impl Session {
             EvaluatorKind::Synthetic => serde_json::to_string(&self.config.synthetic),
             // The table's content (not its path) and the surrogate's seed decide the answers.
             EvaluatorKind::Table => Ok(serde_json::json!({
-                "table_sha256": self.table_sha256,
+                "table_sha256": self.table.as_ref().map(|t| &t.sha256),
                 "surrogate_seed": self.config.table.surrogate_seed,
             })
             .to_string()),

@@ -130,6 +130,20 @@ pub struct RunRecord {
     pub device: Option<String>,
     /// The run trains every architecture, even those in the cache.
     pub no_cache: bool,
+    /// The benchmark table a table run answers from; `None` for other evaluators and for runs
+    /// stored before it was recorded (schema version 16).
+    #[serde(default)]
+    pub table: Option<TableRecord>,
+}
+
+/// Which benchmark table a run answers its children from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableRecord {
+    /// SHA-256 of the table file's bytes as the run loaded them.
+    pub sha256: String,
+    /// The surrogate's held-out quality as measured when the run loaded the table ("surrogate
+    /// held-out Kendall τ …"); `None` when the table was too small for a surrogate.
+    pub surrogate_quality: Option<String>,
 }
 
 /// A design of an `async` run whose child is still being trained: the agent's checkpoint holds
@@ -155,6 +169,8 @@ pub struct NewRun<'a> {
     pub assessor: Option<&'a PluginRecord>,
     pub device: &'a str,
     pub no_cache: bool,
+    /// The benchmark table, for a table run.
+    pub table: Option<&'a TableRecord>,
 }
 
 /// A finished evaluation for the architecture cache.
@@ -192,6 +208,9 @@ pub trait RunStore: JobQueue + Send {
     fn set_episodes_target(&self, run: i64, episodes: usize) -> anyhow::Result<()>;
     /// Records what a resumed run now uses (after the user accepted a change with `--force`).
     fn set_run_environment(&self, run: i64, device: &str, no_cache: bool) -> anyhow::Result<()>;
+    /// Records the table a resumed table run now answers from (after the user accepted a changed
+    /// table with `--force`).
+    fn set_run_table(&self, run: i64, table: &TableRecord) -> anyhow::Result<()>;
     fn add_wall_seconds(&self, run: i64, seconds: f64) -> anyhow::Result<()>;
     /// Looks an architecture up in the cache: its newest evaluation that is not a transient
     /// failure (those are not served: the architecture is trained again) nor a stopped child.

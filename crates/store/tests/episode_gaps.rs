@@ -49,6 +49,7 @@ fn evaluations_are_found_by_episode_index_across_gaps() {
             assessor: None,
             device: "none",
             no_cache: false,
+            table: None,
         })
         .unwrap();
     let mut ids = Vec::new();

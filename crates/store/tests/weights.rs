@@ -47,6 +47,7 @@ fn new_run(store: &Store) -> i64 {
             assessor: None,
             device: "cpu",
             no_cache: false,
+            table: None,
         })
         .unwrap()
 }

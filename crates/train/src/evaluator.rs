@@ -118,6 +118,14 @@ impl Evaluator {
         })
     }
 
+    /// The benchmark table a table evaluator answers from.
+    pub fn table(&self) -> Option<&nas_bench_table::TableEvaluator> {
+        match self {
+            Evaluator::Table { table, .. } => Some(table),
+            _ => None,
+        }
+    }
+
     /// The device kind children are trained on (`cpu`, `cuda`), or `none` for the synthetic
     /// evaluator. Part of the cache key and recorded with a run: CPU and CUDA kernels give
     /// different results for the same seed.

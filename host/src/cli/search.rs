@@ -21,7 +21,7 @@ pub(super) struct SearchArgs {
     /// Continue run RUN from its last committed episode.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<i64>,
-    /// With --resume: continue even if a plugin file or the device changed since the run started.
+    /// With --resume: continue even if a plugin file, the device or the benchmark table changed since the run started.
     #[arg(long)]
     pub force: bool,
     /// Train architectures even if the cache already has them.

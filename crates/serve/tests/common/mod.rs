@@ -71,6 +71,7 @@ pub fn create_run(store: &Store, spec: &RunSpec<'_>) -> i64 {
             assessor: assessor.as_ref(),
             device: "cpu",
             no_cache: false,
+            table: None,
         })
         .expect("create run")
 }

@@ -15,7 +15,7 @@ pub use connection::{has_password, is_postgres_url, redact, PgStore};
 
 use crate::{
     cost_columns, cost_from, cost_text, curve_from, curve_text, stored_key, CachedEvaluation, EpisodeEvaluations,
-    InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore,
+    InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, TableRecord,
 };
 use nas_core::record::{EpisodeRecord, EvalSampleRow, Outcome};
 
@@ -48,6 +48,10 @@ fn run_from_row(row: &Row) -> RunRecord {
         wall_seconds: row.get("wall_seconds"),
         device: row.get("device"),
         no_cache: row.get("no_cache"),
+        table: row.get::<_, Option<String>>("table_sha256").map(|sha256| TableRecord {
+            sha256,
+            surrogate_quality: row.get("surrogate_quality"),
+        }),
     }
 }
 
@@ -136,8 +140,9 @@ impl RunStore for PgStore {
             "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
                 agent_name, agent_version, agent_path, agent_sha256,
                 reward_name, reward_version, reward_path, reward_sha256, device, no_cache,
-                assessor_name, assessor_version, assessor_path, assessor_sha256)
-             VALUES ('running', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+                assessor_name, assessor_version, assessor_path, assessor_sha256, table_sha256, surrogate_quality)
+             VALUES ('running', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+             RETURNING id",
             &[
                 &run.config_toml,
                 &run.dataset,
@@ -158,6 +163,8 @@ impl RunStore for PgStore {
                 &run.assessor.map(|a| &a.version),
                 &run.assessor.map(|a| &a.path),
                 &run.assessor.map(|a| &a.sha256),
+                &run.table.map(|t| &t.sha256),
+                &run.table.and_then(|t| t.surrogate_quality.as_ref()),
             ],
         )?;
         commit(tx, sent)?;
@@ -209,6 +216,16 @@ impl RunStore for PgStore {
             client.execute(
                 "UPDATE runs SET device = $2, no_cache = $3 WHERE id = $1",
                 &[&run, &device, &no_cache],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_run_table(&self, run: i64, table: &TableRecord) -> anyhow::Result<()> {
+        self.idempotent(|client| {
+            client.execute(
+                "UPDATE runs SET table_sha256 = $2, surrogate_quality = $3 WHERE id = $1",
+                &[&run, &table.sha256, &table.surrogate_quality],
             )?;
             Ok(())
         })

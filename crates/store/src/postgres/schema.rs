@@ -139,5 +139,9 @@ UPDATE queue SET weight_takers = CASE WHEN keep_weights THEN 1 ELSE 0 END;
             .into(),
         // 15: a job carries the search's `[cost]`, so its worker times the child.
         "ALTER TABLE queue ADD COLUMN cost_json TEXT;".into(),
+        // 16: a table run records its table's checksum and the surrogate's quality.
+        "ALTER TABLE runs ADD COLUMN table_sha256 TEXT;
+         ALTER TABLE runs ADD COLUMN surrogate_quality TEXT;"
+            .into(),
     ]
 }

@@ -14,7 +14,8 @@ pub(crate) use schema::MIGRATIONS;
 
 use crate::{
     cost_columns, cost_from, cost_text, curve_from, curve_text, stopped_key, stored_key, CachedEvaluation,
-    EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, SCHEMA_VERSION,
+    EpisodeEvaluations, InFlightDesign, NewEvaluation, NewRun, PluginRecord, RunRecord, RunStore, TableRecord,
+    SCHEMA_VERSION,
 };
 
 /// How long a statement waits for another process's write lock.
@@ -134,6 +135,13 @@ impl SqliteStore {
             episodes_done: row.get::<_, i64>("episodes_done")? as usize,
             device: row.get("device")?,
             no_cache: row.get("no_cache")?,
+            table: match row.get::<_, Option<String>>("table_sha256")? {
+                Some(sha256) => Some(TableRecord {
+                    sha256,
+                    surrogate_quality: row.get("surrogate_quality")?,
+                }),
+                None => None,
+            },
         })
     }
 
@@ -173,13 +181,14 @@ impl RunStore for SqliteStore {
             assessor,
             device,
             no_cache,
+            table,
         } = *run;
         self.conn.execute(
             "INSERT INTO runs (status, config_toml, dataset, evaluator, seed, episodes_target,
                 agent_name, agent_version, agent_path, agent_sha256,
                 reward_name, reward_version, reward_path, reward_sha256, device, no_cache,
-                assessor_name, assessor_version, assessor_path, assessor_sha256)
-             VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                assessor_name, assessor_version, assessor_path, assessor_sha256, table_sha256, surrogate_quality)
+             VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             params![
                 config_toml,
                 dataset,
@@ -199,7 +208,9 @@ impl RunStore for SqliteStore {
                 assessor.map(|a| &a.name),
                 assessor.map(|a| &a.version),
                 assessor.map(|a| &a.path),
-                assessor.map(|a| &a.sha256)
+                assessor.map(|a| &a.sha256),
+                table.map(|t| &t.sha256),
+                table.and_then(|t| t.surrogate_quality.as_ref())
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -245,6 +256,14 @@ impl RunStore for SqliteStore {
         self.conn.execute(
             "UPDATE runs SET device = ?2, no_cache = ?3 WHERE id = ?1",
             params![run, device, no_cache],
+        )?;
+        Ok(())
+    }
+
+    fn set_run_table(&self, run: i64, table: &TableRecord) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET table_sha256 = ?2, surrogate_quality = ?3 WHERE id = ?1",
+            params![run, table.sha256, table.surrogate_quality],
         )?;
         Ok(())
     }

@@ -294,4 +294,11 @@ ALTER TABLE evaluations ADD COLUMN cost TEXT;
 "#,
     // 15: a worker times the child it trained (#28): the job carries the search's `[cost]`.
     "ALTER TABLE queue ADD COLUMN cost_json TEXT;",
+    // 16: a run answered from a benchmark table records which table (its content's checksum) and
+    // the surrogate's held-out quality then, so a resume refuses a changed table and a report
+    // quotes the quality the run's predictions had.
+    r#"
+ALTER TABLE runs ADD COLUMN table_sha256 TEXT;
+ALTER TABLE runs ADD COLUMN surrogate_quality TEXT;
+"#,
 ];
