@@ -188,6 +188,17 @@ pub fn eval_with(
     };
     let agent_config = config.eval_plugin_json(&plugin_section_name(&plugins.agent));
     let mut session = Session::open(&config, &plugins, options, Some(agent_config))?;
+    // Evaluating on a grown table is allowed (more of the samples are then recorded rather than
+    // predicted), but the reader is told the run searched on another one.
+    if let (Some(searched), Some(now)) = (record.table.as_ref(), session.table()) {
+        if searched.sha256 != now.sha256 {
+            tracing::warn!(
+                "run {run} searched on its benchmark table as it was then (sha256 {}); the file has changed since, and the samples are answered from it as it is now (sha256 {})",
+                &searched.sha256[..12.min(searched.sha256.len())],
+                &now.sha256[..12]
+            );
+        }
+    }
     session.agent()?.load(&state)?;
     let count = samples.unwrap_or(config.eval.samples);
     let reuse_cache = reuse_cache.unwrap_or(config.eval.reuse_cache);
