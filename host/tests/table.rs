@@ -39,6 +39,25 @@ fn search(dir: &std::path::Path, db: &str, evaluator: &str) -> String {
     log
 }
 
+/// `nas-host report 1`'s report.md.
+fn report_of_run_1(dir: &std::path::Path, db: &std::path::Path) -> String {
+    let out = dir.join("report");
+    let report = Command::new(BIN)
+        .args([
+            "report",
+            "1",
+            "--db",
+            db.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    std::fs::read_to_string(out.join("report.md")).unwrap()
+}
+
 fn row(arch: &Architecture, accuracy: f64) -> BenchRow {
     let summary = arch.summary((1, 28, 28), 3);
     BenchRow {
@@ -119,21 +138,7 @@ fn a_table_search_serves_recorded_accuracies_exactly_and_marks_predictions() {
     assert!(exact > 0 && predicted > 0, "{exact} recorded, {predicted} predicted");
 
     // The report says which rewards are predictions, and how good the surrogate is.
-    let out = dir.path().join("report");
-    let report = Command::new(BIN)
-        .args([
-            "report",
-            "1",
-            "--db",
-            db.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
-    let text = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let text = report_of_run_1(dir.path(), &db);
     assert!(
         text.contains(&format!("{predicted} of 12 rewards were predicted")) && text.contains("Kendall"),
         "{text}"
@@ -239,20 +244,7 @@ fn a_resumed_table_run_refuses_a_changed_table_unless_forced() {
     assert_eq!(Store::open(&db).unwrap().episodes(1).unwrap().len(), 12, "nothing ran");
 
     // The report quotes the quality the run's predictions had, and says the file changed.
-    let out = dir.path().join("report");
-    let report = Command::new(BIN)
-        .args([
-            "report",
-            "1",
-            "--db",
-            db.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
-    let text = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let text = report_of_run_1(dir.path(), &db);
     assert!(text.contains(&quality), "{text}");
     assert!(
         text.contains(&format!("sha256 {} — the file has changed since", &started_with[..12])),
