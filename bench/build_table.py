@@ -12,7 +12,9 @@ a crash without a result is not, and is tried again on the next run.
 Environment: NAS_HOST (default target/release/nas-host; NAS_HOST.commit names its commit),
 NAS_DATA_DIR (directory with cifar-10-batches-bin/), PROXY (IMAGESxEPOCHS, default 25000x2),
 THREADS (libtorch threads per child, default 1), ARCHS_FILE, TABLE, LIMIT (stop after this many new
-rows; default all), SHARD (K/N: train only the architectures whose line number in ARCHS_FILE is K
+rows; default all), SEED (the training seed, default 0: another seed's rows go in a table of their
+own, as a table is one protocol's record — BENCHMARKS.md "Benchmark table" measures seed noise so),
+SHARD (K/N: train only the architectures whose line number in ARCHS_FILE is K
 modulo N, so N builds, one per core, share the table; default 0/1).
 
 Shards append to the same table under a lock held only while a row is written; each shard takes its
@@ -54,6 +56,7 @@ def main() -> int:
     data = os.environ.get("NAS_DATA_DIR", str(Path.home() / ".cache/nas-host/data"))
     proxy = os.environ.get("PROXY", "25000x2")
     threads = os.environ.get("THREADS", "1")
+    seed = int(os.environ.get("SEED", "0"))
     archs_file = Path(os.environ.get("ARCHS_FILE", ROOT / "bench/table-archs.txt"))
     table = Path(os.environ.get("TABLE", ROOT / f"benchmarks/cifar5-{proxy}.csv"))
     limit = int(os.environ.get("LIMIT", "0")) or None
@@ -65,7 +68,7 @@ def main() -> int:
     commit = commit_file.read_text().strip() if commit_file.exists() else "unknown"
     if not Path(data, "cifar-10-batches-bin", "test_batch.bin").exists():
         sys.exit(f"no CIFAR-10 in {data} (set NAS_DATA_DIR; ../shared/data/prepare-cifar10 DIR writes it)")
-    protocol = f"cifar5 {proxy} relu lr0.001 batch100 per-channel seed0 threads{threads} nas-host {commit}"
+    protocol = f"cifar5 {proxy} relu lr0.001 batch100 per-channel seed{seed} threads{threads} nas-host {commit}"
 
     archs = [l.strip() for l in archs_file.read_text().splitlines() if l.strip() and not l.startswith("#")]
     table.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,7 @@ def main() -> int:
         if limit is not None and added >= limit:
             break
         cmd = [binary, "train-arch", "--dataset", "cifar5", "--arch", arch, "--epochs", str(epochs),
-               "--seed", "0", "--data-dir", data, "--json"]
+               "--seed", str(seed), "--data-dir", data, "--json"]
         if images != FULL:
             cmd += ["--train-subset", str(images)]
         run = subprocess.run(cmd, capture_output=True, text=True, env=env)
