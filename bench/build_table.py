@@ -12,14 +12,17 @@ a crash without a result is not, and is tried again on the next run.
 Environment: NAS_HOST (default target/release/nas-host; NAS_HOST.commit names its commit),
 NAS_DATA_DIR (directory with cifar-10-batches-bin/), PROXY (IMAGESxEPOCHS, default 25000x2),
 THREADS (libtorch threads per child, default 1), ARCHS_FILE, TABLE, LIMIT (stop after this many new
-rows; default all), SEED (the training seed, default 0: another seed's rows go in a table of their
-own, as a table is one protocol's record — BENCHMARKS.md "Benchmark table" measures seed noise so),
-SHARD (K/N: train only the architectures whose line number in ARCHS_FILE is K
-modulo N, so N builds, one per core, share the table; default 0/1).
+rows; default all), SEED (the training seed, default 0; another seed's rows go in a table of their
+own — by default benchmarks/cifar5-PROXY-seedSEED.csv — as a table is one protocol's record:
+BENCHMARKS.md "Benchmark table" measures seed noise so), SHARD (K/N: train only the K-th of every N
+architectures of ARCHS_FILE, counting from 0, so N builds, one per core, share the table; default
+0/1).
 
-Shards append to the same table under a lock held only while a row is written; each shard takes its
-own process lock, so the same shard is never built twice at once. A row's protocol does not name the
-shard: every child trains alone on THREADS threads whatever runs beside it.
+Builds append to the same table under a lock held while a row is written, and each checks the
+table again before training an architecture and before writing its row, so builds of other shards,
+other architecture files or another N never write an architecture twice. Each (architecture file,
+shard) takes its own process lock, so the same one is never built twice at once. A row's protocol
+does not name the shard: every child trains alone on THREADS threads whatever runs beside it.
 """
 import csv
 import fcntl
@@ -51,6 +54,20 @@ class RowLock:
         self.file.close()
 
 
+def recorded(table: Path, locked: bool = False) -> tuple[set[str], set[str]]:
+    """The architectures in the table, and the training seeds (`seedN`) its protocols name. Read
+    under the table's write lock (`locked`: the caller holds it), so no half-written row is read."""
+    def read():
+        with table.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        seeds = {word for row in rows for word in row["protocol"].split() if word.startswith("seed")}
+        return {row["architecture"] for row in rows}, seeds
+    if locked:
+        return read()
+    with RowLock(table):
+        return read()
+
+
 def main() -> int:
     binary = os.environ.get("NAS_HOST", str(ROOT / "target/release/nas-host"))
     data = os.environ.get("NAS_DATA_DIR", str(Path.home() / ".cache/nas-host/data"))
@@ -58,7 +75,8 @@ def main() -> int:
     threads = os.environ.get("THREADS", "1")
     seed = int(os.environ.get("SEED", "0"))
     archs_file = Path(os.environ.get("ARCHS_FILE", ROOT / "bench/table-archs.txt"))
-    table = Path(os.environ.get("TABLE", ROOT / f"benchmarks/cifar5-{proxy}.csv"))
+    default_table = f"benchmarks/cifar5-{proxy}.csv" if seed == 0 else f"benchmarks/cifar5-{proxy}-seed{seed}.csv"
+    table = Path(os.environ.get("TABLE", ROOT / default_table))
     limit = int(os.environ.get("LIMIT", "0")) or None
     shard, shards = (int(x) for x in os.environ.get("SHARD", "0/1").split("/"))
     if not 0 <= shard < shards:
@@ -72,17 +90,19 @@ def main() -> int:
 
     archs = [l.strip() for l in archs_file.read_text().splitlines() if l.strip() and not l.startswith("#")]
     table.parent.mkdir(parents=True, exist_ok=True)
-    shard_lock = open(f"{table}.shard{shard}of{shards}.lock", "w")
+    shard_lock = open(f"{table}.{archs_file.stem}.shard{shard}of{shards}.lock", "w")
     try:
         fcntl.flock(shard_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        sys.exit(f"another build_table.py is building shard {shard}/{shards} of {table}")
+        sys.exit(f"another build_table.py is building shard {shard}/{shards} of {archs_file} into {table}")
     with RowLock(table):
         if not table.exists():
             with table.open("w", newline="") as f:
                 csv.DictWriter(f, FIELDS).writeheader()
-        with table.open(newline="") as f:
-            done = {row["architecture"] for row in csv.DictReader(f)}
+    done, seeds = recorded(table)
+    if seeds - {f"seed{seed}"}:
+        sys.exit(f"{table} holds rows of {', '.join(sorted(seeds))}, not seed{seed}: a table is one protocol's "
+                 f"record; give SEED={seed} a TABLE of its own")
     todo = [a for i, a in enumerate(archs) if i % shards == shard and a not in done]
     print(f"{time.strftime('%FT%T')} {len(done)} rows in {table}, {len(todo)} to train at {proxy} "
           f"(shard {shard}/{shards}); {protocol}", flush=True)
@@ -91,6 +111,8 @@ def main() -> int:
     for i, arch in enumerate(todo):
         if limit is not None and added >= limit:
             break
+        if arch in recorded(table)[0]:
+            continue  # another build trained it meanwhile
         cmd = [binary, "train-arch", "--dataset", "cifar5", "--arch", arch, "--epochs", str(epochs),
                "--seed", str(seed), "--data-dir", data, "--json"]
         if images != FULL:
@@ -116,8 +138,12 @@ def main() -> int:
             "dataset": "cifar5",
             "protocol": protocol,
         }
-        with RowLock(table), table.open("a", newline="") as f:
-            csv.DictWriter(f, FIELDS).writerow(row)
+        with RowLock(table):
+            if arch in recorded(table, locked=True)[0]:
+                print(f"{time.strftime('%FT%T')} {arch}: another build wrote it first; this result is dropped", flush=True)
+                continue
+            with table.open("a", newline="") as f:
+                csv.DictWriter(f, FIELDS).writerow(row)
         added += 1
         print(f"{time.strftime('%FT%T')} [shard {shard}/{shards}: {added}/{len(todo)}] {arch}: accuracy {row['accuracy']:.4f}, {row['seconds']:.1f} s", flush=True)
     print(f"{time.strftime('%FT%T')} build_table.py: {added} rows added, {errors} errors", flush=True)

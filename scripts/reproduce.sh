@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The reproduction of issue #24 (README "Results"): do the agents beat random on CIFAR-5?
-# Resumable in both parts: every run is recorded in $OUT/PART.runs with its run id and, once its
-# search and eval are through, in $OUT/PART.finished; rerunning skips what is finished and resumes
-# what is not (`search --resume`; `eval` resumes its samples).
+# Resumable in both parts: every run is recorded in $OUT/PART.runs with its run id as soon as its
+# first episode is (also when the search then fails or is killed) and, once its eval is through,
+# in $OUT/PART.finished; rerunning skips what is finished and resumes what is not (`search
+# --resume` unless the store says the search finished; `eval` resumes its samples).
 #
 #   scripts/reproduce.sh table    Part 1, at the seed's budget on the benchmark table (seconds per
 #                                 run): random / qlearning / ppo with `accuracy`, and ppo with
@@ -21,12 +22,14 @@
 #                                 (bench/build_table.py; skip with TABLE_ADD=0).
 #
 # The table's rows added by either part change the table file, so part 1 runs first, on the
-# 1,000 uniform rollouts; a finished part-1 run is never resumed on the grown table (a resume
-# would refuse it: the run records its table's checksum).
+# finished table of 1,000 uniform rollouts (it refuses to start on fewer rows, or while a
+# build_table.py shard holds the table, unless PARTIAL=1); a finished part-1 run is never resumed
+# on the grown table (a resume would refuse it: the run records its table's checksum).
 #
 # Environment: NAS_HOST (default target/release/nas-host), NAS_DATA_DIR (cifar-10-batches-bin/),
-# TABLE (default benchmarks/cifar5-25000x2.csv), OUT (default runs/reproduce), EPISODES, SEEDS,
-# EVAL_SAMPLES, CHECK (0 skips part 1's real-training check), TOP (default 5), TABLE_ADD.
+# TABLE (default benchmarks/cifar5-25000x2.csv), PROXY (the table's fidelity, default 25000x2),
+# OUT (default runs/reproduce), EPISODES, SEEDS, EVAL_SAMPLES, CHECK (0 skips part 1's
+# real-training check), TOP (default 5), TABLE_ADD, PARTIAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:?usage: scripts/reproduce.sh table|real}"
@@ -45,6 +48,14 @@ case "$part" in
   table)
     episodes="${EPISODES:-2700}"; seeds="${SEEDS:-1 2 3 4 5}"; samples="${EVAL_SAMPLES:-50}"
     [ -f "$table" ] || { echo "no benchmark table at $table (bench/build_table.py builds it)" >&2; exit 1; }
+    if [ "${PARTIAL:-0}" != 1 ]; then
+      rows="$(python3 -c 'import csv, sys; print(len({r["architecture"] for r in csv.DictReader(open(sys.argv[1]))}))' "$table")"
+      [ "$rows" -ge 1000 ] || { echo "$table has $rows architectures; part 1 waits for 1,000 (PARTIAL=1 runs a trial anyway)" >&2; exit 1; }
+      for lock in "$table".*shard*.lock; do
+        [ -e "$lock" ] || continue
+        flock -n "$lock" true || { echo "a build_table.py still builds $table ($lock); part 1 waits for it (PARTIAL=1 runs a trial anyway)" >&2; exit 1; }
+      done
+    fi
     evaluator=(--evaluator "table:$table" --epochs 2); data_args=() ;;
   real)
     episodes="${EPISODES:-12}"; seeds="${SEEDS:-1 2}"; samples="${EVAL_SAMPLES:-10}"
@@ -58,23 +69,38 @@ printf '[plugins.qlearning]\nbudget = %s\n' "$episodes" > "$config"
 
 # Trains the architectures of file $1 into the benchmark table at its proxy (skipping those it has).
 add_to_table() {
-  NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$1" TABLE="$table" python3 bench/build_table.py
+  NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$1" TABLE="$table" PROXY="${PROXY:-25000x2}" \
+    python3 bench/build_table.py || echo "some architectures of $1 were not trained (see above); rerun to try them again" >&2
+}
+
+# Reads a search's --json episodes on stdin; appends "$1 RUN" to $state at the first of them.
+record_run() {
+  local run
+  run="$(jq -rn 'first(inputs | select(.run != null) | .run) // empty')"
+  [ -z "$run" ] || echo "$1 $run" >> "$state"
+  cat > /dev/null  # the rest of the episodes, so the search never writes into a closed pipe
 }
 
 runs=()
+declare -A config_runs  # "agent reward" -> this invocation's run ids, comma-separated
 for entry in "${configs[@]}"; do
   read -r agent reward <<< "$entry"
   for seed in $seeds; do
     key="$agent $reward $seed $episodes"
     run="$(awk -v k="$key" '$1" "$2" "$3" "$4 == k {print $5}' "$state")"
     if [ -z "$run" ]; then
-      run="$("$bin" search --config "$config" --dataset cifar5 --agent "$agent" --reward "$reward" \
+      # The run's id goes to $state with its first episode, so a search that fails, or a script
+      # killed midway (a session's end), leaves a run to resume rather than one to redo.
+      status=0
+      "$bin" search --config "$config" --dataset cifar5 --agent "$agent" --reward "$reward" \
         --seed "$seed" --episodes "$episodes" "${evaluator[@]}" "${data_args[@]}" --db "$db" --json \
-        | jq -r 'select(.run != null) | .run' | tail -n 1)"
-      echo "$key $run" >> "$state"
-    elif ! grep -qx "$run" "$finished"; then
+        | tee "$out/$part-$agent-$reward-$seed-$episodes.jsonl" | record_run "$key" || status=$?
+      [ "$status" = 0 ] || { echo "search $key failed (exit $status); rerun to resume it" >&2; exit "$status"; }
+      run="$(awk -v k="$key" '$1" "$2" "$3" "$4 == k {print $5}' "$state")"
+    elif ! grep -qx "$run" "$finished" && [ "$(sqlite3 "$db" "SELECT status FROM runs WHERE id = $run")" != finished ]; then
       "$bin" search --resume "$run" --db "$db" "${data_args[@]}" > /dev/null
     fi
+    config_runs[$entry]="${config_runs[$entry]:+${config_runs[$entry]},}$run"
     if ! grep -qx "$run" "$finished"; then
       "$bin" eval "$run" --samples "$samples" --db "$db" "${data_args[@]}" > "$out/$part-eval-$run.txt"
       echo "$run" >> "$finished"
@@ -92,10 +118,9 @@ if [ "$part" = table ] && [ "${CHECK:-1}" = 1 ]; then
   : > "$top"
   for entry in "${configs[@]}"; do
     read -r agent reward <<< "$entry"
-    config_ids="$(awk -v a="$agent" -v r="$reward" -v e="$episodes" '$1 == a && $2 == r && $4 == e {print $5}' "$state" | paste -sd, -)"
     sqlite3 -separator $'\t' "$db" "SELECT '$agent', '$reward', e.architecture, MAX(e.accuracy), MAX(v.predicted)
-        FROM episodes e JOIN evaluations v ON v.id = e.evaluation_id WHERE e.run_id IN ($config_ids)
-        GROUP BY e.architecture ORDER BY MAX(e.accuracy) DESC LIMIT ${TOP:-5}" >> "$top"
+        FROM episodes e JOIN evaluations v ON v.id = e.evaluation_id WHERE e.run_id IN (${config_runs[$entry]})
+        GROUP BY e.architecture ORDER BY MAX(e.accuracy) DESC, e.architecture LIMIT ${TOP:-5}" >> "$top"
   done
   cut -f3 "$top" | sort -u > "$out/table-top-archs.txt"
   # At the proxy, into the table (its protocol: seed 0, one thread).
@@ -106,7 +131,7 @@ if [ "$part" = table ] && [ "${CHECK:-1}" = 1 ]; then
   while read -r arch; do
     # (Not `jq -e`: jq 1.6 exits 0 on an empty file.)
     [ "$(jq -s --arg a "$arch" 'any(.[]; .arch == $a)' "$reference")" = true ] && continue
-    OMP_NUM_THREADS=1 "$bin" train-arch --dataset cifar5 --arch "$arch" --epochs 5 --seed 0 --data-dir "$data" --json |
+    OMP_NUM_THREADS=1 "$bin" train-arch --dataset cifar5 --arch "$arch" --epochs 5 --seed 0 --data-dir "$data" --json < /dev/null |
       tail -n 1 | jq -c --arg a "$arch" '{arch: $a, accuracy, params, seconds}' >> "$reference"
   done < "$out/table-top-archs.txt"
   python3 bench/table_check.py "$top" "$table" "$reference" | tee "$out/table-check.md"

@@ -108,14 +108,16 @@ fn table_source(record: &nas_store::RunRecord, config: &nas_config::RunConfig) -
     let now = path
         .and_then(|p| std::fs::read(p).ok())
         .map(|b| nas_datasets::sha256_hex(&b));
+    // A stored checksum is 64 hex digits; a hand-edited store may hold anything.
+    let then = table.sha256.get(..12).unwrap_or(&table.sha256);
     let checksum = match now {
-        Some(now) if now == table.sha256 => format!(", sha256 {}", &table.sha256[..12]),
+        Some(now) if now == table.sha256 => format!(", sha256 {then}"),
         Some(now) => format!(
-            ", sha256 {} — the file has changed since (sha256 {} now)",
-            &table.sha256[..12],
+            ", sha256 {then} — the file has changed since (sha256 {} now)",
             &now[..12]
         ),
-        None => format!(", sha256 {} — the file is gone", &table.sha256[..12]),
+        // A relative path is read from the current directory: the file may live elsewhere.
+        None => format!(", sha256 {then} — the file cannot be read from here to compare"),
     };
     TableSource {
         file,

@@ -194,7 +194,7 @@ pub fn eval_with(
         if searched.sha256 != now.sha256 {
             tracing::warn!(
                 "run {run} searched on its benchmark table as it was then (sha256 {}); the file has changed since, and the samples are answered from it as it is now (sha256 {})",
-                &searched.sha256[..12.min(searched.sha256.len())],
+                searched.sha256.get(..12).unwrap_or(&searched.sha256),
                 &now.sha256[..12]
             );
         }

@@ -115,7 +115,7 @@ fn check_same_table(
         anyhow::bail!(
             "the benchmark table {file} changed since run {} started (sha256 {} then, {} now), so its answers would mix two tables; restore the table the run started with, or pass --force to continue on this one (the run then records it, and the episodes so far keep their answers)",
             record.id,
-            &recorded.sha256[..12.min(recorded.sha256.len())],
+            recorded.sha256.get(..12).unwrap_or(&recorded.sha256),
             &now.sha256[..12]
         );
     }
