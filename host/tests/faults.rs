@@ -262,7 +262,12 @@ fn three_interruptions_give_no_child_up() {
         interrupted += 1;
         child = spawn_group(&args(&["search", "--resume", "1", "--db", db_arg, "--no-cache"]), &log);
     }
-    assert!(interrupted >= 2, "the run ended before it was interrupted twice");
+    assert!(
+        interrupted >= 2,
+        "the run ended before it was interrupted twice ({interrupted}; {:?} episodes stored): {}",
+        try_sql::<i64>(&db, "SELECT COUNT(*) FROM episodes"),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     wait_ok(child, &log);
     let failures = sql::<String>(&db, "SELECT COALESCE(failure, '') FROM evaluations");
     assert!(
