@@ -33,7 +33,17 @@ pub fn spawn_env(args: &[String], log: &Path, env: &[(&str, &str)]) -> Child {
 /// to the group reaches them all, as Ctrl-C in a terminal does.
 pub fn spawn_group(args: &[String], log: &Path) -> Child {
     use std::os::unix::process::CommandExt;
-    command(args, log).process_group(0).spawn().unwrap()
+    let mut command = command(args, log);
+    // A test run from a background job (`cmd &` in a script, as a CI runner may start it)
+    // inherits SIGINT ignored, and so would the search: give it Ctrl-C back, as a terminal would.
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    command.process_group(0).spawn().unwrap()
 }
 
 pub fn wait_ok(mut child: Child, log: &Path) {
