@@ -17,7 +17,9 @@
 #   scripts/reproduce.sh real     Part 2, real training at the proxy (25,000 images x 2 epochs):
 #                                 the same four configurations x 2 seeds at EPISODES each (default
 #                                 12: about two hours of one core of this machine at ~70 s a
-#                                 child), then eval (EVAL_SAMPLES, default 10) and compare. Then
+#                                 child), then eval (EVAL_SAMPLES, default 10) and compare, each
+#                                 child on THREADS libtorch threads (default 1: one core, as the
+#                                 table's rows were trained, leaving the other to a table build). Then
 #                                 every architecture it trained joins the benchmark table
 #                                 (bench/build_table.py; skip with TABLE_ADD=0).
 #
@@ -28,7 +30,7 @@
 #
 # Environment: NAS_HOST (default target/release/nas-host), NAS_DATA_DIR (cifar-10-batches-bin/),
 # TABLE (default benchmarks/cifar5-25000x2.csv), PROXY (the table's fidelity, default 25000x2),
-# OUT (default runs/reproduce), EPISODES, SEEDS, EVAL_SAMPLES, CHECK (0 skips part 1's
+# OUT (default runs/reproduce), EPISODES, SEEDS, EVAL_SAMPLES, THREADS, CHECK (0 skips part 1's
 # real-training check), TOP (default 5), TABLE_ADD, PARTIAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +61,8 @@ case "$part" in
     evaluator=(--evaluator "table:$table" --epochs 2); data_args=() ;;
   real)
     episodes="${EPISODES:-12}"; seeds="${SEEDS:-1 2}"; samples="${EVAL_SAMPLES:-10}"
-    evaluator=(--evaluator train --epochs 2); data_args=(--data-dir "$data") ;;
+    evaluator=(--evaluator train --epochs 2)
+    data_args=(--data-dir "$data" --threads-per-worker "${THREADS:-1}") ;;
   *) echo "usage: scripts/reproduce.sh table|real" >&2; exit 2 ;;
 esac
 

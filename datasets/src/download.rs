@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+use nas_core::checksum::sha256_hex;
 
 use crate::DataError;
 
@@ -31,12 +31,6 @@ impl Checksum {
             })
         }
     }
-}
-
-/// Lower-case hex SHA-256 of `bytes`: the one digest helper of the workspace (dataset checksums,
-/// plugin files, cache keys).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One downloadable file: its name, the base URLs to try in order, and its checksum.

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use dataref::{default_cache_dir, inspect, inspect_ref, load_path, load_ref, DataInfo, DataRef, Loaded};
-pub use download::{download_verified, sha256_hex, Checksum, RemoteFile};
+pub use download::{download_verified, Checksum, RemoteFile};
 pub use error::DataError;
 pub use folder::{FolderOptions, IMAGE_EXTENSIONS};
 pub use memory::available_memory;

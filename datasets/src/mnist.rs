@@ -3,8 +3,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::download::{download_verified, sha256_hex, Checksum, RemoteFile};
+use crate::download::{download_verified, Checksum, RemoteFile};
 use crate::{DataError, DataSource, Split};
+use nas_core::checksum::sha256_hex;
 
 const BASE_URLS: &[&str] = &[
     "https://ossci-datasets.s3.amazonaws.com/mnist",

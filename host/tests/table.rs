@@ -201,7 +201,7 @@ fn a_resumed_table_run_refuses_a_changed_table_unless_forced() {
     BenchTable::write(&table, &rows[..40]).unwrap();
     let db = dir.path().join("table.sqlite");
     search(dir.path(), db.to_str().unwrap(), &format!("table:{}", table.display()));
-    let sha = |path: &std::path::Path| nas_datasets::sha256_hex(&std::fs::read(path).unwrap());
+    let sha = |path: &std::path::Path| nas_core::checksum::sha256_hex(&std::fs::read(path).unwrap());
     let started_with = sha(&table);
     let recorded = Store::open(&db)
         .unwrap()

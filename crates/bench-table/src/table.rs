@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use nas_core::arch::Architecture;
+use nas_core::checksum::sha256_hex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{Result, TableError};
 
@@ -66,15 +66,37 @@ pub struct BenchTable {
     pub sha256: String,
 }
 
+/// The table's bytes, read under a shared lock on `FILE.lock` when that file exists:
+/// `bench/build_table.py` appends each row under an exclusive lock on it (flock(2), as std's
+/// `File::lock` takes it), so a search started while its table grows never reads half a row. No
+/// lock file means no build ever wrote into this table, and nothing to wait for.
+fn read_whole_rows(path: &Path) -> Result<Vec<u8>> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    // Dropping the handle releases the lock, after the read.
+    let _held = match std::fs::File::open(&lock_path) {
+        Ok(lock) => {
+            lock.lock_shared().map_err(|source| TableError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+            Some(lock)
+        }
+        Err(_) => None,
+    };
+    std::fs::read(path).map_err(|source| TableError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 impl BenchTable {
     /// Reads a table. Every malformed row is reported with the file and its line; see
     /// [`BenchTable`] for how repeated architectures merge.
     pub fn load(path: impl AsRef<Path>) -> Result<BenchTable> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| TableError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_whole_rows(path)?;
         let row_error = |line: u64, message: String| TableError::Row {
             path: path.to_owned(),
             line,
@@ -90,7 +112,7 @@ impl BenchTable {
             .clone();
         let mut table = BenchTable {
             path: Some(path.to_owned()),
-            sha256: Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
+            sha256: sha256_hex(&bytes),
             ..BenchTable::default()
         };
         // Sums of accuracy and seconds per entry, divided once at the end.
@@ -287,6 +309,32 @@ mod tests {
     }
 
     #[test]
+    fn a_row_being_appended_is_waited_for() {
+        // bench/build_table.py holds `FILE.lock` exclusively while it appends a row; a load
+        // meanwhile must wait for the whole row, not fail on (or drop) half of it.
+        let f = file(&format!("{HEADER}\"conv(10,3)\",0.5,1,2,4,cifar5,p\n"));
+        let lock_path = format!("{}.lock", f.path().display());
+        let lock = std::fs::File::create(&lock_path).unwrap();
+        lock.lock().unwrap();
+        let mut table_file = std::fs::OpenOptions::new().append(true).open(f.path()).unwrap();
+        table_file.write_all(b"\"conv(20,5)\",0.7").unwrap();
+        let path = f.path().to_owned();
+        let loading = std::thread::spawn(move || BenchTable::load(path));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !loading.is_finished(),
+            "the load read the table while a row was being written"
+        );
+        table_file.write_all(b"5,1,2,4,cifar5,p\n").unwrap();
+        lock.unlock().unwrap();
+        let table = loading.join().unwrap().unwrap();
+        assert_eq!(table.len(), 2);
+        let appended = table.get(&"conv(20,5)".parse().unwrap()).unwrap();
+        assert_eq!(appended.accuracy, 0.75);
+        std::fs::remove_file(&lock_path).unwrap();
+    }
+
+    #[test]
     fn malformed_rows_name_file_and_line() {
         let f = file(&format!(
             "{HEADER}\"conv(10,3)\",0.5,1,2,4,cifar5,p\n\"conv(10)\",0.5,1,2,4,cifar5,p\n"
@@ -345,7 +393,7 @@ mod tests {
         assert_eq!(e.protocol, "cifar5 2500x1 relu lr0.001 seed0");
         // The checksum is of the file's bytes (`sha256sum`'s), and changes with them.
         let bytes = std::fs::read(&path).unwrap();
-        let expected: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let expected = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
         assert_eq!(table.sha256, expected);
         std::fs::write(&path, [bytes.as_slice(), b"\n"].concat()).unwrap();
         assert_ne!(BenchTable::load(&path).unwrap().sha256, expected);

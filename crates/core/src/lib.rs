@@ -6,6 +6,7 @@
 
 pub mod anytime;
 pub mod arch;
+pub mod checksum;
 pub mod cost;
 pub mod mdp;
 pub mod netplan;

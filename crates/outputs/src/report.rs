@@ -107,7 +107,7 @@ fn table_source(record: &nas_store::RunRecord, config: &nas_config::RunConfig) -
     };
     let now = path
         .and_then(|p| std::fs::read(p).ok())
-        .map(|b| nas_datasets::sha256_hex(&b));
+        .map(|b| nas_core::checksum::sha256_hex(&b));
     // A stored checksum is 64 hex digits; a hand-edited store may hold anything.
     let then = table.sha256.get(..12).unwrap_or(&table.sha256);
     let checksum = match now {

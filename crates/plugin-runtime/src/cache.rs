@@ -13,7 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
+use nas_core::checksum::sha256_hex;
 
 /// Entry name → sha256 of its bytes, written when the entry was compiled.
 const INDEX: &str = "index.json";
@@ -23,10 +23,6 @@ fn private(meta: &fs::Metadata) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     meta.uid() == me && meta.permissions().mode() & 0o022 == 0
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// A compile cache directory.

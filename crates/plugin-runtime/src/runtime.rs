@@ -191,7 +191,7 @@ impl Runtime {
     /// and the engine's compatibility hash), and checks what kind of plugin it is.
     pub fn load(&self, path: &Path) -> anyhow::Result<LoadedPlugin> {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
-        let sha256 = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let sha256 = nas_core::checksum::sha256_hex(&bytes);
         let cache = self.cache_dir.clone().map(CompileCache::new);
         let entry = format!("{}.cwasm", self.cache_key(&sha256));
         let mut cache_hit = false;

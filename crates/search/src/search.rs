@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use nas_datasets::sha256_hex;
+use nas_core::checksum::sha256_hex;
 
 use crate::options::SearchOptions;
 use crate::schedule::{run_async, run_sync};

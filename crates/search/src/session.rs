@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use nas_datasets::sha256_hex;
+use nas_core::checksum::sha256_hex;
 
 use crate::assess::Watch;
 use crate::options::SearchOptions;

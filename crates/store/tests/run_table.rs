@@ -3,32 +3,9 @@
 
 mod common;
 
+use common::new_run;
 use common::pg::PgServer;
-use nas_store::{NewRun, PluginRecord, Store, TableRecord};
-
-fn new_run(store: &Store, table: Option<&TableRecord>) -> i64 {
-    let plugin = PluginRecord {
-        name: "p".into(),
-        version: "1".into(),
-        path: "p.wasm".into(),
-        sha256: "x".into(),
-    };
-    store
-        .create_run(&NewRun {
-            config_toml: "",
-            dataset: "cifar5",
-            evaluator: if table.is_some() { "table" } else { "train" },
-            seed: 0,
-            episodes_target: 1,
-            agent: &plugin,
-            reward: &plugin,
-            assessor: None,
-            device: "none",
-            no_cache: false,
-            table,
-        })
-        .unwrap()
-}
+use nas_store::{Store, TableRecord};
 
 fn the_run_keeps_its_table(store: &Store) {
     let started = TableRecord {

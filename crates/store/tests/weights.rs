@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 
 use common::pg::PgServer;
-use common::{evaluation, job, outcome};
+use common::{evaluation, job, new_run, outcome};
 use nas_store::queue::WEIGHTS_GRACE_SECS;
-use nas_store::{NewJob, NewRun, PluginRecord, Store};
+use nas_store::{NewJob, Store};
 
 fn sqlite() -> (Store, impl Fn(&str)) {
     let path = common::temp_dir("weights").join("w.sqlite");
@@ -28,32 +28,8 @@ fn postgres(test: impl FnOnce(&Store, &dyn Fn(&str))) {
     }
 }
 
-fn new_run(store: &Store) -> i64 {
-    let plugin = PluginRecord {
-        name: "p".into(),
-        version: "1".into(),
-        path: "p.wasm".into(),
-        sha256: "x".into(),
-    };
-    store
-        .create_run(&NewRun {
-            config_toml: "",
-            dataset: "mnist3",
-            evaluator: "train",
-            seed: 0,
-            episodes_target: 1,
-            agent: &plugin,
-            reward: &plugin,
-            assessor: None,
-            device: "cpu",
-            no_cache: false,
-            table: None,
-        })
-        .unwrap()
-}
-
 fn kept_weights_belong_to_their_run(store: &Store) {
-    let (first, second) = (new_run(store), new_run(store));
+    let (first, second) = (new_run(store, None), new_run(store, None));
     let good = outcome(0.9);
     let shared = store
         .insert_evaluation(&evaluation("k", &good, Some((first, 0))))

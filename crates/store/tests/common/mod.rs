@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nas_core::record::Outcome;
-use nas_store::{NewEvaluation, NewJob};
+use nas_store::{NewEvaluation, NewJob, NewRun, PluginRecord, Store, TableRecord};
 
 /// A fresh directory under the system's temporary directory (left behind; they are small).
 pub fn temp_dir(what: &str) -> PathBuf {
@@ -23,6 +23,32 @@ pub fn temp_dir(what: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A new run with placeholder plugins; a table run (`evaluator = "table"`) when `table` is given,
+/// else a training run.
+pub fn new_run(store: &Store, table: Option<&TableRecord>) -> i64 {
+    let plugin = PluginRecord {
+        name: "p".into(),
+        version: "1".into(),
+        path: "p.wasm".into(),
+        sha256: "x".into(),
+    };
+    store
+        .create_run(&NewRun {
+            config_toml: "",
+            dataset: "cifar5",
+            evaluator: if table.is_some() { "table" } else { "train" },
+            seed: 0,
+            episodes_target: 1,
+            agent: &plugin,
+            reward: &plugin,
+            assessor: None,
+            device: "cpu",
+            no_cache: false,
+            table,
+        })
+        .unwrap()
 }
 
 pub fn job(key: &str) -> NewJob<'_> {
