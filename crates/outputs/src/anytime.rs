@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use nas_core::anytime::{anytime_curve, mean_band, Band};
-use nas_core::stats::{bootstrap_mean_difference_ci, mann_whitney_u, mean_std};
+use nas_core::stats::{bootstrap_mean_difference_ci, mann_whitney_u, mean_std, quantile_sorted};
 use nas_store::Store;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -27,8 +27,10 @@ pub struct AgentRuns {
     /// Best accuracy found after k children, per run.
     pub best_so_far: Vec<Vec<f64>>,
     pub top5_so_far: Vec<Vec<f64>>,
-    /// The frozen policy's `eval` samples, all runs together.
+    /// The frozen policy's `eval` samples, all runs together: accuracies, and parameters in
+    /// the same order.
     pub eval_accuracies: Vec<f64>,
+    pub eval_params: Vec<f64>,
     /// Parameters of each run's last 100 episodes, all runs together.
     pub last_params: Vec<f64>,
 }
@@ -40,17 +42,9 @@ pub struct Anytime {
 }
 
 fn median(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    }
+    quantile_sorted(&sorted, 0.5)
 }
 
 impl Anytime {
@@ -73,14 +67,16 @@ impl Anytime {
                 best_so_far: Vec::new(),
                 top5_so_far: Vec::new(),
                 eval_accuracies: Vec::new(),
+                eval_params: Vec::new(),
                 last_params: Vec::new(),
             });
             group.runs.push(run);
             group.best_so_far.push(curve.best_so_far);
             group.top5_so_far.push(curve.top5_mean_so_far);
-            group
-                .eval_accuracies
-                .extend(store.eval_samples(run)?.iter().map(|s| s.accuracy));
+            for sample in store.eval_samples(run)? {
+                group.eval_accuracies.push(sample.accuracy);
+                group.eval_params.push(sample.params as f64);
+            }
             let tail = episodes.len().saturating_sub(100);
             group
                 .last_params
@@ -91,26 +87,33 @@ impl Anytime {
         })
     }
 
-    /// The table per agent, then each agent against `random` (with the same reward when there is
+    /// The table per agent — the frozen policy's samples as the seed reported them (accuracy and
+    /// parameters, mean ± std) beside what the search found — then each agent against `random` (with the same reward when there is
     /// such a run): the difference in frozen-policy accuracy with a bootstrap 95% interval and a
     /// Mann–Whitney p, or, without eval samples, in the best accuracy found per seed.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from(
-            "| agent | runs | children (shortest run) | best found (mean ± std over runs) | eval accuracy (mean ± std, n) | median params, last 100 episodes |\n|---|---|---|---|---|---|\n",
+            "| agent | runs | children (shortest run) | best found (mean ± std over runs) | eval accuracy (mean ± std, n) | eval params (mean ± std) | median params, last 100 episodes |\n|---|---|---|---|---|---|---|\n",
         );
         for a in &self.agents {
             let finals: Vec<f64> = a.best_so_far.iter().filter_map(|c| c.last().copied()).collect();
             let (best, best_std) = mean_std(&finals);
             let (eval, eval_std) = mean_std(&a.eval_accuracies);
+            let (params, params_std) = mean_std(&a.eval_params);
             let shortest = a.best_so_far.iter().map(Vec::len).min().unwrap_or(0);
             out.push_str(&format!(
-                "| {} | {} | {shortest} | {best:.4} ± {best_std:.4} | {} | {:.0} |\n",
+                "| {} | {} | {shortest} | {best:.4} ± {best_std:.4} | {} | {} | {:.0} |\n",
                 a.label,
                 a.runs.len(),
                 if a.eval_accuracies.is_empty() {
                     "— (run `nas-host eval`)".to_string()
                 } else {
                     format!("{eval:.4} ± {eval_std:.4} (n={})", a.eval_accuracies.len())
+                },
+                if a.eval_params.is_empty() {
+                    "—".to_string()
+                } else {
+                    format!("{params:.0} ± {params_std:.0}")
                 },
                 median(&a.last_params)
             ));
@@ -244,5 +247,37 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
+    }
+
+    fn agent(name: &str, eval_accuracies: Vec<f64>, eval_params: Vec<f64>) -> AgentRuns {
+        AgentRuns {
+            label: name.into(),
+            agent: name.into(),
+            runs: vec![1, 2],
+            best_so_far: vec![vec![0.5, 0.7], vec![0.6, 0.9]],
+            top5_so_far: vec![vec![0.5, 0.6], vec![0.6, 0.75]],
+            eval_accuracies,
+            eval_params,
+            last_params: vec![100.0, 300.0, 200.0],
+        }
+    }
+
+    #[test]
+    fn the_table_gives_the_frozen_policys_accuracy_and_parameters_as_the_seed_did() {
+        let ppo = agent("ppo", vec![0.6, 0.8], vec![1000.0, 3000.0]);
+        let random = agent("random", vec![], vec![]);
+        let md = Anytime {
+            agents: vec![ppo, random],
+        }
+        .to_markdown();
+        // Best found: finals 0.7 and 0.9; eval: mean 0.7, population std 0.1; params 2000 ± 1000.
+        assert!(
+            md.contains("| ppo | 2 | 2 | 0.8000 ± 0.1000 | 0.7000 ± 0.1000 (n=2) | 2000 ± 1000 | 200 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| random | 2 | 2 | 0.8000 ± 0.1000 | — (run `nas-host eval`) | — | 200 |"),
+            "{md}"
+        );
     }
 }
