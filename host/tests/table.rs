@@ -143,9 +143,18 @@ fn a_table_search_serves_recorded_accuracies_exactly_and_marks_predictions() {
         text.contains(&format!("{predicted} of 12 rewards were predicted")) && text.contains("Kendall"),
         "{text}"
     );
-    // And so does `compare`, beside the table's results.
+    // And so does `compare`, beside the table's results; with --plots it draws the anytime
+    // curves against episodes and against distinct architectures.
+    let plots = db.with_file_name("plots");
     let compare = Command::new(BIN)
-        .args(["compare", "1", "--db", db.to_str().unwrap()])
+        .args([
+            "compare",
+            "1",
+            "--db",
+            db.to_str().unwrap(),
+            "--plots",
+            plots.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&compare.stdout);
@@ -156,6 +165,16 @@ fn a_table_search_serves_recorded_accuracies_exactly_and_marks_predictions() {
             && text.contains("Kendall"),
         "{text}"
     );
+    for plot in [
+        "anytime.png",
+        "anytime.svg",
+        "anytime-distinct.png",
+        "anytime-distinct.svg",
+    ] {
+        assert!(plots.join(plot).is_file(), "no {plot} in {}", plots.display());
+    }
+    let agents = std::fs::read_to_string(plots.join("anytime.md")).unwrap();
+    assert!(agents.contains("distinct architectures"), "{agents}");
 }
 
 #[test]

@@ -18,6 +18,12 @@ pub struct AnytimeCurve {
     /// The mean accuracy of the best [`TOP_K`] distinct architectures of the first k + 1
     /// episodes (of all of them while fewer have been seen).
     pub top5_mean_so_far: Vec<f64>,
+    /// The same two curves against distinct architectures instead of episodes: entry k is the
+    /// state when the (k + 1)-th new architecture had been trained. Repeats are cache hits that
+    /// cost no training, so this is the comparison at equal training compute; an agent that
+    /// converges spends fewer trainings for its episodes than random sampling does.
+    pub best_by_distinct: Vec<f64>,
+    pub top5_mean_by_distinct: Vec<f64>,
 }
 
 /// The anytime curves of one run's `episodes`.
@@ -43,9 +49,11 @@ pub fn anytime_curve(episodes: &[EpisodeRecord]) -> AnytimeCurve {
     let mut curve = AnytimeCurve {
         best_so_far: Vec::with_capacity(ordered.len()),
         top5_mean_so_far: Vec::with_capacity(ordered.len()),
+        ..AnytimeCurve::default()
     };
     for e in ordered {
         let architecture = e.architecture.as_str();
+        let new = !best_of.contains_key(architecture);
         let improved = best_of.get(architecture).is_none_or(|&best| e.accuracy > best);
         if improved {
             best_of.insert(architecture, e.accuracy);
@@ -58,10 +66,13 @@ pub fn anytime_curve(episodes: &[EpisodeRecord]) -> AnytimeCurve {
             top.sort_by(|x, y| y.1.total_cmp(&x.1));
             top.truncate(TOP_K);
         }
-        curve.best_so_far.push(top[0].1);
-        curve
-            .top5_mean_so_far
-            .push(top.iter().map(|(_, a)| a).sum::<f64>() / top.len() as f64);
+        let (best, top5_mean) = (top[0].1, top.iter().map(|(_, a)| a).sum::<f64>() / top.len() as f64);
+        curve.best_so_far.push(best);
+        curve.top5_mean_so_far.push(top5_mean);
+        if new {
+            curve.best_by_distinct.push(best);
+            curve.top5_mean_by_distinct.push(top5_mean);
+        }
     }
     curve
 }
@@ -165,6 +176,14 @@ mod tests {
             "{:?}",
             curve.top5_mean_so_far
         );
+        // Against distinct architectures the two cache hits (episodes 2 and 7) add no point:
+        // A, B, C, D, E, F.
+        assert_eq!(curve.best_by_distinct, vec![0.5, 0.7, 0.7, 0.7, 0.9, 0.9]);
+        assert!(
+            close(&curve.top5_mean_by_distinct, &[0.5, 0.6, 0.6, 0.5, 0.58, 0.58]),
+            "{:?}",
+            curve.top5_mean_by_distinct
+        );
     }
 
     #[test]
@@ -178,6 +197,8 @@ mod tests {
         let curve = anytime_curve(&episodes);
         assert_eq!(curve.best_so_far, vec![0.0, 0.4, 0.8]);
         assert!(close(&curve.top5_mean_so_far, &[0.0, 0.2, 0.6]));
+        // A's second training is no new architecture: the distinct curve stops at B.
+        assert_eq!(curve.best_by_distinct, vec![0.0, 0.4]);
         assert_eq!(anytime_curve(&[]), AnytimeCurve::default());
     }
 

@@ -12,7 +12,7 @@ use nas_store::Store;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plots::{figure, value_range, DrawResult};
+use crate::plots::{figure, DrawResult};
 
 /// Bootstrap resamples behind every interval.
 const RESAMPLES: usize = 10_000;
@@ -27,12 +27,18 @@ pub struct AgentRuns {
     /// Best accuracy found after k children, per run.
     pub best_so_far: Vec<Vec<f64>>,
     pub top5_so_far: Vec<Vec<f64>>,
+    /// The same against distinct architectures trained, per run.
+    pub best_by_distinct: Vec<Vec<f64>>,
+    pub top5_by_distinct: Vec<Vec<f64>>,
     /// The frozen policy's `eval` samples, all runs together: accuracies, and parameters in
     /// the same order.
     pub eval_accuracies: Vec<f64>,
     pub eval_params: Vec<f64>,
     /// Parameters of each run's last 100 episodes, all runs together.
     pub last_params: Vec<f64>,
+    /// Distinct architectures each run evaluated: what it cost in training, where an episode
+    /// that repeats an architecture is a cache hit.
+    pub distinct: Vec<usize>,
 }
 
 /// The anytime comparison of some runs.
@@ -66,13 +72,19 @@ impl Anytime {
                 runs: Vec::new(),
                 best_so_far: Vec::new(),
                 top5_so_far: Vec::new(),
+                best_by_distinct: Vec::new(),
+                top5_by_distinct: Vec::new(),
                 eval_accuracies: Vec::new(),
                 eval_params: Vec::new(),
                 last_params: Vec::new(),
+                distinct: Vec::new(),
             });
             group.runs.push(run);
+            group.distinct.push(curve.best_by_distinct.len());
             group.best_so_far.push(curve.best_so_far);
             group.top5_so_far.push(curve.top5_mean_so_far);
+            group.best_by_distinct.push(curve.best_by_distinct);
+            group.top5_by_distinct.push(curve.top5_mean_by_distinct);
             for sample in store.eval_samples(run)? {
                 group.eval_accuracies.push(sample.accuracy);
                 group.eval_params.push(sample.params as f64);
@@ -93,16 +105,17 @@ impl Anytime {
     /// Mann–Whitney p, or, without eval samples, in the best accuracy found per seed.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from(
-            "| agent | runs | children (shortest run) | best found (mean ± std over runs) | eval accuracy (mean ± std, n) | eval params (mean ± std) | median params, last 100 episodes |\n|---|---|---|---|---|---|---|\n",
+            "| agent | runs | children (shortest run) | distinct architectures (mean per run) | best found (mean ± std over runs) | eval accuracy (mean ± std, n) | eval params (mean ± std) | median params, last 100 episodes |\n|---|---|---|---|---|---|---|---|\n",
         );
         for a in &self.agents {
             let finals: Vec<f64> = a.best_so_far.iter().filter_map(|c| c.last().copied()).collect();
             let (best, best_std) = mean_std(&finals);
             let (eval, eval_std) = mean_std(&a.eval_accuracies);
             let (params, params_std) = mean_std(&a.eval_params);
+            let distinct = a.distinct.iter().sum::<usize>() as f64 / a.distinct.len().max(1) as f64;
             let shortest = a.best_so_far.iter().map(Vec::len).min().unwrap_or(0);
             out.push_str(&format!(
-                "| {} | {} | {shortest} | {best:.4} ± {best_std:.4} | {} | {} | {:.0} |\n",
+                "| {} | {} | {shortest} | {distinct:.0} | {best:.4} ± {best_std:.4} | {} | {} | {:.0} |\n",
                 a.label,
                 a.runs.len(),
                 if a.eval_accuracies.is_empty() {
@@ -157,7 +170,7 @@ impl Anytime {
         out
     }
 
-    /// The mean best-so-far (and top-5 mean) of each agent with its 95% band.
+    /// The mean best-so-far (and top-5 mean) of each agent with its 95% band, against episodes.
     pub fn bands(&self) -> Vec<(String, Vec<Band>, Vec<Band>)> {
         self.agents
             .iter()
@@ -171,12 +184,60 @@ impl Anytime {
             .collect()
     }
 
-    /// Draws `anytime.png` and `anytime.svg` into `dir`.
+    /// The same against distinct architectures trained (each agent's bands end where its run
+    /// with the fewest ends).
+    pub fn bands_by_distinct(&self) -> Vec<(String, Vec<Band>, Vec<Band>)> {
+        self.agents
+            .iter()
+            .map(|a| {
+                (
+                    a.label.clone(),
+                    mean_band(&a.best_by_distinct, 0.95),
+                    mean_band(&a.top5_by_distinct, 0.95),
+                )
+            })
+            .collect()
+    }
+
+    /// Draws `anytime.png`/`.svg` (against episodes, cache hits included) and
+    /// `anytime-distinct.png`/`.svg` (against distinct architectures trained) into `dir`.
     pub fn plot(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         let bands = self.bands();
-        figure(dir, "anytime", (1000, 600), |a| draw(a, &bands), |a| draw(a, &bands))
+        let x = "children (episodes, cache hits included; log scale)";
+        figure(
+            dir,
+            "anytime",
+            (1000, 600),
+            |a| draw(a, &bands, x),
+            |a| draw(a, &bands, x),
+        )?;
+        let bands = self.bands_by_distinct();
+        let x = "distinct architectures trained (log scale)";
+        figure(
+            dir,
+            "anytime-distinct",
+            (1000, 600),
+            |a| draw(a, &bands, x),
+            |a| draw(a, &bands, x),
+        )
     }
+}
+
+/// The accuracies the bands span (lows to highs, means included), padded by a twentieth of the span
+/// on each side and kept within 0–1; 0–1 when there is nothing finite to draw.
+fn band_range(bands: &[(String, Vec<Band>, Vec<Band>)]) -> (f64, f64) {
+    let values = bands
+        .iter()
+        .flat_map(|b| b.1.iter().chain(&b.2))
+        .flat_map(|x| [x.low, x.mean, x.high])
+        .filter(|v| v.is_finite());
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) / 20.0).max(0.005);
+    ((lo - pad).max(0.0), (hi + pad).min(1.0))
 }
 
 const COLOURS: [RGBColor; 6] = [
@@ -188,13 +249,21 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(86, 180, 233),
 ];
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, bands: &[(String, Vec<Band>, Vec<Band>)]) -> DrawResult
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    bands: &[(String, Vec<Band>, Vec<Band>)],
+    x_desc: &str,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
     let n = bands.iter().map(|b| b.1.len()).max().unwrap_or(1).max(1) as i64;
-    let (lo, hi) = value_range(bands.iter().flat_map(|b| b.1.iter().chain(&b.2).map(|x| x.low)));
+    // The curves of a search sit in a narrow band (0.70–0.75 on CIFAR-5), so the axis spans what is
+    // drawn rather than 0–1; children on a log axis, as budgets are compared in NAS papers, so the
+    // first hundred children — where agents part from random or not — are not squeezed into a
+    // sliver of a 2,700-child axis.
+    let (lo, hi) = band_range(bands);
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "Best accuracy found so far (solid) and mean of the best 5 (dashed), mean over runs with 95% band",
@@ -203,12 +272,8 @@ where
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
-        .build_cartesian_2d(1..n, lo..hi.min(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("children trained")
-        .y_desc("accuracy")
-        .draw()?;
+        .build_cartesian_2d((1..n).log_scale(), lo..hi)?;
+    chart.configure_mesh().x_desc(x_desc).y_desc("accuracy").draw()?;
     for (i, (label, best, top5)) in bands.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let points = |b: &[Band], f: fn(&Band) -> f64| -> Vec<(i64, f64)> {
@@ -243,6 +308,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_axis_spans_the_bands_not_zero_to_one() {
+        let band = |low, mean, high| Band { low, mean, high };
+        let bands = vec![(
+            "ppo".to_string(),
+            vec![band(0.70, 0.72, 0.74), band(0.71, 0.73, 0.76)],
+            vec![band(0.69, 0.70, 0.71)],
+        )];
+        // Span 0.69–0.76, padded by 0.0035 → clamped up to the 0.005 minimum.
+        let (lo, hi) = band_range(&bands);
+        assert!((lo - 0.685).abs() < 1e-12 && (hi - 0.765).abs() < 1e-12, "{lo} {hi}");
+        let nan = vec![("x".to_string(), vec![band(f64::NAN, f64::NAN, f64::NAN)], vec![])];
+        assert_eq!(band_range(&nan), (0.0, 1.0));
+        let edge = vec![("x".to_string(), vec![band(0.0, 0.5, 1.0)], vec![])];
+        assert_eq!(band_range(&edge), (0.0, 1.0));
+    }
+
+    #[test]
     fn the_median_by_hand() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -256,9 +338,12 @@ mod tests {
             runs: vec![1, 2],
             best_so_far: vec![vec![0.5, 0.7], vec![0.6, 0.9]],
             top5_so_far: vec![vec![0.5, 0.6], vec![0.6, 0.75]],
+            best_by_distinct: vec![vec![0.5, 0.7], vec![0.6]],
+            top5_by_distinct: vec![vec![0.5, 0.6], vec![0.6]],
             eval_accuracies,
             eval_params,
             last_params: vec![100.0, 300.0, 200.0],
+            distinct: vec![3, 1],
         }
     }
 
@@ -272,11 +357,11 @@ mod tests {
         .to_markdown();
         // Best found: finals 0.7 and 0.9; eval: mean 0.7, population std 0.1; params 2000 ± 1000.
         assert!(
-            md.contains("| ppo | 2 | 2 | 0.8000 ± 0.1000 | 0.7000 ± 0.1000 (n=2) | 2000 ± 1000 | 200 |"),
+            md.contains("| ppo | 2 | 2 | 2 | 0.8000 ± 0.1000 | 0.7000 ± 0.1000 (n=2) | 2000 ± 1000 | 200 |"),
             "{md}"
         );
         assert!(
-            md.contains("| random | 2 | 2 | 0.8000 ± 0.1000 | — (run `nas-host eval`) | — | 200 |"),
+            md.contains("| random | 2 | 2 | 2 | 0.8000 ± 0.1000 | — (run `nas-host eval`) | — | 200 |"),
             "{md}"
         );
     }

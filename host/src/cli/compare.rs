@@ -30,9 +30,9 @@ pub(super) struct CompareArgs {
     /// Also write the table as CSV to this file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Draw the anytime plot (best accuracy so far against children trained, per agent, with
-    /// 95% bands) into this directory, with the agent tables as anytime.md, and accuracy against
-    /// latency and multiply-adds with the runs' Pareto set.
+    /// Draw the anytime plots (best accuracy so far per agent, with 95% bands, against episodes
+    /// and against distinct architectures trained) into this directory, with the agent tables as
+    /// anytime.md, and accuracy against latency and multiply-adds with the runs' Pareto set.
     #[arg(long)]
     pub plots: Option<PathBuf>,
     #[command(flatten)]
@@ -88,7 +88,11 @@ pub(super) fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.plots {
         anytime.plot(dir)?;
         std::fs::write(dir.join("anytime.md"), &agents).with_context(|| format!("writing {}", dir.display()))?;
-        eprintln!("wrote {}", dir.join("anytime.png").display());
+        eprintln!(
+            "wrote {} and {}",
+            dir.join("anytime.png").display(),
+            dir.join("anytime-distinct.png").display()
+        );
     }
     if let Some(path) = args.csv {
         std::fs::write(&path, table.to_csv()).with_context(|| format!("writing {}", path.display()))?;
