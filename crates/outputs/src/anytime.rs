@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use nas_core::anytime::{anytime_curve, mean_band, Band};
-use nas_core::stats::{bootstrap_mean_difference_ci, mann_whitney_u, mean_std, quantile_sorted};
+use nas_core::stats::{clustered_bootstrap_mean_difference_ci, mann_whitney_u, mean_std, quantile_sorted};
 use nas_store::Store;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -34,6 +34,8 @@ pub struct AgentRuns {
     /// the same order.
     pub eval_accuracies: Vec<f64>,
     pub eval_params: Vec<f64>,
+    /// The eval accuracies again, one vector per run, for the statistics that resample runs.
+    pub eval_by_run: Vec<Vec<f64>>,
     /// Parameters of each run's last 100 episodes, all runs together.
     pub last_params: Vec<f64>,
     /// Distinct architectures each run evaluated: what it cost in training, where an episode
@@ -76,6 +78,7 @@ impl Anytime {
                 top5_by_distinct: Vec::new(),
                 eval_accuracies: Vec::new(),
                 eval_params: Vec::new(),
+                eval_by_run: Vec::new(),
                 last_params: Vec::new(),
                 distinct: Vec::new(),
             });
@@ -85,9 +88,13 @@ impl Anytime {
             group.top5_so_far.push(curve.top5_mean_so_far);
             group.best_by_distinct.push(curve.best_by_distinct);
             group.top5_by_distinct.push(curve.top5_mean_by_distinct);
-            for sample in store.eval_samples(run)? {
+            let samples = store.eval_samples(run)?;
+            for sample in &samples {
                 group.eval_accuracies.push(sample.accuracy);
                 group.eval_params.push(sample.params as f64);
+            }
+            if !samples.is_empty() {
+                group.eval_by_run.push(samples.iter().map(|s| s.accuracy).collect());
             }
             let tail = episodes.len().saturating_sub(100);
             group
@@ -134,21 +141,29 @@ impl Anytime {
         let Some(random) = self.agents.iter().find(|a| a.agent == "random") else {
             return out;
         };
-        out.push_str("\n| agent − random | difference | 95% interval (bootstrap) | Mann–Whitney p | over |\n|---|---|---|---|---|\n");
+        // Samples of one run share its policy: the interval resamples whole runs and the test
+        // ranks one value per run, so neither counts a run's 50 samples as 50 independent draws.
+        out.push_str("\n| agent − random | difference | 95% interval (bootstrap over runs) | Mann–Whitney p (run means) | over |\n|---|---|---|---|---|\n");
         for a in self.agents.iter().filter(|a| a.agent != "random") {
-            let (mine, theirs, over) = if !a.eval_accuracies.is_empty() && !random.eval_accuracies.is_empty() {
-                (
-                    a.eval_accuracies.clone(),
-                    random.eval_accuracies.clone(),
-                    "eval samples",
-                )
+            let (mine, theirs, over) = if !a.eval_by_run.is_empty() && !random.eval_by_run.is_empty() {
+                (a.eval_by_run.clone(), random.eval_by_run.clone(), "eval samples")
             } else {
-                let finals =
-                    |g: &AgentRuns| -> Vec<f64> { g.best_so_far.iter().filter_map(|c| c.last().copied()).collect() };
+                let finals = |g: &AgentRuns| -> Vec<Vec<f64>> {
+                    g.best_so_far
+                        .iter()
+                        .filter_map(|c| c.last().map(|&v| vec![v]))
+                        .collect()
+                };
                 (finals(a), finals(random), "best found per run")
             };
-            let ci = bootstrap_mean_difference_ci(&mine, &theirs, RESAMPLES, 0.95, 0);
-            let test = mann_whitney_u(&mine, &theirs);
+            let ci = clustered_bootstrap_mean_difference_ci(&mine, &theirs, RESAMPLES, 0.95, 0);
+            let run_means = |runs: &[Vec<f64>]| -> Vec<f64> {
+                runs.iter()
+                    .map(|run| run.iter().sum::<f64>() / run.len() as f64)
+                    .collect()
+            };
+            let test = mann_whitney_u(&run_means(&mine), &run_means(&theirs));
+            let values = |runs: &[Vec<f64>]| runs.iter().map(Vec::len).sum::<usize>();
             let verdict = if ci.low > 0.0 {
                 "better"
             } else if ci.high < 0.0 {
@@ -157,14 +172,16 @@ impl Anytime {
                 "no clear difference"
             };
             out.push_str(&format!(
-                "| {} | {:+.4} ({verdict}) | [{:+.4}, {:+.4}] | {:.3} | {over} (n = {} vs {}) |\n",
+                "| {} | {:+.4} ({verdict}) | [{:+.4}, {:+.4}] | {:.3} | {over} ({} runs, n = {} vs {} runs, n = {}) |\n",
                 a.label,
                 ci.estimate,
                 ci.low,
                 ci.high,
                 test.p_two_sided,
                 mine.len(),
-                theirs.len()
+                values(&mine),
+                theirs.len(),
+                values(&theirs)
             ));
         }
         out
@@ -340,6 +357,11 @@ mod tests {
             top5_so_far: vec![vec![0.5, 0.6], vec![0.6, 0.75]],
             best_by_distinct: vec![vec![0.5, 0.7], vec![0.6]],
             top5_by_distinct: vec![vec![0.5, 0.6], vec![0.6]],
+            eval_by_run: if eval_accuracies.is_empty() {
+                vec![]
+            } else {
+                vec![eval_accuracies.clone()]
+            },
             eval_accuracies,
             eval_params,
             last_params: vec![100.0, 300.0, 200.0],
@@ -362,6 +384,13 @@ mod tests {
         );
         assert!(
             md.contains("| random | 2 | 2 | 2 | 0.8000 ± 0.1000 | — (run `nas-host eval`) | — | 200 |"),
+            "{md}"
+        );
+        // Random has no eval samples, so the agents are compared by the best found per run
+        // ([0.7, 0.9] each): resampling the two runs, each mean is 0.7, 0.8 or 0.9 (¼, ½, ¼),
+        // so the difference reaches ±0.2 with probability 1/16 > 2.5% on each side.
+        assert!(
+            md.contains("| ppo | +0.0000 (no clear difference) | [-0.2000, +0.2000] | 1.000 | best found per run (2 runs, n = 2 vs 2 runs, n = 2) |"),
             "{md}"
         );
     }

@@ -7,7 +7,7 @@
 mod bootstrap;
 mod rank;
 
-pub use bootstrap::{bootstrap_mean_difference_ci, Interval};
+pub use bootstrap::{bootstrap_mean_difference_ci, clustered_bootstrap_mean_difference_ci, Interval};
 pub use rank::{mann_whitney_u, spearman, MannWhitney};
 
 /// Mean and population standard deviation (numpy's default, as in the seed's tables); NaN for
