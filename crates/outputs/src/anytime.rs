@@ -189,29 +189,24 @@ impl Anytime {
 
     /// The mean best-so-far (and top-5 mean) of each agent with its 95% band, against episodes.
     pub fn bands(&self) -> Vec<(String, Vec<Band>, Vec<Band>)> {
-        self.agents
-            .iter()
-            .map(|a| {
-                (
-                    a.label.clone(),
-                    mean_band(&a.best_so_far, 0.95),
-                    mean_band(&a.top5_so_far, 0.95),
-                )
-            })
-            .collect()
+        self.bands_of(|a| (&a.best_so_far, &a.top5_so_far))
     }
 
     /// The same against distinct architectures trained (each agent's bands end where its run
     /// with the fewest ends).
     pub fn bands_by_distinct(&self) -> Vec<(String, Vec<Band>, Vec<Band>)> {
+        self.bands_of(|a| (&a.best_by_distinct, &a.top5_by_distinct))
+    }
+
+    fn bands_of(
+        &self,
+        curves: impl Fn(&AgentRuns) -> (&Vec<Vec<f64>>, &Vec<Vec<f64>>),
+    ) -> Vec<(String, Vec<Band>, Vec<Band>)> {
         self.agents
             .iter()
             .map(|a| {
-                (
-                    a.label.clone(),
-                    mean_band(&a.best_by_distinct, 0.95),
-                    mean_band(&a.top5_by_distinct, 0.95),
-                )
+                let (best, top5) = curves(a);
+                (a.label.clone(), mean_band(best, 0.95), mean_band(top5, 0.95))
             })
             .collect()
     }
@@ -220,24 +215,22 @@ impl Anytime {
     /// `anytime-distinct.png`/`.svg` (against distinct architectures trained) into `dir`.
     pub fn plot(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let bands = self.bands();
-        let x = "children (episodes, cache hits included; log scale)";
-        figure(
-            dir,
-            "anytime",
-            (1000, 600),
-            |a| draw(a, &bands, x),
-            |a| draw(a, &bands, x),
-        )?;
-        let bands = self.bands_by_distinct();
-        let x = "distinct architectures trained (log scale)";
-        figure(
-            dir,
-            "anytime-distinct",
-            (1000, 600),
-            |a| draw(a, &bands, x),
-            |a| draw(a, &bands, x),
-        )
+        let figures = [
+            (
+                "anytime",
+                self.bands(),
+                "children (episodes, cache hits included; log scale)",
+            ),
+            (
+                "anytime-distinct",
+                self.bands_by_distinct(),
+                "distinct architectures trained (log scale)",
+            ),
+        ];
+        for (name, bands, x) in &figures {
+            figure(dir, name, (1000, 600), |a| draw(a, bands, x), |a| draw(a, bands, x))?;
+        }
+        Ok(())
     }
 }
 

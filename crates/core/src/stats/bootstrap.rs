@@ -45,15 +45,21 @@ pub fn bootstrap_mean_difference_ci(a: &[f64], b: &[f64], resamples: usize, conf
             .sum::<f64>()
             / values.len() as f64
     };
-    let mut differences: Vec<f64> = (0..resamples)
+    let differences: Vec<f64> = (0..resamples)
         .map(|_| resampled_mean(a, &mut rng) - resampled_mean(b, &mut rng))
         .collect();
+    percentile_interval(differences, confidence, mean(a) - mean(b))
+}
+
+/// The (1 − `confidence`)/2 and (1 + `confidence`)/2 quantiles of the bootstrap `differences`
+/// around `estimate`.
+fn percentile_interval(mut differences: Vec<f64>, confidence: f64, estimate: f64) -> Interval {
     differences.sort_by(f64::total_cmp);
     let confidence = confidence.clamp(0.0, 1.0);
     Interval {
         low: quantile_sorted(&differences, (1.0 - confidence) / 2.0),
         high: quantile_sorted(&differences, (1.0 + confidence) / 2.0),
-        estimate: mean(a) - mean(b),
+        estimate,
     }
 }
 
@@ -102,16 +108,10 @@ pub fn clustered_bootstrap_mean_difference_ci(
             break mean;
         }
     };
-    let mut differences: Vec<f64> = (0..resamples)
+    let differences: Vec<f64> = (0..resamples)
         .map(|_| resampled_mean(a, &mut rng) - resampled_mean(b, &mut rng))
         .collect();
-    differences.sort_by(f64::total_cmp);
-    let confidence = confidence.clamp(0.0, 1.0);
-    Interval {
-        low: quantile_sorted(&differences, (1.0 - confidence) / 2.0),
-        high: quantile_sorted(&differences, (1.0 + confidence) / 2.0),
-        estimate: estimate_a - estimate_b,
-    }
+    percentile_interval(differences, confidence, estimate_a - estimate_b)
 }
 
 #[cfg(test)]
