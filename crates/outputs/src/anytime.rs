@@ -143,7 +143,7 @@ impl Anytime {
         };
         // Samples of one run share its policy: the interval resamples whole runs and the test
         // ranks one value per run, so neither counts a run's 50 samples as 50 independent draws.
-        out.push_str("\n| agent − random | difference | 95% interval (bootstrap over runs) | Mann–Whitney p (run means) | over |\n|---|---|---|---|---|\n");
+        out.push_str("\n| agent − random | difference | 95% interval (bootstrap over runs) | Mann–Whitney p (run means; exact without ties up to 8 runs) | over |\n|---|---|---|---|---|\n");
         for a in self.agents.iter().filter(|a| a.agent != "random") {
             let (mine, theirs, over) = if !a.eval_by_run.is_empty() && !random.eval_by_run.is_empty() {
                 (a.eval_by_run.clone(), random.eval_by_run.clone(), "eval samples")
@@ -177,7 +177,7 @@ impl Anytime {
                 ci.estimate,
                 ci.low,
                 ci.high,
-                test.p_two_sided,
+                test.p(),
                 mine.len(),
                 values(&mine),
                 theirs.len(),

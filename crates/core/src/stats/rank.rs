@@ -14,6 +14,41 @@ pub struct MannWhitney {
     pub z: f64,
     /// Two-sided p-value, 2·(1 − Φ(|z|)), at most 1.
     pub p_two_sided: f64,
+    /// The exact two-sided p-value, 2·P(U ≥ max(U, n_a·n_b − U)) at most 1 under the null
+    /// hypothesis's distribution of U, when there are no ties and the smaller sample has at most
+    /// 8 values: where scipy's `method="auto"` uses it, and where the normal approximation is
+    /// rough (a handful of seeds a side). `None` otherwise.
+    pub p_exact: Option<f64>,
+}
+
+impl MannWhitney {
+    /// The p-value to report: the exact one where there is one, else the approximation.
+    pub fn p(&self) -> f64 {
+        self.p_exact.unwrap_or(self.p_two_sided)
+    }
+}
+
+/// The largest smaller sample [`MannWhitney::p_exact`] is computed for (scipy's threshold).
+const EXACT_MAX: usize = 8;
+
+/// The number of orderings of `m` values of one sample among `n` of the other that give each U
+/// (0 ..= m·n) when all values differ: the coefficients of the Gaussian binomial coefficient
+/// [m + n choose m] in q, built as ∏ᵢ₌₁..ₘ (1 − q^(n+i)) / (1 − q^i). They sum to C(m + n, m),
+/// which fits an i128 for m ≤ 8 and n below about 10¹⁵.
+fn u_counts(m: usize, n: usize) -> Vec<i128> {
+    let mut counts = vec![0i128; m * n + 1];
+    counts[0] = 1;
+    for i in 1..=m {
+        // × (1 − q^(n+i)), from the top so each coefficient is read before it is changed.
+        for k in (n + i..=m * n).rev() {
+            counts[k] -= counts[k - n - i];
+        }
+        // ÷ (1 − q^i): the series 1 + q^i + q^2i + …, a running sum with stride i.
+        for k in i..=m * n {
+            counts[k] += counts[k - i];
+        }
+    }
+    counts
 }
 
 /// Mann–Whitney U test of whether `a` and `b` come from one distribution, against the two-sided
@@ -26,7 +61,9 @@ pub struct MannWhitney {
 /// n = n_a + n_b) and a continuity correction of ½ toward the mean: the same as scipy's
 /// `mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", use_continuity=True)`.
 /// The approximation is rough below about 8 values a side, and not always conservative: for
-/// [1, 2, 3] against [4, 5, 6] the exact two-sided p is 2/20 = 0.1, the approximation 0.081.
+/// [1, 2, 3] against [4, 5, 6] the exact two-sided p is 2/20 = 0.1, the approximation 0.081 —
+/// so without ties and with at most 8 values in the smaller sample the exact p is given too
+/// ([`MannWhitney::p_exact`]; [`MannWhitney::p`] picks it).
 ///
 /// When every pooled value is tied the ranks say nothing: `z` is 0 and `p_two_sided` 1. All
 /// three fields are NaN when either sample is empty. NaN values are ordered after every number
@@ -37,6 +74,7 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
             u: f64::NAN,
             z: f64::NAN,
             p_two_sided: f64::NAN,
+            p_exact: None,
         };
     }
     let (na, nb) = (a.len() as f64, b.len() as f64);
@@ -65,6 +103,14 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
         start = end;
     }
     let u = rank_sum_a - na * (na + 1.0) / 2.0;
+    let p_exact = (tie_term == 0.0 && a.len().min(b.len()) <= EXACT_MAX).then(|| {
+        let counts = u_counts(a.len().min(b.len()), a.len().max(b.len()));
+        let total: i128 = counts.iter().sum();
+        // No ties: U is a whole number, and its distribution is symmetric about n_a·n_b/2.
+        let larger = (u.max(na * nb - u)) as usize;
+        let tail: i128 = counts[larger..].iter().sum();
+        (2.0 * tail as f64 / total as f64).min(1.0)
+    });
     let mean = na * nb / 2.0;
     let variance = na * nb / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
     if variance <= 0.0 {
@@ -72,6 +118,7 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
             u,
             z: 0.0,
             p_two_sided: 1.0,
+            p_exact,
         };
     }
     // Continuity correction: move |U − mean| half a step toward 0 (never past it).
@@ -79,7 +126,12 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
     let z = (u - mean).signum() * deviation / variance.sqrt();
     let standard = Normal::standard();
     let p_two_sided = (2.0 * standard.sf(z.abs())).min(1.0);
-    MannWhitney { u, z, p_two_sided }
+    MannWhitney {
+        u,
+        z,
+        p_two_sided,
+        p_exact,
+    }
 }
 
 /// Ranks of `values` from 1, tied values getting the mean of the ranks they span.
@@ -142,6 +194,35 @@ mod tests {
         assert_eq!(s.u, 9.0);
         assert_eq!(s.z, -r.z);
         assert_eq!(s.p_two_sided, r.p_two_sided);
+    }
+
+    #[test]
+    fn mann_whitney_exact_p_by_hand() {
+        // Three against three, all orderings equally likely: U takes 0..=9 in 1, 1, 2, 3, 3, 3,
+        // 3, 2, 1, 1 of the C(6, 3) = 20 orderings.
+        assert_eq!(u_counts(3, 3), vec![1, 1, 2, 3, 3, 3, 3, 2, 1, 1]);
+        assert_eq!(u_counts(3, 3), u_counts(3, 3).into_iter().rev().collect::<Vec<_>>());
+        // Separated: 2·P(U ≥ 9) = 2/20 (scipy 1.17.1 method="exact": 0.1).
+        let r = mann_whitney_u(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
+        assert_eq!(r.p_exact, Some(0.1));
+        assert_eq!(r.p(), 0.1);
+        // [1, 2, 4] against [3, 5, 6]: U = 1 (4 > 3), so 2·P(U ≥ 8) = 2·2/20 = 0.2. These and
+        // the two below are what scipy 1.17.1 mannwhitneyu gives (method "auto": exact here).
+        assert_eq!(mann_whitney_u(&[1.0, 2.0, 4.0], &[3.0, 5.0, 6.0]).p_exact, Some(0.2));
+        // Five seeds against five, fully separated: 2/C(10, 5) = 2/252 (the approximation: 0.012).
+        let five = mann_whitney_u(&[0.70, 0.71, 0.72, 0.73, 0.74], &[0.60, 0.61, 0.62, 0.63, 0.64]);
+        assert!((five.p() - 2.0 / 252.0).abs() < 1e-15, "{five:?}");
+        assert!((five.p_two_sided - 0.0122).abs() < 1e-4, "{five:?}");
+        // Unequal sizes: 2 against 250 values, the 2 above all: 2/C(252, 2).
+        let many: Vec<f64> = (0..250).map(f64::from).collect();
+        let two = mann_whitney_u(&[1000.0, 1001.0], &many);
+        assert!((two.p() - 2.0 / 31626.0).abs() < 1e-15, "{two:?}");
+        // Ties, or more than 8 a side: the approximation only.
+        assert_eq!(mann_whitney_u(&[1.0, 2.0, 2.0], &[2.0, 3.0]).p_exact, None);
+        let nine: Vec<f64> = (0..9).map(f64::from).collect();
+        let other: Vec<f64> = (10..19).map(f64::from).collect();
+        let r = mann_whitney_u(&nine, &other);
+        assert_eq!((r.p_exact, r.p()), (None, r.p_two_sided));
     }
 
     #[test]
