@@ -30,17 +30,12 @@ pub struct AgentRuns {
     /// The same against distinct architectures trained, per run.
     pub best_by_distinct: Vec<Vec<f64>>,
     pub top5_by_distinct: Vec<Vec<f64>>,
-    /// The frozen policy's `eval` samples, all runs together: accuracies, and parameters in
-    /// the same order.
-    pub eval_accuracies: Vec<f64>,
-    pub eval_params: Vec<f64>,
-    /// The eval accuracies again, one vector per run, for the statistics that resample runs.
+    /// The frozen policy's `eval` accuracies, one vector per run (runs without samples left
+    /// out), and the samples' parameters, all runs together.
     pub eval_by_run: Vec<Vec<f64>>,
+    pub eval_params: Vec<f64>,
     /// Parameters of each run's last 100 episodes, all runs together.
     pub last_params: Vec<f64>,
-    /// Distinct architectures each run evaluated: what it cost in training, where an episode
-    /// that repeats an architecture is a cache hit.
-    pub distinct: Vec<usize>,
 }
 
 /// The anytime comparison of some runs.
@@ -76,25 +71,19 @@ impl Anytime {
                 top5_so_far: Vec::new(),
                 best_by_distinct: Vec::new(),
                 top5_by_distinct: Vec::new(),
-                eval_accuracies: Vec::new(),
-                eval_params: Vec::new(),
                 eval_by_run: Vec::new(),
+                eval_params: Vec::new(),
                 last_params: Vec::new(),
-                distinct: Vec::new(),
             });
             group.runs.push(run);
-            group.distinct.push(curve.best_by_distinct.len());
             group.best_so_far.push(curve.best_so_far);
             group.top5_so_far.push(curve.top5_mean_so_far);
             group.best_by_distinct.push(curve.best_by_distinct);
             group.top5_by_distinct.push(curve.top5_mean_by_distinct);
             let samples = store.eval_samples(run)?;
-            for sample in &samples {
-                group.eval_accuracies.push(sample.accuracy);
-                group.eval_params.push(sample.params as f64);
-            }
             if !samples.is_empty() {
                 group.eval_by_run.push(samples.iter().map(|s| s.accuracy).collect());
+                group.eval_params.extend(samples.iter().map(|s| s.params as f64));
             }
             let tail = episodes.len().saturating_sub(100);
             group
@@ -107,8 +96,9 @@ impl Anytime {
     }
 
     /// The table per agent — the frozen policy's samples as the seed reported them (accuracy and
-    /// parameters, mean ± std) beside what the search found — then each agent against `random` (with the same reward when there is
-    /// such a run): the difference in frozen-policy accuracy with a bootstrap 95% interval and a
+    /// parameters, mean ± std) beside what the search found and the distinct architectures it
+    /// trained — then each agent against `random` (with the same reward when there is such a
+    /// run): the difference in frozen-policy accuracy with a bootstrap 95% interval and a
     /// Mann–Whitney p, or, without eval samples, in the best accuracy found per seed.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from(
@@ -117,18 +107,21 @@ impl Anytime {
         for a in &self.agents {
             let finals: Vec<f64> = a.best_so_far.iter().filter_map(|c| c.last().copied()).collect();
             let (best, best_std) = mean_std(&finals);
-            let (eval, eval_std) = mean_std(&a.eval_accuracies);
+            let eval_accuracies = a.eval_by_run.concat();
+            let (eval, eval_std) = mean_std(&eval_accuracies);
             let (params, params_std) = mean_std(&a.eval_params);
-            let distinct = a.distinct.iter().sum::<usize>() as f64 / a.distinct.len().max(1) as f64;
+            // Each run's distinct-architecture curve has one point per architecture it trained.
+            let distinct =
+                a.best_by_distinct.iter().map(Vec::len).sum::<usize>() as f64 / a.best_by_distinct.len().max(1) as f64;
             let shortest = a.best_so_far.iter().map(Vec::len).min().unwrap_or(0);
             out.push_str(&format!(
                 "| {} | {} | {shortest} | {distinct:.0} | {best:.4} ± {best_std:.4} | {} | {} | {:.0} |\n",
                 a.label,
                 a.runs.len(),
-                if a.eval_accuracies.is_empty() {
+                if eval_accuracies.is_empty() {
                     "— (run `nas-host eval`)".to_string()
                 } else {
-                    format!("{eval:.4} ± {eval_std:.4} (n={})", a.eval_accuracies.len())
+                    format!("{eval:.4} ± {eval_std:.4} (n={})", eval_accuracies.len())
                 },
                 if a.eval_params.is_empty() {
                     "—".to_string()
@@ -348,17 +341,16 @@ mod tests {
             runs: vec![1, 2],
             best_so_far: vec![vec![0.5, 0.7], vec![0.6, 0.9]],
             top5_so_far: vec![vec![0.5, 0.6], vec![0.6, 0.75]],
-            best_by_distinct: vec![vec![0.5, 0.7], vec![0.6]],
-            top5_by_distinct: vec![vec![0.5, 0.6], vec![0.6]],
+            // No repeats: two distinct architectures in each run's two episodes.
+            best_by_distinct: vec![vec![0.5, 0.7], vec![0.6, 0.9]],
+            top5_by_distinct: vec![vec![0.5, 0.6], vec![0.6, 0.75]],
             eval_by_run: if eval_accuracies.is_empty() {
                 vec![]
             } else {
-                vec![eval_accuracies.clone()]
+                vec![eval_accuracies]
             },
-            eval_accuracies,
             eval_params,
             last_params: vec![100.0, 300.0, 200.0],
-            distinct: vec![3, 1],
         }
     }
 
