@@ -38,6 +38,13 @@ pub struct AgentRuns {
     pub last_params: Vec<f64>,
 }
 
+impl AgentRuns {
+    /// The best accuracy each run found (the last point of its best-so-far curve).
+    pub fn best_found(&self) -> Vec<f64> {
+        self.best_so_far.iter().filter_map(|c| c.last().copied()).collect()
+    }
+}
+
 /// The anytime comparison of some runs.
 #[derive(Debug, Clone)]
 pub struct Anytime {
@@ -105,8 +112,7 @@ impl Anytime {
             "| agent | runs | children (shortest run) | distinct architectures (mean per run) | best found (mean ± std over runs) | eval accuracy (mean ± std, n) | eval params (mean ± std) | median params, last 100 episodes |\n|---|---|---|---|---|---|---|---|\n",
         );
         for a in &self.agents {
-            let finals: Vec<f64> = a.best_so_far.iter().filter_map(|c| c.last().copied()).collect();
-            let (best, best_std) = mean_std(&finals);
+            let (best, best_std) = mean_std(&a.best_found());
             let eval_accuracies = a.eval_by_run.concat();
             let (eval, eval_std) = mean_std(&eval_accuracies);
             let (params, params_std) = mean_std(&a.eval_params);
@@ -141,12 +147,8 @@ impl Anytime {
             let (mine, theirs, over) = if !a.eval_by_run.is_empty() && !random.eval_by_run.is_empty() {
                 (a.eval_by_run.clone(), random.eval_by_run.clone(), "eval samples")
             } else {
-                let finals = |g: &AgentRuns| -> Vec<Vec<f64>> {
-                    g.best_so_far
-                        .iter()
-                        .filter_map(|c| c.last().map(|&v| vec![v]))
-                        .collect()
-                };
+                // One value per run: each run a cluster of one.
+                let finals = |g: &AgentRuns| g.best_found().into_iter().map(|v| vec![v]).collect::<Vec<_>>();
                 (finals(a), finals(random), "best found per run")
             };
             let ci = clustered_bootstrap_mean_difference_ci(&mine, &theirs, RESAMPLES, 0.95, 0);

@@ -79,29 +79,9 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
     }
     let (na, nb) = (a.len() as f64, b.len() as f64);
     let n = na + nb;
-    // Pool the values, remembering which came from `a`, and rank them in ascending order.
-    let mut pooled: Vec<(f64, bool)> = a
-        .iter()
-        .map(|&v| (v, true))
-        .chain(b.iter().map(|&v| (v, false)))
-        .collect();
-    pooled.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let mut rank_sum_a = 0.0;
-    let mut tie_term = 0.0; // Σ (t³ − t) over groups of tied values
-    let mut start = 0;
-    while start < pooled.len() {
-        let mut end = start + 1;
-        while end < pooled.len() && pooled[end].0.total_cmp(&pooled[start].0).is_eq() {
-            end += 1;
-        }
-        // Positions start..end hold ranks start + 1 ..= end; each gets their mean.
-        let mean_rank = (start + 1 + end) as f64 / 2.0;
-        let from_a = pooled[start..end].iter().filter(|(_, in_a)| *in_a).count();
-        rank_sum_a += mean_rank * from_a as f64;
-        let t = (end - start) as f64;
-        tie_term += t * t * t - t;
-        start = end;
-    }
+    let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
+    let (ranks, tie_term) = average_ranks(&pooled);
+    let rank_sum_a: f64 = ranks[..a.len()].iter().sum();
     let u = rank_sum_a - na * (na + 1.0) / 2.0;
     let p_exact = (tie_term == 0.0 && a.len().min(b.len()) <= EXACT_MAX).then(|| {
         let counts = u_counts(a.len().min(b.len()), a.len().max(b.len()));
@@ -134,24 +114,29 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
     }
 }
 
-/// Ranks of `values` from 1, tied values getting the mean of the ranks they span.
-fn average_ranks(values: &[f64]) -> Vec<f64> {
+/// Ranks of `values` from 1, tied values getting the mean of the ranks they span; and the
+/// ties' term Σ(t³ − t) over groups of t tied values (the rank-sum tests' variance correction).
+fn average_ranks(values: &[f64]) -> (Vec<f64>, f64) {
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
     let mut ranks = vec![0.0; values.len()];
+    let mut tie_term = 0.0;
     let mut start = 0;
     while start < order.len() {
         let mut end = start + 1;
         while end < order.len() && values[order[end]].total_cmp(&values[order[start]]).is_eq() {
             end += 1;
         }
+        // Positions start..end hold ranks start + 1 ..= end; each gets their mean.
         let mean_rank = (start + 1 + end) as f64 / 2.0;
         for &i in &order[start..end] {
             ranks[i] = mean_rank;
         }
+        let t = (end - start) as f64;
+        tie_term += t * t * t - t;
         start = end;
     }
-    ranks
+    (ranks, tie_term)
 }
 
 /// Spearman's rank correlation of paired `x` and `y`: the Pearson correlation of their average
@@ -161,7 +146,7 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
     if x.len() < 2 {
         return f64::NAN;
     }
-    let (rx, ry) = (average_ranks(x), average_ranks(y));
+    let ((rx, _), (ry, _)) = (average_ranks(x), average_ranks(y));
     let n = x.len() as f64;
     let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
     let mut sxy = 0.0;
