@@ -105,9 +105,9 @@ test: build $(VENV)/.export-consumers
 	cargo clippy --release $(NATIVE) --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS)) -- -D warnings
 	cargo test --release $(NATIVE)
-	# The plugins' own unit tests, run natively; the Python ones and the Python SDK's with pytest.
+	# The plugins' own unit tests, run natively; the Python ones, the Python SDK's and the bench scripts' with pytest.
 	cargo test --release $(addprefix -p ,$(PLUGINS))
-	PYTHONPATH=plugin-sdk-py $(VENV)/bin/python -m pytest -q -p no:cacheprovider plugins-py plugin-sdk-py/tests
+	PYTHONPATH=plugin-sdk-py $(VENV)/bin/python -m pytest -q -p no:cacheprovider plugins-py plugin-sdk-py/tests bench
 	# The Python package, from its fresh venv, against the CLI just built.
 	cargo clippy --release -p nas-host-python -- -D warnings
 	$(MAKE) python
