@@ -12,14 +12,18 @@
 #                                 the TOP (5) best distinct architectures each configuration found
 #                                 are trained for real at the proxy — into the table, by
 #                                 bench/build_table.py, so they join it under its own protocol —
-#                                 and at the seed's fidelity (25,000 images x 5 epochs), and
-#                                 bench/table_check.py sets the search's answers beside both.
+#                                 at the proxy again with training seed 1 (into the table of
+#                                 that seed, OTHER_SEED_TABLE: how much of what the search found
+#                                 was a lucky training), and at the seed's fidelity (25,000
+#                                 images x 5 epochs); bench/table_check.py sets the search's
+#                                 answers beside all three.
 #   scripts/reproduce.sh real     Part 2, real training at the proxy (25,000 images x 2 epochs):
 #                                 the same four configurations x 2 seeds at EPISODES each (default
-#                                 12: about two hours of one core of this machine at ~70 s a
-#                                 child), then eval (EVAL_SAMPLES, default 10) and compare, each
-#                                 child on THREADS libtorch threads (default 1: one core, as the
-#                                 table's rows were trained, leaving the other to a table build). Then
+#                                 24: about two hours of one core of this machine — 12 took 57
+#                                 minutes with eval, ~23 s a child, on 2026-12-02), then eval
+#                                 (EVAL_SAMPLES, default 10) and compare, each child on THREADS
+#                                 libtorch threads (default 1: one core, as the table's rows were
+#                                 trained, leaving the other to a table build). Then
 #                                 every architecture it trained joins the benchmark table
 #                                 (bench/build_table.py; skip with TABLE_ADD=0).
 #
@@ -31,7 +35,8 @@
 # Environment: NAS_HOST (default target/release/nas-host), NAS_DATA_DIR (cifar-10-batches-bin/),
 # TABLE (default benchmarks/cifar5-25000x2.csv), PROXY (the table's fidelity, default 25000x2),
 # OUT (default runs/reproduce), EPISODES, SEEDS, EVAL_SAMPLES, THREADS, CHECK (0 skips part 1's
-# real-training check), TOP (default 5), TABLE_ADD, PARTIAL.
+# real-training check), TOP (default 5), OTHER_SEED_TABLE (default
+# benchmarks/cifar5-PROXY-seed1.csv), TABLE_ADD, PARTIAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:?usage: scripts/reproduce.sh table|real}"
@@ -60,7 +65,7 @@ case "$part" in
     fi
     evaluator=(--evaluator "table:$table" --epochs 2); data_args=() ;;
   real)
-    episodes="${EPISODES:-12}"; seeds="${SEEDS:-1 2}"; samples="${EVAL_SAMPLES:-10}"
+    episodes="${EPISODES:-24}"; seeds="${SEEDS:-1 2}"; samples="${EVAL_SAMPLES:-10}"
     evaluator=(--evaluator train --epochs 2)
     data_args=(--data-dir "$data" --threads-per-worker "${THREADS:-1}") ;;
   *) echo "usage: scripts/reproduce.sh table|real" >&2; exit 2 ;;
@@ -128,6 +133,12 @@ if [ "$part" = table ] && [ "${CHECK:-1}" = 1 ]; then
   cut -f3 "$top" | sort -u > "$out/table-top-archs.txt"
   # At the proxy, into the table (its protocol: seed 0, one thread).
   add_to_table "$out/table-top-archs.txt"
+  # At the proxy with training seed 1, in that seed's own table: a search keeps the rows that
+  # trained lucky, which only another seed's training shows (the winner's curse).
+  other_seed_table="${OTHER_SEED_TABLE:-benchmarks/cifar5-${PROXY:-25000x2}-seed1.csv}"
+  NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$out/table-top-archs.txt" TABLE="$other_seed_table" \
+    PROXY="${PROXY:-25000x2}" SEED=1 python3 bench/build_table.py ||
+    echo "some architectures were not trained with seed 1 (see above); rerun to try them again" >&2
   # At the seed's fidelity (25,000 images x 5 epochs), same seed and threads.
   reference="$out/table-check-25000x5.jsonl"
   touch "$reference"
@@ -137,7 +148,7 @@ if [ "$part" = table ] && [ "${CHECK:-1}" = 1 ]; then
     OMP_NUM_THREADS=1 "$bin" train-arch --dataset cifar5 --arch "$arch" --epochs 5 --seed 0 --data-dir "$data" --json < /dev/null |
       tail -n 1 | jq -c --arg a "$arch" '{arch: $a, accuracy, params, seconds}' >> "$reference"
   done < "$out/table-top-archs.txt"
-  python3 bench/table_check.py "$top" "$table" "$reference" | tee "$out/table-check.md"
+  python3 bench/table_check.py "$top" "$table" "$reference" "$other_seed_table" | tee "$out/table-check.md"
 fi
 
 if [ "$part" = real ] && [ "${TABLE_ADD:-1}" = 1 ]; then
