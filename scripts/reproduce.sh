@@ -36,7 +36,8 @@
 # TABLE (default benchmarks/cifar5-25000x2.csv), PROXY (the table's fidelity, default 25000x2),
 # OUT (default runs/reproduce), EPISODES, SEEDS, EVAL_SAMPLES, THREADS, CHECK (0 skips part 1's
 # real-training check), TOP (default 5), OTHER_SEED_TABLE (default
-# benchmarks/cifar5-PROXY-seed1.csv), TABLE_ADD, PARTIAL.
+# benchmarks/cifar5-PROXY-seed1.csv), JOBS (the check's children at a time, default one per core),
+# TABLE_ADD, PARTIAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:?usage: scripts/reproduce.sh table|real}"
@@ -130,24 +131,48 @@ if [ "$part" = table ] && [ "${CHECK:-1}" = 1 ]; then
         FROM episodes e JOIN evaluations v ON v.id = e.evaluation_id WHERE e.run_id IN (${config_runs[$entry]})
         GROUP BY e.architecture ORDER BY MAX(e.accuracy) DESC, e.architecture LIMIT ${TOP:-5}" >> "$top"
   done
-  cut -f3 "$top" | sort -u > "$out/table-top-archs.txt"
+  # Cheapest first by the table's recorded seconds (unrecorded last), so a check cut short (a
+  # session's end: it resumes) has checked the most architectures.
+  cut -f3 "$top" | sort -u | python3 -c '
+import csv, sys
+seconds = {r["architecture"]: float(r["seconds"]) for r in csv.DictReader(l for l in open(sys.argv[1]) if not l.startswith("#"))}
+archs = [a.strip() for a in sys.stdin if a.strip()]
+print("\n".join(sorted(archs, key=lambda a: (seconds.get(a, float("inf")), a))))' "$table" > "$out/table-top-archs.txt"
+  # The check's children train JOBS at a time (default: one per core), each on one thread as the
+  # table's rows were: the table is finished, so no build needs a core.
+  jobs="${JOBS:-$(nproc)}"
+  # Trains the top architectures at the proxy into table $1 with training seed $2, JOBS shards.
+  build_top() {
+    local k
+    for ((k = 0; k < jobs; k++)); do
+      NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$out/table-top-archs.txt" TABLE="$1" \
+        PROXY="${PROXY:-25000x2}" SEED="$2" SHARD="$k/$jobs" python3 bench/build_table.py ||
+        echo "some architectures were not trained into $1 (see above); rerun to try them again" >&2 &
+    done
+    wait
+  }
   # At the proxy, into the table (its protocol: seed 0, one thread).
-  add_to_table "$out/table-top-archs.txt"
+  build_top "$table" 0
   # At the proxy with training seed 1, in that seed's own table: a search keeps the rows that
   # trained lucky, which only another seed's training shows (the winner's curse).
   other_seed_table="${OTHER_SEED_TABLE:-benchmarks/cifar5-${PROXY:-25000x2}-seed1.csv}"
-  NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$out/table-top-archs.txt" TABLE="$other_seed_table" \
-    PROXY="${PROXY:-25000x2}" SEED=1 python3 bench/build_table.py ||
-    echo "some architectures were not trained with seed 1 (see above); rerun to try them again" >&2
-  # At the seed's fidelity (25,000 images x 5 epochs), same seed and threads.
+  build_top "$other_seed_table" 1
+  # At the seed's fidelity (25,000 images x 5 epochs), same seed and threads; job K of JOBS trains
+  # every JOBS-th architecture, each appending its line (one write) when its child is through.
   reference="$out/table-check-25000x5.jsonl"
   touch "$reference"
-  while read -r arch; do
-    # (Not `jq -e`: jq 1.6 exits 0 on an empty file.)
-    [ "$(jq -s --arg a "$arch" 'any(.[]; .arch == $a)' "$reference")" = true ] && continue
-    OMP_NUM_THREADS=1 "$bin" train-arch --dataset cifar5 --arch "$arch" --epochs 5 --seed 0 --data-dir "$data" --json < /dev/null |
-      tail -n 1 | jq -c --arg a "$arch" '{arch: $a, accuracy, params, seconds}' >> "$reference"
-  done < "$out/table-top-archs.txt"
+  train_reference() {
+    local arch
+    while read -r arch; do
+      # (Not `jq -e`: jq 1.6 exits 0 on an empty file.)
+      [ "$(jq -s --arg a "$arch" 'any(.[]; .arch == $a)' "$reference")" = true ] && continue
+      OMP_NUM_THREADS=1 "$bin" train-arch --dataset cifar5 --arch "$arch" --epochs 5 --seed 0 --data-dir "$data" --json < /dev/null |
+        tail -n 1 | jq -c --arg a "$arch" '{arch: $a, accuracy, params, seconds}' >> "$reference" ||
+        echo "$arch was not trained at 25,000 x 5 (see above); rerun to try it again" >&2
+    done < <(awk -v k="$1" -v n="$jobs" '(NR - 1) % n == k' "$out/table-top-archs.txt")
+  }
+  for ((k = 0; k < jobs; k++)); do train_reference "$k" & done
+  wait
   python3 bench/table_check.py "$top" "$table" "$reference" "$other_seed_table" | tee "$out/table-check.md"
 fi
 
