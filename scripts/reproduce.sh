@@ -12,8 +12,8 @@
 #                                 the TOP (5) best distinct architectures each configuration found
 #                                 are trained for real at the proxy — into the table, by
 #                                 bench/build_table.py, so they join it under its own protocol —
-#                                 at the proxy again with training seed 1 (into the table of
-#                                 that seed, OTHER_SEED_TABLE: how much of what the search found
+#                                 at the proxy again with training seed 1 (into a table of that
+#                                 seed's rows, OTHER_SEED_TABLE: how much of what the search found
 #                                 was a lucky training), and at the seed's fidelity (25,000
 #                                 images x 5 epochs); bench/table_check.py sets the search's
 #                                 answers beside all three.
@@ -36,7 +36,8 @@
 # TABLE (default benchmarks/cifar5-25000x2.csv), PROXY (the table's fidelity, default 25000x2),
 # OUT (default runs/reproduce), EPISODES, SEEDS, EVAL_SAMPLES, THREADS, CHECK (0 skips part 1's
 # real-training check), TOP (default 5), OTHER_SEED_TABLE (default
-# benchmarks/cifar5-PROXY-seed1.csv), JOBS (the check's children at a time, default one per core),
+# $OUT/table-check-seed1.csv: not benchmarks/cifar5-PROXY-seed1.csv, whose rows are a uniform sample
+# measuring seed noise, where a search's best rows would bias it), JOBS (the check's children at a time, default one per core),
 # TABLE_ADD, PARTIAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -154,8 +155,10 @@ print("\n".join(sorted(archs, key=lambda a: (seconds.get(a, float("inf")), a))))
   # At the proxy, into the table (its protocol: seed 0, one thread).
   build_top "$table" 0
   # At the proxy with training seed 1, in that seed's own table: a search keeps the rows that
-  # trained lucky, which only another seed's training shows (the winner's curse).
-  other_seed_table="${OTHER_SEED_TABLE:-benchmarks/cifar5-${PROXY:-25000x2}-seed1.csv}"
+  # trained lucky, which only another seed's training shows (the winner's curse). Its own table,
+  # not benchmarks/cifar5-PROXY-seed1.csv: that one's uniform rows measure the seed noise of any
+  # architecture (BENCHMARKS.md "Benchmark table"), and a search's best rows would bias it.
+  other_seed_table="${OTHER_SEED_TABLE:-$out/table-check-seed1.csv}"
   build_top "$other_seed_table" 1
   # At the seed's fidelity (25,000 images x 5 epochs), same seed and threads; job K of JOBS trains
   # every JOBS-th architecture, each appending its line (one write) when its child is through.
