@@ -35,10 +35,10 @@
 # Environment: NAS_HOST (default target/release/nas-host), NAS_DATA_DIR (cifar-10-batches-bin/),
 # TABLE (default benchmarks/cifar5-25000x2.csv), PROXY (the table's fidelity, default 25000x2),
 # OUT (default runs/reproduce), EPISODES, SEEDS, EVAL_SAMPLES, THREADS, CHECK (0 skips part 1's
-# real-training check), TOP (default 5), OTHER_SEED_TABLE (default
-# $OUT/table-check-seed1.csv: not benchmarks/cifar5-PROXY-seed1.csv, whose rows are a uniform sample
-# measuring seed noise, where a search's best rows would bias it), JOBS (the check's children at a time, default one per core),
-# TABLE_ADD, PARTIAL.
+# real-training check), TOP (default 5), OTHER_SEED_TABLE (default $OUT/table-check-seed1.csv:
+# not benchmarks/cifar5-PROXY-seed1.csv, whose rows are a uniform sample measuring seed noise,
+# where a search's best rows would bias it), JOBS (the check's children at a time, default one per
+# core), TABLE_ADD, PARTIAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:?usage: scripts/reproduce.sh table|real}"
@@ -77,10 +77,17 @@ esac
 config="$out/$part-qlearning.toml"
 printf '[plugins.qlearning]\nbudget = %s\n' "$episodes" > "$config"
 
-# Trains the architectures of file $1 into the benchmark table at its proxy (skipping those it has).
+# Trains the architectures of file $1 at the proxy into table $2 (default: the benchmark table) with
+# training seed $3 (default 0), skipping those it has, as $4 (default 1) builds side by side, one
+# shard each.
 add_to_table() {
-  NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$1" TABLE="$table" PROXY="${PROXY:-25000x2}" \
-    python3 bench/build_table.py || echo "some architectures of $1 were not trained (see above); rerun to try them again" >&2
+  local archs="$1" into="${2:-$table}" seed="${3:-0}" shards="${4:-1}" k
+  for ((k = 0; k < shards; k++)); do
+    NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$archs" TABLE="$into" PROXY="${PROXY:-25000x2}" \
+      SEED="$seed" SHARD="$k/$shards" python3 bench/build_table.py ||
+      echo "some architectures of $archs were not trained into $into (see above); rerun to try them again" >&2 &
+  done
+  wait
 }
 
 # Reads a search's --json episodes on stdin; appends "$1 RUN" to $state at the first of them.
@@ -142,24 +149,14 @@ print("\n".join(sorted(archs, key=lambda a: (seconds.get(a, float("inf")), a))))
   # The check's children train JOBS at a time (default: one per core), each on one thread as the
   # table's rows were: the table is finished, so no build needs a core.
   jobs="${JOBS:-$(nproc)}"
-  # Trains the top architectures at the proxy into table $1 with training seed $2, JOBS shards.
-  build_top() {
-    local k
-    for ((k = 0; k < jobs; k++)); do
-      NAS_HOST="$bin" NAS_DATA_DIR="$data" ARCHS_FILE="$out/table-top-archs.txt" TABLE="$1" \
-        PROXY="${PROXY:-25000x2}" SEED="$2" SHARD="$k/$jobs" python3 bench/build_table.py ||
-        echo "some architectures were not trained into $1 (see above); rerun to try them again" >&2 &
-    done
-    wait
-  }
   # At the proxy, into the table (its protocol: seed 0, one thread).
-  build_top "$table" 0
+  add_to_table "$out/table-top-archs.txt" "$table" 0 "$jobs"
   # At the proxy with training seed 1, in that seed's own table: a search keeps the rows that
   # trained lucky, which only another seed's training shows (the winner's curse). Its own table,
   # not benchmarks/cifar5-PROXY-seed1.csv: that one's uniform rows measure the seed noise of any
   # architecture (BENCHMARKS.md "Benchmark table"), and a search's best rows would bias it.
   other_seed_table="${OTHER_SEED_TABLE:-$out/table-check-seed1.csv}"
-  build_top "$other_seed_table" 1
+  add_to_table "$out/table-top-archs.txt" "$other_seed_table" 1 "$jobs"
   # At the seed's fidelity (25,000 images x 5 epochs), same seed and threads; job K of JOBS trains
   # every JOBS-th architecture, each appending its line (one write) when its child is through.
   reference="$out/table-check-25000x5.jsonl"
